@@ -1,0 +1,5 @@
+import sys
+
+from liveaffect.cli import main
+
+sys.exit(main())

@@ -1,0 +1,248 @@
+"""Model bundles: a directory with a ``.keras`` multi-task model and its ``card.json``.
+
+The card says everything needed to use the model (DESIGN.md, idea 4): input size,
+colour order, normalisation, label spaces, which heads were trained and on what,
+AU thresholds, metrics. A plain ``.keras`` file trained elsewhere also loads: its
+outputs are recognised by name (``expr``, ``va``, ``au``) or else by width (8, 2, 12).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from liveaffect.labels import AUS, EXPRESSIONS, NUM_AUS, NUM_EXPRESSIONS
+from liveaffect.preprocess import PreprocessSpec
+
+CARD_FILE = "card.json"
+MODEL_FILE = "model.keras"
+HEADS = ("expr", "va", "au")
+HEAD_WIDTHS = {"expr": NUM_EXPRESSIONS, "va": 2, "au": NUM_AUS}
+FORMAT_VERSION = 1
+
+
+class BundleError(Exception):
+    """A model bundle is missing, corrupt or not a liveaffect multi-task model."""
+
+
+@dataclass
+class HeadInfo:
+    """What one output head was trained on.
+
+    Attributes:
+        trained: False when the head never saw a label (its outputs are noise).
+        data: human-readable description of the training data for this head.
+        classes_seen: for ``expr``, the class names that had training labels.
+    """
+
+    trained: bool = True
+    data: str = ""
+    classes_seen: list[str] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"trained": self.trained, "data": self.data}
+        if self.classes_seen is not None:
+            out["classes_seen"] = list(self.classes_seen)
+        return out
+
+
+@dataclass
+class ModelCard:
+    """Machine-readable card that travels with a model."""
+
+    name: str = "liveaffect-mtl"
+    backbone: str = "unknown"
+    preprocess: PreprocessSpec = field(default_factory=PreprocessSpec)
+    expressions: list[str] = field(default_factory=lambda: list(EXPRESSIONS))
+    aus: list[str] = field(default_factory=lambda: list(AUS))
+    heads: dict[str, HeadInfo] = field(
+        default_factory=lambda: {h: HeadInfo(trained=True) for h in HEADS}
+    )
+    au_thresholds: list[float] = field(default_factory=lambda: [0.5] * NUM_AUS)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    notes: str = ""
+
+    def __post_init__(self) -> None:
+        if len(self.au_thresholds) != NUM_AUS:
+            raise ValueError(f"au_thresholds needs {NUM_AUS} values, got {len(self.au_thresholds)}")
+        if not all(0.0 <= t <= 1.0 for t in self.au_thresholds):
+            raise ValueError("au_thresholds must lie in [0, 1]")
+        for head in HEADS:
+            self.heads.setdefault(head, HeadInfo(trained=False))
+
+    def trained(self, head: str) -> bool:
+        info = self.heads.get(head)
+        return bool(info and info.trained)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION,
+            "name": self.name,
+            "backbone": self.backbone,
+            "model_file": MODEL_FILE,
+            "preprocess": self.preprocess.to_dict(),
+            "expressions": list(self.expressions),
+            "aus": list(self.aus),
+            "heads": {k: v.to_dict() for k, v in self.heads.items()},
+            "au_thresholds": [float(t) for t in self.au_thresholds],
+            "metrics": self.metrics,
+            "training": self.training,
+            "notes": self.notes,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelCard:
+        try:
+            heads = {
+                k: HeadInfo(
+                    trained=bool(v.get("trained", True)),
+                    data=str(v.get("data", "")),
+                    classes_seen=v.get("classes_seen"),
+                )
+                for k, v in data.get("heads", {}).items()
+            }
+            return cls(
+                name=str(data.get("name", "liveaffect-mtl")),
+                backbone=str(data.get("backbone", "unknown")),
+                preprocess=PreprocessSpec.from_dict(data.get("preprocess", {})),
+                expressions=list(data.get("expressions", EXPRESSIONS)),
+                aus=list(data.get("aus", AUS)),
+                heads=heads or {h: HeadInfo(trained=True) for h in HEADS},
+                au_thresholds=[float(t) for t in data.get("au_thresholds", [0.5] * NUM_AUS)],
+                metrics=dict(data.get("metrics", {})),
+                training=dict(data.get("training", {})),
+                notes=str(data.get("notes", "")),
+            )
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise BundleError(f"invalid model card: {exc}") from exc
+
+    def save(self, path: str | os.PathLike) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+
+@dataclass
+class Bundle:
+    """A loaded model with its card. ``outputs`` maps head name -> output index."""
+
+    model: Any
+    card: ModelCard
+    path: Path
+    outputs: dict[str, int]
+
+    @property
+    def model_file(self) -> Path:
+        return self.path / MODEL_FILE if self.path.is_dir() else self.path
+
+
+def resolve_model_path(path: str | os.PathLike) -> tuple[Path, Path | None]:
+    """Return (keras file, card file or None) for a bundle dir or a ``.keras`` file."""
+    p = Path(path)
+    if p.is_dir():
+        model_file = p / MODEL_FILE
+        if not model_file.exists():
+            candidates = sorted(p.glob("*.keras"))
+            if not candidates:
+                raise BundleError(f"{p}: no {MODEL_FILE} (and no other .keras file) in this folder")
+            model_file = candidates[0]
+        card = p / CARD_FILE
+        return model_file, card if card.exists() else None
+    if p.is_file():
+        if p.suffix != ".keras":
+            raise BundleError(f"{p}: not a .keras model file or a bundle folder")
+        card = p.parent / CARD_FILE
+        return p, card if card.exists() and p.name == MODEL_FILE else None
+    raise BundleError(f"{p}: no such model file or bundle folder")
+
+
+def map_outputs(model: Any) -> dict[str, int]:
+    """Find which model output is expr/va/au: by layer name first, then by width."""
+    names = [str(n).split("/")[0] for n in model.output_names]
+    shapes = [tuple(t.shape) for t in model.outputs]
+    found: dict[str, int] = {}
+    for i, name in enumerate(names):
+        for head in HEADS:
+            if name == head or name.startswith(head + "_") or name.endswith("_" + head):
+                found.setdefault(head, i)
+    for i, shape in enumerate(shapes):
+        if i in found.values() or len(shape) != 2:
+            continue
+        for head, width in HEAD_WIDTHS.items():
+            if head not in found and shape[-1] == width:
+                found[head] = i
+                break
+    for head, i in found.items():
+        if shapes[i][-1] != HEAD_WIDTHS[head]:
+            raise BundleError(
+                f"output {names[i]!r} for {head} has width {shapes[i][-1]}, "
+                f"expected {HEAD_WIDTHS[head]}"
+            )
+    if not found:
+        raise BundleError(
+            f"no expr/va/au output found (outputs: {list(zip(names, shapes, strict=True))})"
+        )
+    return found
+
+
+def card_for_plain_model(model: Any, outputs: dict[str, int]) -> ModelCard:
+    """A conservative card for a ``.keras`` trained elsewhere: 0..255 RGB input."""
+    shape = tuple(model.inputs[0].shape)
+    h, w = int(shape[1] or 224), int(shape[2] or 224)
+    channels = int(shape[3] or 3)
+    spec = PreprocessSpec(input_size=(h, w), color="gray" if channels == 1 else "rgb")
+    heads = {h_: HeadInfo(trained=h_ in outputs, data="unknown (plain .keras)") for h_ in HEADS}
+    return ModelCard(name=Path(str(model.name)).name, preprocess=spec, heads=heads)
+
+
+def load_bundle(path: str | os.PathLike, compile: bool = False) -> Bundle:
+    """Load a bundle folder or a plain multi-task ``.keras`` file.
+
+    Raises:
+        BundleError: missing, corrupt, or not a model with expr/va/au outputs.
+    """
+    model_file, card_file = resolve_model_path(path)
+    card = None
+    if card_file is not None:
+        try:
+            card = ModelCard.from_dict(json.loads(card_file.read_text()))
+        except json.JSONDecodeError as exc:
+            raise BundleError(f"{card_file}: not valid JSON ({exc})") from exc
+    import keras  # deferred: TensorFlow start-up is slow
+
+    from liveaffect.model import custom_objects
+
+    try:
+        model = keras.saving.load_model(
+            model_file, compile=compile, custom_objects=custom_objects(), safe_mode=True
+        )
+    except Exception as exc:  # keras raises many types for a corrupt file
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BundleError(f"{model_file}: cannot load the model ({reason[:200]})") from exc
+    outputs = map_outputs(model)
+    if card is None:
+        card = card_for_plain_model(model, outputs)
+    else:
+        shape = tuple(model.inputs[0].shape)
+        if tuple(shape[1:4]) != tuple(card.preprocess.input_shape):
+            raise BundleError(
+                f"{model_file}: model input {shape[1:]} does not match the card's "
+                f"{card.preprocess.input_shape}"
+            )
+    for head in HEADS:
+        if head not in outputs:
+            card.heads[head] = HeadInfo(trained=False, data="the model has no such output")
+    return Bundle(model=model, card=card, path=Path(path), outputs=outputs)
+
+
+def save_bundle(model: Any, card: ModelCard, out_dir: str | os.PathLike) -> Path:
+    """Write ``model.keras`` and ``card.json`` into ``out_dir`` (created if needed)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / (MODEL_FILE + ".tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, out / MODEL_FILE)
+    card.save(out / CARD_FILE)
+    return out

@@ -1,0 +1,56 @@
+"""Command line: ``python -m liveaffect {live,train,evaluate,export,bench} ...``.
+
+Each subcommand lives in its own module exposing ``add_arguments(parser)`` and
+``run(args) -> int``. Those modules must import nothing heavy (TensorFlow,
+OpenCV windows) at module level, so that ``--help`` and bad options answer fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "live": ("liveaffect.runtime.app", "analyse a webcam, video file or stream (default)"),
+    "train": ("liveaffect.training.cli", "train a multi-task model bundle"),
+    "evaluate": ("liveaffect.evaluation.cli", "evaluate a bundle with the ABAW metrics"),
+    "export": ("liveaffect.model.export", "export a bundle to TFLite"),
+    "bench": ("liveaffect.bench", "benchmark the live pipeline stage by stage"),
+}
+
+
+class CliError(Exception):
+    """A user error: printed as one line, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m liveaffect",
+        description="liveaffect: real-time facial expression, valence/arousal and action units.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        module = importlib.import_module(module_name)
+        p = sub.add_parser(
+            name,
+            help=help_text,
+            description=(module.__doc__ or help_text).strip().splitlines()[0],
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        )
+        module.add_arguments(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` and run the subcommand; returns the process exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._module.run(args) or 0)
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

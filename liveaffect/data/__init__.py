@@ -1,0 +1,1 @@
+"""Dataset readers (pure Python), sampling, splits and the tf.data pipeline."""

@@ -1,0 +1,93 @@
+"""Label spaces: the one source of truth for expression classes and action units.
+
+The order follows Aff-Wild2 / ABAW (see AFFWILD2.md): index == label value.
+"""
+
+from __future__ import annotations
+
+EXPRESSIONS: tuple[str, ...] = (
+    "Neutral",
+    "Anger",
+    "Disgust",
+    "Fear",
+    "Happiness",
+    "Sadness",
+    "Surprise",
+    "Other",
+)
+"""The 8 expression classes, index = Aff-Wild2 label value."""
+
+AUS: tuple[str, ...] = (
+    "AU1",
+    "AU2",
+    "AU4",
+    "AU6",
+    "AU7",
+    "AU10",
+    "AU12",
+    "AU15",
+    "AU23",
+    "AU24",
+    "AU25",
+    "AU26",
+)
+"""The 12 action units of Aff-Wild2, in the annotation files' column order."""
+
+AU_COLUMNS: tuple[str, ...] = tuple(f"AU{int(a[2:]):02d}" for a in AUS)
+"""Zero-padded AU names used in CSV outputs: AU01, AU02, ..., AU26."""
+
+NUM_EXPRESSIONS = len(EXPRESSIONS)
+NUM_AUS = len(AUS)
+
+EXPR_MISSING = -1
+"""Value of a missing expression label (Aff-Wild2 convention)."""
+VA_MISSING = -5.0
+"""Value of a missing valence/arousal label (Aff-Wild2 convention)."""
+AU_MISSING = -1
+"""Value of a missing action-unit label (Aff-Wild2 convention)."""
+
+# Common spellings of class-folder names (FER2013, RAF-DB, AffectNet, CK+ ...).
+_EXPRESSION_ALIASES: dict[str, int] = {
+    "neutral": 0,
+    "neutrality": 0,
+    "calm": 0,
+    "anger": 1,
+    "angry": 1,
+    "disgust": 2,
+    "disgusted": 2,
+    "disgusting": 2,
+    "fear": 3,
+    "fearful": 3,
+    "afraid": 3,
+    "scared": 3,
+    "happiness": 4,
+    "happy": 4,
+    "joy": 4,
+    "sadness": 5,
+    "sad": 5,
+    "surprise": 6,
+    "surprised": 6,
+    "other": 7,
+}
+
+
+def expression_index(name: str) -> int | None:
+    """Map a class name in any common spelling to its index, or None if unknown.
+
+    Accepts names like ``"angry"``, ``"Anger"``, ``"happy"``, ``"4"`` (a label
+    value) or ``"4_happy"`` style prefixes are not guessed.
+    """
+    key = name.strip().lower().replace("-", "").replace(" ", "")
+    if key.isdigit():
+        value = int(key)
+        return value if 0 <= value < NUM_EXPRESSIONS else None
+    return _EXPRESSION_ALIASES.get(key)
+
+
+def au_index(name: str) -> int | None:
+    """Map ``AU1``/``AU01``/``au_1`` style names to the AU index, or None."""
+    key = name.strip().upper().replace("_", "").replace(" ", "")
+    if not key.startswith("AU") or not key[2:].isdigit():
+        return None
+    canonical = f"AU{int(key[2:])}"
+    return AUS.index(canonical) if canonical in AUS else None

@@ -1,0 +1,121 @@
+"""Plain frozen dataclasses that flow through the live pipeline, and the role protocols.
+
+A frame moves: source -> detector -> tracker -> crops -> engine -> smoother -> sinks.
+Each stage takes and returns these values, so the loop is testable without a camera.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One detected face in frame pixel coordinates.
+
+    Attributes:
+        xyxy: (x1, y1, x2, y2) box in pixels of the frame it was found in.
+        score: detector confidence in [0, 1].
+        keypoints: optional (K, 2) array of landmark pixels (eyes, nose, ...).
+    """
+
+    xyxy: tuple[float, float, float, float]
+    score: float = 1.0
+    keypoints: np.ndarray | None = field(default=None, compare=False)
+
+    @property
+    def width(self) -> float:
+        return self.xyxy[2] - self.xyxy[0]
+
+    @property
+    def height(self) -> float:
+        return self.xyxy[3] - self.xyxy[1]
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return ((self.xyxy[0] + self.xyxy[2]) / 2.0, (self.xyxy[1] + self.xyxy[3]) / 2.0)
+
+
+@dataclass(frozen=True)
+class Track:
+    """A detection with the stable identity the tracker gave it."""
+
+    track_id: int
+    detection: Detection
+
+
+@dataclass(frozen=True)
+class AffectPrediction:
+    """The model's output for one face. A head that is not trained is ``None``.
+
+    Attributes:
+        expr_probs: (8,) probabilities in EXPRESSIONS order, or None.
+        va: (2,) valence, arousal in [-1, 1], or None.
+        au_probs: (12,) probabilities in AUS order, or None.
+    """
+
+    expr_probs: np.ndarray | None = None
+    va: np.ndarray | None = None
+    au_probs: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class FaceResult:
+    """Everything known about one face in one frame (prediction already smoothed)."""
+
+    track_id: int
+    detection: Detection
+    prediction: AffectPrediction
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """The outcome of one frame.
+
+    Attributes:
+        index: 0-based frame number from the source.
+        timestamp_ms: monotonic capture time in milliseconds.
+        faces: one FaceResult per tracked face in this frame.
+        timings_ms: time spent per stage on this frame (read, detect, ...).
+    """
+
+    index: int
+    timestamp_ms: float
+    faces: tuple[FaceResult, ...] = ()
+    timings_ms: dict[str, float] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A frame as read from a source."""
+
+    index: int
+    timestamp_ms: float
+    image_bgr: np.ndarray
+    capture_ms: float = 0.0
+
+
+@runtime_checkable
+class FaceDetector(Protocol):
+    """Finds faces in a BGR frame."""
+
+    def detect(self, frame_bgr: np.ndarray) -> list[Detection]: ...
+
+
+@runtime_checkable
+class AffectEngine(Protocol):
+    """Scores a batch of preprocessed face crops with the multi-task model."""
+
+    def predict(self, crops: np.ndarray) -> list[AffectPrediction]: ...
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """Receives every processed frame (window, video writer, CSV ...)."""
+
+    def write(self, frame_bgr: np.ndarray, result: FrameResult) -> None: ...
+
+    def close(self) -> None: ...
