@@ -1,0 +1,73 @@
+"""Shared fixtures: tiny random bundles (never shipped), paths to ../shared data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def shared_path(*parts: str) -> Path:
+    """Path under ../shared/data, skipping the test when it is absent (a user's clone)."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} not available (../shared/data is only present in CI)")
+    return path
+
+
+def make_tiny_bundle(
+    out_dir: Path,
+    input_size: int = 32,
+    trained: tuple[str, ...] = ("expr", "va", "au"),
+    color: str = "rgb",
+    seed: int = 0,
+) -> Path:
+    """Build and save a tiny random multi-task bundle (for tests only)."""
+    import keras
+
+    from liveaffect.bundle import HEADS, HeadInfo, ModelCard, save_bundle
+    from liveaffect.model.mtl import HeadConfig, ModelConfig, build_mtl_model
+    from liveaffect.preprocess import PreprocessSpec
+
+    keras.utils.set_random_seed(seed)
+    cfg = ModelConfig(
+        backbone="tiny",
+        input_size=input_size,
+        color=color,
+        head=HeadConfig(attention_heads=1, attention_key_dim=8, shared_units=16, branch_units=0),
+    )
+    model = build_mtl_model(cfg)
+    card = ModelCard(
+        name="tiny-random-test-bundle",
+        backbone="tiny",
+        preprocess=PreprocessSpec(
+            input_size=(input_size, input_size), color=color, crop_margin=0.1
+        ),
+        heads={h: HeadInfo(trained=h in trained, data="random weights (test)") for h in HEADS},
+        notes="Random weights, built by the test-suite. Never ship.",
+    )
+    return save_bundle(model, card, out_dir)
+
+
+@pytest.fixture
+def tiny_bundle_factory(tmp_path):
+    """``factory(input_size=32, trained=("expr","va","au"), color="rgb") -> bundle dir``."""
+    counter = iter(range(1000))
+
+    def factory(**kwargs) -> Path:
+        return make_tiny_bundle(tmp_path / f"bundle{next(counter)}", **kwargs)
+
+    return factory
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory) -> Path:
+    """One tiny random bundle with all heads marked trained, shared by a session."""
+    return make_tiny_bundle(tmp_path_factory.mktemp("tiny_bundle"))
