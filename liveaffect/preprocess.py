@@ -143,15 +143,15 @@ def crop_face(
     return crop
 
 
-def prepare_face(face: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
-    """Resize, convert colour and normalise one face crop for the model.
+def face_pixels(face: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    """Resize a face crop to the model input and convert its colour (no normalisation).
 
     Args:
         face: a uint8 face crop, grey (HxW), BGR (HxWx3) or BGRA (HxWx4).
         spec: the bundle's preprocessing spec.
 
     Returns:
-        float32 array of shape ``spec.input_shape``.
+        uint8 array of shape ``spec.input_shape`` (training caches these).
     """
     if face.size == 0:
         raise ValueError("empty face crop")
@@ -161,23 +161,33 @@ def prepare_face(face: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     interp = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
     bgr = cv2.resize(bgr, (width, height), interpolation=interp)
     if spec.color == "gray":
-        img = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)[:, :, None]
-    elif spec.color == "rgb":
-        img = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    else:
-        img = bgr
-    return normalize(img.astype(np.float32), spec)
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)[:, :, None]
+    if spec.color == "rgb":
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return bgr
 
 
-def normalize(img: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
-    """Apply the spec's normalisation to float pixels in 0..255."""
+def prepare_face(face: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    """Resize, convert colour and normalise one face crop for the model.
+
+    This is ``normalize(face_pixels(face, spec), spec)``: training runs the same two
+    steps, with augmentation in between.
+
+    Returns:
+        float32 array of shape ``spec.input_shape``.
+    """
+    return normalize(face_pixels(face, spec).astype(np.float32), spec)
+
+
+def normalize(img, spec: PreprocessSpec):
+    """Apply the spec's normalisation to float pixels in 0..255 (NumPy or TF tensors)."""
     if spec.normalization == "unit":
         return img / 255.0
     if spec.normalization == "symmetric":
         return img / 127.5 - 1.0
     if spec.normalization == "mean_std":
-        mean = np.asarray(spec.mean[: img.shape[-1]], np.float32)
-        std = np.asarray(spec.std[: img.shape[-1]], np.float32)
+        mean = np.asarray(spec.mean[: spec.channels], np.float32)
+        std = np.asarray(spec.std[: spec.channels], np.float32)
         return (img - mean) / std
     return img
 
