@@ -1,0 +1,76 @@
+"""Report writer: JSON, Markdown tables, plots present only when their labels exist."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from liveaffect.evaluation.metrics import evaluate_arrays
+from liveaffect.evaluation.report import markdown, write_json, write_report
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _arrays(n: int = 80, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    expr = rng.integers(0, 7, n)
+    expr[:3] = -1
+    va = rng.uniform(-1, 1, (n, 2))
+    va[:5] = -5
+    au = rng.integers(0, 2, (n, 12))
+    return dict(
+        expr_labels=expr,
+        expr_probs=rng.random((n, 8)),
+        va_labels=va,
+        va_preds=rng.uniform(-1, 1, (n, 2)),
+        au_labels=au,
+        au_probs=rng.random((n, 12)),
+    )
+
+
+def test_full_report_with_plots(tmp_path):
+    result = evaluate_arrays(**_arrays())
+    result.meta["detection_misses"] = 4
+    result.notes.append("a caveat")
+    files = write_report(result, tmp_path / "out" / "eval.md", title="Tiny")
+    assert set(files) == {"report", "confusion", "f1", "au_f1", "va"}
+    for kind in ("confusion", "f1", "au_f1", "va"):
+        assert files[kind].name == f"eval_{kind}.png"
+        assert files[kind].read_bytes()[:8] == PNG_MAGIC
+    text = files["report"].read_text()
+    assert text.startswith("# Tiny")
+    for link in ("eval_confusion.png", "eval_f1.png", "eval_au_f1.png", "eval_va.png"):
+        assert f"]({link})" in text
+    assert "| Happiness |" in text and "| AU26 |" in text
+    assert "| valence |" in text and "MTL score" in text
+    assert "no face in **4** image(s)" in text
+    assert "- a caveat" in text
+    # "Other" is absent from the labels: its row says n/a and support 0
+    assert "| Other | n/a | n/a | n/a | 0 |" in text
+
+
+def test_absent_tasks_skip_plots_and_write_null(tmp_path):
+    arrays = _arrays()
+    result = evaluate_arrays(arrays["expr_labels"], arrays["expr_probs"])
+    files = write_report(result, tmp_path / "r.md")
+    assert set(files) == {"report", "confusion", "f1"}
+    assert not (tmp_path / "r_va.png").exists() and not (tmp_path / "r_au_f1.png").exists()
+    text = files["report"].read_text()
+    assert "No action-unit labels." in text and "No valence/arousal labels." in text
+    assert "detector" not in text  # no detection run, no section about it
+    data = json.loads(write_json(result, tmp_path / "r.json").read_text())
+    assert data["va"]["ccc_mean"] is None and data["au"]["mean_f1"] is None
+    assert data["mtl_score"] is None
+    assert isinstance(data["expr"]["macro_f1"], float)
+
+
+def test_markdown_without_any_labels():
+    text = markdown(evaluate_arrays())
+    assert "No expression labels." in text and "![" not in text
+
+
+def test_report_without_plots(tmp_path):
+    files = write_report(evaluate_arrays(**_arrays()), tmp_path / "x.md", plots=False)
+    assert set(files) == {"report"}
+    assert list(tmp_path.glob("*.png")) == []
