@@ -1,0 +1,405 @@
+"""Aff-Wild2 readers: the official per-task layout and the multi-task single-file release.
+
+Layout (see AFFWILD2.md)::
+
+    <root>/cropped_aligned/<video>/00001.jpg        (also cropped_aligned_new_50_vids/, cropped/)
+    <root>/<annotations>/<task folder>/{Train_Set,Validation_Set}/<video>.txt
+    <root>/.../{training,validation}_set_annotations.txt        (multi-task release)
+
+``<annotations>`` may be any folder (``Third ABAW Annotations``, ``6th_ABAW_Annotations``,
+``8th_ABAW_Annotations`` ...) found at most two levels below the root. Labels of one image
+from different tasks are joined on (split, video folder, frame) into one :class:`Record`.
+Images are listed once per folder, never checked one by one.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from liveaffect.data import io
+from liveaffect.data.io import DatasetError
+from liveaffect.data.records import Record
+from liveaffect.labels import AU_MISSING, NUM_AUS, NUM_EXPRESSIONS, VA_MISSING
+
+logger = logging.getLogger(__name__)
+
+SOURCE = "affwild2"
+SOURCE_MTL = "affwild2-mtl"
+
+TASK_FOLDERS: dict[str, str] = {
+    "expr_recognition_challenge": "EXPR",
+    "expr_classification_challenge": "EXPR",
+    "expr_set": "EXPR",
+    "va_estimation_challenge": "VA",
+    "va_set": "VA",
+    "au_detection_challenge": "AU",
+    "au_set": "AU",
+}
+"""Task folder names (normalised: lower case, ``_`` for spaces) -> task."""
+
+SPLIT_FOLDERS: dict[str, str] = {
+    "train_set": "train",
+    "training_set": "train",
+    "validation_set": "validation",
+}
+"""Split folder names (normalised) -> Record.split."""
+
+IMAGE_FOLDERS: tuple[str, ...] = ("cropped_aligned", "cropped_aligned_new_50_vids", "cropped")
+"""Image folders in order of preference; a video is read from the first that has it."""
+
+MTL_FILES: dict[str, str] = {
+    "training_set_annotations.txt": "train",
+    "validation_set_annotations.txt": "validation",
+}
+
+SPLITS = (None, "train", "validation")
+_FIELDS = {"EXPR": 1, "VA": 2, "AU": NUM_AUS}
+_SLOT = {"EXPR": 1, "VA": 2, "AU": 3}
+
+
+@dataclass
+class ReadStats:
+    """What a read found, for logs and reports.
+
+    Attributes:
+        files: annotation files read.
+        lines: label lines read (headers and trailing blank lines not counted).
+        unlabelled: lines (per task) holding the missing-label value (-1 / -5).
+        missing_images: labelled lines whose image file does not exist (skipped).
+        labels: per task, labels kept (the image exists).
+        records: records returned (one per image, tasks joined).
+    """
+
+    files: int = 0
+    lines: int = 0
+    unlabelled: int = 0
+    missing_images: int = 0
+    labels: dict[str, int] = field(default_factory=lambda: {"EXPR": 0, "VA": 0, "AU": 0})
+    records: int = 0
+
+    def summary(self) -> str:
+        """One line for the log."""
+        per_task = ", ".join(f"{task} {n}" for task, n in self.labels.items())
+        return (
+            f"{self.records} records from {self.files} files, {self.lines} label lines "
+            f"({per_task} kept; {self.unlabelled} unlabelled, "
+            f"{self.missing_images} without an image, skipped)"
+        )
+
+
+def normalise(name: str) -> str:
+    """Folder name as compared: lower case, spaces and dashes as underscores."""
+    return name.strip().lower().replace(" ", "_").replace("-", "_")
+
+
+def base_video(name: str) -> str:
+    """Recording name: ``130-25-1280x720_left`` -> ``130-25-1280x720``."""
+    for suffix in ("_left", "_right"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _search(root: str, wanted, max_depth: int = 2) -> list[str]:
+    """Folders at the shallowest depth (0..max_depth) where ``wanted(dirs, files)`` holds."""
+    level = [root]
+    skip = set(IMAGE_FOLDERS) | set(TASK_FOLDERS)
+    for _ in range(max_depth + 1):
+        hits: list[str] = []
+        deeper: list[str] = []
+        for folder in level:
+            try:
+                dirs, files = io.scan(folder)
+            except OSError:
+                continue
+            if wanted(dirs, files):
+                hits.append(folder)
+                continue
+            deeper += [
+                io.join(folder, d)
+                for d in dirs
+                if not d.startswith(".") and normalise(d) not in skip
+            ]
+        if hits:
+            return hits
+        level = deeper
+    return []
+
+
+def find_annotation_root(root: str) -> str | None:
+    """The folder holding the task folders: ``root`` itself or up to two levels below."""
+    hits = _search(root, lambda dirs, _files: any(normalise(d) in TASK_FOLDERS for d in dirs))
+    if len(hits) > 1:
+        raise DatasetError(
+            f"several Aff-Wild2 annotation folders under {root}: {', '.join(hits)}; "
+            "pass the one to use as the dataset root"
+        )
+    return hits[0] if hits else None
+
+
+def find_mtl_files(root: str) -> dict[str, str]:
+    """``{split: path}`` of the multi-task release's annotation files under ``root``."""
+    if not io.isdir(root):
+        split = MTL_FILES.get(io.basename(root).lower())
+        return {split: root} if split else {}
+    hits = _search(root, lambda _dirs, files: any(f.lower() in MTL_FILES for f in files))
+    if len(hits) > 1:
+        raise DatasetError(
+            f"several multi-task annotation folders under {root}: {', '.join(hits)}; "
+            "pass the one to use as the dataset root"
+        )
+    if not hits:
+        return {}
+    _, files = io.scan(hits[0])
+    return {MTL_FILES[f.lower()]: io.join(hits[0], f) for f in files if f.lower() in MTL_FILES}
+
+
+def find_image_dirs(root: str, annotations: str | None = None) -> list[str]:
+    """Image folders (``cropped_aligned`` ...) in ``root``, one level below it, or next to
+    ``annotations``; ordered by :data:`IMAGE_FOLDERS` preference."""
+    found: list[str] = []
+    bases = [root] + ([io.dirname(annotations)] if annotations else [])
+    for i, base in enumerate(bases):
+        try:
+            dirs, _ = io.scan(base)
+        except OSError:
+            continue
+        for d in dirs:
+            if normalise(d) in IMAGE_FOLDERS:
+                found.append(io.join(base, d))
+            elif i == 0 and not d.startswith("."):
+                sub_dirs, _ = io.scan(io.join(base, d))
+                found += [io.join(base, d, s) for s in sub_dirs if normalise(s) in IMAGE_FOLDERS]
+    unique = list(dict.fromkeys(found))
+    return sorted(unique, key=lambda p: IMAGE_FOLDERS.index(normalise(io.basename(p))))
+
+
+class _Images:
+    """Answers "which file is frame F of video V" after listing each folder once."""
+
+    def __init__(self, image_dirs: list[str]) -> None:
+        self._bases: list[tuple[str, set[str]]] = []
+        for base in image_dirs:
+            dirs, _ = io.scan(base)
+            if len(dirs) == 1 and normalise(dirs[0]) == normalise(io.basename(base)):
+                base = io.join(base, dirs[0])  # an archive unpacked into a folder of its name
+                dirs, _ = io.scan(base)
+            self._bases.append((base, set(dirs)))
+        self._videos: dict[str, tuple[str, set[str]]] = {}
+
+    def path(self, video: str, name: str) -> str | None:
+        entry = self._videos.get(video)
+        if entry is None:
+            entry = ("", set())
+            for base, videos in self._bases:
+                if video in videos:
+                    folder = io.join(base, video)
+                    entry = (folder, set(io.listdir(folder)))
+                    break
+            self._videos[video] = entry
+        folder, names = entry
+        return io.join(folder, name) if name in names else None
+
+
+def _parse(task: str, fields: list[str], where: str):
+    """Validate one line's fields; returns the label or None when it is the missing value."""
+    try:
+        if task == "EXPR":
+            value = int(fields[0])
+            if value == -1:
+                return None
+            if not 0 <= value < NUM_EXPRESSIONS:
+                raise DatasetError(
+                    f"{where}: expression {value} is outside 0..{NUM_EXPRESSIONS - 1} "
+                    "(-1 = missing)"
+                )
+            return value
+        if task == "VA":
+            va = (float(fields[0]), float(fields[1]))
+            if VA_MISSING in va:
+                return None
+            if not all(-1.0 <= v <= 1.0 for v in va):
+                raise DatasetError(f"{where}: valence/arousal {va} outside [-1, 1] (-5 = missing)")
+            return va
+        au = tuple(int(v) for v in fields)
+        if any(v not in (0, 1, AU_MISSING) for v in au):
+            raise DatasetError(f"{where}: action units must be 0, 1 or -1, got {fields}")
+        return None if all(v == AU_MISSING for v in au) else au
+    except ValueError as exc:
+        if isinstance(exc, DatasetError):
+            raise
+        raise DatasetError(f"{where}: {task} value is not a number: {','.join(fields)}") from None
+
+
+def _lines(path: str) -> list[str]:
+    lines = io.read_text(path).splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if not lines:
+        raise DatasetError(f"{path}:1: empty annotation file, expected a header line")
+    first = lines[0].split(",")[0].strip().lstrip("-").replace(".", "", 1)
+    if first.isdigit():
+        raise DatasetError(f"{path}:1: the header line is missing (found numbers)")
+    return lines
+
+
+def _read_task_file(path, task, video, split, images, joined, stats) -> None:
+    n_fields = _FIELDS[task]
+    slot = _SLOT[task]
+    stats.files += 1
+    for k, line in enumerate(_lines(path)[1:], start=1):
+        where = f"{path}:{k + 1}"
+        if not line.strip():
+            raise DatasetError(f"{where}: empty line inside the file")
+        fields = line.split(",")
+        if len(fields) != n_fields:
+            raise DatasetError(f"{where}: expected {n_fields} {task} value(s), got {len(fields)}")
+        value = _parse(task, fields, where)
+        stats.lines += 1
+        if value is None:
+            stats.unlabelled += 1
+            continue
+        image = images.path(video, f"{k:05d}.jpg")
+        if image is None:
+            stats.missing_images += 1
+            continue
+        stats.labels[task] += 1
+        joined.setdefault((split, video, k), [image, -1, None, None])[slot] = value
+
+
+def _records(joined: dict, source: str, stats: ReadStats) -> list[Record]:
+    records = [
+        Record(path=image, expr=expr, va=va, au=au, source=source, video=base_video(video),
+               frame=frame, split=split)
+        for (split, video, frame), (image, expr, va, au) in sorted(joined.items())
+    ]  # fmt: skip
+    stats.records = len(records)
+    log = logger.warning if stats.missing_images else logger.info
+    log("Aff-Wild2 (%s): %s", source, stats.summary())
+    return records
+
+
+def _check_split(split: str | None) -> None:
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+
+
+def _image_index(root: str, annotations: str | None, image_dirs: list[str] | None) -> _Images:
+    dirs = image_dirs if image_dirs is not None else find_image_dirs(root, annotations)
+    if not dirs:
+        raise DatasetError(f"no Aff-Wild2 image folder ({', '.join(IMAGE_FOLDERS)}) in {root}")
+    return _Images(dirs)
+
+
+def read_affwild2_with_stats(
+    root: str,
+    split: str | None = None,
+    *,
+    annotations: str | None = None,
+    image_dirs: list[str] | None = None,
+) -> tuple[list[Record], ReadStats]:
+    """Read the official per-task layout; labels of one image joined into one record.
+
+    Args:
+        root: dataset folder (local or ``gs://``) holding the images and the annotations.
+        split: ``"train"``, ``"validation"`` or None for both. A frame labelled in one
+            task's train set and another task's validation set gives one record per split.
+        annotations: the annotations folder, when it is not to be searched for.
+        image_dirs: image folders, when they are not to be searched for.
+
+    Returns:
+        Records sorted by (split, video, frame), and the read statistics.
+
+    Raises:
+        DatasetError: no annotations or images found, or a malformed line (``file:line``).
+    """
+    _check_split(split)
+    if not io.isdir(root):
+        raise DatasetError(f"Aff-Wild2 root {root} is not a folder")
+    ann = annotations or find_annotation_root(root)
+    if ann is None:
+        raise DatasetError(
+            f"no Aff-Wild2 annotations (a folder holding EXPR_Recognition_Challenge, "
+            f"VA_Estimation_Challenge or AU_Detection_Challenge) in {root} or two levels below"
+        )
+    images = _image_index(root, ann, image_dirs)
+    stats, joined = ReadStats(), {}
+    task_dirs, _ = io.scan(ann)
+    for task_dir in task_dirs:
+        task = TASK_FOLDERS.get(normalise(task_dir))
+        if task is None:
+            continue
+        split_dirs, _ = io.scan(io.join(ann, task_dir))
+        for split_dir in split_dirs:
+            this_split = SPLIT_FOLDERS.get(normalise(split_dir))
+            if this_split is None or (split is not None and this_split != split):
+                continue
+            folder = io.join(ann, task_dir, split_dir)
+            for name in io.scan(folder)[1]:
+                if name.lower().endswith(".txt"):
+                    path = io.join(folder, name)
+                    _read_task_file(path, task, name[:-4], this_split, images, joined, stats)
+    return _records(joined, SOURCE, stats), stats
+
+
+def read_affwild2(root: str, split: str | None = None, **kwargs) -> list[Record]:
+    """:func:`read_affwild2_with_stats` without the statistics (they are logged)."""
+    return read_affwild2_with_stats(root, split, **kwargs)[0]
+
+
+def read_mtl_with_stats(
+    root: str, split: str | None = None, *, image_dirs: list[str] | None = None
+) -> tuple[list[Record], ReadStats]:
+    """Read the multi-task release: ``{training,validation}_set_annotations.txt``.
+
+    Rows are ``video/00001.jpg,valence,arousal,expression,AU1,...,AU26`` (16 fields) with
+    -5 / -1 / -1 for missing labels. ``root`` may be the folder or one of the files.
+
+    Raises:
+        DatasetError: files or images not found, or a malformed line (``file:line``).
+    """
+    _check_split(split)
+    files = find_mtl_files(root)
+    if not files:
+        raise DatasetError(f"no {' or '.join(MTL_FILES)} in {root} or two levels below")
+    base = root if io.isdir(root) else io.dirname(root)
+    images = _image_index(base, next(iter(files.values())), image_dirs)
+    stats, joined = ReadStats(), {}
+    for this_split, path in sorted(files.items()):
+        if split is not None and this_split != split:
+            continue
+        stats.files += 1
+        for k, line in enumerate(_lines(path)[1:], start=2):
+            where = f"{path}:{k}"
+            fields = line.split(",")
+            if len(fields) != 4 + NUM_AUS:
+                raise DatasetError(f"{where}: expected {4 + NUM_AUS} fields, got {len(fields)}")
+            parts = fields[0].strip().replace("\\", "/").split("/")
+            stem = parts[-1].rsplit(".", 1)[0]
+            if len(parts) < 2 or not stem.isdigit():
+                raise DatasetError(f"{where}: image {fields[0]!r} is not <video>/<frame>.jpg")
+            labels = {
+                "VA": _parse("VA", fields[1:3], where),
+                "EXPR": _parse("EXPR", fields[3:4], where),
+                "AU": _parse("AU", fields[4:], where),
+            }
+            stats.lines += 1
+            stats.unlabelled += sum(v is None for v in labels.values())
+            if all(v is None for v in labels.values()):
+                continue
+            image = images.path(parts[-2], parts[-1])
+            if image is None:
+                stats.missing_images += 1
+                continue
+            slots = joined.setdefault((this_split, parts[-2], int(stem)), [image, -1, None, None])
+            for task, value in labels.items():
+                if value is not None:
+                    stats.labels[task] += 1
+                    slots[_SLOT[task]] = value
+    return _records(joined, SOURCE_MTL, stats), stats
+
+
+def read_mtl(root: str, split: str | None = None, **kwargs) -> list[Record]:
+    """:func:`read_mtl_with_stats` without the statistics (they are logged)."""
+    return read_mtl_with_stats(root, split, **kwargs)[0]

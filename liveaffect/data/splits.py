@@ -1,0 +1,122 @@
+"""Train/validation splits: by recording (default), official, or random over frames.
+
+Consecutive frames of one recording are near-duplicates, and the ``_left``/``_right``
+faces of one recording share a scene. Splitting by ``Record.video`` (the recording name,
+suffix already stripped by the readers) keeps each recording on one side. A random
+frame-level split (the seed project's) puts the same person on both sides and inflates
+every validation score; it is offered for reproducing the seed only.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import Sequence
+
+from liveaffect.data.records import Record
+
+STRATEGIES = ("recording", "official", "random")
+
+
+def _check_fraction(fraction: float) -> None:
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"val_fraction must be in (0, 1), got {fraction}")
+
+
+def split_by_recording(
+    records: Sequence[Record], val_fraction: float = 0.1, seed: int = 0
+) -> tuple[list[Record], list[Record]]:
+    """Split whole recordings (``Record.video``) into train and validation.
+
+    Recordings are shuffled with ``seed`` and moved to validation until it holds at least
+    ``val_fraction`` of the records; with two or more recordings both sides are non-empty.
+
+    Args:
+        records: the records to split.
+        val_fraction: wanted share of records in validation, in (0, 1).
+        seed: shuffling seed; the same seed and records give the same split.
+
+    Returns:
+        ``(train, validation)``, each in the input order.
+    """
+    _check_fraction(val_fraction)
+    groups: dict[str, int] = defaultdict(int)
+    for record in records:
+        groups[record.video] += 1
+    keys = sorted(groups)
+    random.Random(seed).shuffle(keys)
+    target = val_fraction * len(records)
+    val_keys: set[str] = set()
+    taken = 0
+    for key in keys[: max(len(keys) - 1, 0)]:  # always leave one recording for training
+        if taken >= target:
+            break
+        val_keys.add(key)
+        taken += groups[key]
+    train = [r for r in records if r.video not in val_keys]
+    val = [r for r in records if r.video in val_keys]
+    return train, val
+
+
+def official_split(
+    records: Sequence[Record], held_out: tuple[str, ...] = ("validation", "test")
+) -> tuple[list[Record], list[Record]]:
+    """Split on ``Record.split`` as the source assigned it.
+
+    Args:
+        records: records whose sources carry a split (Aff-Wild2 Train_Set/Validation_Set,
+            class folders under train/ and test/, a CSV ``split`` column).
+        held_out: the ``Record.split`` values that go to validation (FER2013's ``test``
+            folder is its validation set).
+
+    Returns:
+        ``(train, validation)``.
+
+    Raises:
+        ValueError: some records carry no split; they are named by source.
+    """
+    unsplit = sorted({r.source for r in records if not r.split})
+    if unsplit:
+        raise ValueError(
+            f"records from {', '.join(unsplit)} carry no official split; "
+            "use split_by_recording for them"
+        )
+    train = [r for r in records if r.split == "train"]
+    val = [r for r in records if r.split in held_out]
+    return train, val
+
+
+def random_split(
+    records: Sequence[Record], val_fraction: float = 0.1, seed: int = 0
+) -> tuple[list[Record], list[Record]]:
+    """Random frame-level split (the seed's way).
+
+    Warning:
+        Frames of one recording land on both sides, so the validation score measures
+        memorised identities, not generalisation. Use :func:`split_by_recording` unless
+        reproducing the seed.
+
+    Returns:
+        ``(train, validation)``, each in the input order.
+    """
+    _check_fraction(val_fraction)
+    order = list(range(len(records)))
+    random.Random(seed).shuffle(order)
+    n_val = round(val_fraction * len(records))
+    val_index = set(order[:n_val])
+    train = [r for i, r in enumerate(records) if i not in val_index]
+    val = [r for i, r in enumerate(records) if i in val_index]
+    return train, val
+
+
+def make_split(
+    records: Sequence[Record], strategy: str = "recording", val_fraction: float = 0.1, seed: int = 0
+) -> tuple[list[Record], list[Record]]:
+    """Dispatch to one of :data:`STRATEGIES` by name (for command-line options)."""
+    if strategy == "recording":
+        return split_by_recording(records, val_fraction, seed)
+    if strategy == "official":
+        return official_split(records)
+    if strategy == "random":
+        return random_split(records, val_fraction, seed)
+    raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
