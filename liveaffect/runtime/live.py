@@ -1,0 +1,233 @@
+"""The live loop: frame -> detector -> tracker -> crops -> engine -> smoother -> sinks.
+
+:class:`Pipeline` turns one :class:`~liveaffect.types.Frame` into a
+:class:`~liveaffect.types.FrameResult`, timing every stage; :func:`run` drives it
+over a source, feeds the sinks, measures a rolling FPS and returns a
+:class:`RunSummary`. Nothing here opens a camera or loads a model, so the loop is
+tested with a fake detector and a tiny model.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from liveaffect.preprocess import PreprocessSpec, prepare_batch, to_bgr
+from liveaffect.runtime.overlay import Overlay
+from liveaffect.runtime.smoothing import PredictionSmoother
+from liveaffect.runtime.tracker import IouTracker
+from liveaffect.types import (
+    AffectEngine,
+    Detection,
+    FaceDetector,
+    FaceResult,
+    Frame,
+    FrameResult,
+    Sink,
+)
+
+STAGES = ("read", "detect", "track", "preprocess", "infer", "smooth")
+
+
+def _visible(det: Detection, width: int, height: int) -> bool:
+    x1, y1, x2, y2 = det.xyxy
+    if not np.all(np.isfinite(det.xyxy)):
+        return False
+    return min(x2, width) - max(x1, 0) >= 1 and min(y2, height) - max(y1, 0) >= 1
+
+
+class Pipeline:
+    """Everything that happens to one frame.
+
+    Args:
+        detector: finds the faces.
+        engine: scores all faces of a frame in one batch.
+        spec: how crops are prepared (the bundle card's ``preprocess``).
+        tracker: gives faces stable ids (a new :class:`IouTracker` if None).
+        smoother: per-track averaging (a 3-frame :class:`PredictionSmoother` if None).
+    """
+
+    def __init__(
+        self,
+        detector: FaceDetector,
+        engine: AffectEngine,
+        spec: PreprocessSpec,
+        tracker: IouTracker | None = None,
+        smoother: PredictionSmoother | None = None,
+    ) -> None:
+        self.detector = detector
+        self.engine = engine
+        self.spec = spec
+        self.tracker = tracker or IouTracker()
+        self.smoother = smoother or PredictionSmoother(
+            window=3, max_idle=self.tracker.options.max_lost
+        )
+
+    def process(self, frame: Frame) -> FrameResult:
+        """Detect, track, score and smooth every face of ``frame``.
+
+        Grey and 4-channel frames are converted to BGR; an empty frame has no faces.
+        """
+        timings = {"read": float(frame.capture_ms)}
+        t0 = time.perf_counter()
+        image = frame.image_bgr
+        if image is None or image.size == 0:
+            detections: list[Detection] = []
+        else:
+            image = to_bgr(image)
+            h, w = image.shape[:2]
+            detections = [d for d in self.detector.detect(image) if _visible(d, w, h)]
+        t1 = time.perf_counter()
+        tracks = self.tracker.update(detections)
+        t2 = time.perf_counter()
+        crops = prepare_batch(image, [t.detection.xyxy for t in tracks], self.spec)
+        t3 = time.perf_counter()
+        predictions = self.engine.predict(crops) if tracks else []
+        if len(predictions) != len(tracks):
+            raise RuntimeError(
+                f"engine returned {len(predictions)} predictions for {len(tracks)} faces"
+            )
+        t4 = time.perf_counter()
+        raw = [
+            FaceResult(track_id=t.track_id, detection=t.detection, prediction=p)
+            for t, p in zip(tracks, predictions, strict=True)
+        ]
+        faces = self.smoother.update(raw)
+        self.smoother.retain(self.tracker.track_ids)
+        t5 = time.perf_counter()
+        for name, start, end in (
+            ("detect", t0, t1),
+            ("track", t1, t2),
+            ("preprocess", t2, t3),
+            ("infer", t3, t4),
+            ("smooth", t4, t5),
+        ):
+            timings[name] = (end - start) * 1000.0
+        return FrameResult(
+            index=frame.index,
+            timestamp_ms=frame.timestamp_ms,
+            faces=tuple(faces),
+            timings_ms=timings,
+        )
+
+
+class FpsMeter:
+    """Frames per second over the last ``window`` frames."""
+
+    def __init__(self, window: int = 30) -> None:
+        self._ticks: deque[float] = deque(maxlen=max(2, int(window)))
+
+    def tick(self, now_s: float | None = None) -> None:
+        """Record that a frame finished (at ``now_s``, default: now)."""
+        self._ticks.append(time.perf_counter() if now_s is None else now_s)
+
+    @property
+    def fps(self) -> float:
+        """Rolling FPS (0 until two frames were seen)."""
+        if len(self._ticks) < 2 or self._ticks[-1] <= self._ticks[0]:
+            return 0.0
+        return (len(self._ticks) - 1) / (self._ticks[-1] - self._ticks[0])
+
+
+@dataclass
+class RunSummary:
+    """What a run did; ``str()`` gives the one line printed at the end.
+
+    Attributes:
+        frames: frames processed.
+        faces: faces seen, summed over frames.
+        frames_with_faces: frames with at least one face.
+        track_ids: every face id that appeared.
+        elapsed_s: wall time of the loop.
+        stopped: why it ended: ``"end"`` (source exhausted), ``"quit"`` (window),
+            ``"max_frames"``, ``"interrupt"`` (Ctrl-C) or ``"error"`` (stream dropped).
+        error: the source's message when the stream dropped.
+        stage_ms: total milliseconds per pipeline stage.
+    """
+
+    frames: int = 0
+    faces: int = 0
+    frames_with_faces: int = 0
+    track_ids: set[int] = field(default_factory=set)
+    elapsed_s: float = 0.0
+    stopped: str = "end"
+    error: str | None = None
+    stage_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def mean_fps(self) -> float:
+        return self.frames / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def mean_stage_ms(self) -> dict[str, float]:
+        return {k: v / self.frames for k, v in self.stage_ms.items()} if self.frames else {}
+
+    def __str__(self) -> str:
+        return (
+            f"summary: frames={self.frames} faces={self.faces} "
+            f"frames_with_faces={self.frames_with_faces} ids={len(self.track_ids)} "
+            f"mean_fps={self.mean_fps:.1f} time_s={self.elapsed_s:.1f} stop={self.stopped}"
+        )
+
+
+def run(
+    source: Iterable[Frame],
+    pipeline: Pipeline,
+    sinks: Sequence[Sink] = (),
+    overlay: Overlay | None = None,
+    max_frames: int | None = None,
+    on_fps: Callable[[float], None] | None = None,
+    fps_every: int = 10,
+) -> RunSummary:
+    """Process frames until the source ends, a sink asks to stop, or ``max_frames``.
+
+    Args:
+        source: frames in order (a ``FrameSource``); its ``error`` attribute, if set
+            after the loop, marks a stream that dropped.
+        pipeline: the per-frame work.
+        sinks: receive every frame; those with ``draws = True`` get the annotated one.
+        overlay: draws results (and the FPS) for the drawing sinks.
+        max_frames: stop after this many frames (None: no limit).
+        on_fps: called with the rolling FPS every ``fps_every`` frames.
+        fps_every: how often ``on_fps`` is called.
+
+    Returns:
+        The run's summary. Ctrl-C ends the loop and still returns it.
+    """
+    summary = RunSummary(stage_ms=dict.fromkeys(STAGES, 0.0))
+    meter = FpsMeter()
+    drawing = overlay is not None and any(getattr(s, "draws", False) for s in sinks)
+    start = time.perf_counter()
+    try:
+        for frame in source:
+            result = pipeline.process(frame)
+            meter.tick()
+            summary.frames += 1
+            summary.faces += len(result.faces)
+            summary.frames_with_faces += bool(result.faces)
+            summary.track_ids.update(f.track_id for f in result.faces)
+            for name, ms in result.timings_ms.items():
+                summary.stage_ms[name] = summary.stage_ms.get(name, 0.0) + ms
+            drawn = overlay.draw(frame.image_bgr, result, meter.fps) if drawing else None
+            for sink in sinks:
+                use_drawn = drawn is not None and getattr(sink, "draws", False)
+                sink.write(drawn if use_drawn else frame.image_bgr, result)
+            if on_fps is not None and summary.frames % fps_every == 0:
+                on_fps(meter.fps)
+            if any(getattr(s, "stop_requested", False) for s in sinks):
+                summary.stopped = "quit"
+                break
+            if max_frames is not None and summary.frames >= max_frames:
+                summary.stopped = "max_frames"
+                break
+    except KeyboardInterrupt:
+        summary.stopped = "interrupt"
+    summary.elapsed_s = time.perf_counter() - start
+    error = getattr(source, "error", None)
+    if error and summary.stopped == "end":
+        summary.stopped, summary.error = "error", str(error)
+    return summary

@@ -1,0 +1,233 @@
+"""Where processed frames go: an OpenCV window, an annotated video, a CSV of faces.
+
+Every sink implements :class:`liveaffect.types.Sink` and is a context manager whose
+``close()`` is safe to call twice, so the end of a video, ``q``, Ctrl-C or an
+exception always releases the window and flushes files. A sink whose ``draws``
+attribute is True receives the annotated frame, the others the raw one.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from liveaffect.labels import AU_COLUMNS, EXPRESSIONS
+from liveaffect.types import FrameResult
+
+QUIT_KEYS = (ord("q"), ord("Q"), 27)  # q, Q, Esc
+
+CSV_COLUMNS: tuple[str, ...] = (
+    "frame",
+    "timestamp_ms",
+    "face_id",
+    "x1",
+    "y1",
+    "x2",
+    "y2",
+    "det_score",
+    *(f"p_{name}" for name in EXPRESSIONS),
+    "expression",
+    "valence",
+    "arousal",
+    *AU_COLUMNS,
+    *(f"{au}_active" for au in AU_COLUMNS),
+)
+"""Header of the per-face CSV, in order."""
+
+
+class SinkError(Exception):
+    """A sink cannot be opened (unwritable path, no video codec ...)."""
+
+
+class _Closing:
+    """Context-manager plumbing shared by the sinks."""
+
+    draws = False
+    stop_requested = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+class WindowSink(_Closing):
+    """Shows annotated frames in an OpenCV window.
+
+    ``q`` or Esc in the window, or closing the window, sets ``stop_requested``.
+
+    Args:
+        name: the window title.
+    """
+
+    draws = True
+
+    def __init__(self, name: str = "liveaffect") -> None:
+        self.name = name
+        self._opened = False
+        self._closed = False
+
+    def write(self, frame_bgr: np.ndarray, result: FrameResult) -> None:
+        """Show the frame and poll the keyboard and the window state."""
+        if self._closed:
+            return
+        if not self._opened:
+            cv2.namedWindow(self.name, cv2.WINDOW_AUTOSIZE)
+            self._opened = True
+        elif cv2.getWindowProperty(self.name, cv2.WND_PROP_VISIBLE) < 1:
+            self.stop_requested = True  # the user closed the window
+            return
+        cv2.imshow(self.name, frame_bgr)
+        key = cv2.waitKey(1) & 0xFF
+        if key in QUIT_KEYS:
+            self.stop_requested = True
+
+    def close(self) -> None:
+        """Destroy the window (safe twice)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._opened:
+            try:
+                cv2.destroyWindow(self.name)
+                cv2.waitKey(1)
+            except cv2.error:
+                pass
+
+
+class VideoSink(_Closing):
+    """Writes annotated frames to a video file (``.mp4`` mp4v, ``.avi`` MJPG).
+
+    The writer opens on the first frame, whose size fixes the video's size.
+
+    Args:
+        path: output file; its folder must exist.
+        fps: frame rate stored in the file.
+    """
+
+    draws = True
+
+    def __init__(self, path: str | os.PathLike, fps: float = 30.0) -> None:
+        self.path = Path(path)
+        self.fps = float(fps) if fps and fps > 0 else 30.0
+        self._writer: cv2.VideoWriter | None = None
+        self._size: tuple[int, int] | None = None
+        self._closed = False
+        self.frames_written = 0
+
+    def write(self, frame_bgr: np.ndarray, result: FrameResult) -> None:
+        """Append one frame (resized to the first frame's size if it differs)."""
+        if self._closed:
+            return
+        h, w = frame_bgr.shape[:2]
+        if self._writer is None:
+            codec = "MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"
+            writer = cv2.VideoWriter(
+                str(self.path), cv2.VideoWriter_fourcc(*codec), self.fps, (w, h)
+            )
+            if not writer.isOpened():
+                raise SinkError(f"cannot write video {self.path} (codec {codec})")
+            self._writer, self._size = writer, (w, h)
+        if (w, h) != self._size:
+            frame_bgr = cv2.resize(frame_bgr, self._size)
+        self._writer.write(frame_bgr)
+        self.frames_written += 1
+
+    def close(self) -> None:
+        """Finish the file (safe twice)."""
+        self._closed = True
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+
+
+def _fmt(value: float, digits: int = 4) -> str:
+    return f"{float(value):.{digits}f}"
+
+
+def face_rows(
+    result: FrameResult, au_thresholds, frame_size: tuple[int, int] | None = None
+) -> list[list[str]]:
+    """The CSV rows of one frame, one per face (see :data:`CSV_COLUMNS`).
+
+    Args:
+        result: the frame's faces.
+        au_thresholds: per-AU decision thresholds.
+        frame_size: (width, height); boxes are clipped to the frame when given.
+
+    A head that is ``None`` (not trained) leaves its cells empty.
+    """
+    rows = []
+    for face in result.faces:
+        det, pred = face.detection, face.prediction
+        box = np.asarray(det.xyxy, np.float64)
+        if frame_size is not None:
+            box = np.clip(box, 0, [frame_size[0], frame_size[1]] * 2)
+        row = [
+            str(result.index),
+            _fmt(result.timestamp_ms, 1),
+            str(face.track_id),
+            *(_fmt(v, 1) for v in box),
+            _fmt(det.score),
+        ]
+        if pred.expr_probs is not None:
+            row += [_fmt(p) for p in pred.expr_probs]
+            row.append(EXPRESSIONS[int(np.argmax(pred.expr_probs))])
+        else:
+            row += [""] * (len(EXPRESSIONS) + 1)
+        row += [_fmt(v) for v in pred.va] if pred.va is not None else ["", ""]
+        if pred.au_probs is not None:
+            row += [_fmt(p) for p in pred.au_probs]
+            row += [str(int(p >= t)) for p, t in zip(pred.au_probs, au_thresholds, strict=True)]
+        else:
+            row += [""] * (2 * len(AU_COLUMNS))
+        rows.append(row)
+    return rows
+
+
+class CsvSink(_Closing):
+    """Writes one row per face per frame; every frame's rows are flushed at once.
+
+    Args:
+        path: output CSV file; its folder must exist.
+        au_thresholds: per-AU decision thresholds (the card's).
+    """
+
+    def __init__(self, path: str | os.PathLike, au_thresholds) -> None:
+        self.path = Path(path)
+        self.au_thresholds = [float(t) for t in au_thresholds]
+        if len(self.au_thresholds) != len(AU_COLUMNS):
+            raise ValueError(f"au_thresholds needs {len(AU_COLUMNS)} values")
+        try:
+            self._file = open(self.path, "w", newline="", encoding="utf-8")  # noqa: SIM115
+        except OSError as exc:
+            raise SinkError(f"cannot write CSV {self.path}: {exc.strerror}") from exc
+        self._writer = csv.writer(self._file)
+        self._writer.writerow(CSV_COLUMNS)
+        self._file.flush()
+        self.rows_written = 0
+
+    def write(self, frame_bgr: np.ndarray, result: FrameResult) -> None:
+        """Append this frame's faces and flush them to disk."""
+        if self._file.closed:
+            return
+        size = (frame_bgr.shape[1], frame_bgr.shape[0]) if frame_bgr is not None else None
+        rows = face_rows(result, self.au_thresholds, size)
+        if rows:
+            self._writer.writerows(rows)
+            self._file.flush()
+            self.rows_written += len(rows)
+
+    def close(self) -> None:
+        """Flush and close the file (safe twice)."""
+        if not self._file.closed:
+            self._file.flush()
+            self._file.close()

@@ -1,0 +1,161 @@
+"""Face tracking: give each face a stable id while it stays in view.
+
+Detections of a new frame are assigned to the known tracks with scipy's Hungarian
+solver (:func:`scipy.optimize.linear_sum_assignment`) on box overlap (IoU). A face
+that the detector misses for up to ``max_lost`` frames keeps its id when it comes
+back near where it was: lost tracks also match by centre distance relative to their
+box size. Ids are never reused, so per-face state (smoothing) can never mix people.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from liveaffect.types import Detection, Track
+
+
+@dataclass(frozen=True)
+class TrackerOptions:
+    """Tuning of :class:`IouTracker`.
+
+    Attributes:
+        iou_threshold: minimum IoU for a detection to continue a track.
+        max_lost: frames a track survives without a detection before its id retires.
+        max_center_distance: a detection whose centre lies within this many box sizes
+            (the larger side of the track's last box) of a track's centre may also
+            continue it when the boxes barely overlap (fast motion, a missed frame).
+    """
+
+    iou_threshold: float = 0.3
+    max_lost: int = 15
+    max_center_distance: float = 0.6
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.iou_threshold <= 1.0:
+            raise ValueError(f"iou_threshold must be in (0, 1], got {self.iou_threshold}")
+        if self.max_lost < 0:
+            raise ValueError(f"max_lost must be >= 0, got {self.max_lost}")
+        if self.max_center_distance < 0:
+            raise ValueError(f"max_center_distance must be >= 0, got {self.max_center_distance}")
+
+
+@dataclass
+class _TrackState:
+    track_id: int
+    detection: Detection
+    lost: int = 0
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of two sets of ``xyxy`` boxes, shape (len(a), len(b))."""
+    a = np.asarray(a, np.float64).reshape(-1, 4)
+    b = np.asarray(b, np.float64).reshape(-1, 4)
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
+    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
+
+
+def center_distance_matrix(tracks: np.ndarray, dets: np.ndarray) -> np.ndarray:
+    """Centre distance of every (track, detection) pair in units of the track's box size."""
+    t = np.asarray(tracks, np.float64).reshape(-1, 4)
+    d = np.asarray(dets, np.float64).reshape(-1, 4)
+    tc = (t[:, :2] + t[:, 2:]) / 2.0
+    dc = (d[:, :2] + d[:, 2:]) / 2.0
+    size = np.maximum(np.maximum(t[:, 2] - t[:, 0], t[:, 3] - t[:, 1]), 1.0)
+    dist = np.linalg.norm(tc[:, None, :] - dc[None, :, :], axis=-1)
+    return dist / size[:, None]
+
+
+def _assign(cost: np.ndarray, valid: np.ndarray) -> list[tuple[int, int]]:
+    """Minimum-cost assignment restricted to ``valid`` pairs."""
+    if cost.size == 0 or not valid.any():
+        return []
+    big = cost[valid].max() + 1e6
+    rows, cols = linear_sum_assignment(np.where(valid, cost, big))
+    return [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if valid[r, c]]
+
+
+class IouTracker:
+    """Assigns stable ids to face detections frame after frame.
+
+    Example:
+        >>> tracker = IouTracker()
+        >>> tracks = tracker.update(detector.detect(frame_bgr))  # doctest: +SKIP
+    """
+
+    def __init__(self, options: TrackerOptions | None = None) -> None:
+        self.options = options or TrackerOptions()
+        self._tracks: list[_TrackState] = []
+        self._next_id = 1
+
+    @property
+    def track_ids(self) -> set[int]:
+        """Ids still alive: seen this frame or lost for at most ``max_lost`` frames."""
+        return {t.track_id for t in self._tracks}
+
+    @property
+    def ids_issued(self) -> int:
+        """How many distinct ids this tracker has handed out."""
+        return self._next_id - 1
+
+    def reset(self) -> None:
+        """Forget every track (ids keep counting up; they are never reused)."""
+        self._tracks = []
+
+    def update(self, detections: Sequence[Detection]) -> list[Track]:
+        """Match this frame's detections to tracks.
+
+        Args:
+            detections: the faces found in the current frame.
+
+        Returns:
+            One :class:`Track` per detection, in the order of ``detections``.
+        """
+        opts = self.options
+        dets = list(detections)
+        det_boxes = np.array([d.xyxy for d in dets], np.float64).reshape(-1, 4)
+        trk_boxes = np.array([t.detection.xyxy for t in self._tracks], np.float64).reshape(-1, 4)
+        matches: dict[int, int] = {}  # detection index -> track index
+
+        # 1) overlap with every live track (recently lost ones included).
+        iou = iou_matrix(trk_boxes, det_boxes)
+        for ti, di in _assign(-iou, iou >= opts.iou_threshold):
+            matches[di] = ti
+
+        # 2) what is left: nearby centres, for faces that moved fast or were missed.
+        free_t = [i for i in range(len(self._tracks)) if i not in matches.values()]
+        free_d = [i for i in range(len(dets)) if i not in matches]
+        if free_t and free_d and opts.max_center_distance > 0:
+            dist = center_distance_matrix(trk_boxes[free_t], det_boxes[free_d])
+            for r, c in _assign(dist, dist <= opts.max_center_distance):
+                matches[free_d[c]] = free_t[r]
+
+        out: list[Track] = []
+        kept: list[_TrackState] = []
+        for di, det in enumerate(dets):
+            if di in matches:
+                state = self._tracks[matches[di]]
+                state.detection, state.lost = det, 0
+            else:
+                state = _TrackState(track_id=self._next_id, detection=det)
+                self._next_id += 1
+            kept.append(state)
+            out.append(Track(track_id=state.track_id, detection=det))
+        for ti, state in enumerate(self._tracks):
+            if ti in matches.values():
+                continue
+            state.lost += 1
+            if state.lost <= opts.max_lost:
+                kept.append(state)
+        self._tracks = kept
+        return out

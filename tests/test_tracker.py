@@ -1,0 +1,92 @@
+"""IoU tracker: stable ids, Hungarian assignment, lost faces keep their id, ids never reused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from liveaffect.runtime.tracker import IouTracker, TrackerOptions, iou_matrix
+from liveaffect.types import Detection
+
+
+def det(x1, y1, x2, y2, score=0.9):
+    return Detection(xyxy=(float(x1), float(y1), float(x2), float(y2)), score=score)
+
+
+def ids(tracks):
+    return [t.track_id for t in tracks]
+
+
+def test_iou_matrix_hand_computed():
+    a = np.array([[0, 0, 10, 10], [0, 0, 10, 10]])
+    b = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]])
+    iou = iou_matrix(a, b)
+    assert iou.shape == (2, 3)
+    np.testing.assert_allclose(iou[0], [1.0, 50 / 150, 0.0])
+    assert iou_matrix(np.zeros((0, 4)), b).shape == (0, 3)
+
+
+def test_ids_stable_while_faces_move():
+    tracker = IouTracker()
+    first = tracker.update([det(0, 0, 50, 50), det(200, 0, 250, 50)])
+    assert ids(first) == [1, 2]
+    for step in range(1, 20):
+        # faces drift right by 4 px a frame; the detector lists them in reverse order
+        tracks = tracker.update(
+            [det(200 + 4 * step, 0, 250 + 4 * step, 50), det(4 * step, 0, 50 + 4 * step, 50)]
+        )
+        assert ids(tracks) == [2, 1]
+    assert tracker.ids_issued == 2
+
+
+def test_assignment_is_globally_optimal_not_greedy():
+    tracker = IouTracker()
+    tracker.update([det(0, 0, 100, 100), det(40, 0, 140, 100)])
+    # IoU: track1-d1 0.90, track1-d2 0.67, track2-d1 0.48, track2-d2 0.25.
+    # Greedy best-first takes track1-d1 and leaves track2 with a poor match; the
+    # Hungarian solver maximises the total overlap: track1-d2 + track2-d1.
+    d1, d2 = det(5, 0, 105, 100), det(-20, 0, 80, 100)
+    assert ids(tracker.update([d1, d2])) == [2, 1]
+
+
+def test_lost_face_keeps_id_when_it_comes_back_nearby():
+    tracker = IouTracker(TrackerOptions(max_lost=5))
+    assert ids(tracker.update([det(100, 100, 200, 200)])) == [1]
+    for _ in range(4):
+        assert tracker.update([]) == []
+    assert 1 in tracker.track_ids
+    # it reappears shifted (IoU below threshold) but its centre is close: same person
+    assert ids(tracker.update([det(150, 110, 250, 210)])) == [1]
+
+
+def test_face_lost_too_long_gets_new_id_and_ids_are_never_reused():
+    tracker = IouTracker(TrackerOptions(max_lost=2))
+    tracker.update([det(100, 100, 200, 200)])
+    for _ in range(3):
+        tracker.update([])
+    assert tracker.track_ids == set()
+    assert ids(tracker.update([det(100, 100, 200, 200)])) == [2]
+    tracker.reset()
+    assert ids(tracker.update([det(100, 100, 200, 200)])) == [3]
+
+
+def test_far_away_face_is_a_new_person():
+    tracker = IouTracker()
+    tracker.update([det(0, 0, 50, 50)])
+    assert ids(tracker.update([det(400, 300, 450, 350)])) == [2]
+
+
+def test_new_face_next_to_existing_one_gets_its_own_id():
+    tracker = IouTracker()
+    tracker.update([det(0, 0, 100, 100)])
+    tracks = tracker.update([det(2, 0, 102, 100), det(300, 0, 400, 100)])
+    assert ids(tracks) == [1, 2]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"iou_threshold": 0.0}, {"iou_threshold": 1.5}, {"max_lost": -1}, {"max_center_distance": -1}],
+)
+def test_bad_options_raise(kwargs):
+    with pytest.raises(ValueError, match=next(iter(kwargs))):
+        TrackerOptions(**kwargs)
