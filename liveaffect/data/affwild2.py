@@ -270,10 +270,18 @@ def _read_task_file(path, task, video, split, images, joined, stats) -> None:
 
 def _records(joined: dict, source: str, stats: ReadStats) -> list[Record]:
     records = [
-        Record(path=image, expr=expr, va=va, au=au, source=source, video=base_video(video),
-               frame=frame, split=split)
+        Record(
+            path=image,
+            expr=expr,
+            va=va,
+            au=au,
+            source=source,
+            video=base_video(video),
+            frame=frame,
+            split=split,
+        )
         for (split, video, frame), (image, expr, va, au) in sorted(joined.items())
-    ]  # fmt: skip
+    ]
     stats.records = len(records)
     log = logger.warning if stats.missing_images else logger.info
     log("Aff-Wild2 (%s): %s", source, stats.summary())
