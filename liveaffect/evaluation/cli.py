@@ -1,0 +1,192 @@
+"""Evaluate a model bundle on labelled data with the ABAW metrics; write JSON and a report.
+
+Example::
+
+    python -m liveaffect evaluate --model final_model --data /data/affwild2 \\
+        --split validation --json eval.json --report eval.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+from liveaffect.cli import CliError
+
+SPLITS = ("train", "validation", "test", "all")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the ``evaluate`` options."""
+    parser.add_argument("--model", required=True, help="bundle folder or .keras file")
+    parser.add_argument(
+        "--data",
+        required=True,
+        action="append",
+        metavar="ROOT",
+        help="dataset root, optionally kind-prefixed (folders:/x, csv:/x.csv); repeatable",
+    )
+    parser.add_argument(
+        "--split", default="validation", choices=SPLITS, help="split to evaluate ('all': every)"
+    )
+    parser.add_argument(
+        "--detect",
+        action="store_true",
+        help="run the BlazeFace detector on full images and crop the best face "
+        "(images without a face are counted as misses and excluded)",
+    )
+    parser.add_argument(
+        "--tta-flip",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="average each image with its mirror (default: the card's training.tta_flip, else off)",
+    )
+    parser.add_argument("--batch-size", type=int, default=64, help="images per model call")
+    parser.add_argument(
+        "--tune-au-thresholds",
+        action="store_true",
+        help="tune per-AU thresholds on this data and save them into the bundle's card.json",
+    )
+    parser.add_argument(
+        "--save-to-card", action="store_true", help="store the metrics in the bundle's card"
+    )
+    parser.add_argument("--json", type=Path, help="write all metrics as JSON here")
+    parser.add_argument("--report", type=Path, help="write a Markdown report (and plots) here")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def card_tta_flip(training: dict[str, Any]) -> bool:
+    """The ``tta_flip`` recorded in a card's training section (top level or one deeper)."""
+    if "tta_flip" in training:
+        return bool(training["tta_flip"])
+    for value in training.values():
+        if isinstance(value, dict) and "tta_flip" in value:
+            return bool(value["tta_flip"])
+    return False
+
+
+def _load_bundle(path: str) -> Any:
+    from liveaffect.bundle import BundleError, load_bundle
+
+    try:
+        return load_bundle(path)
+    except BundleError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def _load_records(specs: list[str], split: str | None) -> list:
+    from liveaffect.data.io import DatasetError
+    from liveaffect.data.sources import load_many
+
+    try:
+        records = load_many(specs, split=split)
+    except DatasetError as exc:
+        raise CliError(str(exc)) from exc
+    if not records:
+        where = f"split {split!r} of " if split else ""
+        raise CliError(f"no labelled images in {where}{', '.join(specs)} (try another --split)")
+    return records
+
+
+def _detector() -> Any:
+    try:
+        from liveaffect.runtime.detectors import create_detector
+
+        return create_detector("blazeface")
+    except (ImportError, OSError, RuntimeError, ValueError) as exc:
+        raise CliError(f"cannot start the BlazeFace face detector ({exc})") from exc
+
+
+def _card_file(bundle: Any) -> Path:
+    from liveaffect.bundle import CARD_FILE
+
+    if not bundle.path.is_dir():
+        raise CliError(
+            f"{bundle.path} is a plain .keras file; --tune-au-thresholds and --save-to-card "
+            "need a bundle folder with a card.json"
+        )
+    return bundle.path / CARD_FILE
+
+
+def _summary_for_card(d: dict[str, Any]) -> dict[str, Any]:
+    keys = {
+        "expr": ("n", "macro_f1", "accuracy"),
+        "va": ("n", "ccc_valence", "ccc_arousal", "ccc_mean"),
+        "au": ("n", "mean_f1"),
+    }
+    out: dict[str, Any] = {t: {k: d[t][k] for k in ks} for t, ks in keys.items()}
+    out.update(mtl_score=d["mtl_score"], mtl_partial=d["mtl_partial"])
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the evaluation; returns 0 (user errors raise CliError)."""
+    if args.batch_size < 1:
+        raise CliError(f"--batch-size must be at least 1, got {args.batch_size}")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    split = None if args.split == "all" else args.split
+    records = _load_records(list(args.data), split)
+    if args.tune_au_thresholds and not any(r.has_au for r in records):
+        raise CliError("--tune-au-thresholds needs AU labels, and this data has none")
+    bundle = _load_bundle(args.model)
+    card_file = _card_file(bundle) if args.tune_au_thresholds or args.save_to_card else None
+    if args.tune_au_thresholds and not bundle.card.trained("au"):
+        raise CliError("--tune-au-thresholds needs a model whose AU head is trained")
+    tta = card_tta_flip(bundle.card.training) if args.tta_flip is None else bool(args.tta_flip)
+    detector = _detector() if args.detect else None
+
+    from liveaffect.evaluation.metrics import tune_au_thresholds
+    from liveaffect.evaluation.predict import predict_records
+    from liveaffect.evaluation.report import write_json, write_report
+
+    preds = predict_records(
+        bundle,
+        records,
+        batch_size=args.batch_size,
+        tta_flip=tta,
+        detector=detector,
+        progress=not args.no_progress,
+    )
+    if not preds.records:
+        raise CliError(
+            f"none of the {preds.n_total} images could be scored (unreadable, or no face found)"
+        )
+    thresholds = list(bundle.card.au_thresholds)
+    result = preds.evaluate(au_thresholds=thresholds)
+    if args.tune_au_thresholds:
+        if result.au.n == 0:
+            raise CliError("--tune-au-thresholds needs AU labels on images that could be scored")
+        before = result.au.mean_f1
+        thresholds = [float(t) for t in tune_au_thresholds(preds.au_probs, preds.labels()["au"])]
+        result = preds.evaluate(au_thresholds=thresholds)
+        result.meta["au_mean_f1_before_tuning"] = before
+        result.notes.append(
+            "AU thresholds were tuned on this same data, so the AU F1 is optimistic; "
+            "report it on data the thresholds were not tuned on."
+        )
+    result.meta.update(
+        model=str(args.model),
+        data=list(args.data),
+        split=args.split,
+        detect=bool(args.detect),
+    )
+    if args.tune_au_thresholds or args.save_to_card:
+        card = bundle.card
+        if args.tune_au_thresholds:
+            card.au_thresholds = thresholds
+        if args.save_to_card:
+            key = f"{'+'.join(args.data)} [{args.split}]"
+            entry = _summary_for_card(result.to_dict())
+            entry.update(tta_flip=tta, detect=bool(args.detect))
+            card.metrics.setdefault("evaluation", {})[key] = entry
+        card.save(card_file)
+        print(f"updated {card_file}")
+    if args.json:
+        print(f"wrote {write_json(result, args.json)}")
+    if args.report:
+        files = write_report(result, args.report, title=f"Evaluation of {args.model}")
+        print(f"wrote {', '.join(str(p) for p in files.values())}")
+    print(result)
+    return 0

@@ -1,0 +1,263 @@
+"""Run a model bundle over labelled records: read, (detect,) prepare, batch, predict.
+
+Each image goes through :func:`liveaffect.preprocess.prepare_face`, the one
+preprocessing function shared with training and the live app. With a face detector
+the full image is searched first and the highest-scoring face is cropped with the
+card's margin; images without a face are *misses*: counted, reported and left out of
+every metric. Unreadable images are counted, warned about and skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from liveaffect.bundle import HEAD_WIDTHS, HEADS, Bundle
+from liveaffect.data import io
+from liveaffect.data.records import Record
+from liveaffect.evaluation.metrics import EvaluationResult, evaluate_arrays
+from liveaffect.labels import AU_MISSING, EXPR_MISSING, EXPRESSIONS, NUM_AUS, VA_MISSING
+from liveaffect.preprocess import PreprocessSpec, crop_face, prepare_face
+from liveaffect.types import FaceDetector
+
+log = logging.getLogger(__name__)
+
+_MAX_WARNINGS = 10
+
+
+@dataclass
+class Predictions:
+    """Model outputs for the records that could be scored, in order.
+
+    Attributes:
+        records: the scored records (unreadable images and detector misses removed).
+        expr_probs: (N, 8) probabilities, or None when the head is not trained.
+        va: (N, 2) valence/arousal, or None when the head is not trained.
+        au_probs: (N, 12) probabilities, or None when the head is not trained.
+        n_total: records given, before anything was skipped.
+        unreadable: paths of images that could not be read or decoded.
+        misses: paths of images in which the detector found no face (``detect`` only).
+        detect: whether a face detector ran on the full images.
+        tta_flip: whether predictions average each image with its mirror.
+    """
+
+    records: list[Record]
+    expr_probs: np.ndarray | None = None
+    va: np.ndarray | None = None
+    au_probs: np.ndarray | None = None
+    n_total: int = 0
+    unreadable: list[str] = field(default_factory=list)
+    misses: list[str] = field(default_factory=list)
+    detect: bool = False
+    tta_flip: bool = False
+
+    def labels(self) -> dict[str, np.ndarray]:
+        """The scored records' labels with Aff-Wild2's missing values (-1, -5, -1)."""
+        return label_arrays(self.records)
+
+    def evaluate(
+        self,
+        au_thresholds: float | Sequence[float] | None = None,
+        class_names: Sequence[str] = EXPRESSIONS,
+    ) -> EvaluationResult:
+        """Score these predictions against the records' labels.
+
+        A head that was not trained gets no metrics (None) and a note saying why.
+        """
+        y = self.labels()
+        result = evaluate_arrays(
+            y["expr"],
+            self.expr_probs,
+            y["va"],
+            self.va,
+            y["au"],
+            self.au_probs,
+            au_thresholds=au_thresholds,
+            class_names=class_names,
+        )
+        result.meta.update(
+            images=self.n_total,
+            scored=len(self.records),
+            unreadable=len(self.unreadable),
+            tta_flip=self.tta_flip,
+        )
+        if self.unreadable:
+            result.notes.append(f"{len(self.unreadable)} unreadable image(s) were skipped.")
+        if self.detect:
+            result.meta["detection_misses"] = len(self.misses)
+            result.notes.append(
+                f"Faces were found with a detector; {len(self.misses)} image(s) without a "
+                "detected face are excluded from all metrics."
+            )
+        for head, preds in (("expr", self.expr_probs), ("va", self.va), ("au", self.au_probs)):
+            if preds is None:
+                result.notes.append(f"The {head} head is not trained: no {head} metrics.")
+        return result
+
+
+def label_arrays(records: Sequence[Record]) -> dict[str, np.ndarray]:
+    """Stack records' labels: ``expr`` (N,), ``va`` (N, 2), ``au`` (N, 12), missing masked."""
+    n = len(records)
+    expr = np.full((n,), EXPR_MISSING, np.int64)
+    va = np.full((n, 2), VA_MISSING, np.float64)
+    au = np.full((n, NUM_AUS), AU_MISSING, np.int64)
+    for i, r in enumerate(records):
+        expr[i] = r.expr
+        if r.va is not None:
+            va[i] = r.va
+        if r.au is not None:
+            au[i] = r.au
+    return {"expr": expr, "va": va, "au": au}
+
+
+def read_image(path: str) -> np.ndarray | None:
+    """Read and decode an image (local or ``gs://``); None when unreadable.
+
+    Decoding matches the training pipeline: ``cv2.IMREAD_UNCHANGED``, 16-bit images
+    scaled to 8 bits.
+    """
+    try:
+        data = np.frombuffer(io.read_bytes(path), np.uint8)
+        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    except (OSError, ValueError, cv2.error) as exc:
+        log.debug("cannot read %s: %s", path, exc)
+        return None
+    if image is None or image.size == 0:
+        return None
+    if image.dtype != np.uint8:
+        image = cv2.convertScaleAbs(image, alpha=255.0 / max(float(image.max()), 1.0))
+    return image
+
+
+def _model_runner(bundle: Bundle) -> Any:
+    """A ``batch -> list of per-output arrays`` function (one traced graph, any batch size)."""
+    import tensorflow as tf
+
+    model = bundle.model
+    shape = tuple(bundle.card.preprocess.input_shape)
+    spec = tf.TensorSpec((None, *shape), tf.float32)
+    fn = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+    names = [str(n) for n in getattr(model, "output_names", None) or []]
+
+    def run(batch: np.ndarray) -> list[np.ndarray]:
+        out = fn(batch)
+        if isinstance(out, dict):  # dict outputs: model.outputs follows output_names
+            keys = names if all(n in out for n in names) else sorted(out)
+            out = [out[k] for k in keys]
+        elif not isinstance(out, list | tuple):
+            out = [out]
+        return [np.asarray(o, np.float32) for o in out]
+
+    return run
+
+
+def _best_face(detector: FaceDetector, image: np.ndarray, spec: PreprocessSpec):
+    detections = detector.detect(image)
+    if not detections:
+        return None
+    best = max(detections, key=lambda d: d.score)
+    return crop_face(image, best.xyxy, spec.crop_margin, spec.square)
+
+
+def predict_records(
+    bundle: Bundle,
+    records: Sequence[Record],
+    batch_size: int = 64,
+    tta_flip: bool = False,
+    detector: FaceDetector | None = None,
+    progress: bool = True,
+    workers: int | None = None,
+) -> Predictions:
+    """Predict every record's image with the bundle's model.
+
+    Args:
+        bundle: a loaded bundle (:func:`liveaffect.bundle.load_bundle`).
+        records: records whose ``path`` is a face image (or a full image with ``detector``).
+        batch_size: images per model call (twice as many tensors with ``tta_flip``).
+        tta_flip: average each image's outputs with those of its horizontal mirror.
+        detector: optional face detector run on the full image; the best face is used.
+        progress: show a tqdm progress bar.
+        workers: threads that read and decode images (default: up to 8).
+
+    Returns:
+        The predictions; heads the card marks untrained are None.
+    """
+    from tqdm.auto import tqdm
+
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    spec = bundle.card.preprocess
+    active = [h for h in HEADS if h in bundle.outputs and bundle.card.trained(h)]
+    outputs: dict[str, list[np.ndarray]] = {h: [] for h in active}
+    kept: list[Record] = []
+    unreadable: list[str] = []
+    misses: list[str] = []
+    run = _model_runner(bundle) if active else None
+    workers = workers or min(8, os.cpu_count() or 1)
+
+    def load(record: Record) -> np.ndarray | None:
+        image = read_image(record.path)
+        if image is None or detector is not None:
+            return image
+        return prepare_face(image, spec)
+
+    with (
+        ThreadPoolExecutor(workers) as pool,
+        tqdm(total=len(records), disable=not progress, unit="img", desc="evaluate") as bar,
+    ):
+        for start in range(0, len(records), int(batch_size)):
+            chunk = records[start : start + int(batch_size)]
+            faces: list[np.ndarray] = []
+            for record, item in zip(chunk, pool.map(load, chunk), strict=True):
+                if item is None:
+                    unreadable.append(record.path)
+                    if len(unreadable) <= _MAX_WARNINGS:
+                        log.warning("unreadable image skipped: %s", record.path)
+                    continue
+                if detector is not None:
+                    crop = _best_face(detector, item, spec)
+                    if crop is None:
+                        misses.append(record.path)
+                        continue
+                    item = prepare_face(crop, spec)
+                faces.append(item)
+                kept.append(record)
+            bar.update(len(chunk))
+            if not faces or run is None:
+                continue
+            batch = np.stack(faces).astype(np.float32, copy=False)
+            if tta_flip:
+                batch = np.concatenate([batch, batch[:, :, ::-1, :]])
+            result = run(batch)
+            for head in active:
+                values = result[bundle.outputs[head]]
+                if tta_flip:
+                    values = (values[: len(faces)] + values[len(faces) :]) / 2.0
+                outputs[head].append(values)
+    if len(unreadable) > _MAX_WARNINGS:
+        log.warning("%d unreadable images skipped in all", len(unreadable))
+
+    def stacked(head: str) -> np.ndarray | None:
+        if head not in outputs:
+            return None
+        parts = outputs[head]
+        return np.concatenate(parts) if parts else np.zeros((0, HEAD_WIDTHS[head]), np.float32)
+
+    return Predictions(
+        records=kept,
+        expr_probs=stacked("expr"),
+        va=stacked("va"),
+        au_probs=stacked("au"),
+        n_total=len(records),
+        unreadable=unreadable,
+        misses=misses,
+        detect=detector is not None,
+        tta_flip=bool(tta_flip),
+    )

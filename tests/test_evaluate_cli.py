@@ -1,0 +1,229 @@
+"""predict_records and the ``evaluate`` subcommand, end to end on a tiny random bundle."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+from liveaffect.cli import CliError
+from liveaffect.data.records import Record
+from liveaffect.evaluation import cli as evaluate_cli
+from liveaffect.evaluation.cli import card_tta_flip
+from liveaffect.labels import AUS
+from liveaffect.preprocess import crop_face, prepare_face
+from liveaffect.types import Detection
+
+CLASSES = ("happy", "sad", "angry")
+
+
+def write_class_folders(root, per_class: int = 3, size: int = 40, seed: int = 0):
+    """``root/{train,val}/<class>/*.jpg`` random images (FER2013-style, 3 classes)."""
+    rng = np.random.default_rng(seed)
+    for split in ("train", "val"):
+        for name in CLASSES:
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                img = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
+                cv2.imwrite(str(folder / f"{i}.jpg"), img)
+    return root
+
+
+def write_manifest(root, n: int = 10, seed: int = 1):
+    """A CSV manifest with expression, valence/arousal and AU labels (some missing)."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(n):
+        name = f"img{i}.png"
+        cv2.imwrite(str(root / name), rng.integers(0, 255, (36, 36), dtype=np.uint8))
+        va = ["-5", "-5"] if i == 0 else [f"{v:.3f}" for v in rng.uniform(-1, 1, 2)]
+        aus = [str(v) for v in rng.integers(0, 2, 12)]
+        aus[0] = "1" if i % 2 else "0"
+        rows.append([name, str(i % 8), *va, *aus])
+    with open(root / "labels.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "expression", "valence", "arousal", *AUS])
+        writer.writerows(rows)
+    return root
+
+
+def run_cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser()
+    evaluate_cli.add_arguments(parser)
+    return evaluate_cli.run(parser.parse_args([*argv, "--no-progress"]))
+
+
+@pytest.fixture
+def bundle_dir(tiny_bundle, tmp_path):
+    """A private copy of the session's tiny bundle (tests may rewrite its card)."""
+    return shutil.copytree(tiny_bundle, tmp_path / "bundle")
+
+
+# --------------------------------------------------------------------------- predict_records
+
+
+def _direct(bundle, batch: np.ndarray) -> dict[str, np.ndarray]:
+    out = bundle.model(batch, training=False)
+    return {h: np.asarray(out[h]) for h in ("expr", "va", "au")}
+
+
+def test_predict_matches_the_model_and_flip_averages(tiny_bundle, tmp_path):
+    from liveaffect.bundle import load_bundle
+    from liveaffect.evaluation.predict import predict_records, read_image
+
+    data = write_manifest(tmp_path / "m", n=5)
+    bundle = load_bundle(tiny_bundle)
+    records = [Record(path=str(data / f"img{i}.png"), expr=i) for i in range(5)]
+    records.insert(2, Record(path=str(tmp_path / "missing.jpg"), expr=1))
+    batch = np.stack(
+        [prepare_face(read_image(r.path), bundle.card.preprocess) for r in records[:2]]
+    )
+    batch = np.concatenate(
+        [batch, [prepare_face(read_image(r.path), bundle.card.preprocess) for r in records[3:]]]
+    )
+    want = _direct(bundle, batch)
+    mirror = _direct(bundle, batch[:, :, ::-1, :])
+
+    plain = predict_records(bundle, records, batch_size=2, progress=False)
+    assert plain.n_total == 6 and len(plain.records) == 5
+    assert plain.unreadable == [str(tmp_path / "missing.jpg")]
+    np.testing.assert_allclose(plain.expr_probs, want["expr"], atol=1e-5)
+    np.testing.assert_allclose(plain.va, want["va"], atol=1e-5)
+    np.testing.assert_allclose(plain.au_probs, want["au"], atol=1e-5)
+
+    flipped = predict_records(bundle, records, batch_size=4, tta_flip=True, progress=False)
+    np.testing.assert_allclose(flipped.expr_probs, (want["expr"] + mirror["expr"]) / 2, atol=1e-5)
+    np.testing.assert_allclose(flipped.va, (want["va"] + mirror["va"]) / 2, atol=1e-5)
+    result = flipped.evaluate()
+    assert result.meta["unreadable"] == 1 and result.meta["tta_flip"] is True
+    assert result.expr.n == 5
+
+
+class FakeDetector:
+    """Finds one face in images whose top-left pixel is bright, none otherwise."""
+
+    box = (4.0, 6.0, 30.0, 34.0)
+
+    def detect(self, frame_bgr):
+        if frame_bgr.reshape(-1)[0] > 127:
+            return [Detection((0.0, 0.0, 5.0, 5.0), 0.2), Detection(self.box, 0.9)]
+        return []
+
+
+def test_detector_crops_best_face_and_counts_misses(tiny_bundle, tmp_path):
+    from liveaffect.bundle import load_bundle
+    from liveaffect.evaluation.predict import predict_records
+    from liveaffect.evaluation.report import write_report
+
+    bundle = load_bundle(tiny_bundle)
+    spec = bundle.card.preprocess
+    rng = np.random.default_rng(2)
+    records = []
+    for i in range(4):
+        img = rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)
+        img[0, 0] = 255 if i % 2 == 0 else 0
+        cv2.imwrite(str(tmp_path / f"{i}.png"), img)
+        records.append(Record(path=str(tmp_path / f"{i}.png"), expr=i, va=(0.1 * i, -0.1)))
+    preds = predict_records(bundle, records, detector=FakeDetector(), progress=False)
+    assert [r.expr for r in preds.records] == [0, 2]
+    assert preds.misses == [records[1].path, records[3].path]
+    img = cv2.imread(records[0].path, cv2.IMREAD_UNCHANGED)
+    face = prepare_face(crop_face(img, FakeDetector.box, spec.crop_margin, spec.square), spec)
+    np.testing.assert_allclose(
+        preds.expr_probs[0], _direct(bundle, face[None])["expr"][0], atol=1e-5
+    )
+    result = preds.evaluate()
+    assert result.meta["detection_misses"] == 2
+    assert result.expr.n == 2 and result.va.n == 2
+    text = write_report(result, tmp_path / "r.md")["report"].read_text()
+    assert "no face in **2** image(s)" in text and "excluded" in text
+
+
+def test_untrained_heads_give_none(tiny_bundle_factory, tmp_path):
+    from liveaffect.bundle import load_bundle
+    from liveaffect.evaluation.predict import predict_records
+
+    bundle = load_bundle(tiny_bundle_factory(trained=("expr",)))
+    data = write_manifest(tmp_path / "m", n=4)
+    records = [
+        Record(path=str(data / f"img{i}.png"), expr=i, va=(0.2, 0.3), au=(1,) * 12)
+        for i in range(4)
+    ]
+    preds = predict_records(bundle, records, progress=False)
+    assert preds.va is None and preds.au_probs is None
+    assert preds.expr_probs.shape == (4, 8)
+    d = preds.evaluate().to_dict()
+    assert d["va"]["ccc_mean"] is None and d["au"]["mean_f1"] is None and d["expr"]["n"] == 4
+    assert any("va head is not trained" in n for n in d["notes"])
+
+
+# --------------------------------------------------------------------------- the CLI
+
+
+def test_cli_class_folders_end_to_end(bundle_dir, tmp_path, capsys):
+    data = write_class_folders(tmp_path / "fer")
+    (data / "val" / "sad" / "broken.jpg").write_bytes(b"not a jpeg")
+    out_json, out_md = tmp_path / "out" / "eval.json", tmp_path / "out" / "eval.md"
+    argv = ["--model", str(bundle_dir), "--data", str(data), "--batch-size", "4"]
+    assert run_cli([*argv, "--json", str(out_json), "--report", str(out_md)]) == 0
+    d = json.loads(out_json.read_text())
+    assert d["expr"]["n"] == 9  # the validation split only; the broken image skipped
+    assert isinstance(d["expr"]["macro_f1"], float) and isinstance(d["expr"]["accuracy"], float)
+    assert d["expr"]["classes_present"] == ["Anger", "Happiness", "Sadness"]
+    assert d["va"]["n"] == 0 and d["va"]["ccc_mean"] is None
+    assert d["au"]["n"] == 0 and d["au"]["mean_f1"] is None
+    assert d["mtl_score"] is None and d["mtl_partial"] == d["expr"]["macro_f1"]
+    assert d["meta"]["unreadable"] == 1 and d["meta"]["split"] == "validation"
+    assert (tmp_path / "out" / "eval_confusion.png").exists()
+    assert not (tmp_path / "out" / "eval_va.png").exists()
+    assert "EXPR macro F1" in capsys.readouterr().out
+
+
+def test_cli_tunes_thresholds_and_saves_to_card(bundle_dir, tmp_path):
+    data = write_manifest(tmp_path / "m", n=12)
+    card_before = json.loads((bundle_dir / "card.json").read_text())
+    out_json = tmp_path / "e.json"
+    argv = ["--model", str(bundle_dir), "--data", str(data), "--split", "all", "--no-tta-flip"]
+    assert run_cli([*argv, "--tune-au-thresholds", "--save-to-card", "--json", str(out_json)]) == 0
+    d = json.loads(out_json.read_text())
+    assert d["expr"]["n"] == 12 and d["va"]["n"] == 11 and d["au"]["n"] == 12
+    assert isinstance(d["mtl_score"], float)
+    assert d["au"]["mean_f1"] >= d["meta"]["au_mean_f1_before_tuning"]
+    card = json.loads((bundle_dir / "card.json").read_text())
+    assert card["au_thresholds"] == d["au"]["thresholds"]
+    assert card["au_thresholds"] != card_before["au_thresholds"] or d["au"]["mean_f1"] == 1.0
+    (entry,) = card["metrics"]["evaluation"].values()
+    assert entry["mtl_score"] == d["mtl_score"] and entry["tta_flip"] is False
+    assert card["preprocess"] == card_before["preprocess"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--data", "{tmp}/nowhere"], "does not exist"),
+        (["--data", "{fer}", "--split", "test"], "no labelled images"),
+        (["--data", "{fer}", "--tune-au-thresholds"], "needs AU labels"),
+        (["--data", "{fer}", "--batch-size", "0"], "--batch-size"),
+        (["--data", "{fer}", "--model", "{tmp}/no_bundle"], "no such model"),
+    ],
+)
+def test_cli_user_errors(argv, message, tiny_bundle, tmp_path):
+    fer = write_class_folders(tmp_path / "fer", per_class=1)
+    argv = [a.format(tmp=tmp_path, fer=fer) for a in argv]
+    if "--model" not in argv:
+        argv = ["--model", str(tiny_bundle), *argv]
+    with pytest.raises(CliError, match=message):
+        run_cli(argv)
+
+
+def test_card_tta_flip_lookup():
+    assert card_tta_flip({}) is False
+    assert card_tta_flip({"tta_flip": True}) is True
+    assert card_tta_flip({"train": {"tta_flip": True}, "epochs": 3}) is True
