@@ -192,7 +192,8 @@ def _row_record(row, cols, where, base, split_filter, source) -> tuple[Record | 
     if expr == EXPR_MISSING and va is None and au is None:
         return None, unknown
     video = cell(cols["video"]) or path
-    return Record(path=path, expr=expr, va=va, au=au, source=source, video=video, split=split), ""
+    record = Record(path=path, expr=expr, va=va, au=au, source=source, video=video, split=split)
+    return record, unknown
 
 
 def read_csv_manifest(path: str, split: str | None = None, source: str = "") -> list[Record]:
