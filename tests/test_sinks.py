@@ -41,7 +41,20 @@ def test_csv_columns_are_complete_and_named_from_labels():
     )
     assert [f"p_{e}" for e in EXPRESSIONS] == list(CSV_COLUMNS[8:16])
     assert CSV_COLUMNS[16:19] == ("expression", "valence", "arousal")
-    expected_aus = ["AU01", "AU02", "AU04", "AU06", "AU07", "AU10", "AU12", "AU15", "AU23", "AU24", "AU25", "AU26"]
+    expected_aus = [
+        "AU01",
+        "AU02",
+        "AU04",
+        "AU06",
+        "AU07",
+        "AU10",
+        "AU12",
+        "AU15",
+        "AU23",
+        "AU24",
+        "AU25",
+        "AU26",
+    ]
     assert list(CSV_COLUMNS[19:31]) == list(AU_COLUMNS) == expected_aus
     assert list(CSV_COLUMNS[31:]) == [f"{a}_active" for a in AU_COLUMNS]
 
