@@ -227,3 +227,35 @@ def test_card_tta_flip_lookup():
     assert card_tta_flip({}) is False
     assert card_tta_flip({"tta_flip": True}) is True
     assert card_tta_flip({"train": {"tta_flip": True}, "epochs": 3}) is True
+
+
+def test_cli_card_updates_need_a_card(bundle_dir, tmp_path):
+    fer = write_class_folders(tmp_path / "fer", per_class=1)
+    plain = shutil.copy(bundle_dir / "model.keras", tmp_path / "plain.keras")
+    with pytest.raises(CliError, match=r"plain \.keras"):
+        run_cli(["--model", str(plain), "--data", str(fer), "--save-to-card"])
+    # model.keras inside a bundle folder: the card beside it is the one updated
+    run_cli(["--model", str(bundle_dir / "model.keras"), "--data", str(fer), "--save-to-card"])
+    card = json.loads((bundle_dir / "card.json").read_text())
+    assert card["metrics"]["evaluation"]
+
+
+def test_cli_detect_reports_misses(tiny_bundle, tmp_path, monkeypatch):
+    import liveaffect.runtime.detectors as detectors
+
+    asked = []
+    fake = lambda name: asked.append(name) or FakeDetector()  # noqa: E731
+    monkeypatch.setattr(detectors, "create_detector", fake)
+    fer = write_class_folders(tmp_path / "fer", per_class=2)
+    for path in (fer / "val").rglob("*.jpg"):  # a face only in the "happy" images
+        img = cv2.imread(str(path))
+        img[:8, :8] = 255 if path.parent.name == "happy" else 0
+        cv2.imwrite(str(path), img)
+    out_json, out_md = tmp_path / "d.json", tmp_path / "d.md"
+    argv = ["--model", str(tiny_bundle), "--data", str(fer), "--detect", "--json", str(out_json)]
+    assert run_cli([*argv, "--report", str(out_md)]) == 0
+    d = json.loads(out_json.read_text())
+    assert asked == ["blazeface"] and d["meta"]["detect"] is True
+    assert d["meta"]["detection_misses"] == 4 and d["expr"]["n"] == 2
+    assert d["expr"]["classes_present"] == ["Happiness"]
+    assert "no face in **4** image(s)" in out_md.read_text()

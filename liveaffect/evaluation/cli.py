@@ -100,14 +100,17 @@ def _detector() -> Any:
 
 
 def _card_file(bundle: Any) -> Path:
-    from liveaffect.bundle import CARD_FILE
+    from liveaffect.bundle import CARD_FILE, MODEL_FILE
 
-    if not bundle.path.is_dir():
-        raise CliError(
-            f"{bundle.path} is a plain .keras file; --tune-au-thresholds and --save-to-card "
-            "need a bundle folder with a card.json"
-        )
-    return bundle.path / CARD_FILE
+    if bundle.path.is_dir():
+        return bundle.path / CARD_FILE
+    beside = bundle.path.parent / CARD_FILE
+    if bundle.path.name == MODEL_FILE and beside.exists():  # load_bundle read this card
+        return beside
+    raise CliError(
+        f"{bundle.path} is a plain .keras file; --tune-au-thresholds and --save-to-card "
+        "need a bundle folder with a card.json"
+    )
 
 
 def _summary_for_card(d: dict[str, Any]) -> dict[str, Any]:
