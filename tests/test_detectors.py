@@ -1,0 +1,214 @@
+"""Face detectors: the real BlazeFace models on real clips, odd frames, NMS and anchors."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from liveaffect.runtime.detectors import DETECTORS, DetectorError, as_bgr, create_detector
+from liveaffect.runtime.detectors.blazeface import (
+    MODELS,
+    BlazeFaceDetector,
+    model_dir,
+    ssd_anchors,
+    weighted_nms,
+)
+from liveaffect.types import Detection, FaceDetector
+
+VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos"
+
+
+def read_frames(name: str, step: int = 1) -> list[np.ndarray]:
+    path = VIDEOS / name
+    if not path.exists():
+        pytest.skip(f"shared data not present: {path}")
+    capture = cv2.VideoCapture(str(path))
+    frames, i = [], 0
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        if i % step == 0:
+            frames.append(frame)
+        i += 1
+    capture.release()
+    return frames
+
+
+@pytest.fixture(scope="module")
+def detector() -> BlazeFaceDetector:
+    return create_detector()
+
+
+@pytest.fixture(scope="module")
+def face_frame() -> np.ndarray:
+    return read_frames("pyfeat_single_face.mp4", step=24)[1]
+
+
+def assert_in_frame(detections: list[Detection], frame: np.ndarray) -> None:
+    h, w = frame.shape[:2]
+    for d in detections:
+        x1, y1, x2, y2 = d.xyxy
+        assert all(isinstance(v, float) and np.isfinite(v) for v in d.xyxy)
+        assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h
+        assert 0.0 <= d.score <= 1.0
+        assert d.keypoints.shape == (6, 2) and np.isfinite(d.keypoints).all()
+
+
+def test_create_detector_defaults_to_blazeface(detector):
+    assert isinstance(detector, FaceDetector)
+    assert isinstance(detector, BlazeFaceDetector) and detector.model == "full"
+    assert DETECTORS == ("blazeface", "yolo")
+
+
+def test_unknown_detector_lists_choices():
+    with pytest.raises(DetectorError, match=r"unknown face detector 'haar'.*blazeface, yolo"):
+        create_detector("haar")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"model": "medium"}, "model"),
+        ({"min_score": 1.5}, "min_score"),
+        ({"num_threads": 0}, "num"),
+    ],
+)
+def test_bad_options_name_the_field(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        BlazeFaceDetector(**kwargs)
+
+
+def test_missing_or_bad_weights(tmp_path):
+    with pytest.raises(DetectorError, match="not found"):
+        create_detector(weights=str(tmp_path))
+    bogus = tmp_path / "face.tflite"
+    bogus.write_text("not a model")
+    with pytest.raises(DetectorError, match="cannot load"):
+        BlazeFaceDetector(model="short", weights=bogus)
+
+
+def test_anchor_counts_match_the_model_outputs():
+    short, full = MODELS["short"], MODELS["full"]
+    a = ssd_anchors(short.input_size, short.strides, short.anchors_per_cell)
+    b = ssd_anchors(full.input_size, full.strides, full.anchors_per_cell)
+    assert a.shape == (896, 2) and b.shape == (2304, 2)
+    # 16x16 grid with 2 anchors per cell, x varying fastest, then an 8x8 grid with 6.
+    np.testing.assert_allclose(a[:3], [[1 / 32, 1 / 32], [1 / 32, 1 / 32], [3 / 32, 1 / 32]])
+    np.testing.assert_allclose(a[512], [1 / 16, 1 / 16])
+    np.testing.assert_allclose(b[48], [1 / 96, 3 / 96])
+    assert (a > 0).all() and (a < 1).all() and (b > 0).all() and (b < 1).all()
+
+
+def test_weighted_nms_blends_overlaps_and_keeps_separate_faces():
+    boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [50, 50, 60, 60]], float)
+    kps = np.zeros((3, 6, 2))
+    kps[1] += 3.0
+    scores = np.array([0.9, 0.6, 0.7])
+    out = weighted_nms(boxes, kps, scores, iou_threshold=0.3)
+    assert [s for _, _, s in out] == [0.9, 0.7]
+    np.testing.assert_allclose(out[0][0], [0.4, 0, 10.4, 10])  # (0*.9 + 1*.6) / 1.5
+    np.testing.assert_allclose(out[0][1], np.full((6, 2), 1.2))
+    np.testing.assert_allclose(out[1][0], [50, 50, 60, 60])
+
+
+@pytest.mark.shared
+def test_finds_the_face_in_nearly_every_frame(detector):
+    frames = read_frames("pyfeat_single_face.mp4")
+    counts = []
+    for frame in frames:
+        found = detector.detect(frame)
+        assert_in_frame(found, frame)
+        counts.append(len(found))
+    assert np.mean(np.array(counts) >= 1) >= 0.9
+    assert np.mean(np.array(counts) == 1) >= 0.9
+
+
+@pytest.mark.shared
+def test_finds_several_small_faces_in_the_crowd_clip(detector):
+    frames = read_frames("facenet_pytorch_video.mp4", step=5)
+    counts = [len(detector.detect(frame)) for frame in frames]
+    assert max(counts) >= 3
+    assert sum(c >= 2 for c in counts) >= 3
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("model", ["short", "full", "auto"])
+def test_every_model_finds_a_webcam_face(model, face_frame):
+    found = BlazeFaceDetector(model=model).detect(face_frame)
+    assert len(found) == 1 and found[0].score > 0.7
+    assert_in_frame(found, face_frame)
+    x1, y1, x2, y2 = found[0].xyxy
+    assert 40 < x2 - x1 < 400  # a face, not the whole frame
+    kp = found[0].keypoints
+    assert (kp[:, 0] > x1 - 10).all() and (kp[:, 0] < x2 + 10).all()
+    assert (kp[:, 1] > y1 - 10).all() and (kp[:, 1] < y2 + 10).all()
+
+
+@pytest.mark.shared
+def test_boxes_are_in_frame_pixels(detector, face_frame):
+    (base,) = detector.detect(face_frame)
+    padded = cv2.copyMakeBorder(face_frame, 0, 0, 200, 0, cv2.BORDER_CONSTANT)  # 200 px left
+    (shifted,) = detector.detect(padded)
+    np.testing.assert_allclose(shifted.xyxy, np.add(base.xyxy, [200, 0, 200, 0]), atol=12)
+    big = cv2.resize(face_frame, None, fx=2, fy=2)
+    (scaled,) = detector.detect(big)
+    np.testing.assert_allclose(scaled.xyxy, np.multiply(base.xyxy, 2), atol=16)
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("convert", [cv2.COLOR_BGR2GRAY, cv2.COLOR_BGR2BGRA])
+def test_grey_and_bgra_frames_still_find_the_face(detector, face_frame, convert):
+    frame = cv2.cvtColor(face_frame, convert)
+    found = detector.detect(frame)
+    assert len(found) == 1
+    assert_in_frame(found, frame)
+
+
+def test_blank_frames_have_no_face(detector):
+    assert detector.detect(np.zeros((360, 640, 3), np.uint8)) == []
+    assert detector.detect(np.full((480, 640, 3), 255, np.uint8)) == []
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        np.zeros((0, 0, 3), np.uint8),
+        np.zeros((5, 7, 3), np.uint8),
+        np.full((5, 7), 128, np.uint8),
+        np.full((1, 1, 3), 9, np.uint8),
+        np.random.default_rng(0).integers(0, 255, (333, 517, 3), dtype=np.uint8),
+        np.random.default_rng(1).integers(0, 255, (1001, 37, 4), dtype=np.uint8),
+        np.random.default_rng(2).integers(0, 255, (17, 999, 1), dtype=np.uint8),
+        np.random.default_rng(3).random((64, 48, 3)) * 255.0,
+    ],
+    ids=["empty", "7x5", "grey7x5", "1x1", "odd", "tall-bgra", "wide-1ch", "float"],
+)
+@pytest.mark.parametrize("model", ["full", "short"])
+def test_odd_frames_do_not_crash(frame, model):
+    found = BlazeFaceDetector(model=model).detect(frame)
+    assert isinstance(found, list)
+    if found:
+        assert_in_frame(found, frame)
+
+
+def test_as_bgr_rejects_non_images():
+    with pytest.raises(ValueError, match="shape"):
+        as_bgr(np.zeros((4, 4, 5), np.uint8))
+
+
+def test_weights_folder_and_single_file():
+    folder = model_dir()
+    assert BlazeFaceDetector(weights=folder).model == "full"
+    single = BlazeFaceDetector(model="short", weights=folder / MODELS["short"].filename)
+    assert single.detect(np.zeros((10, 10, 3), np.uint8)) == []
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ultralytics") is not None, reason="has ultralytics")
+def test_yolo_without_ultralytics_says_how_to_install():
+    with pytest.raises(DetectorError, match=r"pip install -r requirements-yolo\.txt"):
+        create_detector("yolo")
