@@ -195,11 +195,11 @@ class _Images:
             for base, videos in self._bases:
                 if video in videos:
                     folder = io.join(base, video)
-                    entry = (folder, set(io.listdir(folder)))
+                    entry = (io.join(folder, ""), set(io.listdir(folder)))  # prefix ends in /
                     break
             self._videos[video] = entry
-        folder, names = entry
-        return io.join(folder, name) if name in names else None
+        prefix, names = entry
+        return prefix + name if name in names else None
 
 
 def _parse(task: str, fields: list[str], where: str):
@@ -244,18 +244,23 @@ def _lines(path: str) -> list[str]:
     return lines
 
 
-def _read_task_file(path, task, video, split, images, joined, stats) -> None:
+def _read_task_file(path, task, video, split, images, joined, stats, cache) -> None:
     n_fields = _FIELDS[task]
     slot = _SLOT[task]
     stats.files += 1
     for k, line in enumerate(_lines(path)[1:], start=1):
-        where = f"{path}:{k + 1}"
-        if not line.strip():
-            raise DatasetError(f"{where}: empty line inside the file")
-        fields = line.split(",")
-        if len(fields) != n_fields:
-            raise DatasetError(f"{where}: expected {n_fields} {task} value(s), got {len(fields)}")
-        value = _parse(task, fields, where)
+        try:
+            value = cache[line]  # label lines repeat a lot: parse each distinct text once
+        except KeyError:
+            where = f"{path}:{k + 1}"
+            if not line.strip():
+                raise DatasetError(f"{where}: empty line inside the file") from None
+            fields = line.split(",")
+            if len(fields) != n_fields:
+                raise DatasetError(
+                    f"{where}: expected {n_fields} {task} value(s), got {len(fields)}"
+                ) from None
+            value = cache[line] = _parse(task, fields, where)
         stats.lines += 1
         if value is None:
             stats.unlabelled += 1
@@ -333,6 +338,7 @@ def read_affwild2_with_stats(
         )
     images = _image_index(root, ann, image_dirs)
     stats, joined = ReadStats(), {}
+    caches: dict[str, dict] = {task: {} for task in _FIELDS}
     task_dirs, _ = io.scan(ann)
     for task_dir in task_dirs:
         task = TASK_FOLDERS.get(normalise(task_dir))
@@ -347,7 +353,9 @@ def read_affwild2_with_stats(
             for name in io.scan(folder)[1]:
                 if name.lower().endswith(".txt"):
                     path = io.join(folder, name)
-                    _read_task_file(path, task, name[:-4], this_split, images, joined, stats)
+                    _read_task_file(
+                        path, task, name[:-4], this_split, images, joined, stats, caches[task]
+                    )
     return _records(joined, SOURCE, stats), stats
 
 
