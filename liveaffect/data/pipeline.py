@@ -1,0 +1,191 @@
+"""The tf.data input pipeline: parallel decode -> shared face preprocessing -> cache ->
+shuffle -> batch -> augmentation -> normalisation -> prefetch.
+
+Decoding uses :func:`liveaffect.preprocess.face_pixels` and the last step
+:func:`liveaffect.preprocess.normalize`: the same two functions the live app runs,
+so a model never sees faces prepared differently from how it was trained.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+
+from liveaffect.data import io
+from liveaffect.data.records import Record
+from liveaffect.labels import AU_MISSING, EXPR_MISSING, NUM_AUS, VA_MISSING
+from liveaffect.preprocess import PreprocessSpec, face_pixels, normalize
+
+
+@dataclass
+class AugmentConfig:
+    """Training-time augmentation (all applied per image, at random).
+
+    Attributes:
+        flip: horizontal mirror with probability 0.5.
+        rotation_deg: maximum rotation either way, in degrees.
+        zoom: maximum relative zoom in or out.
+        shift: maximum translation as a fraction of the image size.
+        brightness: maximum brightness change as a fraction of the 0..255 range.
+        contrast: maximum relative contrast change.
+    """
+
+    flip: bool = True
+    rotation_deg: float = 10.0
+    zoom: float = 0.1
+    shift: float = 0.1
+    brightness: float = 0.2
+    contrast: float = 0.2
+
+    def __post_init__(self) -> None:
+        for name in ("rotation_deg", "zoom", "shift", "brightness", "contrast"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"augment.{name} must be >= 0, got {getattr(self, name)}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def load_face(path: str, spec: PreprocessSpec) -> np.ndarray:
+    """Read one face image (local or gs://) and return its uint8 model-size pixels.
+
+    Raises:
+        ValueError: the file is not a decodable image (names the path).
+    """
+    data = np.frombuffer(io.read_bytes(path), np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if image is None:
+        raise ValueError(f"{path}: not a readable image")
+    if image.dtype != np.uint8:  # 16-bit PNGs
+        image = cv2.convertScaleAbs(image, alpha=255.0 / max(float(image.max()), 1.0))
+    return face_pixels(image, spec)
+
+
+def label_arrays(records: Sequence[Record]) -> dict[str, np.ndarray]:
+    """Stack the records' labels with Aff-Wild2's missing values (-1, -5, -1)."""
+    n = len(records)
+    expr = np.full((n,), EXPR_MISSING, np.int32)
+    va = np.full((n, 2), VA_MISSING, np.float32)
+    au = np.full((n, NUM_AUS), AU_MISSING, np.float32)
+    for i, r in enumerate(records):
+        expr[i] = r.expr
+        if r.va is not None:
+            va[i] = r.va
+        if r.au is not None:
+            au[i] = r.au
+    return {"expr": expr, "va": va, "au": au}
+
+
+def decode_all(
+    records: Sequence[Record], spec: PreprocessSpec, workers: int = 4, progress: bool = True
+) -> np.ndarray:
+    """Decode every record into one uint8 array (N, H, W, C), in parallel with a progress bar."""
+    from tqdm import tqdm
+
+    out = np.empty((len(records), *spec.input_shape), np.uint8)
+
+    def work(i: int) -> None:
+        out[i] = load_face(records[i].path, spec)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(
+            tqdm(
+                pool.map(work, range(len(records))),
+                total=len(records),
+                desc="decode faces",
+                disable=not progress,
+                unit="img",
+            )
+        )
+    return out
+
+
+def augmenter(cfg: AugmentConfig, seed: int | None = None):
+    """A Keras layer stack that augments a batch of 0..255 float images."""
+    import keras
+    from keras import layers
+
+    stack = []
+    if cfg.flip:
+        stack.append(layers.RandomFlip("horizontal", seed=seed))
+    if cfg.rotation_deg:
+        stack.append(
+            layers.RandomRotation(cfg.rotation_deg / 360.0, fill_mode="reflect", seed=seed)
+        )
+    if cfg.zoom:
+        stack.append(layers.RandomZoom(cfg.zoom, fill_mode="reflect", seed=seed))
+    if cfg.shift:
+        stack.append(layers.RandomTranslation(cfg.shift, cfg.shift, fill_mode="reflect", seed=seed))
+    if cfg.brightness:
+        stack.append(layers.RandomBrightness(cfg.brightness, value_range=(0, 255), seed=seed))
+    if cfg.contrast:
+        stack.append(layers.RandomContrast(cfg.contrast, value_range=(0, 255), seed=seed))
+    return keras.Sequential(stack, name="augment")
+
+
+def make_dataset(
+    records: Sequence[Record],
+    spec: PreprocessSpec,
+    batch_size: int,
+    training: bool,
+    augment: AugmentConfig | None = None,
+    cache: str | None = "memory",
+    images: np.ndarray | None = None,
+    seed: int = 0,
+):
+    """Build the tf.data pipeline over ``records``.
+
+    Args:
+        records: the faces and their (possibly missing) labels.
+        spec: the model's preprocessing spec (from the bundle card / config).
+        batch_size: images per batch.
+        training: shuffle, repeat-free epoch order and augment when True.
+        augment: augmentation settings (training only; None = none).
+        cache: ``"memory"``, a file path prefix for ``Dataset.cache``, or None.
+        images: already decoded uint8 images (skips file decoding).
+        seed: shuffle and augmentation seed.
+
+    Returns:
+        A ``tf.data.Dataset`` of ``(images, {"expr", "va", "au"})`` batches.
+    """
+    import tensorflow as tf
+
+    labels = label_arrays(records)
+    autotune = tf.data.AUTOTUNE
+    h, w, c = spec.input_shape
+    if images is not None:
+        ds = tf.data.Dataset.from_tensor_slices((images, labels))
+    else:
+        paths = np.array([r.path for r in records])
+
+        def _load(path):
+            return load_face(path.decode() if isinstance(path, bytes) else str(path), spec)
+
+        def load(path, lab):
+            img = tf.numpy_function(_load, [path], tf.uint8, stateful=False)
+            img.set_shape((h, w, c))
+            return img, lab
+
+        ds = tf.data.Dataset.from_tensor_slices((paths, labels))
+        ds = ds.map(load, num_parallel_calls=autotune, deterministic=not training)
+    if cache == "memory":
+        ds = ds.cache()
+    elif cache:
+        ds = ds.cache(cache)
+    if training:
+        ds = ds.shuffle(min(len(records), 50_000), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size, drop_remainder=False)
+    aug = augmenter(augment, seed) if (training and augment) else None
+
+    def finish(img, lab):
+        x = tf.cast(img, tf.float32)
+        if aug is not None:
+            x = tf.clip_by_value(aug(x, training=True), 0.0, 255.0)
+        return normalize(x, spec), lab
+
+    ds = ds.map(finish, num_parallel_calls=autotune)
+    return ds.prefetch(autotune)

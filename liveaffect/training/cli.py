@@ -1,0 +1,99 @@
+"""Train a multi-task model bundle (expression, valence/arousal, action units).
+
+Examples:
+  python -m liveaffect train --data /data/Aff-Wild2 --out runs/affwild2
+  python -m liveaffect train --config configs/default_model.yaml --out runs/default
+
+Running the same command again resumes after the last finished epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from liveaffect.cli import CliError
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data",
+        action="append",
+        metavar="ROOT",
+        help="dataset root (Aff-Wild2 layout, MTL file, class folders or CSV manifest; "
+        "local or gs://); repeat for several sources. Overrides the config's data.train",
+    )
+    p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder (created)")
+    p.add_argument("--config", metavar="FILE", help="YAML config (see configs/)")
+    p.add_argument("--epochs", type=int, help="override train.epochs")
+    p.add_argument("--batch-size", type=int, help="override train.batch_size")
+    p.add_argument(
+        "--backbone",
+        help="override model.backbone: efficientnetv2s, efficientnetv2b0, mobilenetv3small, "
+        "cnn, tiny",
+    )
+    p.add_argument("--image-size", type=int, help="override model.input_size (pixels)")
+    p.add_argument(
+        "--weights",
+        metavar="PATH|imagenet",
+        help="backbone weights: a local file, or 'imagenet' (needs a download)",
+    )
+    p.add_argument(
+        "--members",
+        type=int,
+        default=1,
+        help="train K ensemble members on disjoint subsets and save a bundle averaging them",
+    )
+    p.add_argument("--quiet", action="store_true", help="one line per epoch, no progress bar")
+
+
+def _config(args: argparse.Namespace):
+    from liveaffect.training.config import RunConfig, SourceSpec, load_config
+
+    try:
+        cfg = load_config(args.config) if args.config else RunConfig()
+        if args.data:
+            cfg.data.train = [SourceSpec(path=d) for d in args.data]
+            if not args.config:
+                cfg.data.validation = []
+        model_changes = {}
+        if args.backbone:
+            model_changes["backbone"] = args.backbone
+        if args.image_size:
+            model_changes["input_size"] = args.image_size
+        if args.weights:
+            model_changes["weights"] = args.weights
+        if model_changes:
+            cfg.model = dataclasses.replace(cfg.model, **model_changes)
+        train_changes = {}
+        if args.epochs:
+            train_changes["epochs"] = args.epochs
+        if args.batch_size:
+            train_changes["batch_size"] = args.batch_size
+        if train_changes:
+            cfg.train = dataclasses.replace(cfg.train, **train_changes)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    if not cfg.data.train:
+        raise CliError("no training data: pass --data ROOT or a --config with data.train")
+    if args.members < 1:
+        raise CliError(f"--members must be >= 1, got {args.members}")
+    return cfg
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    from liveaffect.data.io import DatasetError
+    from liveaffect.model.mtl import ModelError
+    from liveaffect.training.train import TrainingError, command_line, train
+
+    try:
+        if args.members > 1:
+            from liveaffect.training.ensemble import train_ensemble
+
+            train_ensemble(cfg, args.out, args.members, command=command_line())
+        else:
+            train(cfg, args.out, command=command_line(), verbose=2 if args.quiet else "auto")
+    except (DatasetError, ModelError, TrainingError) as exc:
+        raise CliError(str(exc)) from exc
+    return 0

@@ -1,0 +1,190 @@
+"""Training configuration: one YAML file, resolved and saved into every run directory."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from liveaffect.data.pipeline import AugmentConfig
+from liveaffect.model.mtl import HeadConfig, ModelConfig
+
+
+@dataclass
+class SourceSpec:
+    """One dataset source.
+
+    Attributes:
+        path: dataset root, class folder, CSV manifest or Aff-Wild2 root (local or gs://).
+        split: which split of the source to read (``train``, ``validation``, ``test``),
+            or None for all of it.
+        holdout: fraction held out by recording/image (fixed seed) — see ``part``.
+        part: ``rest`` (everything but the holdout) or ``holdout``.
+        seed: seed of the holdout split.
+        repeat: oversampling factor for this source in training (integer >= 1).
+    """
+
+    path: str
+    split: str | None = None
+    holdout: float = 0.0
+    part: str = "rest"
+    seed: int = 0
+    repeat: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.holdout < 1.0:
+            raise ValueError(f"holdout must be in [0, 1), got {self.holdout} for {self.path}")
+        if self.part not in ("rest", "holdout"):
+            raise ValueError(f"part must be 'rest' or 'holdout', got {self.part!r}")
+        if int(self.repeat) < 1:
+            raise ValueError(f"repeat must be >= 1, got {self.repeat} for {self.path}")
+
+
+@dataclass
+class DataConfig:
+    """Training and validation sources; with no validation, a split by recording is made.
+
+    Attributes:
+        train: sources to train on.
+        validation: held-out sources (never trained on).
+        val_fraction: share of recordings held out when ``validation`` is empty and
+            the sources carry no official validation split.
+        val_max_samples: evaluate at most this many validation faces per epoch.
+        cache: ``memory`` (decode once, keep in RAM), ``file`` (cache in the run
+            folder) or ``none``.
+    """
+
+    train: list[SourceSpec] = field(default_factory=list)
+    validation: list[SourceSpec] = field(default_factory=list)
+    val_fraction: float = 0.1
+    val_max_samples: int = 20_000
+    cache: str = "memory"
+
+    def __post_init__(self) -> None:
+        self.train = [s if isinstance(s, SourceSpec) else _source(s) for s in self.train]
+        self.validation = [s if isinstance(s, SourceSpec) else _source(s) for s in self.validation]
+        if self.cache not in ("memory", "file", "none"):
+            raise ValueError(f"data.cache must be memory, file or none, got {self.cache!r}")
+
+
+def _source(value: Any) -> SourceSpec:
+    return SourceSpec(path=value) if isinstance(value, str) else SourceSpec(**value)
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings.
+
+    Attributes:
+        epochs: maximum number of epochs.
+        batch_size: faces per step.
+        learning_rate: peak learning rate (AdamW), reached after ``warmup_epochs``.
+        weight_decay: AdamW decoupled weight decay.
+        warmup_epochs: linear warm-up length; then cosine decay to zero at ``epochs``.
+        label_smoothing: expression label smoothing.
+        class_weights: ``balanced_sqrt`` (sqrt of inverse frequency), ``balanced``
+            or ``none``; classes never seen get weight 0.
+        class_boost: added to a class's weight, by class name (the seed's boosts).
+        loss_weights: per-head loss weights (expr, va, au).
+        au_pos_weight: ``auto`` (negatives/positives per AU, clipped to [1, 20]) or ``none``.
+        early_stopping_patience: epochs without a better validation score before stopping.
+        tta_flip: average each face with its mirror image when validating and in
+            ``evaluate`` (recorded in the card).
+        seed: global random seed.
+    """
+
+    epochs: int = 30
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.1
+    class_weights: str = "balanced_sqrt"
+    class_boost: dict[str, float] = field(default_factory=dict)
+    loss_weights: dict[str, float] = field(
+        default_factory=lambda: {"expr": 1.0, "va": 1.0, "au": 1.0}
+    )
+    au_pos_weight: str = "auto"
+    early_stopping_patience: int = 8
+    tta_flip: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch_size must be >= 1")
+        if self.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.class_weights not in ("balanced_sqrt", "balanced", "none"):
+            raise ValueError("class_weights must be balanced_sqrt, balanced or none")
+        if self.au_pos_weight not in ("auto", "none"):
+            raise ValueError("au_pos_weight must be auto or none")
+
+
+@dataclass
+class RunConfig:
+    """Everything a training run needs; saved as ``config.yaml`` in the run folder.
+
+    Attributes:
+        name: the bundle's name.
+        model: what to build (backbone, input size, colour, head).
+        crop_margin: margin the runtime adds around detector boxes (stored in the card).
+        data: sources.
+        train: optimisation.
+        augment: augmentation.
+    """
+
+    name: str = "liveaffect-mtl"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    crop_margin: float = 0.1
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["model"] = self.model.to_dict()
+        return d
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+def _build(cls, data: dict[str, Any], where: str):
+    known = {f.name for f in fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(known)}")
+    return cls(**data)
+
+
+def config_from_dict(data: dict[str, Any]) -> RunConfig:
+    """Build a RunConfig from a (YAML) dict, naming any unknown key."""
+    data = dict(data or {})
+    model = dict(data.pop("model", {}) or {})
+    if "head" in model:
+        model["head"] = _build(HeadConfig, model["head"] or {}, "model.head")
+    return _build(
+        RunConfig,
+        {
+            **data,
+            "model": _build(ModelConfig, model, "model"),
+            "data": _build(DataConfig, data.get("data", {}) or {}, "data"),
+            "train": _build(TrainConfig, data.get("train", {}) or {}, "train"),
+            "augment": _build(AugmentConfig, data.get("augment", {}) or {}, "augment"),
+        },
+        "config",
+    )
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read a YAML config file. Raises ValueError naming the file on any problem."""
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path}: cannot read the config ({exc})") from exc
+    try:
+        return config_from_dict(data or {})
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: {exc}") from exc

@@ -1,0 +1,446 @@
+"""Training: records -> tf.data -> multi-task model -> per-epoch checkpoints -> bundle.
+
+A run folder holds ``config.yaml`` (resolved), ``log.csv``, ``curves.png``,
+``checkpoints/last.keras`` + ``state.json`` (resume), ``checkpoints/best.keras``
+and, at the end, ``bundle/`` (model.keras + card.json). Running the same command
+again continues after the last finished epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from liveaffect.bundle import HeadInfo, ModelCard, save_bundle
+from liveaffect.data.pipeline import decode_all, label_arrays, make_dataset
+from liveaffect.data.records import Record
+from liveaffect.labels import AU_MISSING, EXPRESSIONS, NUM_AUS, NUM_EXPRESSIONS
+from liveaffect.preprocess import PreprocessSpec, normalize
+from liveaffect.training.config import RunConfig, SourceSpec
+
+
+class TrainingError(Exception):
+    """A training run cannot start or continue (bad data, mismatched resume...)."""
+
+
+def preprocess_spec(cfg: RunConfig) -> PreprocessSpec:
+    """The card's preprocessing for this config: the model normalises inside."""
+    size = int(cfg.model.input_size)
+    return PreprocessSpec(
+        input_size=(size, size),
+        color=cfg.model.color,
+        normalization="none",
+        crop_margin=cfg.crop_margin,
+    )
+
+
+# ---------------------------------------------------------------- data
+def _read_source(spec: SourceSpec) -> list[Record]:
+    from liveaffect.data.sources import load_records
+    from liveaffect.data.splits import split_by_recording
+
+    records = load_records(spec.path, split=spec.split)
+    if spec.holdout > 0:
+        rest, held = split_by_recording(records, spec.holdout, spec.seed)
+        records = held if spec.part == "holdout" else rest
+    return records
+
+
+def resolve_records(cfg: RunConfig) -> tuple[list[Record], list[Record]]:
+    """Training and validation records for a config (validation never trained on)."""
+    from liveaffect.data.splits import split_by_recording
+
+    train: list[Record] = []
+    for spec in cfg.data.train:
+        recs = _read_source(spec)
+        train.extend(recs * int(spec.repeat))
+    val: list[Record] = []
+    for spec in cfg.data.validation:
+        val.extend(_read_source(spec))
+    if not cfg.data.validation:
+        official = [r for r in train if r.split == "validation"]
+        if official:
+            val = official
+            train = [r for r in train if r.split != "validation"]
+        elif any(r.split == "test" for r in train):
+            val = [r for r in train if r.split == "test"]
+            train = [r for r in train if r.split != "test"]
+        else:
+            train, val = split_by_recording(train, cfg.data.val_fraction, cfg.train.seed)
+    if not train:
+        raise TrainingError("no training records found in the given data")
+    if len(val) > cfg.data.val_max_samples:
+        rng = np.random.default_rng(cfg.train.seed)
+        val = [val[i] for i in sorted(rng.choice(len(val), cfg.data.val_max_samples, False))]
+    return train, val
+
+
+def class_weights(records: Sequence[Record], cfg: RunConfig) -> list[float]:
+    """Per-class loss weights from the training counts (unseen classes get 0)."""
+    counts = Counter(r.expr for r in records if r.has_expr)
+    seen = [c for c in range(NUM_EXPRESSIONS) if counts.get(c, 0) > 0]
+    weights = [0.0] * NUM_EXPRESSIONS
+    total = sum(counts.values())
+    for c in seen:
+        if cfg.train.class_weights == "none":
+            w = 1.0
+        else:
+            w = total / (len(seen) * counts[c])
+            w = math.sqrt(w) if cfg.train.class_weights == "balanced_sqrt" else w
+        weights[c] = w
+    if seen:
+        mean = sum(weights[c] for c in seen) / len(seen)
+        weights = [w / mean for w in weights]
+    for name, boost in cfg.train.class_boost.items():
+        if name not in EXPRESSIONS:
+            raise TrainingError(f"class_boost names unknown class {name!r}")
+        idx = EXPRESSIONS.index(name)
+        if weights[idx] > 0:
+            weights[idx] += float(boost)
+    return weights
+
+
+def au_pos_weights(records: Sequence[Record], cfg: RunConfig) -> list[float]:
+    """negatives/positives per AU, clipped to [1, 20] (1 where unknown)."""
+    if cfg.train.au_pos_weight == "none":
+        return [1.0] * NUM_AUS
+    pos = np.zeros(NUM_AUS)
+    neg = np.zeros(NUM_AUS)
+    for r in records:
+        if r.au is not None:
+            a = np.asarray(r.au)
+            pos += a == 1
+            neg += a == 0
+    out = np.where(pos > 0, neg / np.maximum(pos, 1), 1.0)
+    return [float(v) for v in np.clip(out, 1.0, 20.0)]
+
+
+def head_info(records: Sequence[Record]) -> dict[str, HeadInfo]:
+    """Which heads had labels, and from which sources."""
+
+    def sources(pred) -> str:
+        c = Counter(r.source or "data" for r in records if pred(r))
+        return ", ".join(f"{k} ({v} faces)" for k, v in sorted(c.items()))
+
+    counts = Counter(r.expr for r in records if r.has_expr)
+    seen = [EXPRESSIONS[c] for c in range(NUM_EXPRESSIONS) if counts.get(c, 0)]
+    has_au = any(r.has_au for r in records)
+    return {
+        "expr": HeadInfo(trained=bool(seen), data=sources(lambda r: r.has_expr), classes_seen=seen),
+        "va": HeadInfo(trained=any(r.has_va for r in records), data=sources(lambda r: r.has_va)),
+        "au": HeadInfo(
+            trained=has_au,
+            data=sources(lambda r: r.has_au) if has_au else "no action-unit labels",
+        ),
+    }
+
+
+# ---------------------------------------------------------------- validation
+@dataclass
+class ValidationSet:
+    """Decoded validation faces (uint8) and their labels."""
+
+    images: np.ndarray
+    labels: dict[str, np.ndarray]
+
+
+def predict_arrays(model, images: np.ndarray, spec: PreprocessSpec, tta_flip: bool, batch=256):
+    """Run the model on uint8 faces; returns dict head -> array (flip-averaged if asked)."""
+    outs: dict[str, list[np.ndarray]] = {"expr": [], "va": [], "au": []}
+    for i in range(0, len(images), batch):
+        x = normalize(images[i : i + batch].astype(np.float32), spec)
+        y = model(x, training=False)
+        if tta_flip:
+            yf = model(x[:, :, ::-1], training=False)
+            y = {k: (np.asarray(y[k]) + np.asarray(yf[k])) / 2.0 for k in y}
+        for k in outs:
+            outs[k].append(np.asarray(y[k]))
+    return {k: np.concatenate(v) if v else np.zeros((0,)) for k, v in outs.items()}
+
+
+def evaluate_model(model, val: ValidationSet, spec, tta_flip: bool, thresholds=None):
+    """ABAW metrics of ``model`` on the validation set."""
+    from liveaffect.evaluation.metrics import evaluate_arrays
+
+    p = predict_arrays(model, val.images, spec, tta_flip)
+    lab = val.labels
+    return evaluate_arrays(
+        lab["expr"], p["expr"], lab["va"], p["va"], lab["au"].astype(np.int64), p["au"], thresholds
+    )
+
+
+def _callbacks(cfg: RunConfig, run_dir: Path, val: ValidationSet, spec: PreprocessSpec, state):
+    import keras
+
+    ckpt_dir = run_dir / "checkpoints"
+
+    class EpochEnd(keras.callbacks.Callback):
+        """Validate, log ``val_*`` metrics, checkpoint, early-stop, plot curves."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs if logs is not None else {}
+            t0 = time.time()
+            res = evaluate_model(self.model, val, spec, cfg.train.tta_flip)
+            score = res.mtl_partial if res.mtl_partial is not None else -float("inf")
+            logs.update(
+                {
+                    "val_score": score,
+                    "val_expr_macro_f1": _nan(res.expr.macro_f1),
+                    "val_expr_accuracy": _nan(res.expr.accuracy),
+                    "val_va_ccc_mean": _nan(res.va.ccc_mean),
+                    "val_au_mean_f1": _nan(res.au.mean_f1),
+                    "lr": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
+                }
+            )
+            improved = score > state["best_score"]
+            if improved:
+                state["best_score"], state["best_epoch"], state["wait"] = score, epoch + 1, 0
+                self.model.save(ckpt_dir / "best.keras")
+                state["best_metrics"] = res.to_dict()
+            else:
+                state["wait"] += 1
+            state["epoch_done"] = epoch + 1
+            self.model.save(ckpt_dir / "last.keras.tmp.keras")
+            os.replace(ckpt_dir / "last.keras.tmp.keras", ckpt_dir / "last.keras")
+            _write_state(run_dir, state)
+            print(
+                f"\nepoch {epoch + 1}: val score {score:.4f} (expr macro-F1 "
+                f"{logs['val_expr_macro_f1']:.4f}, acc {logs['val_expr_accuracy']:.4f}, "
+                f"VA CCC {logs['val_va_ccc_mean']:.4f}, AU F1 {logs['val_au_mean_f1']:.4f})"
+                f"{' *best*' if improved else ''} [{time.time() - t0:.0f}s validation]",
+                flush=True,
+            )
+            if state["wait"] >= cfg.train.early_stopping_patience:
+                print(f"early stopping: no better validation score for {state['wait']} epochs")
+                self.model.stop_training = True
+
+    class Curves(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            plot_curves(run_dir / "log.csv", run_dir / "curves.png")
+
+    return [
+        EpochEnd(),
+        keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=True),
+        Curves(),
+    ]
+
+
+def _nan(v: float | None) -> float:
+    return float("nan") if v is None else float(v)
+
+
+def _write_state(run_dir: Path, state: dict[str, Any]) -> None:
+    tmp = run_dir / "checkpoints" / "state.json.tmp"
+    tmp.write_text(json.dumps(state, indent=2))
+    os.replace(tmp, run_dir / "checkpoints" / "state.json")
+
+
+def plot_curves(log_csv: Path, out_png: Path) -> None:
+    """Training curves (losses and validation metrics per epoch) as a PNG."""
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(log_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return
+    epochs = [int(r["epoch"]) + 1 for r in rows]
+
+    def series(key):
+        return [float(r[key]) if r.get(key) not in (None, "", "nan") else np.nan for r in rows]
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for key in ("loss", "expr_loss", "va_loss", "au_loss"):
+        if key in rows[0]:
+            axes[0].plot(epochs, series(key), label=key, marker=".")
+    axes[0].set(title="training loss", xlabel="epoch")
+    axes[0].legend()
+    for key in ("val_expr_macro_f1", "val_expr_accuracy", "val_va_ccc_mean", "val_au_mean_f1"):
+        if key in rows[0] and not all(np.isnan(series(key))):
+            axes[1].plot(epochs, series(key), label=key[4:], marker=".")
+    axes[1].set(title="validation", xlabel="epoch")
+    axes[1].legend()
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=90)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------- training
+def _strategy():
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if len(gpus) > 1:
+        return tf.distribute.MirroredStrategy(), f"MirroredStrategy over {len(gpus)} GPUs"
+    return tf.distribute.get_strategy(), ("1 GPU" if gpus else "CPU")
+
+
+def _compile(model, cfg: RunConfig, train_records, steps_per_epoch: int) -> None:
+    import keras
+
+    from liveaffect.model.losses import MaskedAULoss, MaskedCCCLoss, MaskedExpressionLoss
+
+    total = max(cfg.train.epochs * steps_per_epoch, 1)
+    warm = min(int(cfg.train.warmup_epochs * steps_per_epoch), total - 1)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=cfg.train.learning_rate * 0.01,
+        decay_steps=max(total - warm, 1),
+        warmup_target=cfg.train.learning_rate,
+        warmup_steps=warm,
+    )
+    optimizer = keras.optimizers.AdamW(schedule, weight_decay=cfg.train.weight_decay)
+    losses = {
+        "expr": MaskedExpressionLoss(
+            class_weights(train_records, cfg), label_smoothing=cfg.train.label_smoothing
+        ),
+        "va": MaskedCCCLoss(),
+        "au": MaskedAULoss(au_pos_weights(train_records, cfg)),
+    }
+    weights = {k: float(cfg.train.loss_weights.get(k, 1.0)) for k in losses}
+    model.compile(optimizer=optimizer, loss=losses, loss_weights=weights)
+
+
+def train(
+    cfg: RunConfig,
+    run_dir: str | Path,
+    command: str = "",
+    verbose: str | int = "auto",
+    progress: bool = True,
+) -> Path:
+    """Train (or resume) a run; returns the path of the finished bundle.
+
+    Raises:
+        TrainingError: no data, or a resume whose config differs.
+    """
+    import keras
+    import tensorflow as tf
+
+    run_dir = Path(run_dir)
+    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    state_file = run_dir / "checkpoints" / "state.json"
+    config_file = run_dir / "config.yaml"
+    state = {"epoch_done": 0, "best_score": -float("inf"), "best_epoch": 0, "wait": 0}
+    resuming = state_file.exists() and (run_dir / "checkpoints" / "last.keras").exists()
+    if resuming:
+        state.update(json.loads(state_file.read_text()))
+        import yaml
+
+        saved = yaml.safe_load(config_file.read_text()) if config_file.exists() else None
+        if saved is not None and saved != yaml.safe_load(yaml.safe_dump(cfg.to_dict())):
+            raise TrainingError(
+                f"{run_dir} holds a run with a different config; use a new --out folder"
+            )
+        if state.get("finished"):
+            print(f"{run_dir}: this run already finished; bundle in {run_dir / 'bundle'}")
+            return run_dir / "bundle"
+    cfg.save(config_file)
+    keras.utils.set_random_seed(cfg.train.seed + state["epoch_done"])
+
+    spec = preprocess_spec(cfg)
+    train_records, val_records = resolve_records(cfg)
+    print(f"training faces: {len(train_records)}, validation faces: {len(val_records)}")
+    print(_count_table(train_records, val_records))
+    workers = max(os.cpu_count() or 2, 2)
+    cache = None if cfg.data.cache == "none" else "memory"
+    images = None
+    if cfg.data.cache == "memory":
+        images = decode_all(train_records, spec, workers, progress)
+    elif cfg.data.cache == "file":
+        cache = str(run_dir / "cache" / "train")
+        (run_dir / "cache").mkdir(exist_ok=True)
+    ds = make_dataset(
+        train_records,
+        spec,
+        cfg.train.batch_size,
+        training=True,
+        augment=cfg.augment,
+        cache=cache,
+        images=images,
+        seed=cfg.train.seed,
+    )
+    val = ValidationSet(decode_all(val_records, spec, workers, progress), label_arrays(val_records))
+    steps = math.ceil(len(train_records) / cfg.train.batch_size)
+    strategy, device = _strategy()
+    with strategy.scope():
+        if resuming:
+            model = keras.saving.load_model(run_dir / "checkpoints" / "last.keras", compile=True)
+            print(f"resuming after epoch {state['epoch_done']} from {run_dir / 'checkpoints'}")
+        else:
+            from liveaffect.model.mtl import build_mtl_model
+
+            model = build_mtl_model(cfg.model)
+            _compile(model, cfg, train_records, steps)
+    started = time.time()
+    if state["epoch_done"] < cfg.train.epochs and state["wait"] < cfg.train.early_stopping_patience:
+        model.fit(
+            ds,
+            epochs=cfg.train.epochs,
+            initial_epoch=state["epoch_done"],
+            callbacks=_callbacks(cfg, run_dir, val, spec, state),
+            verbose=verbose,
+        )
+    state["train_seconds"] = state.get("train_seconds", 0.0) + (time.time() - started)
+    best = keras.saving.load_model(run_dir / "checkpoints" / "best.keras", compile=False)
+    card = ModelCard(
+        name=cfg.name,
+        backbone=cfg.model.backbone,
+        preprocess=spec,
+        heads=head_info(train_records),
+        metrics={
+            "validation_during_training": state.get("best_metrics", {}),
+            "note": "metrics of the selected epoch on the validation set used for early stopping",
+        },
+        training={
+            "command": command,
+            "config": cfg.to_dict(),
+            "best_epoch": state["best_epoch"],
+            "epochs_run": state["epoch_done"],
+            "train_seconds": round(state["train_seconds"], 1),
+            "device": device,
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPU threads",
+            "tensorflow": tf.__version__,
+            "tta_flip": cfg.train.tta_flip,
+            "faces": {"train": len(train_records), "validation": len(val_records)},
+        },
+    )
+    bundle = save_bundle(best, card, run_dir / "bundle")
+    state["finished"] = True
+    _write_state(run_dir, state)
+    print(f"bundle written to {bundle} (best epoch {state['best_epoch']})")
+    return bundle
+
+
+def _count_table(train: Sequence[Record], val: Sequence[Record]) -> str:
+    ct = Counter(r.expr for r in train)
+    cv = Counter(r.expr for r in val)
+    lines = [f"{'class':<10} {'train':>8} {'val':>8}"]
+    for i, name in enumerate(EXPRESSIONS):
+        lines.append(f"{name:<10} {ct.get(i, 0):>8} {cv.get(i, 0):>8}")
+    lines.append(f"{'(no expr)':<10} {ct.get(-1, 0):>8} {cv.get(-1, 0):>8}")
+    va_t, va_v = sum(r.has_va for r in train), sum(r.has_va for r in val)
+    au_t, au_v = sum(r.has_au for r in train), sum(r.has_au for r in val)
+    lines.append(f"{'VA labels':<10} {va_t:>8} {va_v:>8}")
+    lines.append(f"{'AU labels':<10} {au_t:>8} {au_v:>8}")
+    return "\n".join(lines)
+
+
+def command_line() -> str:
+    return "python -m liveaffect " + " ".join(sys.argv[1:])
+
+
+__all__ = ["AU_MISSING", "TrainingError", "resolve_records", "train"]
