@@ -300,3 +300,55 @@ def test_io_joins_urls_and_local_paths_never_import_tensorflow(tmp_path):
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+class FakeGfile:
+    """Stands in for tf.io.gfile: a bucket listing where folders end in '/'."""
+
+    def __init__(self, tree: dict[str, list[str]]):
+        self.tree = tree
+
+    def listdir(self, path):
+        return self.tree[path]
+
+    def isdir(self, path):
+        return path.rstrip("/") in self.tree
+
+    def exists(self, path):
+        return self.isdir(path)
+
+
+def test_urls_go_through_gfile(monkeypatch):
+    fake = FakeGfile(
+        {"gs://b/data": ["cropped_aligned/", "x.txt"], "gs://b/data/cropped_aligned": []}
+    )
+    monkeypatch.setattr(io, "_gfile", lambda: fake)
+    assert io.scan("gs://b/data") == (["cropped_aligned"], ["x.txt"])
+    assert io.listdir("gs://b/data") == ["cropped_aligned", "x.txt"]
+    assert io.isdir("gs://b/data/cropped_aligned") and not io.isdir("gs://b/data/x.txt")
+
+
+@pytest.mark.slow
+def test_reads_through_tensorflow_gfile_end_to_end():
+    tf = pytest.importorskip("tensorflow")
+    gfile, root = tf.io.gfile, "ram://liveaffect-test-affwild2"
+
+    def write(path: str, data: bytes) -> None:
+        gfile.makedirs(path.rsplit("/", 1)[0])
+        with gfile.GFile(path, "wb") as f:
+            f.write(data)
+
+    write(
+        f"{root}/8th_ABAW_Annotations/AU_Detection_Challenge/Validation_Set/v_right.txt",
+        f"{AU_HEADER}\r\n{AU_A}\r\n{AU_A}\r\n".encode(),
+    )
+    write(f"{root}/cropped_aligned/v_right/00002.jpg", b"x")
+    write(f"{root}/fer/test/happy/a.jpg", b"x")
+    write(f"{root}/vaset/labels.csv", b"path,valence,arousal\nimages/a.jpg,0.5,0.5\n")
+    write(f"{root}/vaset/images/a.jpg", b"x")
+    records = sources.load_many([root, f"{root}/fer", f"{root}/vaset"])
+    assert [(r.path, r.video, r.split) for r in records] == [
+        (f"{root}/cropped_aligned/v_right/00002.jpg", "v", "validation"),
+        (f"{root}/fer/test/happy/a.jpg", f"{root}/fer/test/happy/a.jpg", "test"),
+        (f"{root}/vaset/images/a.jpg", f"{root}/vaset/images/a.jpg", ""),
+    ]
