@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -21,9 +20,7 @@ from liveaffect.cli import CliError
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "final_model"
 """The shipped default bundle: ``final_model/`` next to the ``liveaffect`` package."""
 
-STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp")
 VIDEO_SUFFIXES = (".mp4", ".avi")
-_URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 
 
 def parse_source(text: str | None) -> int | str:
@@ -78,12 +75,15 @@ class LiveOptions:
     def __post_init__(self) -> None:
         from liveaffect.runtime.detectors import DETECTORS
         from liveaffect.runtime.engine import engine_names
+        from liveaffect.runtime.sources import SourceError, parse_spec
 
-        if isinstance(self.source, int):
-            if self.source < 0:
-                raise ValueError(f"source: a camera index must be 0 or more, got {self.source}")
-        elif not is_stream(self.source):
-            _check_video_path(Path(self.source))
+        try:
+            kind, target = parse_spec(self.source)
+        except SourceError as exc:
+            raise ValueError(f"source: {exc}") from None
+        video = Path(target) if kind == "file" else None
+        if video is not None:
+            _check_video_path(video)
         if self.detector not in DETECTORS:
             raise ValueError(
                 f"--detector: unknown face detector {self.detector!r}; "
@@ -114,7 +114,7 @@ class LiveOptions:
                 raise ValueError(f"{_flag(name)}: folder {path.parent} does not exist")
             if path.is_dir():
                 raise ValueError(f"{_flag(name)}: {path} is a folder, not a file")
-            if isinstance(self.source, str) and _same_file(path, self.source):
+            if video is not None and _same_file(path, video):
                 raise ValueError(f"{_flag(name)} would overwrite the input video {path}")
         if self.output is not None and self.csv is not None and _same_file(self.output, self.csv):
             raise ValueError("--output and --csv must be different files")
@@ -155,19 +155,7 @@ def _same_file(path: Path, other: str | Path) -> bool:
         return False
 
 
-def is_stream(source: int | str) -> bool:
-    """True for a URL with a network scheme (rtsp://, http:// ...)."""
-    match = _URL.match(source) if isinstance(source, str) else None
-    return bool(match and match.group(1).lower() in STREAM_SCHEMES)
-
-
 def _check_video_path(path: Path) -> None:
-    match = _URL.match(str(path))
-    if match:
-        raise ValueError(
-            f"source: unsupported stream scheme {match.group(1)!r}; "
-            f"use one of: {', '.join(STREAM_SCHEMES)}"
-        )
     if not path.exists():
         raise ValueError(f"video file not found: {path}")
     if path.is_dir():
@@ -273,7 +261,12 @@ def _check_model_path(opts: LiveOptions) -> None:
     try:
         resolve_model_path(opts.model)
     except BundleError as exc:
-        raise CliError(f"model: {exc}") from None
+        raise CliError(_model_error(opts.model, exc)) from None
+
+
+def _model_error(path: Path, exc: Exception) -> str:
+    message = str(exc)
+    return f"model: {message}" if path.name in message else f"model {path}: {message}"
 
 
 def _check_display(opts: LiveOptions) -> None:
@@ -296,6 +289,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(opts: LiveOptions):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
     from liveaffect.bundle import BundleError, load_bundle
     from liveaffect.runtime import engine as engines
     from liveaffect.runtime.detectors import DetectorError, create_detector
@@ -307,23 +301,22 @@ def _run(opts: LiveOptions):
     from liveaffect.runtime.tracker import IouTracker
 
     extra = {"num_threads": opts.threads} if opts.threads and opts.detector == "blazeface" else {}
-    try:
-        weights = str(opts.detector_weights) if opts.detector_weights else None
-        detector = create_detector(opts.detector, weights, opts.min_face_score, **extra)
-    except (DetectorError, ValueError) as exc:
-        raise CliError(f"detector: {exc}") from None
-
     with ExitStack() as stack:
         try:
             source = stack.enter_context(open_source(opts.source))
         except SourceError as exc:
             raise CliError(str(exc)) from None
+        try:
+            weights = str(opts.detector_weights) if opts.detector_weights else None
+            detector = create_detector(opts.detector, weights, opts.min_face_score, **extra)
+        except (DetectorError, ValueError) as exc:
+            raise CliError(f"detector: {exc}") from None
         engines.configure_threads(opts.threads)
         try:
             bundle = load_bundle(opts.model)
             engine = engines.create_engine(bundle, opts.engine)
         except BundleError as exc:
-            raise CliError(f"model: {exc}") from None
+            raise CliError(_model_error(opts.model, exc)) from None
         except engines.EngineError as exc:
             raise CliError(f"engine: {exc}") from None
         sinks = []
