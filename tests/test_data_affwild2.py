@@ -307,11 +307,13 @@ class FakeGfile:
 
     def __init__(self, tree: dict[str, list[str]]):
         self.tree = tree
+        self.isdir_calls: list[str] = []
 
     def listdir(self, path):
         return self.tree[path]
 
     def isdir(self, path):
+        self.isdir_calls.append(path)
         return path.rstrip("/") in self.tree
 
     def exists(self, path):
@@ -320,12 +322,22 @@ class FakeGfile:
 
 def test_urls_go_through_gfile(monkeypatch):
     fake = FakeGfile(
-        {"gs://b/data": ["cropped_aligned/", "x.txt"], "gs://b/data/cropped_aligned": []}
+        {
+            "gs://b/data": ["cropped_aligned/", "x.txt", "img.jpg"],
+            "gs://b/data/cropped_aligned": ["v1", "README", "a.jpg"],
+            "gs://b/data/cropped_aligned/v1": [],
+        }
     )
     monkeypatch.setattr(io, "_gfile", lambda: fake)
-    assert io.scan("gs://b/data") == (["cropped_aligned"], ["x.txt"])
-    assert io.listdir("gs://b/data") == ["cropped_aligned", "x.txt"]
-    assert io.isdir("gs://b/data/cropped_aligned") and not io.isdir("gs://b/data/x.txt")
+    assert io.scan("gs://b/data") == (["cropped_aligned"], ["img.jpg", "x.txt"])
+    assert fake.isdir_calls == []  # folders marked with "/": one listing, no per-entry calls
+    assert io.listdir("gs://b/data") == ["cropped_aligned", "img.jpg", "x.txt"]
+    # a store that marks no folder: only entries that are not images or text are asked
+    assert io.scan("gs://b/data/cropped_aligned") == (["v1"], ["README", "a.jpg"])
+    assert sorted(fake.isdir_calls) == [
+        "gs://b/data/cropped_aligned/README",
+        "gs://b/data/cropped_aligned/v1",
+    ]
 
 
 @pytest.mark.slow

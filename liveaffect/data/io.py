@@ -12,6 +12,7 @@ import re
 from typing import IO, Any
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
+_FILE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".txt", ".csv", ".json")
 
 
 class DatasetError(ValueError):
@@ -81,16 +82,23 @@ def listdir(path: str) -> list[str]:
 def scan(path: str) -> tuple[list[str], list[str]]:
     """List a folder once: ``(sorted subfolder names, sorted file names)``.
 
-    Locally this is one ``os.scandir``; on a bucket, entries that ``listdir``
-    returns with a trailing ``/`` are folders (others are asked with ``isdir``).
+    Locally this is one ``os.scandir``. On a bucket, entries that ``listdir`` returns
+    with a trailing ``/`` are folders; only where the store marks no folder that way
+    are entries other than images and text files asked one by one with ``isdir``.
     """
     dirs: list[str] = []
     files: list[str] = []
     if is_url(path):
         gfile = _gfile()
-        for name in gfile.listdir(path):
-            if name.endswith("/") or gfile.isdir(join(path, name)):
+        names = gfile.listdir(path)
+        marks_dirs = any(name.endswith("/") for name in names)  # GCS does, others may not
+        for name in names:
+            if name.endswith("/"):
                 dirs.append(name.rstrip("/"))
+            elif marks_dirs or name.lower().endswith(_FILE_SUFFIXES):
+                files.append(name)
+            elif gfile.isdir(join(path, name)):
+                dirs.append(name)
             else:
                 files.append(name)
     else:
