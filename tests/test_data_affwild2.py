@@ -155,7 +155,7 @@ def test_split_selection_and_split_field(tmp_path):
     assert {r.split for r in train} == {"train"} and all(r.va is None for r in train)
     val = affwild2.read_affwild2(str(tmp_path), split="validation")
     assert sorted((r.video, r.expr, r.va) for r in val) == [("tr", -1, (0.1, 0.2)), ("va", 3, None)]
-    with pytest.raises(ValueError, match="split"):
+    with pytest.raises(DatasetError, match=r"splits .train. and .validation., not .valid."):
         affwild2.read_affwild2(str(tmp_path), split="valid")
 
 

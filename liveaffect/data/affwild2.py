@@ -295,7 +295,7 @@ def _records(joined: dict, source: str, stats: ReadStats) -> list[Record]:
 
 def _check_split(split: str | None) -> None:
     if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        raise DatasetError(f"Aff-Wild2 has the splits 'train' and 'validation', not {split!r}")
 
 
 def _image_index(root: str, annotations: str | None, image_dirs: list[str] | None) -> _Images:

@@ -58,7 +58,7 @@ def split_name(folder: str) -> str | None:
 
 def _check_split(split: str | None) -> None:
     if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        raise DatasetError(f"split must be 'train', 'validation', 'test' or None, not {split!r}")
 
 
 def _images(names: list[str]) -> list[str]:
