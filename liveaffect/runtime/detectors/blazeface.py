@@ -21,10 +21,12 @@ Models (``model=``):
 
 * ``"full"`` (default): the dense full-range model. On the shared clips it found the face in
   every frame of the 640x360 webcam-style clips (also with the face filling the frame) and
-  1-5 of the small faces per frame in the 1080p crowd clip, in about 4 ms per frame on one
-  core. The sparse variant shipped beside it was no faster here, found fewer crowd faces and
-  more false faces on a cartoon, so it is not used.
-* ``"short"``: faces within about 2 m only, about 1.5 ms per frame, misses small faces.
+  1-5 of the small faces per frame in the 1080p crowd clip, in about 3.7 ms per 640x360 frame
+  and 4.5 ms per 1080p frame on one core. The sparse variant shipped beside it was only
+  0.2-0.5 ms faster but found fewer crowd faces (1.8 against 2.9 per frame) and more false
+  faces on a cartoon (37 against 10 in 89 frames), so it is not used.
+* ``"short"``: faces within about 2 m only, about 1.4 ms per frame; it found none of the
+  crowd clip's faces.
 * ``"auto"``: short range, and full range only on frames where short range finds no face:
   cheapest when one person sits at the camera, but a far face next to a near one is missed.
 """
