@@ -77,18 +77,25 @@ class WindowSink(_Closing):
 
     def write(self, frame_bgr: np.ndarray, result: FrameResult) -> None:
         """Show the frame and poll the keyboard and the window state."""
-        if self._closed:
+        if self._closed or self.stop_requested:
             return
         if not self._opened:
-            cv2.namedWindow(self.name, cv2.WINDOW_AUTOSIZE)
+            cv2.namedWindow(self.name, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
             self._opened = True
-        elif cv2.getWindowProperty(self.name, cv2.WND_PROP_VISIBLE) < 1:
-            self.stop_requested = True  # the user closed the window
+        elif not self.is_visible():  # the user closed the window: do not reopen it
+            self.stop_requested = True
             return
         cv2.imshow(self.name, frame_bgr)
         key = cv2.waitKey(1) & 0xFF
-        if key in QUIT_KEYS:
+        if key in QUIT_KEYS or not self.is_visible():
             self.stop_requested = True
+
+    def is_visible(self) -> bool:
+        """True while the window is open (False once the user closed it)."""
+        try:
+            return cv2.getWindowProperty(self.name, cv2.WND_PROP_VISIBLE) >= 1
+        except cv2.error:  # some backends raise once the window is gone
+            return False
 
     def close(self) -> None:
         """Destroy the window (safe twice)."""

@@ -1,0 +1,211 @@
+"""The real OpenCV window under a virtual X server (Xvfb).
+
+The app runs on a real clip; once its window exists a screenshot must show a drawn
+face box, then ``q`` (or the window manager's close message) must end the run with
+exit status 0 and a CSV that holds every processed frame.
+Needs the Debian packages ``xvfb xdotool imagemagick`` (``.ci/run`` installs them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import ctypes
+import ctypes.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import shared_path
+
+from liveaffect.runtime.overlay import BOX_COLOR
+
+REPO = Path(__file__).resolve().parents[1]
+WINDOW = "liveaffect"
+TOOLS = ("Xvfb", "xdotool", "import")
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not all(shutil.which(t) for t in TOOLS),
+        reason="needs Xvfb, xdotool and ImageMagick: apt-get install -y xvfb xdotool imagemagick",
+    ),
+]
+
+
+@pytest.fixture
+def xvfb():
+    """Start Xvfb on a free display (it picks the number itself); yields ':N'."""
+    read_fd, write_fd = os.pipe()
+    proc = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
+        pass_fds=(write_fd,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(write_fd)
+    with os.fdopen(read_fd) as pipe:
+        number = pipe.readline().strip()
+    if not number:
+        proc.kill()
+        pytest.fail("Xvfb did not start")
+    try:
+        yield f":{number}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def x(display: str, *cmd: str, check: bool = True) -> str:
+    env = {**os.environ, "DISPLAY": display}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=30)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"{cmd[0]} failed: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def wait_for_window(display: str, app: subprocess.Popen, timeout_s: float = 180) -> list[str]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert app.poll() is None, "the app exited before its window appeared"
+        ids = x(display, "xdotool", "search", "--name", f"^{WINDOW}$", check=False).split()
+        if ids:
+            return ids
+        time.sleep(0.3)
+    pytest.fail("the window never appeared")
+
+
+def screenshot_with_box(display: str, out: Path, timeout_s: float = 30) -> np.ndarray:
+    """Screenshots until one shows box-coloured pixels; returns that image."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        x(display, "import", "-window", "root", str(out))
+        image = cv2.imread(str(out))
+        mask = np.all(image == np.array(BOX_COLOR, np.uint8), axis=-1)
+        if mask.sum() > 200:
+            return image
+        time.sleep(0.2)
+    pytest.fail("no drawn face box on screen")
+
+
+def send_wm_delete(display: str, window: int) -> None:
+    """What a window manager sends when the user clicks the close button."""
+
+    class ClientMessage(ctypes.Structure):
+        _fields_ = [
+            ("type", ctypes.c_int),
+            ("serial", ctypes.c_ulong),
+            ("send_event", ctypes.c_int),
+            ("display", ctypes.c_void_p),
+            ("window", ctypes.c_ulong),
+            ("message_type", ctypes.c_ulong),
+            ("format", ctypes.c_int),
+            ("data", ctypes.c_long * 5),
+        ]
+
+    class XEvent(ctypes.Union):
+        _fields_ = [("xclient", ClientMessage), ("pad", ctypes.c_long * 24)]
+
+    lib = ctypes.util.find_library("X11")
+    if lib is None:
+        pytest.skip("libX11 not found")
+    xlib = ctypes.CDLL(lib)
+    xlib.XOpenDisplay.restype = ctypes.c_void_p
+    xlib.XOpenDisplay.argtypes = [ctypes.c_char_p]
+    xlib.XInternAtom.restype = ctypes.c_ulong
+    xlib.XInternAtom.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
+    xlib.XSendEvent.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_ulong,
+        ctypes.c_int,
+        ctypes.c_long,
+        ctypes.c_void_p,
+    ]
+    xlib.XFlush.argtypes = [ctypes.c_void_p]
+    xlib.XCloseDisplay.argtypes = [ctypes.c_void_p]
+    dpy = xlib.XOpenDisplay(display.encode())
+    assert dpy, f"cannot open display {display}"
+    event = XEvent()
+    event.xclient.type = 33  # ClientMessage
+    event.xclient.window = window
+    event.xclient.message_type = xlib.XInternAtom(dpy, b"WM_PROTOCOLS", 0)
+    event.xclient.format = 32
+    event.xclient.data[0] = xlib.XInternAtom(dpy, b"WM_DELETE_WINDOW", 0)
+    xlib.XSendEvent(dpy, window, 0, 0, ctypes.byref(event))
+    xlib.XFlush(dpy)
+    xlib.XCloseDisplay(dpy)
+
+
+@contextlib.contextmanager
+def start_app(display: str, tmp_path: Path, bundle: Path, csv_path: Path):
+    video = shared_path("videos", "pyfeat_WolfgangLanger_Pexels.mp4")  # 472 frames
+    env = {**os.environ, "DISPLAY": display, "QT_QPA_PLATFORM": "xcb"}
+    env.pop("WAYLAND_DISPLAY", None)
+    out, err = (tmp_path / "stdout.txt").open("w+"), (tmp_path / "stderr.txt").open("w+")
+    cmd = [sys.executable, "emotion_classifier.py", str(video), "--model", str(bundle)]
+    app = subprocess.Popen(
+        [*cmd, "--csv", str(csv_path)], cwd=REPO, env=env, stdout=out, stderr=err
+    )
+    try:
+        yield app
+    finally:
+        if app.poll() is None:
+            app.kill()
+            app.wait(10)
+        out.close()
+        err.close()
+
+
+def finished(app: subprocess.Popen, tmp_path: Path) -> tuple[dict[str, str], str]:
+    try:
+        code = app.wait(60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the app did not quit")
+    stdout = (tmp_path / "stdout.txt").read_text()
+    stderr = (tmp_path / "stderr.txt").read_text()
+    assert code == 0, stderr[-2000:]
+    assert "Traceback" not in stderr
+    lines = [line for line in stdout.splitlines() if line.startswith("summary:")]
+    assert len(lines) == 1, stdout
+    return dict(re.findall(r"(\w+)=(\S+)", lines[0])), stderr
+
+
+def test_window_shows_boxes_and_q_quits(xvfb, tmp_path, tiny_bundle):
+    csv_path = tmp_path / "faces.csv"
+    with start_app(xvfb, tmp_path, tiny_bundle, csv_path) as app:
+        windows = wait_for_window(xvfb, app)
+        image = screenshot_with_box(xvfb, tmp_path / "shot.png")
+        assert image.shape[:2] == (768, 1024)
+        for window in windows:
+            x(xvfb, "xdotool", "key", "--window", window, "q", check=False)
+        summary, _ = finished(app, tmp_path)
+    assert summary["stop"] == "quit"  # q ended it, not the end of the clip
+    frames = int(summary["frames"])
+    assert 0 < frames < 472
+    with csv_path.open() as fh:
+        rows = list(csv.DictReader(fh))
+    per_frame = Counter(int(r["frame"]) for r in rows)
+    # every processed frame with a face is in the CSV, and nothing else
+    assert len(per_frame) == int(summary["frames_with_faces"]) >= 0.9 * frames
+    assert len(rows) == int(summary["faces"])
+    assert max(per_frame) < frames
+
+
+def test_closing_the_window_quits(xvfb, tmp_path, tiny_bundle):
+    csv_path = tmp_path / "faces.csv"
+    with start_app(xvfb, tmp_path, tiny_bundle, csv_path) as app:
+        windows = wait_for_window(xvfb, app)
+        screenshot_with_box(xvfb, tmp_path / "shot.png")
+        for window in windows:
+            send_wm_delete(xvfb, int(window))
+        summary, _ = finished(app, tmp_path)
+    assert summary["stop"] == "quit"
+    assert len(list(csv.DictReader(csv_path.open()))) == int(summary["faces"])
