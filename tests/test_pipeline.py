@@ -247,8 +247,9 @@ def test_fps_meter_rolling_window():
 
 
 def test_engine_factory_names(bundle):
-    assert engine_names()[:2] == ["auto", "keras"]
-    assert isinstance(create_engine(bundle, "auto"), KerasEngine)
+    names = engine_names()
+    assert names[0] == "auto" and "keras" in names
+    assert isinstance(create_engine(bundle, "keras"), KerasEngine)
     from liveaffect.runtime.engine import EngineError
 
     with pytest.raises(EngineError, match="unknown engine"):
