@@ -59,6 +59,14 @@ class _Closing:
         raise NotImplementedError
 
 
+def _point_qt_at_system_fonts() -> None:
+    """OpenCV's bundled Qt ships no fonts and warns; use the system's when there are some."""
+    for folder in ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/truetype"):
+        if os.path.isdir(folder):
+            os.environ.setdefault("QT_QPA_FONTDIR", folder)
+            return
+
+
 class WindowSink(_Closing):
     """Shows annotated frames in an OpenCV window.
 
@@ -80,6 +88,7 @@ class WindowSink(_Closing):
         if self._closed or self.stop_requested:
             return
         if not self._opened:
+            _point_qt_at_system_fonts()
             cv2.namedWindow(self.name, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
             self._opened = True
         elif not self.is_visible():  # the user closed the window: do not reopen it
