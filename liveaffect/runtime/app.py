@@ -210,7 +210,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--engine",
         default="auto",
         metavar="NAME",
-        help="inference engine: auto or keras (more when installed: see README)",
+        help="inference engine: auto (TFLite/XNNPACK on CPU, Keras when a GPU is visible), "
+        "keras, tflite, tflite-fp16 or tflite-int8",
     )
     parser.add_argument(
         "--no-display",

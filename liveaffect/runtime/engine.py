@@ -41,8 +41,14 @@ def register_engine(name: str, factory: EngineFactory) -> None:
     ENGINES[name] = factory
 
 
+def _register_builtin() -> None:
+    """Register the TFLite engines (deferred: that module imports this one)."""
+    from liveaffect.runtime import tflite_engine  # noqa: F401  (registers on import)
+
+
 def engine_names() -> list[str]:
     """Names accepted by :func:`create_engine` (``"auto"`` first)."""
+    _register_builtin()
     return ["auto", *ENGINES]
 
 
@@ -57,9 +63,12 @@ def create_engine(bundle: Bundle, name: str = "auto", batch_size: int = 32) -> A
     Raises:
         EngineError: unknown name, or no engine could be built.
     """
+    _register_builtin()
     if name == "auto":
+        from liveaffect.runtime.tflite_engine import auto_order
+
         reasons = []
-        for candidate in AUTO_ORDER:
+        for candidate in auto_order():
             try:
                 return ENGINES[candidate](bundle, batch_size=batch_size)
             except EngineError as exc:

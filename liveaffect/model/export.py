@@ -1,0 +1,184 @@
+"""Export a bundle's Keras model to TFLite (fp32, fp16, dynamic-range int8).
+
+``python -m liveaffect export --model BUNDLE --tflite int8`` writes
+``BUNDLE/model.int8.tflite`` and prints the largest output difference against the
+Keras model on real face crops. The live app's CPU engine uses the same conversion,
+cached beside the bundle and rebuilt when ``model.keras`` changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from liveaffect.cli import CliError
+
+MODES = ("fp32", "fp16", "int8")
+
+
+class ExportError(Exception):
+    """The model cannot be converted or the cache cannot be written."""
+
+
+def convert_tflite(model: Any, mode: str = "fp32") -> bytes:
+    """Convert a Keras model to a TFLite flatbuffer (dynamic batch size).
+
+    Args:
+        model: the Keras multi-task model.
+        mode: ``fp32``, ``fp16`` (weights stored as float16) or ``int8``
+            (dynamic-range quantisation: int8 weights, float activations).
+    """
+    if mode not in MODES:
+        raise ExportError(f"mode must be one of {MODES}, got {mode!r}")
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if mode == "fp16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif mode == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # keras prints the export signature
+            return converter.convert()
+    except Exception as exc:
+        raise ExportError(f"TFLite conversion failed: {str(exc).splitlines()[0][:200]}") from exc
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _cache_dirs(bundle_path: Path, digest: str) -> list[Path]:
+    here = bundle_path if bundle_path.is_dir() else bundle_path.parent
+    home = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "liveaffect"
+    return [here / ".tflite-cache", home / digest[:16]]
+
+
+def cached_tflite(bundle: Any, mode: str = "fp32") -> Path:
+    """Path of the bundle's TFLite model in ``mode``, converting it when missing or stale.
+
+    The cache sits beside the bundle (``.tflite-cache/``), or in ``~/.cache/liveaffect``
+    when the bundle folder is read-only; it is keyed by the SHA-256 of the ``.keras`` file.
+    """
+    model_file = Path(bundle.model_file)
+    digest = file_sha256(model_file)
+    for folder in _cache_dirs(Path(bundle.path), digest):
+        target = folder / f"model.{mode}.tflite"
+        stamp = folder / f"model.{mode}.json"
+        try:
+            if (
+                target.exists()
+                and stamp.exists()
+                and json.loads(stamp.read_text()).get("sha256") == digest
+            ):
+                return target
+        except (OSError, ValueError):
+            pass
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            data = convert_tflite(bundle.model, mode)
+            tmp = target.with_suffix(".tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, target)
+            stamp.write_text(json.dumps({"sha256": digest, "source": str(model_file)}))
+            return target
+        except OSError:
+            continue
+    raise ExportError(f"cannot write a TFLite cache for {model_file}")
+
+
+def run_tflite(path_or_bytes: str | os.PathLike | bytes, x: np.ndarray, threads: int | None = None):
+    """Run a TFLite model once on a batch; returns dict output name -> array."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    kw = {"model_content": path_or_bytes} if isinstance(path_or_bytes, bytes) else {}
+    if not kw:
+        kw = {"model_path": str(path_or_bytes)}
+    it = Interpreter(**kw, num_threads=threads or os.cpu_count())
+    runner = it.get_signature_runner()
+    name = it.get_signature_list()["serving_default"]["inputs"][0]
+    return runner(**{name: np.asarray(x, np.float32)})
+
+
+def max_differences(model: Any, tflite: str | os.PathLike | bytes, x: np.ndarray) -> dict:
+    """Largest absolute output difference per head between Keras and TFLite on ``x``."""
+    ref = model(np.asarray(x, np.float32), training=False)
+    out = run_tflite(tflite, x)
+    return {k: float(np.abs(np.asarray(ref[k]) - out[k]).max()) for k in ref if k in out}
+
+
+def sample_faces(
+    spec: Any, source: str | None, n: int = 64, seed: int = 0
+) -> tuple[np.ndarray, str]:
+    """Up to ``n`` real face images from a dataset root, prepared for the model."""
+    from liveaffect.data.pipeline import load_face
+    from liveaffect.data.sources import load_records
+    from liveaffect.preprocess import normalize
+
+    records = load_records(source)
+    if not records:
+        raise CliError(f"no face images found in {source}")
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(records), min(n, len(records)), replace=False)
+    faces = np.stack([load_face(records[i].path, spec) for i in pick]).astype(np.float32)
+    return normalize(faces, spec), f"{len(pick)} faces from {source}"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, metavar="BUNDLE", help="bundle folder or .keras")
+    p.add_argument("--tflite", choices=MODES, default="fp32", help="TFLite precision")
+    p.add_argument("--out", metavar="FILE", help="output file (default: BUNDLE/model.MODE.tflite)")
+    p.add_argument(
+        "--samples",
+        metavar="ROOT",
+        help="faces to compare Keras and TFLite on (any dataset root the trainer reads); "
+        "default: random pixels, with a warning",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from liveaffect.bundle import BundleError, load_bundle
+
+    try:
+        bundle = load_bundle(args.model)
+    except BundleError as exc:
+        raise CliError(str(exc)) from exc
+    spec = bundle.card.preprocess
+    base = Path(args.model) if Path(args.model).is_dir() else Path(args.model).parent
+    out = Path(args.out) if args.out else base / f"model.{args.tflite}.tflite"
+    try:
+        data = convert_tflite(bundle.model, args.tflite)
+    except ExportError as exc:
+        raise CliError(str(exc)) from exc
+    out.write_bytes(data)
+    print(f"wrote {out} ({len(data) / 1e6:.1f} MB, {args.tflite})")
+    if args.samples:
+        from liveaffect.data.io import DatasetError
+
+        try:
+            x, what = sample_faces(spec, args.samples)
+        except DatasetError as exc:
+            raise CliError(str(exc)) from exc
+    else:
+        rng = np.random.default_rng(0)
+        x = rng.uniform(0, 255, (16, *spec.input_shape)).astype(np.float32)
+        what = "16 random-pixel images (pass --samples ROOT to compare on real faces)"
+    diffs = max_differences(bundle.model, out, x)
+    print(f"largest |Keras - TFLite| on {what}:")
+    for head, d in diffs.items():
+        note = "" if bundle.card.trained(head) else " (head not trained)"
+        print(f"  {head:<5} {d:.2e}{note}")
+    return 0
