@@ -83,17 +83,24 @@ def wait_for_window(display: str, app: subprocess.Popen, timeout_s: float = 180)
     pytest.fail("the window never appeared")
 
 
-def screenshot_with_box(display: str, out: Path, timeout_s: float = 30) -> np.ndarray:
+def screenshot_with_box(
+    display: str, app: subprocess.Popen, out: Path, timeout_s: float = 60
+) -> np.ndarray:
     """Screenshots until one shows box-coloured pixels; returns that image."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    shots = 0
+    while time.monotonic() < deadline and app.poll() is None:
         x(display, "import", "-window", "root", str(out))
         image = cv2.imread(str(out))
+        shots += 1
         mask = np.all(image == np.array(BOX_COLOR, np.uint8), axis=-1)
         if mask.sum() > 200:
             return image
         time.sleep(0.2)
-    pytest.fail("no drawn face box on screen")
+    log = (out.parent / "stdout.txt").read_text()[-300:]
+    pytest.fail(
+        f"no drawn face box on screen after {shots} screenshots (app exit {app.poll()}; {log})"
+    )
 
 
 def send_wm_delete(display: str, window: int) -> None:
@@ -182,7 +189,7 @@ def test_window_shows_boxes_and_q_quits(xvfb, tmp_path, tiny_bundle):
     csv_path = tmp_path / "faces.csv"
     with start_app(xvfb, tmp_path, tiny_bundle, csv_path) as app:
         windows = wait_for_window(xvfb, app)
-        image = screenshot_with_box(xvfb, tmp_path / "shot.png")
+        image = screenshot_with_box(xvfb, app, tmp_path / "shot.png")
         assert image.shape[:2] == (768, 1024)
         for window in windows:
             x(xvfb, "xdotool", "key", "--window", window, "q", check=False)
@@ -203,7 +210,7 @@ def test_closing_the_window_quits(xvfb, tmp_path, tiny_bundle):
     csv_path = tmp_path / "faces.csv"
     with start_app(xvfb, tmp_path, tiny_bundle, csv_path) as app:
         windows = wait_for_window(xvfb, app)
-        screenshot_with_box(xvfb, tmp_path / "shot.png")
+        screenshot_with_box(xvfb, app, tmp_path / "shot.png")
         for window in windows:
             send_wm_delete(xvfb, int(window))
         summary, _ = finished(app, tmp_path)
