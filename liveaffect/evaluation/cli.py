@@ -15,7 +15,7 @@ from typing import Any
 
 from liveaffect.cli import CliError
 
-SPLITS = ("train", "validation", "test", "all")
+SPLITS = ("auto", "train", "validation", "test", "all")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,7 +29,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="dataset root, optionally kind-prefixed (folders:/x, csv:/x.csv); repeatable",
     )
     parser.add_argument(
-        "--split", default="validation", choices=SPLITS, help="split to evaluate ('all': every)"
+        "--split",
+        default="auto",
+        choices=SPLITS,
+        help="split to evaluate: 'auto' = each source's validation split when it has one, "
+        "else all of it; 'all' = every image",
+    )
+    parser.add_argument(
+        "--holdout",
+        metavar="FRACTION[:SEED]",
+        help="evaluate only the part a training config held out with 'holdout: FRACTION' "
+        "(split by recording/image with SEED, default 0), e.g. 0.2:0",
     )
     parser.add_argument(
         "--detect",
@@ -78,16 +88,40 @@ def _load_bundle(path: str) -> Any:
 
 def _load_records(specs: list[str], split: str | None) -> list:
     from liveaffect.data.io import DatasetError
-    from liveaffect.data.sources import load_many
+    from liveaffect.data.sources import load_many, load_records
 
     try:
-        records = load_many(specs, split=split)
+        if split == "auto":
+            records = []
+            for spec in specs:
+                try:
+                    part = load_many([spec], split="validation")
+                except DatasetError:  # a source without splits: all of it
+                    part = []
+                records.extend(part or load_records(spec))
+            split = None
+        else:
+            records = load_many(specs, split=split)
     except DatasetError as exc:
         raise CliError(str(exc)) from exc
     if not records:
         where = f"split {split!r} of " if split else ""
         raise CliError(f"no labelled images in {where}{', '.join(specs)} (try another --split)")
     return records
+
+
+def _holdout(records: list, spec: str) -> list:
+    from liveaffect.data.splits import split_by_recording
+
+    fraction, _, seed = spec.partition(":")
+    try:
+        value, seed_value = float(fraction), int(seed or 0)
+        _, held = split_by_recording(records, value, seed_value)
+    except ValueError as exc:
+        raise CliError(
+            f"--holdout {spec!r}: expected FRACTION[:SEED] with 0 < FRACTION < 1"
+        ) from exc
+    return held
 
 
 def _detector() -> Any:
@@ -131,6 +165,8 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     split = None if args.split == "all" else args.split
     records = _load_records(list(args.data), split)
+    if args.holdout:
+        records = _holdout(records, args.holdout)
     if args.tune_au_thresholds and not any(r.has_au for r in records):
         raise CliError("--tune-au-thresholds needs AU labels, and this data has none")
     bundle = _load_bundle(args.model)
