@@ -210,6 +210,8 @@ def _run_pipeline(args, bundle, engine, detector, total) -> dict[str, Any]:
             faces_per_frame.append(len(result.faces))
             if n % args.memory_every == 0:
                 rss.append((n, _rss_mb()))
+            if total and n >= total:
+                break
     bar.close()
     elapsed = time.perf_counter() - t_start if t_start else float("nan")
     timed = max(n - args.warmup, 0)

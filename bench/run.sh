@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Re-create every number in bench/README.md (run from the repo root, venv active,
+# ../shared/data beside the checkout). Results land in bench/results/*.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+V=../shared/data/videos
+mkdir -p bench/results
+run() { echo "+ python -m liveaffect bench $*"; python -m liveaffect bench "$@"; }
+
+# 1. Default model, one face, 640x360: pipeline vs the original design's loop, engine diffs.
+run --source $V/pyfeat_WolfgangLanger_Pexels.mp4 --model final_model \
+    --json bench/results/default_single_face.json
+# 2. EfficientNetV2S multi-task bundle at 224x224 (random weights: timing only), one face.
+for engine in tflite tflite-int8; do
+  run --source $V/pyfeat_WolfgangLanger_Pexels.mp4 --random-model efficientnetv2s:224 \
+      --engine $engine --baseline-frames 20 --compare "" \
+      --json bench/results/effnetv2s224_${engine}.json
+done
+run --source $V/pyfeat_single_face.mp4 --random-model efficientnetv2s:224 --engine tflite \
+    --baseline-frames 0 --compare tflite,tflite-fp16,tflite-int8 \
+    --json bench/results/effnetv2s224_engine_diffs.json
+# 3. The 1080p crowd clip, every detected face in one batch per frame.
+run --source $V/facenet_pytorch_video.mp4 --model final_model --baseline-frames 20 --compare "" \
+    --json bench/results/default_crowd.json
+run --source $V/facenet_pytorch_video.mp4 --random-model efficientnetv2s:224 --engine tflite-int8 \
+    --baseline-frames 0 --compare "" --json bench/results/effnetv2s224_crowd.json
+# 4. Memory over 10,000 frames (the clip looped).
+run --source $V/pyfeat_single_face.mp4 --model final_model --frames 10000 --loop \
+    --baseline-frames 0 --compare "" --memory-every 250 --json bench/results/default_memory_10k.json
+# 5. Live-camera latency: the clip replayed at its own fps, newest frame wins.
+run --source $V/pyfeat_WolfgangLanger_Pexels.mp4 --random-model efficientnetv2s:224 \
+    --engine tflite --camera-sim --baseline-frames 0 --compare "" \
+    --json bench/results/effnetv2s224_camera_sim.json

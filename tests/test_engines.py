@@ -1,0 +1,150 @@
+"""The TFLite engines agree with Keras; the cache follows the model; export and bench run."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import REPO, make_tiny_bundle, shared_path
+
+from liveaffect.bundle import load_bundle
+from liveaffect.runtime.engine import create_engine, engine_names
+
+TOLERANCE = {"tflite": 1e-4, "tflite-fp16": 2e-2, "tflite-int8": 0.15}
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(tmp_path_factory):
+    return make_tiny_bundle(tmp_path_factory.mktemp("engines") / "b", input_size=32)
+
+
+@pytest.fixture(scope="module")
+def crops():
+    rng = np.random.default_rng(0)
+    return rng.uniform(0, 255, (5, 32, 32, 3)).astype(np.float32)
+
+
+def test_tflite_engines_are_registered():
+    names = engine_names()
+    for name in ("auto", "keras", "tflite", "tflite-fp16", "tflite-int8"):
+        assert name in names
+
+
+@pytest.mark.parametrize("name", ["tflite", "tflite-fp16", "tflite-int8"])
+def test_engine_agrees_with_keras(bundle_dir, crops, name):
+    bundle = load_bundle(bundle_dir)
+    ref = create_engine(bundle, "keras").predict(crops)
+    got = create_engine(bundle, name).predict(crops)
+    assert len(got) == len(ref) == len(crops)
+    tol = TOLERANCE[name]
+    for r, g in zip(ref, got, strict=True):
+        np.testing.assert_allclose(g.expr_probs, r.expr_probs, atol=tol)
+        np.testing.assert_allclose(g.va, r.va, atol=tol)
+        np.testing.assert_allclose(g.au_probs, r.au_probs, atol=tol)
+
+
+def test_tflite_batches_of_any_size_match_one_by_one(bundle_dir, crops):
+    engine = create_engine(load_bundle(bundle_dir), "tflite", batch_size=4)
+    together = engine.predict(crops)  # 5 faces: a batch of 4 and one of 1 (padded buckets)
+    for i, crop in enumerate(crops):
+        alone = engine.predict(crop[None])[0]
+        np.testing.assert_allclose(together[i].expr_probs, alone.expr_probs, atol=1e-5)
+    assert engine.predict(np.zeros((0, 32, 32, 3), np.float32)) == []
+
+
+def test_untrained_heads_stay_hidden_in_tflite(tmp_path, crops):
+    bundle = load_bundle(make_tiny_bundle(tmp_path / "b", trained=("expr",)))
+    pred = create_engine(bundle, "tflite").predict(crops[:1])[0]
+    assert pred.expr_probs is not None and pred.va is None and pred.au_probs is None
+
+
+def test_tflite_cache_is_rebuilt_when_the_model_changes(tmp_path, crops):
+    path = make_tiny_bundle(tmp_path / "b", seed=1)
+    first = create_engine(load_bundle(path), "tflite")
+    cached = first.model_path
+    stamp = cached.stat().st_mtime_ns
+    again = create_engine(load_bundle(path), "tflite")
+    assert again.model_path == cached and cached.stat().st_mtime_ns == stamp  # reused
+    other = make_tiny_bundle(tmp_path / "other", seed=2)
+    shutil.copy(other / "model.keras", path / "model.keras")  # new weights, same place
+    rebuilt = create_engine(load_bundle(path), "tflite")
+    ref = create_engine(load_bundle(path), "keras").predict(crops[:2])
+    got = rebuilt.predict(crops[:2])
+    np.testing.assert_allclose(got[0].expr_probs, ref[0].expr_probs, atol=1e-4)
+    assert cached.stat().st_mtime_ns != stamp
+
+
+def test_wrong_crop_shape_is_refused(bundle_dir):
+    engine = create_engine(load_bundle(bundle_dir), "tflite")
+    with pytest.raises(ValueError, match="crops must have shape"):
+        engine.predict(np.zeros((1, 16, 16, 3), np.float32))
+
+
+def _cli(*args, timeout=300):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run(
+        [sys.executable, "-m", "liveaffect", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=REPO,
+    )
+
+
+@pytest.mark.slow
+def test_export_cli_writes_tflite_and_reports_differences(tmp_path):
+    bundle = make_tiny_bundle(tmp_path / "b")
+    out = tmp_path / "m.tflite"
+    proc = _cli("export", "--model", str(bundle), "--tflite", "int8", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert out.stat().st_size > 1000
+    assert "largest |Keras - TFLite|" in proc.stdout and "expr" in proc.stdout
+
+
+@pytest.mark.slow
+def test_bench_cli_reports_every_stage(tmp_path):
+    video = shared_path("videos", "pyfeat_single_face.mp4")
+    bundle = make_tiny_bundle(tmp_path / "b")
+    out = tmp_path / "bench.json"
+    proc = _cli(
+        "bench",
+        "--source",
+        str(video),
+        "--model",
+        str(bundle),
+        "--frames",
+        "30",
+        "--warmup",
+        "5",
+        "--baseline-frames",
+        "5",
+        "--compare",
+        "tflite-int8",
+        "--memory-every",
+        "10",
+        "--json",
+        str(out),
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(out.read_text())
+    p = report["pipeline"]
+    assert p["frames"] == 30 and p["frames_timed"] == 25
+    for stage in ("read", "detect", "track", "preprocess", "infer", "smooth", "draw"):
+        assert p["stages"][stage]["median_ms"] is not None
+        assert p["stages"][stage]["p95_ms"] >= p["stages"][stage]["median_ms"]
+    assert p["fps"] > 0 and p["faces_per_s"] > 0
+    assert report["peak_rss_mb"] > 0 and "memory" in p
+    assert report["speedup_vs_baseline"] > 0
+    assert report["engine_differences_vs_keras"]["tflite-int8"]["expr"] < 0.2
+
+
+def test_bench_rejects_a_missing_video(tmp_path):
+    proc = _cli("bench", "--source", str(tmp_path / "nope.mp4"), timeout=60)
+    assert proc.returncode == 2
+    assert "video not found" in proc.stderr and "Traceback" not in proc.stderr
