@@ -33,6 +33,12 @@ BACKBONES: dict[str, str] = {
 ``cnn`` is a compact VGG-style network for small (48-96 px) faces, trained from
 scratch; ``tiny`` exists for tests."""
 
+BN_MOMENTUM = 0.9
+"""Momentum of the batch norms the builder adds (the ``cnn`` backbone and the fusion
+head), as in Keras' EfficientNetV2. With Keras' default 0.99 the moving statistics lag
+behind the weights for hundreds of steps: on a short synthetic run the AU head scored
+F1 1.0 with batch statistics but 0.47 with the lagging moving ones."""
+
 
 @dataclass
 class HeadConfig:
@@ -148,7 +154,7 @@ def _cnn(cfg: ModelConfig, inputs):
     for stage, width in enumerate(cfg.widths):
         for j in range(2):
             x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"s{stage}_conv{j}")(x)
-            x = layers.BatchNormalization(name=f"s{stage}_bn{j}")(x)
+            x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"s{stage}_bn{j}")(x)
             x = layers.Activation("relu", name=f"s{stage}_relu{j}")(x)
         x = layers.MaxPooling2D(name=f"s{stage}_pool")(x)
     return x
@@ -195,7 +201,7 @@ def build_mtl_model(cfg: ModelConfig | None = None, **overrides):
         x = layers.GlobalAveragePooling1D(name="pool")(att)
     else:
         x = layers.GlobalAveragePooling2D(name="pool")(x)
-    x = layers.BatchNormalization(name="fusion_bn")(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="fusion_bn")(x)
     x = layers.Dropout(h.dropout, name="fusion_dropout")(x)
     shared = layers.Dense(h.shared_units, activation="relu", name="shared")(x)
 

@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from liveaffect.data.pipeline import AugmentConfig
+from liveaffect.data.sampling import SeedRecipe
 from liveaffect.model.mtl import HeadConfig, ModelConfig
 
 
@@ -54,6 +55,12 @@ class DataConfig:
         val_max_samples: evaluate at most this many validation faces per epoch.
         cache: ``memory`` (decode once, keep in RAM), ``file`` (cache in the run
             folder) or ``none``.
+        sampling: ``none``, or ``seed`` for the seed project's recipe
+            (:mod:`liveaffect.data.sampling`): the training records become a balanced
+            pool cut into subsets; each ensemble member (or the single model) trains on
+            one subset and validates on the recipe's balanced validation subset.
+        recipe: overrides of :class:`liveaffect.data.sampling.SeedRecipe`'s numbers
+            (``pool_size``, ``n_subsets``, ``boost_add`` ...), used with ``sampling: seed``.
     """
 
     train: list[SourceSpec] = field(default_factory=list)
@@ -61,12 +68,34 @@ class DataConfig:
     val_fraction: float = 0.1
     val_max_samples: int = 20_000
     cache: str = "memory"
+    sampling: str = "none"
+    recipe: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.train = [s if isinstance(s, SourceSpec) else _source(s) for s in self.train]
         self.validation = [s if isinstance(s, SourceSpec) else _source(s) for s in self.validation]
         if self.cache not in ("memory", "file", "none"):
             raise ValueError(f"data.cache must be memory, file or none, got {self.cache!r}")
+        if self.sampling not in ("none", "seed"):
+            raise ValueError(f"data.sampling must be none or seed, got {self.sampling!r}")
+        self.recipe = dict(self.recipe or {})
+        self.seed_recipe()
+
+    def seed_recipe(self) -> SeedRecipe:
+        """The seed recipe with this config's overrides (ValueError naming a bad key)."""
+        known = {f.name for f in fields(SeedRecipe)}
+        unknown = set(self.recipe) - known
+        if unknown:
+            raise ValueError(
+                f"data.recipe: unknown key(s) {sorted(unknown)}; known: {sorted(known)}"
+            )
+        values = dict(self.recipe)
+        if "majority_classes" in values:
+            values["majority_classes"] = tuple(values["majority_classes"])
+        try:
+            return SeedRecipe(**values)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"data.recipe: {exc}") from exc
 
 
 def _source(value: Any) -> SourceSpec:
@@ -87,7 +116,11 @@ class TrainConfig:
         class_weights: ``balanced_sqrt`` (sqrt of inverse frequency), ``balanced``
             or ``none``; classes never seen get weight 0.
         class_boost: added to a class's weight, by class name (the seed's boosts).
-        loss_weights: per-head loss weights (expr, va, au).
+        loss_weights: per-head loss weights (expr, va, au). The AU loss is a mean over
+            12 binary tasks, so each AU weighs 1/12 of the expression task at weight 1;
+            with the seed's head (dropout 0.7) the AU head then stayed at its prior on a
+            learnable synthetic set, while 5 let all three heads learn (see
+            tests/test_training.py::test_every_head_learns_with_the_seed_head).
         au_pos_weight: ``auto`` (negatives/positives per AU, clipped to [1, 20]) or ``none``.
         early_stopping_patience: epochs without a better validation score before stopping.
         tta_flip: average each face with its mirror image when validating and in
@@ -104,7 +137,7 @@ class TrainConfig:
     class_weights: str = "balanced_sqrt"
     class_boost: dict[str, float] = field(default_factory=dict)
     loss_weights: dict[str, float] = field(
-        default_factory=lambda: {"expr": 1.0, "va": 1.0, "au": 1.0}
+        default_factory=lambda: {"expr": 1.0, "va": 1.0, "au": 5.0}
     )
     au_pos_weight: str = "auto"
     early_stopping_patience: int = 8

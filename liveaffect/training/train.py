@@ -87,8 +87,19 @@ def resolve_records(cfg: RunConfig) -> tuple[list[Record], list[Record]]:
 
 
 def class_weights(records: Sequence[Record], cfg: RunConfig) -> list[float]:
-    """Per-class loss weights from the training counts (unseen classes get 0)."""
+    """Per-class loss weights from the training counts (unseen classes get 0).
+
+    With ``data.sampling: seed`` they are the recipe's ``(balanced + boost_add) *
+    boost_mul``; otherwise ``train.class_weights`` normalised to mean 1 plus
+    ``train.class_boost``.
+    """
     counts = Counter(r.expr for r in records if r.has_expr)
+    if cfg.data.sampling == "seed":
+        from liveaffect.data.sampling import class_counts
+        from liveaffect.data.sampling import class_weights as recipe_weights
+
+        table = recipe_weights(class_counts(records), cfg.data.seed_recipe())
+        return [table[name] if counts.get(c, 0) else 0.0 for c, name in enumerate(EXPRESSIONS)]
     seen = [c for c in range(NUM_EXPRESSIONS) if counts.get(c, 0) > 0]
     weights = [0.0] * NUM_EXPRESSIONS
     total = sum(counts.values())
@@ -321,14 +332,28 @@ def train(
     command: str = "",
     verbose: str | int = "auto",
     progress: bool = True,
+    records: tuple[Sequence[Record], Sequence[Record]] | None = None,
+    extra_callbacks: Sequence[Any] = (),
 ) -> Path:
     """Train (or resume) a run; returns the path of the finished bundle.
+
+    Args:
+        cfg: the run's configuration (saved as ``config.yaml``; a resume must match it).
+        run_dir: the run folder (created).
+        command: the command line, recorded in the card.
+        verbose: Keras' ``fit`` verbosity.
+        progress: show progress bars while decoding faces.
+        records: explicit ``(train, validation)`` records instead of the config's
+            sources (an ensemble member's subset); None reads ``cfg.data``.
+        extra_callbacks: more Keras callbacks, run after the built-in ones.
 
     Raises:
         TrainingError: no data, or a resume whose config differs.
     """
     import keras
     import tensorflow as tf
+
+    from liveaffect.model import custom_objects
 
     run_dir = Path(run_dir)
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
@@ -341,7 +366,7 @@ def train(
         import yaml
 
         saved = yaml.safe_load(config_file.read_text()) if config_file.exists() else None
-        if saved is not None and saved != yaml.safe_load(yaml.safe_dump(cfg.to_dict())):
+        if saved is not None and not _same_config(saved, cfg):
             raise TrainingError(
                 f"{run_dir} holds a run with a different config; use a new --out folder"
             )
@@ -352,7 +377,16 @@ def train(
     keras.utils.set_random_seed(cfg.train.seed + state["epoch_done"])
 
     spec = preprocess_spec(cfg)
-    train_records, val_records = resolve_records(cfg)
+    if records is None:
+        train_records, val_records = resolve_records(cfg)
+        if cfg.data.sampling == "seed":
+            from liveaffect.training.ensemble import member_records
+
+            train_records, val_records = member_records(cfg, train_records, val_records, 1)[0]
+    else:
+        train_records, val_records = list(records[0]), list(records[1])
+        if not train_records:
+            raise TrainingError("no training records given")
     print(f"training faces: {len(train_records)}, validation faces: {len(val_records)}")
     print(_count_table(train_records, val_records))
     workers = max(os.cpu_count() or 2, 2)
@@ -378,7 +412,11 @@ def train(
     strategy, device = _strategy()
     with strategy.scope():
         if resuming:
-            model = keras.saving.load_model(run_dir / "checkpoints" / "last.keras", compile=True)
+            model = keras.saving.load_model(
+                run_dir / "checkpoints" / "last.keras",
+                compile=True,
+                custom_objects=custom_objects(),
+            )
             print(f"resuming after epoch {state['epoch_done']} from {run_dir / 'checkpoints'}")
         else:
             from liveaffect.model.mtl import build_mtl_model
@@ -391,11 +429,13 @@ def train(
             ds,
             epochs=cfg.train.epochs,
             initial_epoch=state["epoch_done"],
-            callbacks=_callbacks(cfg, run_dir, val, spec, state),
+            callbacks=[*_callbacks(cfg, run_dir, val, spec, state), *extra_callbacks],
             verbose=verbose,
         )
     state["train_seconds"] = state.get("train_seconds", 0.0) + (time.time() - started)
-    best = keras.saving.load_model(run_dir / "checkpoints" / "best.keras", compile=False)
+    best = keras.saving.load_model(
+        run_dir / "checkpoints" / "best.keras", compile=False, custom_objects=custom_objects()
+    )
     card = ModelCard(
         name=cfg.name,
         backbone=cfg.model.backbone,
@@ -423,6 +463,19 @@ def train(
     _write_state(run_dir, state)
     print(f"bundle written to {bundle} (best epoch {state['best_epoch']})")
     return bundle
+
+
+def _same_config(saved: dict[str, Any], cfg: RunConfig) -> bool:
+    """True when a saved config.yaml means ``cfg`` (keys added since take their defaults)."""
+    import yaml
+
+    from liveaffect.training.config import config_from_dict
+
+    try:
+        old = config_from_dict(saved).to_dict()
+    except (TypeError, ValueError):
+        return False
+    return yaml.safe_load(yaml.safe_dump(old)) == yaml.safe_load(yaml.safe_dump(cfg.to_dict()))
 
 
 def _count_table(train: Sequence[Record], val: Sequence[Record]) -> str:
