@@ -92,6 +92,38 @@ def tiny_run(sets, tmp_path_factory) -> tuple[RunConfig, Path, Path]:
     return cfg, run_dir, bundle
 
 
+# ------------------------------------------------------------------ the synthetic faces
+def test_synthetic_faces_carry_their_cues():
+    from liveaffect.training.synthetic import SyntheticFace, au_centers, draw_face
+
+    rng = np.random.default_rng(0)
+    for q in range(4):
+        au = tuple(int(k in (0, 5, 11)) for k in range(NUM_AUS))
+        img = draw_face(SyntheticFace(expr=q, va=(0.5, -0.5), au=au), SIZE, rng)
+        red = img[..., 0].astype(float)
+        h = SIZE // 2
+        quadrants = [red[:h, :h], red[:h, h:], red[h:, :h], red[h:, h:]]
+        assert int(np.argmax([m.mean() for m in quadrants])) == q
+        for k, (x, y) in enumerate(au_centers(SIZE)):
+            assert (img[y, x, 1] == 235) == bool(au[k]), k
+    strong = draw_face(SyntheticFace(0, (0.9, -0.9), (0,) * NUM_AUS), SIZE, rng)[..., 2]
+    weak = draw_face(SyntheticFace(0, (-0.9, -0.9), (0,) * NUM_AUS), SIZE, rng)[..., 2]
+    assert strong.std() > weak.std() + 10  # valence = strength of the stripes
+
+
+def test_synthetic_sets_are_reproducible_and_mask_labels(tmp_path):
+    a = write_synthetic_set(tmp_path / "a", n=60, size=SIZE, missing=MISSING, seed=4)
+    b = write_synthetic_set(tmp_path / "b", n=60, size=SIZE, missing=MISSING, seed=4)
+    assert a.read_text() == b.read_text()
+    assert (a.parent / "face_00007.png").read_bytes() == (b.parent / "face_00007.png").read_bytes()
+    records = load_records(str(a))
+    assert len(records) == 60
+    assert 0 < sum(not r.has_expr for r in records) < 30
+    assert 0 < sum(not r.has_va for r in records) < 30
+    assert any(r.au is not None and -1 in r.au for r in records)
+    assert {r.expr for r in records if r.has_expr} == {0, 1, 2, 3}
+
+
 # ------------------------------------------------------------------ a short run
 @pytest.mark.slow
 def test_the_loss_falls_and_every_epoch_is_logged(tiny_run):
