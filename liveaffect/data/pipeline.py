@@ -105,7 +105,7 @@ def decode_all(
 
 
 def augmenter(cfg: AugmentConfig, seed: int | None = None):
-    """A Keras layer stack that augments a batch of 0..255 float images."""
+    """A Keras layer stack that augments a batch of 0..255 float images (None: nothing on)."""
     import keras
     from keras import layers
 
@@ -124,7 +124,7 @@ def augmenter(cfg: AugmentConfig, seed: int | None = None):
         stack.append(layers.RandomBrightness(cfg.brightness, value_range=(0, 255), seed=seed))
     if cfg.contrast:
         stack.append(layers.RandomContrast(cfg.contrast, value_range=(0, 255), seed=seed))
-    return keras.Sequential(stack, name="augment")
+    return keras.Sequential(stack, name="augment") if stack else None
 
 
 def make_dataset(

@@ -34,7 +34,7 @@ BACKBONES: dict[str, str] = {
 scratch; ``tiny`` exists for tests."""
 
 BN_MOMENTUM = 0.9
-"""Momentum of the batch norms the builder adds (the ``cnn`` backbone and the fusion
+"""Default momentum of the batch norms the builder adds (the ``cnn`` backbone and the fusion
 head), as in Keras' EfficientNetV2. With Keras' default 0.99 the moving statistics lag
 behind the weights for hundreds of steps: on a short synthetic run the AU head scored
 F1 1.0 with batch statistics but 0.47 with the lagging moving ones."""
@@ -86,6 +86,8 @@ class ModelConfig:
         trainable_layers: train only the backbone's top N layers (None = all).
         widths: channel widths per stage of the ``cnn`` backbone.
         head: the fusion head.
+        bn_momentum: momentum of the batch norms the builder adds (``cnn`` backbone and
+            fusion head); see BN_MOMENTUM.
     """
 
     backbone: str = "efficientnetv2s"
@@ -95,6 +97,7 @@ class ModelConfig:
     trainable_layers: int | None = None
     widths: Sequence[int] = (32, 64, 128, 256)
     head: HeadConfig = field(default_factory=HeadConfig)
+    bn_momentum: float = BN_MOMENTUM
 
     def __post_init__(self) -> None:
         if isinstance(self.head, dict):
@@ -108,6 +111,8 @@ class ModelConfig:
         if self.color == "gray" and BACKBONES[self.backbone]:
             raise ValueError(f"backbone {self.backbone} needs color 'rgb'")
         self.widths = tuple(int(w) for w in self.widths)
+        if not 0.0 < self.bn_momentum < 1.0:
+            raise ValueError(f"bn_momentum must be in (0, 1), got {self.bn_momentum}")
 
     @property
     def channels(self) -> int:
@@ -154,7 +159,7 @@ def _cnn(cfg: ModelConfig, inputs):
     for stage, width in enumerate(cfg.widths):
         for j in range(2):
             x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"s{stage}_conv{j}")(x)
-            x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"s{stage}_bn{j}")(x)
+            x = layers.BatchNormalization(momentum=cfg.bn_momentum, name=f"s{stage}_bn{j}")(x)
             x = layers.Activation("relu", name=f"s{stage}_relu{j}")(x)
         x = layers.MaxPooling2D(name=f"s{stage}_pool")(x)
     return x
@@ -201,7 +206,7 @@ def build_mtl_model(cfg: ModelConfig | None = None, **overrides):
         x = layers.GlobalAveragePooling1D(name="pool")(att)
     else:
         x = layers.GlobalAveragePooling2D(name="pool")(x)
-    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="fusion_bn")(x)
+    x = layers.BatchNormalization(momentum=cfg.bn_momentum, name="fusion_bn")(x)
     x = layers.Dropout(h.dropout, name="fusion_dropout")(x)
     shared = layers.Dense(h.shared_units, activation="relu", name="shared")(x)
 

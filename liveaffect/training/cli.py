@@ -91,9 +91,22 @@ def run(args: argparse.Namespace) -> int:
         if args.members > 1:
             from liveaffect.training.ensemble import train_ensemble
 
-            train_ensemble(cfg, args.out, args.members, command=command_line())
+            train_ensemble(
+                cfg,
+                args.out,
+                args.members,
+                command=command_line(),
+                verbose=2 if args.quiet else "auto",
+                progress=not args.quiet,
+            )
         else:
-            train(cfg, args.out, command=command_line(), verbose=2 if args.quiet else "auto")
+            train(
+                cfg,
+                args.out,
+                command=command_line(),
+                verbose=2 if args.quiet else "auto",
+                progress=not args.quiet,
+            )
     except (DatasetError, ModelError, TrainingError) as exc:
         raise CliError(str(exc)) from exc
     return 0
