@@ -180,10 +180,25 @@ def test_cli_class_folders_end_to_end(bundle_dir, tmp_path, capsys):
     assert d["va"]["n"] == 0 and d["va"]["ccc_mean"] is None
     assert d["au"]["n"] == 0 and d["au"]["mean_f1"] is None
     assert d["mtl_score"] is None and d["mtl_partial"] == d["expr"]["macro_f1"]
-    assert d["meta"]["unreadable"] == 1 and d["meta"]["split"] == "validation"
+    assert d["meta"]["unreadable"] == 1 and d["meta"]["split"] == "auto"
     assert (tmp_path / "out" / "eval_confusion.png").exists()
     assert not (tmp_path / "out" / "eval_va.png").exists()
     assert "EXPR macro F1" in capsys.readouterr().out
+
+
+def test_cli_auto_split_takes_a_splitless_folder_whole_and_holdout_keeps_a_part(
+    bundle_dir, tmp_path
+):
+    data = write_class_folders(tmp_path / "fer", per_class=4) / "val"  # class folders only
+    out = tmp_path / "e.json"
+    argv = ["--model", str(bundle_dir), "--data", str(data), "--json", str(out)]
+    assert run_cli(argv) == 0
+    assert json.loads(out.read_text())["expr"]["n"] == 12  # no split in it: all of it
+    assert run_cli([*argv, "--holdout", "0.25:0"]) == 0
+    held = json.loads(out.read_text())["expr"]["n"]
+    assert 0 < held < 12  # still images: split by image
+    with pytest.raises(CliError, match="--holdout"):
+        run_cli([*argv, "--holdout", "1.5"])
 
 
 def test_cli_tunes_thresholds_and_saves_to_card(bundle_dir, tmp_path):
