@@ -407,7 +407,7 @@ def test_members_get_disjoint_recordings_of_similar_size():
         split_members(records, 11)
 
 
-def test_members_follow_the_seed_recipe_when_asked():
+def test_members_follow_the_seed_recipe_when_asked(capsys):
     from liveaffect.data.records import Record
     from liveaffect.training.ensemble import member_records
 
@@ -431,6 +431,8 @@ def test_members_follow_the_seed_recipe_when_asked():
     assert len(val0) == 40 and members[1][1] == val0
     assert not {r.path for r in train0} & {r.path for r in members[1][0]}
     assert not {r.path for r in train0} & {r.path for r in val0}
+    report = capsys.readouterr().out
+    assert "before" in report and "after" in report and "total" in report  # counts report
 
 
 @pytest.mark.slow

@@ -75,6 +75,12 @@ def member_records(
             splits = apply_seed_recipe(train, recipe)
         except ValueError as exc:
             raise TrainingError(f"the seed recipe cannot be applied: {exc}") from exc
+        from liveaffect.data.sampling import class_counts, count_report
+
+        before = class_counts(train)
+        for i, member in enumerate(splits.members[:k]):
+            print(f"member {i}: class counts before and after sampling")
+            print(count_report(before, class_counts(member)))
         return [(member, list(splits.validation)) for member in splits.members[:k]]
     return [(part, list(val)) for part in split_members(train, k, cfg.train.seed)]
 

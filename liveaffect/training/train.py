@@ -380,9 +380,14 @@ def train(
     if records is None:
         train_records, val_records = resolve_records(cfg)
         if cfg.data.sampling == "seed":
+            from liveaffect.data.sampling import class_counts, count_report
             from liveaffect.training.ensemble import member_records
 
+            before = class_counts(train_records)
             train_records, val_records = member_records(cfg, train_records, val_records, 1)[0]
+            report = count_report(before, class_counts(train_records))
+            (run_dir / "sampling_report.txt").write_text(report + "\n")
+            print("class counts before and after the seed recipe's sampling:\n" + report)
     else:
         train_records, val_records = list(records[0]), list(records[1])
         if not train_records:
