@@ -23,7 +23,7 @@ from liveaffect.bundle import HEAD_WIDTHS, HEADS, Bundle
 from liveaffect.data import io
 from liveaffect.data.records import Record
 from liveaffect.evaluation.metrics import EvaluationResult, evaluate_arrays
-from liveaffect.labels import AU_MISSING, EXPR_MISSING, EXPRESSIONS, NUM_AUS, VA_MISSING
+from liveaffect.labels import EXPRESSIONS
 from liveaffect.preprocess import PreprocessSpec, crop_face, prepare_face
 from liveaffect.types import FaceDetector
 
@@ -103,18 +103,18 @@ class Predictions:
 
 
 def label_arrays(records: Sequence[Record]) -> dict[str, np.ndarray]:
-    """Stack records' labels: ``expr`` (N,), ``va`` (N, 2), ``au`` (N, 12), missing masked."""
-    n = len(records)
-    expr = np.full((n,), EXPR_MISSING, np.int64)
-    va = np.full((n, 2), VA_MISSING, np.float64)
-    au = np.full((n, NUM_AUS), AU_MISSING, np.int64)
-    for i, r in enumerate(records):
-        expr[i] = r.expr
-        if r.va is not None:
-            va[i] = r.va
-        if r.au is not None:
-            au[i] = r.au
-    return {"expr": expr, "va": va, "au": au}
+    """Stack records' labels: ``expr`` (N,), ``va`` (N, 2), ``au`` (N, 12), missing masked.
+
+    The training pipeline's stacking, in the integer/float64 types the metrics take.
+    """
+    from liveaffect.data.pipeline import label_arrays as stack
+
+    labels = stack(records)
+    return {
+        "expr": labels["expr"].astype(np.int64),
+        "va": labels["va"].astype(np.float64),
+        "au": labels["au"].astype(np.int64),
+    }
 
 
 def read_image(path: str) -> np.ndarray | None:
