@@ -31,3 +31,5 @@ run --source $V/pyfeat_single_face.mp4 --model final_model --frames 10000 --loop
 run --source $V/pyfeat_WolfgangLanger_Pexels.mp4 --random-model efficientnetv2s:224 \
     --engine tflite --camera-sim --baseline-frames 0 --compare "" \
     --json bench/results/effnetv2s224_camera_sim.json
+# 6. Training input pipeline throughput (tf.data: decode, cache, augment).
+python bench/data_pipeline.py --data ../shared/data/fer2013/train --json bench/results/data_pipeline_fer48.json
