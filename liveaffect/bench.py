@@ -147,8 +147,8 @@ def _random_bundle(spec: str, out: Path):
     return save_bundle(model, card, out)
 
 
-def _stats(values: list[float]) -> dict[str, float]:
-    if not values:
+def _stats(values) -> dict[str, float]:
+    if len(values) == 0:
         return {"median_ms": None, "p95_ms": None}
     a = np.asarray(values)
     return {
@@ -158,9 +158,31 @@ def _stats(values: list[float]) -> dict[str, float]:
 
 
 def _rss_mb() -> float:
+    """Resident memory in MiB (the unit of ``ru_maxrss`` / 1024 too)."""
     import psutil
 
-    return psutil.Process().memory_info().rss / 1e6
+    return psutil.Process().memory_info().rss / 2**20
+
+
+class _Series:
+    """A preallocated float array, so that recording 10,000 frames of timings does not
+    itself show up as memory growth (a Python list of floats grows ~300 B a frame)."""
+
+    def __init__(self, capacity: int) -> None:
+        self._data = np.zeros(max(int(capacity), 16), np.float64)
+        self._n = 0
+
+    def append(self, value: float) -> None:
+        if self._n == len(self._data):  # unknown length: grow (rare)
+            self._data = np.concatenate([self._data, np.zeros_like(self._data)])
+        self._data[self._n] = value
+        self._n += 1
+
+    def __len__(self) -> int:
+        return self._n
+
+    def values(self) -> np.ndarray:
+        return self._data[: self._n]
 
 
 # ----------------------------------------------------------------- runs
@@ -170,9 +192,11 @@ def _run_pipeline(args, bundle, engine, detector, total) -> dict[str, Any]:
 
     pipeline = Pipeline(detector, engine, bundle.card.preprocess)
     overlay = Overlay(bundle.card)
-    per_stage: dict[str, list[float]] = {s: [] for s in STAGES}
-    faces_per_frame, lag_frames, latency_ms, rss = [], [], [], []
     source, total, fps = _open(args.source, total, args.loop, args.camera_sim)
+    cap = (total or 10_000) + 16
+    per_stage = {s: _Series(cap) for s in STAGES}
+    faces_per_frame, lag_frames, latency_ms = _Series(cap), _Series(cap), _Series(cap)
+    rss: list[tuple[int, float]] = []
     from tqdm import tqdm
 
     bar = tqdm(
@@ -197,7 +221,7 @@ def _run_pipeline(args, bundle, engine, detector, total) -> dict[str, Any]:
             bar.update(1)
             if n == args.warmup:
                 t_start = time.perf_counter()
-                faces_start = sum(faces_per_frame)
+                faces_start = float(faces_per_frame.values().sum())
             if n > args.warmup:
                 timings = dict(result.timings_ms)
                 timings["read"] = t_read
@@ -215,36 +239,50 @@ def _run_pipeline(args, bundle, engine, detector, total) -> dict[str, Any]:
     bar.close()
     elapsed = time.perf_counter() - t_start if t_start else float("nan")
     timed = max(n - args.warmup, 0)
-    faces_timed = sum(faces_per_frame) - faces_start if t_start else 0
+    fpf = faces_per_frame.values()
+    faces_timed = float(fpf.sum()) - faces_start if t_start else 0
     out: dict[str, Any] = {
         "frames": n,
         "frames_timed": timed,
-        "frames_with_faces": int(sum(1 for f in faces_per_frame if f)),
-        "faces_per_frame_mean": round(float(np.mean(faces_per_frame)), 2) if faces_per_frame else 0,
-        "faces_per_frame_max": int(max(faces_per_frame, default=0)),
+        "frames_with_faces": int((fpf > 0).sum()),
+        "faces_per_frame_mean": round(float(fpf.mean()), 2) if len(fpf) else 0,
+        "faces_per_frame_max": int(fpf.max()) if len(fpf) else 0,
         "fps": round(timed / elapsed, 2) if timed else None,
         "faces_per_s": round(faces_timed / elapsed, 1) if timed else None,
-        "stages": {s: _stats(v) for s, v in per_stage.items()},
+        "stages": {s: _stats(v.values()) for s, v in per_stage.items()},
         "compute_ms_per_frame": round(
-            float(sum(np.median(per_stage[s]) for s in STAGES if s != "read" and per_stage[s])), 3
+            float(
+                sum(
+                    np.median(per_stage[s].values())
+                    for s in STAGES
+                    if s != "read" and len(per_stage[s])
+                )
+            ),
+            3,
         ),
-        "capture_to_display_ms": _stats(latency_ms),
+        "capture_to_display_ms": _stats(latency_ms.values()),
         "frames_dropped": int(getattr(source, "frames_dropped", 0)),
         "source_fps": fps,
     }
     if args.camera_sim:
         out["frames_behind_newest"] = {
-            "max": int(max(lag_frames, default=0)),
-            "mean": round(float(np.mean(lag_frames)), 3) if lag_frames else None,
+            "max": int(lag_frames.values().max()) if len(lag_frames) else 0,
+            "mean": round(float(lag_frames.values().mean()), 3) if len(lag_frames) else None,
         }
     if rss:
         vals = np.array([r for _, r in rss])
         k = max(len(vals) // 10, 1)
         out["memory"] = {
             "samples": [(int(i), round(r, 1)) for i, r in rss],
+            "unit": "MiB",
             "rss_first_mb": round(float(np.median(vals[:k])), 1),
             "rss_last_mb": round(float(np.median(vals[-k:])), 1),
             "growth_mb": round(float(np.median(vals[-k:]) - np.median(vals[:k])), 1),
+            "slope_mb_per_1000_frames": round(
+                float(np.polyfit([i for i, _ in rss], vals, 1)[0] * 1000), 3
+            )
+            if len(vals) > 2
+            else None,
         }
     return out
 
@@ -388,8 +426,11 @@ def _print(r: dict[str, Any]) -> None:
         print(f"frames behind the newest captured: max {fb['max']}, mean {fb['mean']}")
     if "memory" in p:
         m = p["memory"]
-        print(f"RSS: {m['rss_first_mb']} MB -> {m['rss_last_mb']} MB (growth {m['growth_mb']} MB)")
-    print(f"peak RSS: {r['peak_rss_mb']} MB")
+        print(
+            f"RSS: {m['rss_first_mb']} MiB -> {m['rss_last_mb']} MiB (growth {m['growth_mb']} MiB, "
+            f"slope {m['slope_mb_per_1000_frames']} MiB per 1000 frames)"
+        )
+    print(f"peak RSS: {r['peak_rss_mb']} MiB")
     if "baseline_keras_predict_per_face" in r:
         b = r["baseline_keras_predict_per_face"]
         print(
