@@ -466,3 +466,23 @@ def test_an_ensemble_bundle_averages_its_members(sets, tmp_path):
     assert (tmp_path / "ens" / "member_1" / "log.csv").read_text() == log
     with pytest.raises(TrainingError, match="2 members, not 3"):
         train_ensemble(cfg, tmp_path / "ens", 3, **QUIET)
+
+
+@pytest.mark.slow
+def test_mixed_precision_trains_and_ships_a_float32_bundle(sets, tmp_path):
+    import keras
+
+    from liveaffect.model.export import convert_tflite, run_tflite
+
+    cfg = make_cfg(sets["train"], sets["val"], epochs=1, mixed_precision="bfloat16")
+    bundle_dir = train(cfg, tmp_path / "run", **QUIET)
+    assert keras.mixed_precision.global_policy().name == "float32"  # reset afterwards
+    bundle = load_bundle(bundle_dir)
+    policies = {layer.dtype_policy.name for layer in bundle.model.layers}
+    assert policies == {"float32"}, policies
+    x = np.random.default_rng(0).uniform(0, 255, (3, SIZE, SIZE, 3)).astype(np.float32)
+    ref = head_outputs(bundle, x)
+    got = run_tflite(convert_tflite(bundle.model, "fp32"), x)
+    np.testing.assert_allclose(got["expr"], ref["expr"], atol=1e-5)
+    with pytest.raises(ValueError, match="mixed_precision"):
+        TrainConfig(mixed_precision="int4")

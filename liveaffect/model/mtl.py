@@ -220,9 +220,10 @@ def build_mtl_model(cfg: ModelConfig | None = None, **overrides):
         activation="softmax",
         kernel_regularizer=keras.regularizers.l2(h.expr_l2) if h.expr_l2 else None,
         name="expr",
+        dtype="float32",  # outputs stay float32 under mixed precision
     )(branch("expr"))
-    va = layers.Dense(2, activation="tanh", name="va")(branch("va"))
-    au = layers.Dense(NUM_AUS, activation="sigmoid", name="au")(branch("au"))
+    va = layers.Dense(2, activation="tanh", name="va", dtype="float32")(branch("va"))
+    au = layers.Dense(NUM_AUS, activation="sigmoid", name="au", dtype="float32")(branch("au"))
     return keras.Model(
         inputs, {"expr": expr, "va": va, "au": au}, name=f"liveaffect_{cfg.backbone}"
     )

@@ -351,9 +351,6 @@ def train(
         TrainingError: no data, or a resume whose config differs.
     """
     import keras
-    import tensorflow as tf
-
-    from liveaffect.model import custom_objects
 
     run_dir = Path(run_dir)
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
@@ -415,6 +412,29 @@ def train(
     val = ValidationSet(decode_all(val_records, spec, workers, progress), label_arrays(val_records))
     steps = math.ceil(len(train_records) / cfg.train.batch_size)
     strategy, device = _strategy()
+    mixed = cfg.train.mixed_precision != "none"
+    try:
+        if mixed:
+            keras.mixed_precision.set_global_policy(f"mixed_{cfg.train.mixed_precision}")
+        return _fit_and_save(
+            cfg, run_dir, state, strategy, device, resuming, ds, val, spec, steps,
+            train_records, val_records, command, verbose, extra_callbacks,
+        )  # fmt: skip
+    finally:
+        if mixed:
+            keras.mixed_precision.set_global_policy("float32")
+
+
+def _fit_and_save(
+    cfg, run_dir, state, strategy, device, resuming, ds, val, spec, steps,
+    train_records, val_records, command, verbose, extra_callbacks,
+) -> Path:  # fmt: skip
+    import keras
+    import tensorflow as tf
+
+    from liveaffect.model import custom_objects
+    from liveaffect.model.mtl import build_mtl_model
+
     with strategy.scope():
         if resuming:
             model = keras.saving.load_model(
@@ -424,8 +444,6 @@ def train(
             )
             print(f"resuming after epoch {state['epoch_done']} from {run_dir / 'checkpoints'}")
         else:
-            from liveaffect.model.mtl import build_mtl_model
-
             model = build_mtl_model(cfg.model)
             _compile(model, cfg, train_records, steps)
     started = time.time()
@@ -441,6 +459,11 @@ def train(
     best = keras.saving.load_model(
         run_dir / "checkpoints" / "best.keras", compile=False, custom_objects=custom_objects()
     )
+    if cfg.train.mixed_precision != "none":  # ship a plain float32 model (TFLite, CPUs)
+        keras.mixed_precision.set_global_policy("float32")
+        plain = build_mtl_model(cfg.model)
+        plain.set_weights(best.get_weights())
+        best = plain
     card = ModelCard(
         name=cfg.name,
         backbone=cfg.model.backbone,
