@@ -7,7 +7,8 @@ marks as untrained come out as ``None`` so that nobody shows numbers from random
 weights.
 
 Engines are created by name through :func:`create_engine`; a backend registers a
-factory in :data:`ENGINES` (``register_engine``) and may join :data:`AUTO_ORDER`.
+factory in :data:`ENGINES` (``register_engine``); ``"auto"`` tries TFLite then Keras on a
+CPU and Keras first when a GPU is visible (``tflite_engine.auto_order``).
 TensorFlow is imported only when an engine is built.
 """
 
@@ -25,9 +26,6 @@ EngineFactory = Callable[..., AffectEngine]
 
 ENGINES: dict[str, EngineFactory] = {}
 """Engine name -> factory ``(bundle, batch_size=...) -> AffectEngine``."""
-
-AUTO_ORDER: list[str] = ["keras"]
-"""Engines ``"auto"`` tries, first that builds wins."""
 
 _FIELD = {"expr": "expr_probs", "va": "va", "au": "au_probs"}
 

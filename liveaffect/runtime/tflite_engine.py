@@ -14,7 +14,7 @@ from collections import OrderedDict
 import numpy as np
 
 from liveaffect.bundle import HEADS, Bundle
-from liveaffect.runtime.engine import AUTO_ORDER, EngineError, register_engine, split_outputs
+from liveaffect.runtime.engine import EngineError, register_engine, split_outputs
 from liveaffect.types import AffectPrediction
 
 MODES = {"tflite": "fp32", "tflite-fp16": "fp16", "tflite-int8": "int8"}
@@ -71,6 +71,7 @@ class TFLiteEngine:
         self._max = int(max_interpreters)
         self.calls = 0
         self._order = sorted(bundle.outputs, key=bundle.outputs.get)
+        self._heads = {h: i for i, h in enumerate(self._order)}
         self._run(np.zeros((1, *self.input_shape), np.float32))  # warm-up
 
     def _runner(self, n: int):
@@ -107,8 +108,7 @@ class TFLiteEngine:
         results: list[AffectPrediction] = []
         for start in range(0, len(crops), self.batch_size):
             outputs = self._run(crops[start : start + self.batch_size])
-            heads = {h: i for i, h in enumerate(self._order)}
-            results.extend(split_outputs(outputs, heads, self.trained))
+            results.extend(split_outputs(outputs, self._heads, self.trained))
         return results
 
 
@@ -137,6 +137,3 @@ def _gpu_visible() -> bool:
 def auto_order() -> list[str]:
     """Keras when a GPU is visible (TensorFlow uses it); TFLite/XNNPACK on CPU."""
     return ["keras", "tflite"] if _gpu_visible() else ["tflite", "keras"]
-
-
-AUTO_ORDER[:] = ["tflite", "keras"]  # the CPU order; auto_order() puts keras first on GPU

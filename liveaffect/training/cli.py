@@ -56,22 +56,18 @@ def _config(args: argparse.Namespace):
             cfg.data.train = [SourceSpec(path=d) for d in args.data]
             if not args.config:
                 cfg.data.validation = []
-        model_changes = {}
-        if args.backbone:
-            model_changes["backbone"] = args.backbone
-        if args.image_size:
-            model_changes["input_size"] = args.image_size
-        if args.weights:
-            model_changes["weights"] = args.weights
-        if model_changes:
-            cfg.model = dataclasses.replace(cfg.model, **model_changes)
-        train_changes = {}
-        if args.epochs:
-            train_changes["epochs"] = args.epochs
-        if args.batch_size:
-            train_changes["batch_size"] = args.batch_size
-        if train_changes:
-            cfg.train = dataclasses.replace(cfg.train, **train_changes)
+        overrides = {
+            "model": {
+                "backbone": args.backbone,
+                "input_size": args.image_size,
+                "weights": args.weights,
+            },
+            "train": {"epochs": args.epochs, "batch_size": args.batch_size},
+        }
+        for section, values in overrides.items():
+            changes = {k: v for k, v in values.items() if v}
+            if changes:
+                setattr(cfg, section, dataclasses.replace(getattr(cfg, section), **changes))
     except ValueError as exc:
         raise CliError(str(exc)) from exc
     if not cfg.data.train:
