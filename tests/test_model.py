@@ -60,10 +60,20 @@ def test_builder_gives_named_outputs_for_every_backbone(backbone, size, color):
     [
         HeadConfig(attention_heads=0, branch_units=0),
         HeadConfig(attention_heads=2, attention_key_dim=4, shared_units=8, branch_units=4),
+        HeadConfig(attention_heads=0, pool="flatten"),
+        HeadConfig(attention_heads=2, attention_key_dim=4, pool="flatten"),
     ],
 )
 def test_head_variants_build(head):
     check_outputs(build_mtl_model(ModelConfig(backbone="tiny", input_size=32, head=head)), 32, 3)
+
+
+@pytest.mark.parametrize(("pool", "width"), [("mean", 16), ("flatten", 8 * 8 * 16)])
+def test_pool_keeps_or_drops_positions(pool, width):
+    # tiny: two stride-2 convs, 32 px -> an 8x8x16 map
+    head = HeadConfig(attention_heads=0, pool=pool)
+    model = build_mtl_model(ModelConfig(backbone="tiny", input_size=32, head=head))
+    assert model.get_layer("pool").output.shape[-1] == width
 
 
 def test_overrides_build_the_same_config():
@@ -127,6 +137,7 @@ def test_local_weights_file_is_loaded(tmp_path):
         (lambda: HeadConfig(dropout_in=-0.1), "head.dropout_in"),
         (lambda: HeadConfig(attention_heads=-1), "head.attention_heads"),
         (lambda: HeadConfig(shared_units=-4), "head.shared_units"),
+        (lambda: HeadConfig(pool="max"), "head.pool"),
         (lambda: ModelConfig(head={"dropout": 2.0}), "head.dropout"),
     ],
 )

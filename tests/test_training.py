@@ -32,8 +32,9 @@ from liveaffect.training.config import (
     config_from_dict,
     load_config,
 )
+from liveaffect.training.monitor import predict_arrays
 from liveaffect.training.synthetic import write_synthetic_set
-from liveaffect.training.train import TrainingError, predict_arrays, preprocess_spec, train
+from liveaffect.training.train import TrainingError, preprocess_spec, train
 
 SIZE = 32
 QUIET = {"verbose": 0, "progress": False}

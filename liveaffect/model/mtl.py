@@ -53,6 +53,9 @@ class HeadConfig:
         shared_units: width of the shared dense layer.
         branch_units: width of each task branch's hidden dense layer (0 = none).
         expr_l2: L2 kernel regulariser on the expression output (the seed's).
+        pool: how the spatial map becomes one vector: ``mean`` (global average, the
+            seed's; position-free) or ``flatten`` (keeps where on the face each feature
+            is; for the small ``cnn`` maps, e.g. 3x3 at 48 px).
     """
 
     dropout_in: float = 0.2
@@ -62,8 +65,11 @@ class HeadConfig:
     shared_units: int = 512
     branch_units: int = 128
     expr_l2: float = 1e-4
+    pool: str = "mean"
 
     def __post_init__(self) -> None:
+        if self.pool not in ("mean", "flatten"):
+            raise ValueError(f"head.pool must be 'mean' or 'flatten', got {self.pool!r}")
         for name in ("dropout_in", "dropout"):
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:
@@ -203,7 +209,12 @@ def build_mtl_model(cfg: ModelConfig | None = None, **overrides):
         att = layers.MultiHeadAttention(
             num_heads=h.attention_heads, key_dim=h.attention_key_dim, name="attention"
         )(tokens, tokens)
-        x = layers.GlobalAveragePooling1D(name="pool")(att)
+        if h.pool == "flatten":
+            x = layers.Flatten(name="pool")(att)
+        else:
+            x = layers.GlobalAveragePooling1D(name="pool")(att)
+    elif h.pool == "flatten":
+        x = layers.Flatten(name="pool")(x)
     else:
         x = layers.GlobalAveragePooling2D(name="pool")(x)
     x = layers.BatchNormalization(momentum=cfg.bn_momentum, name="fusion_bn")(x)

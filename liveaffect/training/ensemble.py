@@ -167,11 +167,8 @@ def train_ensemble(
 
 
 def _save_ensemble(cfg, run_dir: Path, bundles: list[Path], parts, command: str) -> Path:
-    from liveaffect.training.train import (
-        ValidationSet,
-        evaluate_model,
-        preprocess_spec,
-    )
+    from liveaffect.training.monitor import ValidationSet, evaluate_model
+    from liveaffect.training.train import preprocess_spec
 
     loaded = [load_bundle(path) for path in bundles]
     model = average_models([b.model for b in loaded])

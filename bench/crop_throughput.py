@@ -1,0 +1,112 @@
+"""Face crops scored per second through the app's inference engine.
+
+    python bench/crop_throughput.py --model final_model --data ../shared/data/fer2013/test
+
+Reads real face images, prepares them with the app's own preprocessing
+(``liveaffect.preprocess.prepare_face``) and scores them with the engine the app
+would pick (``--engine auto``), one face per call (a single-face webcam) and in
+batches (several faces in one frame). Prints a table; ``--json`` writes the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
+
+
+def _images(root: Path, limit: int) -> list[Path]:
+    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise SystemExit(f"error: no images under {root}")
+    return paths[:limit]
+
+
+def _rate(fn, n_items: int, repeats: int) -> float:
+    """Median items per second over ``repeats`` timed runs of ``fn`` (after one warm-up)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return n_items / statistics.median(times)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="final_model", help="bundle folder")
+    p.add_argument("--data", required=True, help="folder of face images (searched recursively)")
+    p.add_argument("--engine", default="auto", help="engine name, as the app's --engine")
+    p.add_argument("--limit", type=int, default=512, help="face images used")
+    p.add_argument("--batches", default="1,4,16", help="faces per engine call to measure")
+    p.add_argument("--repeats", type=int, default=5, help="timed passes (median reported)")
+    p.add_argument("--json", help="write results here")
+    args = p.parse_args()
+
+    import cv2
+    import numpy as np
+
+    from liveaffect.bundle import load_bundle
+    from liveaffect.preprocess import prepare_face
+    from liveaffect.runtime.engine import create_engine
+
+    bundle = load_bundle(args.model)
+    spec = bundle.card.preprocess
+    faces = [
+        cv2.imread(str(path), cv2.IMREAD_COLOR) for path in _images(Path(args.data), args.limit)
+    ]
+    n = len(faces)
+    batches = [int(b) for b in args.batches.split(",") if b]
+    engine = create_engine(bundle, args.engine, batch_size=max(batches))
+
+    prepared = np.stack([prepare_face(face, spec) for face in faces])
+    prep_rate = _rate(lambda: [prepare_face(face, spec) for face in faces], n, args.repeats)
+    rows = []
+    for b in batches:
+
+        def score(b=b):
+            for start in range(0, n, b):
+                engine.predict(prepared[start : start + b])
+
+        rate = _rate(score, n, args.repeats)
+        # prepare + infer for one face is bounded by both: 1 / (1/prep + 1/infer)
+        both = 1.0 / (1.0 / rate + 1.0 / prep_rate)
+        rows.append({"faces_per_call": b, "crops_per_s": rate, "with_preprocess_per_s": both})
+
+    print(f"model {args.model} ({bundle.card.name}), engine {engine.name}, {n} real face crops")
+    print(f"preprocess (crop -> {spec.input_size[0]}x{spec.input_size[1]} {spec.color}): "
+          f"{prep_rate:,.0f} crops/s")  # fmt: skip
+    print("| faces per call | crops/s (infer) | crops/s (preprocess + infer) |")
+    print("|---|---|---|")
+    for r in rows:
+        b, infer, both = r["faces_per_call"], r["crops_per_s"], r["with_preprocess_per_s"]
+        print(f"| {b} | {infer:,.0f} | {both:,.0f} |")
+    if args.json:
+        result = {
+            "model": args.model,
+            "name": bundle.card.name,
+            "engine": engine.name,
+            "faces": n,
+            "preprocess_per_s": prep_rate,
+            "rows": rows,
+            "cpu_count": os.cpu_count(),
+            "machine": platform.machine(),
+            "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        }
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,149 @@
+"""Watching a training run: validation with ABAW metrics after every epoch,
+checkpoints (best and last, written atomically), early stopping, training curves."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from liveaffect.preprocess import PreprocessSpec, normalize
+from liveaffect.training.config import RunConfig
+
+
+@dataclass
+class ValidationSet:
+    """Decoded validation faces (uint8) and their labels."""
+
+    images: np.ndarray
+    labels: dict[str, np.ndarray]
+
+
+def predict_arrays(model, images: np.ndarray, spec: PreprocessSpec, tta_flip: bool, batch=256):
+    """Run the model on uint8 faces; returns dict head -> array (flip-averaged if asked)."""
+    outs: dict[str, list[np.ndarray]] = {"expr": [], "va": [], "au": []}
+    for i in range(0, len(images), batch):
+        x = normalize(images[i : i + batch].astype(np.float32), spec)
+        y = model(x, training=False)
+        if tta_flip:
+            yf = model(x[:, :, ::-1], training=False)
+            y = {k: (np.asarray(y[k]) + np.asarray(yf[k])) / 2.0 for k in y}
+        for k in outs:
+            outs[k].append(np.asarray(y[k]))
+    return {k: np.concatenate(v) if v else np.zeros((0,)) for k, v in outs.items()}
+
+
+def evaluate_model(model, val: ValidationSet, spec, tta_flip: bool, thresholds=None):
+    """ABAW metrics of ``model`` on the validation set."""
+    from liveaffect.evaluation.metrics import evaluate_arrays
+
+    p = predict_arrays(model, val.images, spec, tta_flip)
+    lab = val.labels
+    return evaluate_arrays(
+        lab["expr"], p["expr"], lab["va"], p["va"], lab["au"].astype(np.int64), p["au"], thresholds
+    )
+
+
+def epoch_callbacks(cfg: RunConfig, run_dir: Path, val: ValidationSet, spec: PreprocessSpec, state):
+    import keras
+
+    ckpt_dir = run_dir / "checkpoints"
+
+    class EpochEnd(keras.callbacks.Callback):
+        """Validate, log ``val_*`` metrics, checkpoint, early-stop, plot curves."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs if logs is not None else {}
+            t0 = time.time()
+            res = evaluate_model(self.model, val, spec, cfg.train.tta_flip)
+            score = res.mtl_partial if res.mtl_partial is not None else -float("inf")
+            logs.update(
+                {
+                    "val_score": score,
+                    "val_expr_macro_f1": _nan(res.expr.macro_f1),
+                    "val_expr_accuracy": _nan(res.expr.accuracy),
+                    "val_va_ccc_mean": _nan(res.va.ccc_mean),
+                    "val_au_mean_f1": _nan(res.au.mean_f1),
+                    "lr": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
+                }
+            )
+            improved = score > state["best_score"]
+            if improved:
+                state["best_score"], state["best_epoch"], state["wait"] = score, epoch + 1, 0
+                self.model.save(ckpt_dir / "best.keras")
+                state["best_metrics"] = res.to_dict()
+            else:
+                state["wait"] += 1
+            state["epoch_done"] = epoch + 1
+            self.model.save(ckpt_dir / "last.keras.tmp.keras")
+            os.replace(ckpt_dir / "last.keras.tmp.keras", ckpt_dir / "last.keras")
+            write_state(run_dir, state)
+            print(
+                f"\nepoch {epoch + 1}: val score {score:.4f} (expr macro-F1 "
+                f"{logs['val_expr_macro_f1']:.4f}, acc {logs['val_expr_accuracy']:.4f}, "
+                f"VA CCC {logs['val_va_ccc_mean']:.4f}, AU F1 {logs['val_au_mean_f1']:.4f})"
+                f"{' *best*' if improved else ''} [{time.time() - t0:.0f}s validation]",
+                flush=True,
+            )
+            if state["wait"] >= cfg.train.early_stopping_patience:
+                print(f"early stopping: no better validation score for {state['wait']} epochs")
+                self.model.stop_training = True
+
+    class Curves(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            plot_curves(run_dir / "log.csv", run_dir / "curves.png")
+
+    return [
+        EpochEnd(),
+        keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=True),
+        Curves(),
+    ]
+
+
+def _nan(v: float | None) -> float:
+    return float("nan") if v is None else float(v)
+
+
+def write_state(run_dir: Path, state: dict[str, Any]) -> None:
+    tmp = run_dir / "checkpoints" / "state.json.tmp"
+    tmp.write_text(json.dumps(state, indent=2))
+    os.replace(tmp, run_dir / "checkpoints" / "state.json")
+
+
+def plot_curves(log_csv: Path, out_png: Path) -> None:
+    """Training curves (losses and validation metrics per epoch) as a PNG."""
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(log_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return
+    epochs = [int(r["epoch"]) + 1 for r in rows]
+
+    def series(key):
+        return [float(r[key]) if r.get(key) not in (None, "", "nan") else np.nan for r in rows]
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for key in ("loss", "expr_loss", "va_loss", "au_loss"):
+        if key in rows[0]:
+            axes[0].plot(epochs, series(key), label=key, marker=".")
+    axes[0].set(title="training loss", xlabel="epoch")
+    axes[0].legend()
+    for key in ("val_expr_macro_f1", "val_expr_accuracy", "val_va_ccc_mean", "val_au_mean_f1"):
+        if key in rows[0] and not all(np.isnan(series(key))):
+            axes[1].plot(epochs, series(key), label=key[4:], marker=".")
+    axes[1].set(title="validation", xlabel="epoch")
+    axes[1].legend()
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=90)
+    plt.close(fig)
