@@ -33,3 +33,6 @@ run --source $V/pyfeat_WolfgangLanger_Pexels.mp4 --random-model efficientnetv2s:
     --json bench/results/effnetv2s224_camera_sim.json
 # 6. Training input pipeline throughput (tf.data: decode, cache, augment).
 python bench/data_pipeline.py --data ../shared/data/fer2013/train --json bench/results/data_pipeline_fer48.json
+# 7. Face crops per second through the app's engine (the default model, real FER2013 crops).
+python bench/crop_throughput.py --model final_model --data ../shared/data/fer2013/test \
+    --json bench/results/default_crop_throughput.json
