@@ -14,14 +14,13 @@ from sklearn.metrics import (
 )
 
 from liveaffect.evaluation.metrics import (
-    EvaluationResult,
     au_metrics,
     ccc,
-    evaluate_arrays,
     expression_metrics,
     tune_au_thresholds,
     va_metrics,
 )
+from liveaffect.evaluation.result import EvaluationResult, evaluate_arrays
 from liveaffect.labels import AUS, EXPRESSIONS
 
 

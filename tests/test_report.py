@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 
-from liveaffect.evaluation.metrics import evaluate_arrays
 from liveaffect.evaluation.report import markdown, write_json, write_report
+from liveaffect.evaluation.result import evaluate_arrays
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -21,7 +21,8 @@ import pytest
 from liveaffect.bundle import load_bundle
 from liveaffect.data.pipeline import AugmentConfig, decode_all, label_arrays
 from liveaffect.data.sources import load_records
-from liveaffect.evaluation.metrics import evaluate_arrays, tune_au_thresholds
+from liveaffect.evaluation.metrics import tune_au_thresholds
+from liveaffect.evaluation.result import evaluate_arrays
 from liveaffect.labels import EXPRESSIONS, NUM_AUS
 from liveaffect.model.mtl import HeadConfig, ModelConfig
 from liveaffect.training.config import (

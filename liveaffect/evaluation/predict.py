@@ -22,7 +22,7 @@ import numpy as np
 from liveaffect.bundle import HEAD_WIDTHS, HEADS, Bundle
 from liveaffect.data import io
 from liveaffect.data.records import Record
-from liveaffect.evaluation.metrics import EvaluationResult, evaluate_arrays
+from liveaffect.evaluation.result import EvaluationResult, evaluate_arrays
 from liveaffect.labels import EXPRESSIONS
 from liveaffect.preprocess import PreprocessSpec, crop_face, prepare_face
 from liveaffect.types import FaceDetector

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from liveaffect.evaluation.metrics import EvaluationResult
+from liveaffect.evaluation.result import EvaluationResult
 
 MAX_SCATTER_POINTS = 20_000
 """The valence/arousal scatter draws a fixed random sample of at most this many frames."""

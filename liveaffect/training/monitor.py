@@ -40,7 +40,7 @@ def predict_arrays(model, images: np.ndarray, spec: PreprocessSpec, tta_flip: bo
 
 def evaluate_model(model, val: ValidationSet, spec, tta_flip: bool, thresholds=None):
     """ABAW metrics of ``model`` on the validation set."""
-    from liveaffect.evaluation.metrics import evaluate_arrays
+    from liveaffect.evaluation.result import evaluate_arrays
 
     p = predict_arrays(model, val.images, spec, tta_flip)
     lab = val.labels

@@ -1,0 +1,131 @@
+"""Every ABAW metric of one evaluation together: the result object (printable, JSON-ready,
+with the multi-task score) and :func:`evaluate_arrays`, which fills it from label and
+prediction arrays using the per-task metrics in :mod:`liveaffect.evaluation.metrics`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from liveaffect.evaluation.metrics import (
+    AUMetrics,
+    ExprMetrics,
+    VAMetrics,
+    au_metrics,
+    expression_metrics,
+    va_metrics,
+)
+from liveaffect.labels import AUS, EXPRESSIONS
+
+
+@dataclass
+class EvaluationResult:
+    """All metrics of one evaluation, printable and serialisable.
+
+    Attributes:
+        expr, va, au: per-task metrics (``n == 0`` and None values when absent).
+        meta: free-form facts about the run (model, data, images read, misses ...).
+        notes: human-readable caveats, printed and written to the report.
+    """
+
+    expr: ExprMetrics = field(default_factory=ExprMetrics)
+    va: VAMetrics = field(default_factory=VAMetrics)
+    au: AUMetrics = field(default_factory=AUMetrics)
+    meta: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def mtl_terms(self) -> dict[str, float | None]:
+        """ABAW terms: P_VA (mean CCC), P_EXPR (macro F1), P_AU (mean F1)."""
+        return {"va": self.va.ccc_mean, "expr": self.expr.macro_f1, "au": self.au.mean_f1}
+
+    @property
+    def mtl_score(self) -> float | None:
+        """``P_MTL = P_VA + P_EXPR + P_AU``; None unless all three terms exist."""
+        terms = self.mtl_terms.values()
+        return None if None in terms else float(sum(terms))
+
+    @property
+    def mtl_partial(self) -> float | None:
+        """Sum of the terms that exist (None if none does); equals mtl_score when complete."""
+        terms = [t for t in self.mtl_terms.values() if t is not None]
+        return float(sum(terms)) if terms else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Nested JSON-ready dict: ``expr.macro_f1``, ``va.ccc_mean``, ``mtl_score`` ..."""
+        terms = self.mtl_terms
+        return {
+            "expr": self.expr.to_dict(),
+            "va": self.va.to_dict(),
+            "au": self.au.to_dict(),
+            "mtl_score": self.mtl_score,
+            "mtl_partial": self.mtl_partial,
+            "mtl_terms": [k for k, v in terms.items() if v is not None],
+            "meta": self.meta,
+            "notes": list(self.notes),
+        }
+
+    def summary_rows(self) -> list[tuple[str, str, str]]:
+        """(metric, value, frames) rows of the headline numbers."""
+
+        def fmt(v: float | None) -> str:
+            return "n/a" if v is None else f"{v:.4f}"
+
+        e, v, a = self.expr, self.va, self.au
+        return [
+            ("EXPR macro F1", fmt(e.macro_f1), str(e.n)),
+            ("EXPR accuracy", fmt(e.accuracy), str(e.n)),
+            ("AU mean F1", fmt(a.mean_f1), str(a.n)),
+            ("VA CCC valence", fmt(v.ccc_valence), str(v.n_valence)),
+            ("VA CCC arousal", fmt(v.ccc_arousal), str(v.n_arousal)),
+            ("VA CCC mean", fmt(v.ccc_mean), str(v.n)),
+            ("MTL score", fmt(self.mtl_score), ""),
+            ("MTL partial sum", fmt(self.mtl_partial), ",".join(self.to_dict()["mtl_terms"])),
+        ]
+
+    def __str__(self) -> str:
+        rows = [("metric", "value", "frames"), *self.summary_rows()]
+        widths = [max(len(r[i]) for r in rows) for i in range(3)]
+        lines = [f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:>{widths[2]}}" for r in rows]
+        lines.insert(1, "-" * len(lines[0]))
+        lines.extend(f"note: {n}" for n in self.notes)
+        return "\n".join(lines)
+
+
+def evaluate_arrays(
+    expr_labels: np.ndarray | None = None,
+    expr_probs: np.ndarray | None = None,
+    va_labels: np.ndarray | None = None,
+    va_preds: np.ndarray | None = None,
+    au_labels: np.ndarray | None = None,
+    au_probs: np.ndarray | None = None,
+    au_thresholds: float | Sequence[float] | None = None,
+    class_names: Sequence[str] = EXPRESSIONS,
+) -> EvaluationResult:
+    """Compute every metric whose labels and predictions are both given.
+
+    Any pair may be None; that task then has ``n == 0`` and None metrics.
+
+    Args:
+        expr_labels: (N,) ints, -1 = missing. expr_probs: (N, C) or (N,) ints.
+        va_labels: (N, 2), -5 = missing. va_preds: (N, 2).
+        au_labels: (N, 12), -1 = missing. au_probs: (N, 12).
+        au_thresholds: one or 12 thresholds; default 0.5.
+        class_names: expression class names in index order.
+    """
+    result = EvaluationResult()
+    if expr_labels is not None and expr_probs is not None:
+        result.expr = expression_metrics(expr_labels, expr_probs, class_names)
+    else:
+        result.expr = ExprMetrics(class_names=tuple(class_names))
+    if va_labels is not None and va_preds is not None:
+        result.va = va_metrics(va_labels, va_preds)
+    if au_labels is not None and au_probs is not None:
+        result.au = au_metrics(au_labels, au_probs, au_thresholds)
+    elif au_thresholds is not None:
+        t = np.broadcast_to(np.asarray(au_thresholds, np.float64), (len(AUS),))
+        result.au = AUMetrics(thresholds=tuple(float(v) for v in t))
+    return result
