@@ -55,7 +55,9 @@ class HeadConfig:
         expr_l2: L2 kernel regulariser on the expression output (the seed's).
         pool: how the spatial map becomes one vector: ``mean`` (global average, the
             seed's; position-free) or ``flatten`` (keeps where on the face each feature
-            is; for the small ``cnn`` maps, e.g. 3x3 at 48 px).
+            is; for the small ``cnn`` maps, e.g. 3x3 at 48 px). In the one FER2013 run
+            tried (batch 64, lr 1.5e-3) the flatten head stalled at constant predictions
+            from epoch 2, which the default model's ``mean`` head at 2.5e-3 did not.
     """
 
     dropout_in: float = 0.2
