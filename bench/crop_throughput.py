@@ -22,15 +22,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
-
-
-def _images(root: Path, limit: int) -> list[Path]:
-    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not paths:
-        raise SystemExit(f"error: no images under {root}")
-    return paths[:limit]
-
 
 def _rate(fn, n_items: int, repeats: int) -> float:
     """Median items per second over ``repeats`` timed runs of ``fn`` (after one warm-up)."""
@@ -46,7 +37,7 @@ def _rate(fn, n_items: int, repeats: int) -> float:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="final_model", help="bundle folder")
-    p.add_argument("--data", required=True, help="folder of face images (searched recursively)")
+    p.add_argument("--data", required=True, help="face dataset (class folders, CSV...)")
     p.add_argument("--engine", default="auto", help="engine name, as the app's --engine")
     p.add_argument("--limit", type=int, default=512, help="face images used")
     p.add_argument("--batches", default="1,4,16", help="faces per engine call to measure")
@@ -58,14 +49,13 @@ def main() -> int:
     import numpy as np
 
     from liveaffect.bundle import load_bundle
+    from liveaffect.data.sources import load_records
     from liveaffect.preprocess import prepare_face
     from liveaffect.runtime.engine import create_engine
 
     bundle = load_bundle(args.model)
     spec = bundle.card.preprocess
-    faces = [
-        cv2.imread(str(path), cv2.IMREAD_COLOR) for path in _images(Path(args.data), args.limit)
-    ]
+    faces = [cv2.imread(r.path, cv2.IMREAD_COLOR) for r in load_records(args.data)[: args.limit]]
     n = len(faces)
     batches = [int(b) for b in args.batches.split(",") if b]
     engine = create_engine(bundle, args.engine, batch_size=max(batches))

@@ -208,15 +208,13 @@ def build_mtl_model(cfg: ModelConfig | None = None, **overrides):
     fh, fw, fc = x.shape[1], x.shape[2], x.shape[3]
     if h.attention_heads:
         tokens = layers.Reshape((fh * fw, fc), name="tokens")(x)
-        att = layers.MultiHeadAttention(
+        x = layers.MultiHeadAttention(
             num_heads=h.attention_heads, key_dim=h.attention_key_dim, name="attention"
         )(tokens, tokens)
-        if h.pool == "flatten":
-            x = layers.Flatten(name="pool")(att)
-        else:
-            x = layers.GlobalAveragePooling1D(name="pool")(att)
-    elif h.pool == "flatten":
+    if h.pool == "flatten":
         x = layers.Flatten(name="pool")(x)
+    elif h.attention_heads:
+        x = layers.GlobalAveragePooling1D(name="pool")(x)
     else:
         x = layers.GlobalAveragePooling2D(name="pool")(x)
     x = layers.BatchNormalization(momentum=cfg.bn_momentum, name="fusion_bn")(x)
