@@ -39,6 +39,11 @@ def main() -> int:
     p.add_argument("--model", default="final_model", help="bundle folder")
     p.add_argument("--data", required=True, help="face dataset (class folders, CSV...)")
     p.add_argument("--engine", default="auto", help="engine name, as the app's --engine")
+    p.add_argument(
+        "--no-tta",
+        action="store_true",
+        help="one view per face (default: the card's test-time views, as the app uses)",
+    )
     p.add_argument("--limit", type=int, default=512, help="face images used")
     p.add_argument("--batches", default="1,4,16", help="faces per engine call to measure")
     p.add_argument("--repeats", type=int, default=5, help="timed passes (median reported)")
@@ -58,7 +63,9 @@ def main() -> int:
     faces = [cv2.imread(r.path, cv2.IMREAD_COLOR) for r in load_records(args.data)[: args.limit]]
     n = len(faces)
     batches = [int(b) for b in args.batches.split(",") if b]
-    engine = create_engine(bundle, args.engine, batch_size=max(batches))
+    engine = create_engine(
+        bundle, args.engine, batch_size=max(batches), tta=False if args.no_tta else None
+    )
 
     prepared = np.stack([prepare_face(face, spec) for face in faces])
     prep_rate = _rate(lambda: [prepare_face(face, spec) for face in faces], n, args.repeats)

@@ -39,6 +39,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--engine", default="auto", help="engine: auto, keras, tflite, tflite-fp16, tflite-int8"
     )
+    p.add_argument(
+        "--no-tta",
+        action="store_true",
+        help="score each face once (default: the card's test-time views, as the app does)",
+    )
     p.add_argument("--detector", default="blazeface", help="face detector")
     p.add_argument("--frames", type=int, default=0, help="frames to time (0: the whole clip once)")
     p.add_argument("--loop", action="store_true", help="replay the clip until --frames are done")
@@ -375,7 +380,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         engines.configure_threads(args.threads or None)
         bundle = load_bundle(model_path)
-        engine = engines.create_engine(bundle, args.engine)
+        engine = engines.create_engine(bundle, args.engine, tta=False if args.no_tta else None)
         detector = create_detector(args.detector)
     except (BundleError, engines.EngineError, DetectorError, ValueError) as exc:
         raise CliError(str(exc)) from None

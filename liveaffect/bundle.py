@@ -16,6 +16,7 @@ from typing import Any
 
 from liveaffect.labels import AUS, EXPRESSIONS, NUM_AUS, NUM_EXPRESSIONS
 from liveaffect.preprocess import PreprocessSpec
+from liveaffect.tta import TTA
 
 CARD_FILE = "card.json"
 MODEL_FILE = "model.keras"
@@ -65,6 +66,9 @@ class ModelCard:
     metrics: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     notes: str = ""
+    tta: dict[str, Any] = field(default_factory=dict)
+    """Test-time views the model is scored with, ``{"flip": bool, "scales": [...]}``
+    (:class:`liveaffect.tta.TTA`); empty: the older ``training.tta_flip`` decides."""
 
     def __post_init__(self) -> None:
         if len(self.au_thresholds) != NUM_AUS:
@@ -92,6 +96,7 @@ class ModelCard:
             "metrics": self.metrics,
             "training": self.training,
             "notes": self.notes,
+            **({"tta": self.tta} if self.tta else {}),
         }
 
     @classmethod
@@ -105,6 +110,8 @@ class ModelCard:
                 )
                 for k, v in data.get("heads", {}).items()
             }
+            if data.get("tta"):
+                TTA.from_dict(data["tta"])  # validates the views
             return cls(
                 name=str(data.get("name", "liveaffect-mtl")),
                 backbone=str(data.get("backbone", "unknown")),
@@ -116,6 +123,7 @@ class ModelCard:
                 metrics=dict(data.get("metrics", {})),
                 training=dict(data.get("training", {})),
                 notes=str(data.get("notes", "")),
+                tta=dict(data.get("tta", {})),
             )
         except (TypeError, ValueError, AttributeError) as exc:
             raise BundleError(f"invalid model card: {exc}") from exc

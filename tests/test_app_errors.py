@@ -270,5 +270,53 @@ def test_help_explains_every_option():
         "--csv",
         "--max-frames",
         "--threads",
+        "--no-tta",
     ):
         assert option in proc.stdout
+
+
+@pytest.mark.parametrize("flags", [[], ["--no-tta"]])
+def test_app_averages_the_cards_test_time_views(capsys, monkeypatch, tmp_path, tiny_bundle, flags):
+    import json
+    import shutil
+
+    from liveaffect.runtime import detectors, engine, sources
+
+    bundle = shutil.copytree(tiny_bundle, tmp_path / "bundle")
+    card = json.loads((bundle / "card.json").read_text())
+    card["tta"] = {"flip": True, "scales": [1.0, 0.9]}
+    (bundle / "card.json").write_text(json.dumps(card))
+    calls = []
+    create = engine.create_engine
+
+    def spy(*args, **kwargs):
+        made = create(*args, **kwargs)
+        calls.append(made)
+        return made
+
+    monkeypatch.setattr(engine, "create_engine", spy)
+    monkeypatch.setattr(
+        sources,
+        "open_source",
+        lambda spec, **kw: sources.FrameSource(_DroppingCapture(3), is_live=True, path_or_url="x"),
+    )
+    monkeypatch.setattr(detectors, "create_detector", lambda *a, **k: _CentreDetector())
+    code = main(
+        [
+            "live",
+            "rtsp://cam/x",
+            "--no-display",
+            "--model",
+            str(bundle),
+            "--engine",
+            "keras",
+            *flags,
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 1 and len(calls) == 1
+    if flags:
+        assert not hasattr(calls[0], "tta") and "1 view per face" in out
+    else:
+        assert calls[0].tta.n_views == 4
+        assert "engine keras+tta4, test-time views flip x scales 1/0.9 (4 views)" in out

@@ -17,6 +17,7 @@ from liveaffect.evaluation import cli as evaluate_cli
 from liveaffect.evaluation.cli import card_tta_flip
 from liveaffect.labels import AUS
 from liveaffect.preprocess import crop_face, prepare_face
+from liveaffect.tta import TTA, zoom
 from liveaffect.types import Detection
 
 CLASSES = ("happy", "sad", "angry")
@@ -104,6 +105,16 @@ def test_predict_matches_the_model_and_flip_averages(tiny_bundle, tmp_path):
     result = flipped.evaluate()
     assert result.meta["unreadable"] == 1 and result.meta["tta_flip"] is True
     assert result.expr.n == 5
+
+    # flip x two zooms: the mean of the four views, each scored on its own
+    tta = TTA(flip=True, scales=(1.0, 0.8))
+    small = zoom(batch, 0.8)
+    views = [want, mirror, _direct(bundle, small), _direct(bundle, small[:, :, ::-1, :])]
+    zoomed = predict_records(bundle, records, batch_size=3, tta=tta, progress=False)
+    np.testing.assert_allclose(zoomed.va, np.mean([v["va"] for v in views], 0), atol=1e-5)
+    np.testing.assert_allclose(zoomed.expr_probs, np.mean([v["expr"] for v in views], 0), atol=1e-5)
+    assert not np.allclose(zoomed.va, flipped.va, atol=1e-4)  # the zoomed views count
+    assert zoomed.evaluate().meta["tta"] == "flip x scales 1/0.8 (4 views)"
 
 
 class FakeDetector:
@@ -274,3 +285,39 @@ def test_cli_detect_reports_misses(tiny_bundle, tmp_path, monkeypatch):
     assert d["meta"]["detection_misses"] == 4 and d["expr"]["n"] == 2
     assert d["expr"]["classes_present"] == ["Happiness"]
     assert "no face in **4** image(s)" in out_md.read_text()
+
+
+def test_cli_test_time_views_from_card_and_flags(bundle_dir, tmp_path):
+    fer = write_class_folders(tmp_path / "fer", per_class=2)
+    card_file = bundle_dir / "card.json"
+    card = json.loads(card_file.read_text())
+    card["tta"] = {"flip": True, "scales": [1.0, 0.85]}
+    card_file.write_text(json.dumps(card))
+
+    def meta(*flags):
+        out = tmp_path / "e.json"
+        run_cli(
+            [
+                "--model",
+                str(bundle_dir),
+                "--data",
+                str(fer),
+                "--split",
+                "validation",
+                "--json",
+                str(out),
+                *flags,
+            ]
+        )
+        return json.loads(out.read_text())["meta"]
+
+    assert meta()["tta"] == "flip x scales 1/0.85 (4 views)"  # the card's views by default
+    assert meta("--no-tta-flip")["tta"] == "scales 1/0.85 (2 views)"
+    assert meta("--tta-scales", "1", "--no-tta-flip")["tta"] == "none (1 view)"
+    for bad in ("abc", "1,1", "3"):
+        with pytest.raises(CliError, match="--tta-scales"):
+            meta("--tta-scales", bad)
+    card["tta"] = {"flip": True, "scales": [0.1]}
+    card_file.write_text(json.dumps(card))
+    with pytest.raises(CliError, match="scales"):
+        meta()

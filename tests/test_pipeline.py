@@ -254,3 +254,23 @@ def test_engine_factory_names(bundle):
 
     with pytest.raises(EngineError, match="unknown engine"):
         create_engine(bundle, "nope")
+
+
+def test_engine_uses_the_cards_test_time_views(bundle):
+    import dataclasses
+
+    from liveaffect.runtime.engine import TTAEngine
+    from liveaffect.tta import TTA
+
+    card = dataclasses.replace(bundle.card, tta={"flip": True, "scales": [1.0, 0.9]})
+    with_views = dataclasses.replace(bundle, card=card)
+    engine = create_engine(with_views, "keras")
+    assert isinstance(engine, TTAEngine) and engine.tta.n_views == 4
+    assert isinstance(create_engine(with_views, "keras", tta=False), KerasEngine)
+    assert create_engine(bundle, "keras", tta=TTA(flip=True)).tta == TTA(flip=True)
+    assert isinstance(create_engine(bundle, "keras"), KerasEngine)  # card without views
+    crops = np.random.default_rng(0).uniform(0, 255, (2, *engine.input_shape)).astype(np.float32)
+    plain = KerasEngine(bundle).predict(TTA(flip=True, scales=(1.0, 0.9)).views(crops))
+    for k, pred in enumerate(engine.predict(crops)):
+        want = np.mean([p.va for p in plain[k::2]], axis=0)
+        np.testing.assert_allclose(pred.va, want, atol=1e-5)

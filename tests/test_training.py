@@ -21,6 +21,7 @@ import pytest
 from liveaffect.bundle import load_bundle
 from liveaffect.data.pipeline import AugmentConfig, decode_all, label_arrays
 from liveaffect.data.sources import load_records
+from liveaffect.evaluation.metrics import ccc as ccc_score
 from liveaffect.evaluation.metrics import tune_au_thresholds
 from liveaffect.evaluation.result import evaluate_arrays
 from liveaffect.labels import EXPRESSIONS, NUM_AUS
@@ -88,7 +89,7 @@ def sets(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def tiny_run(sets, tmp_path_factory) -> tuple[RunConfig, Path, Path]:
-    cfg = make_cfg(sets["train"], sets["val"])
+    cfg = make_cfg(sets["train"], sets["val"], tta_scales=[1.0, 0.8])
     run_dir = tmp_path_factory.mktemp("runs") / "tiny"
     bundle = train(cfg, run_dir, command="pytest tiny run", **QUIET)
     return cfg, run_dir, bundle
@@ -173,6 +174,18 @@ def test_the_card_says_what_was_trained_and_how_well(tiny_run, sets):
     ):
         assert value is not None
     assert card["preprocess"]["input_size"] == [SIZE, SIZE]
+    # validation averaged the configured test-time views, and the card tells evaluate/the app
+    assert card["tta"] == {"flip": False, "scales": [1.0, 0.8]}
+    spec = preprocess_spec(cfg)
+    val = load_records(str(sets["val"] / "labels.csv"))
+    images, labels = decode_all(val, spec, 2, False), label_arrays(val)
+    model = load_bundle(bundle).model
+    views = predict_arrays(model, images, spec, cfg.train.tta)
+    plain = predict_arrays(model, images, spec, False)
+    mask = labels["va"][:, 0] > -2
+    ccc = metrics["va"]["ccc_valence"]
+    assert ccc == pytest.approx(ccc_score(labels["va"][mask, 0], views["va"][mask, 0]), abs=1e-4)
+    assert ccc != pytest.approx(ccc_score(labels["va"][mask, 0], plain["va"][mask, 0]), abs=1e-4)
     out = head_outputs(load_bundle(bundle), np.zeros((2, SIZE, SIZE, 3), np.float32))
     assert out["au"].shape == (2, NUM_AUS)
 
@@ -488,3 +501,5 @@ def test_mixed_precision_trains_and_ships_a_float32_bundle(sets, tmp_path):
     np.testing.assert_allclose(got["expr"], ref["expr"], atol=1e-5)
     with pytest.raises(ValueError, match="mixed_precision"):
         TrainConfig(mixed_precision="int4")
+    with pytest.raises(ValueError, match="tta_scales"):
+        TrainConfig(tta_scales=[0.1])

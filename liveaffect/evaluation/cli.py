@@ -11,9 +11,11 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from liveaffect.cli import CliError
+from liveaffect.tta import TTA, card_tta, parse_scales
 
 SPLITS = ("auto", "train", "validation", "test", "all")
 
@@ -51,7 +53,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--tta-flip",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="average each image with its mirror (default: the card's training.tta_flip, else off)",
+        help="average each image with its mirror (default: what the card's 'tta' says, "
+        "else its training.tta_flip, else off)",
+    )
+    parser.add_argument(
+        "--tta-scales",
+        metavar="S1,S2,...",
+        help="also average zoomed views of each face about its centre, e.g. 1,0.9 "
+        "(0.9 = face 10%% smaller, border reflected; default: the card's 'tta' scales, else 1); "
+        "'--tta-scales 1 --no-tta-flip' scores each face once",
     )
     parser.add_argument("--batch-size", type=int, default=64, help="images per model call")
     parser.add_argument(
@@ -69,12 +79,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def card_tta_flip(training: dict[str, Any]) -> bool:
     """The ``tta_flip`` recorded in a card's training section (top level or one deeper)."""
-    if "tta_flip" in training:
-        return bool(training["tta_flip"])
-    for value in training.values():
-        if isinstance(value, dict) and "tta_flip" in value:
-            return bool(value["tta_flip"])
-    return False
+    return card_tta(SimpleNamespace(training=training)).flip
+
+
+def _tta(bundle: Any, args: argparse.Namespace) -> TTA:
+    """The card's test-time views, overridden by ``--tta-flip`` / ``--tta-scales``."""
+    base = card_tta(bundle.card)
+    flip = base.flip if args.tta_flip is None else bool(args.tta_flip)
+    try:
+        scales = base.scales if args.tta_scales is None else parse_scales(args.tta_scales)
+        return TTA(flip=flip, scales=scales)
+    except ValueError as exc:
+        raise CliError(f"--tta-scales: {exc}") from exc
 
 
 def _load_bundle(path: str) -> Any:
@@ -173,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
     card_file = _card_file(bundle) if args.tune_au_thresholds or args.save_to_card else None
     if args.tune_au_thresholds and not bundle.card.trained("au"):
         raise CliError("--tune-au-thresholds needs a model whose AU head is trained")
-    tta = card_tta_flip(bundle.card.training) if args.tta_flip is None else bool(args.tta_flip)
+    tta = _tta(bundle, args)
     detector = _detector() if args.detect else None
 
     from liveaffect.evaluation.metrics import tune_au_thresholds
@@ -184,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
         bundle,
         records,
         batch_size=args.batch_size,
-        tta_flip=tta,
+        tta=tta,
         detector=detector,
         progress=not args.no_progress,
     )
@@ -218,7 +234,7 @@ def run(args: argparse.Namespace) -> int:
         if args.save_to_card:
             key = f"{'+'.join(args.data)} [{args.split}]"
             entry = _summary_for_card(result.to_dict())
-            entry.update(tta_flip=tta, detect=bool(args.detect))
+            entry.update(tta_flip=tta.flip, tta=tta.to_dict(), detect=bool(args.detect))
             card.metrics.setdefault("evaluation", {})[key] = entry
         card.save(card_file)
         print(f"updated {card_file}")

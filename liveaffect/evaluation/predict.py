@@ -25,6 +25,7 @@ from liveaffect.data.records import Record
 from liveaffect.evaluation.result import EvaluationResult, evaluate_arrays
 from liveaffect.labels import EXPRESSIONS
 from liveaffect.preprocess import PreprocessSpec, crop_face, prepare_face
+from liveaffect.tta import TTA
 from liveaffect.types import FaceDetector
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,8 @@ class Predictions:
         unreadable: paths of images that could not be read or decoded.
         misses: paths of images in which the detector found no face (``detect`` only).
         detect: whether a face detector ran on the full images.
-        tta_flip: whether predictions average each image with its mirror.
+        tta_flip: whether the views include each image's mirror.
+        tta: the test-time views averaged (:meth:`liveaffect.tta.TTA.describe`).
     """
 
     records: list[Record]
@@ -57,6 +59,7 @@ class Predictions:
     misses: list[str] = field(default_factory=list)
     detect: bool = False
     tta_flip: bool = False
+    tta: str = "none (1 view)"
 
     def labels(self) -> dict[str, np.ndarray]:
         """The scored records' labels with Aff-Wild2's missing values (-1, -5, -1)."""
@@ -87,6 +90,7 @@ class Predictions:
             scored=len(self.records),
             unreadable=len(self.unreadable),
             tta_flip=self.tta_flip,
+            tta=self.tta,
         )
         if self.unreadable:
             result.notes.append(f"{len(self.unreadable)} unreadable image(s) were skipped.")
@@ -174,17 +178,20 @@ def predict_records(
     detector: FaceDetector | None = None,
     progress: bool = True,
     workers: int | None = None,
+    tta: TTA | None = None,
 ) -> Predictions:
     """Predict every record's image with the bundle's model.
 
     Args:
         bundle: a loaded bundle (:func:`liveaffect.bundle.load_bundle`).
         records: records whose ``path`` is a face image (or a full image with ``detector``).
-        batch_size: images per model call (twice as many tensors with ``tta_flip``).
-        tta_flip: average each image's outputs with those of its horizontal mirror.
+        batch_size: images per model call (times the number of TTA views).
+        tta_flip: average each image's outputs with those of its horizontal mirror
+            (shorthand for ``tta=TTA(flip=True)``; ignored when ``tta`` is given).
         detector: optional face detector run on the full image; the best face is used.
         progress: show a tqdm progress bar.
         workers: threads that read and decode images (default: up to 8).
+        tta: the views to average (:class:`liveaffect.tta.TTA`), e.g. flip and zooms.
 
     Returns:
         The predictions; heads the card marks untrained are None.
@@ -200,6 +207,7 @@ def predict_records(
     unreadable: list[str] = []
     misses: list[str] = []
     run = _model_runner(bundle) if active else None
+    tta = tta if tta is not None else TTA(flip=bool(tta_flip))
     workers = workers or min(8, os.cpu_count() or 1)
 
     def load(record: Record) -> np.ndarray | None:
@@ -233,13 +241,11 @@ def predict_records(
             if not faces or run is None:
                 continue
             batch = np.stack(faces).astype(np.float32, copy=False)
-            if tta_flip:
-                batch = np.concatenate([batch, batch[:, :, ::-1, :]])
-            result = run(batch)
+            result = run(tta.views(batch) if tta.active else batch)
             for head in active:
                 values = result[bundle.outputs[head]]
-                if tta_flip:
-                    values = (values[: len(faces)] + values[len(faces) :]) / 2.0
+                if tta.active:
+                    values = tta.merge(values, len(faces))
                 outputs[head].append(values)
     if len(unreadable) > _MAX_WARNINGS:
         log.warning("%d unreadable images skipped in all", len(unreadable))
@@ -259,5 +265,6 @@ def predict_records(
         unreadable=unreadable,
         misses=misses,
         detect=detector is not None,
-        tta_flip=bool(tta_flip),
+        tta_flip=tta.flip,
+        tta=tta.describe(),
     )

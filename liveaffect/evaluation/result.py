@@ -91,6 +91,8 @@ class EvaluationResult:
         widths = [max(len(r[i]) for r in rows) for i in range(3)]
         lines = [f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:>{widths[2]}}" for r in rows]
         lines.insert(1, "-" * len(lines[0]))
+        if "tta" in self.meta:
+            lines.append(f"test-time views: {self.meta['tta']}")
         lines.extend(f"note: {n}" for n in self.notes)
         return "\n".join(lines)
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from liveaffect.bundle import HEADS, Bundle
+from liveaffect.tta import TTA, card_tta
 from liveaffect.types import AffectEngine, AffectPrediction
 
 EngineFactory = Callable[..., AffectEngine]
@@ -50,17 +51,27 @@ def engine_names() -> list[str]:
     return ["auto", *ENGINES]
 
 
-def create_engine(bundle: Bundle, name: str = "auto", batch_size: int = 32) -> AffectEngine:
+def create_engine(
+    bundle: Bundle, name: str = "auto", batch_size: int = 32, tta: TTA | bool | None = None
+) -> AffectEngine:
     """Build the engine called ``name`` for ``bundle``.
 
     Args:
         bundle: the loaded model bundle.
         name: ``"auto"`` or a key of :data:`ENGINES`.
         batch_size: most faces run through the model in one call.
+        tta: test-time views to average (:class:`~liveaffect.tta.TTA`); None: the ones
+            the card names (those its reported numbers used); False: each face once.
 
     Raises:
         EngineError: unknown name, or no engine could be built.
     """
+    views = card_tta(bundle.card) if tta is None or tta is True else (tta or TTA())
+    engine = _create_plain(bundle, name, batch_size)
+    return TTAEngine(engine, views) if views.active else engine
+
+
+def _create_plain(bundle: Bundle, name: str, batch_size: int) -> AffectEngine:
     _register_builtin()
     if name == "auto":
         from liveaffect.runtime.tflite_engine import auto_order
@@ -159,6 +170,43 @@ class KerasEngine:
             outputs = self._run(crops[start : start + self.batch_size])
             results.extend(split_outputs(outputs, self.bundle.outputs, self.trained))
         return results
+
+
+class TTAEngine:
+    """Wraps an engine: scores every test-time view of each face in one call, averages them.
+
+    Args:
+        inner: the engine that runs the model.
+        tta: the views (flip, zooms), the same :class:`~liveaffect.tta.TTA` that
+            ``evaluate`` uses for the numbers in the model card.
+    """
+
+    def __init__(self, inner: AffectEngine, tta: TTA) -> None:
+        self.inner = inner
+        self.tta = tta
+        self.name = f"{getattr(inner, 'name', 'engine')}+tta{tta.n_views}"
+
+    def __getattr__(self, attr: str) -> Any:  # batch_size, input_shape, calls ...
+        return getattr(self.inner, attr)
+
+    def predict(self, crops: np.ndarray) -> list[AffectPrediction]:
+        """Score ``crops`` (N, H, W, C) as ``n_views * N`` faces; returns N averaged predictions."""
+        crops = np.asarray(crops, np.float32)
+        if len(crops) == 0:
+            return []
+        n = len(crops)
+        views = self.inner.predict(self.tta.views(crops))
+
+        def mean(field: str, k: int) -> np.ndarray | None:
+            values = [getattr(p, field) for p in views[k::n]]
+            return None if values[0] is None else np.mean(values, axis=0, dtype=np.float32)
+
+        return [
+            AffectPrediction(
+                expr_probs=mean("expr_probs", k), va=mean("va", k), au_probs=mean("au_probs", k)
+            )
+            for k in range(n)
+        ]
 
 
 def _keras_factory(bundle: Bundle, batch_size: int = 32) -> AffectEngine:

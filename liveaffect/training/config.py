@@ -11,6 +11,7 @@ import yaml
 from liveaffect.data.pipeline import AugmentConfig
 from liveaffect.data.sampling import SeedRecipe
 from liveaffect.model.mtl import HeadConfig, ModelConfig
+from liveaffect.tta import TTA
 
 
 @dataclass
@@ -123,8 +124,10 @@ class TrainConfig:
             tests/test_training.py::test_every_head_learns_with_the_seed_head).
         au_pos_weight: ``auto`` (negatives/positives per AU, clipped to [1, 20]) or ``none``.
         early_stopping_patience: epochs without a better validation score before stopping.
-        tta_flip: average each face with its mirror image when validating and in
-            ``evaluate`` (recorded in the card).
+        tta_flip: average each face with its mirror image when validating, in
+            ``evaluate`` and in the app (recorded in the card's ``tta``).
+        tta_scales: zooms about the face centre averaged the same way (1.0 = as given,
+            0.9 = face 10% smaller, border reflected); see :class:`liveaffect.tta.TTA`.
         seed: global random seed.
         mixed_precision: ``none``, ``bfloat16`` (about 30% faster training on CPUs with
             AVX512-BF16/AMX, measured here) or ``float16`` (GPUs). Weights stay float32
@@ -145,6 +148,7 @@ class TrainConfig:
     au_pos_weight: str = "auto"
     early_stopping_patience: int = 8
     tta_flip: bool = True
+    tta_scales: list[float] = field(default_factory=lambda: [1.0])
     seed: int = 0
     mixed_precision: str = "none"
 
@@ -162,6 +166,15 @@ class TrainConfig:
             raise ValueError("class_weights must be balanced_sqrt, balanced or none")
         if self.au_pos_weight not in ("auto", "none"):
             raise ValueError("au_pos_weight must be auto or none")
+        try:
+            self.tta_scales = list(self.tta.scales)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"train.tta_scales: {exc}") from None
+
+    @property
+    def tta(self) -> TTA:
+        """The test-time views validation uses and the card records."""
+        return TTA(flip=self.tta_flip, scales=tuple(self.tta_scales))
 
 
 @dataclass

@@ -180,7 +180,7 @@ def _save_ensemble(cfg, run_dir: Path, bundles: list[Path], parts, command: str)
 
         images = decode_all(val_records, spec, progress=False)
         val = ValidationSet(images, label_arrays(val_records))
-        metrics["validation"] = evaluate_model(model, val, spec, cfg.train.tta_flip).to_dict()
+        metrics["validation"] = evaluate_model(model, val, spec, cfg.train.tta).to_dict()
         metrics["note"] = "the averaged model on the members' validation set"
     heads = {}
     for head in HEADS:
@@ -197,6 +197,7 @@ def _save_ensemble(cfg, run_dir: Path, bundles: list[Path], parts, command: str)
         preprocess=spec,
         heads=heads,
         metrics=metrics,
+        tta=cfg.train.tta.to_dict() if cfg.train.tta.active else {},
         training={
             "command": command,
             "config": cfg.to_dict(),

@@ -14,6 +14,7 @@ import numpy as np
 
 from liveaffect.preprocess import PreprocessSpec, normalize
 from liveaffect.training.config import RunConfig
+from liveaffect.tta import TTA
 
 
 @dataclass
@@ -24,25 +25,26 @@ class ValidationSet:
     labels: dict[str, np.ndarray]
 
 
-def predict_arrays(model, images: np.ndarray, spec: PreprocessSpec, tta_flip: bool, batch=256):
-    """Run the model on uint8 faces; returns dict head -> array (flip-averaged if asked)."""
+def predict_arrays(model, images: np.ndarray, spec: PreprocessSpec, tta: TTA | bool, batch=256):
+    """Run the model on uint8 faces; returns dict head -> array, averaged over the
+    test-time views ``tta`` (True: face and mirror, as older callers asked)."""
+    tta = tta if isinstance(tta, TTA) else TTA(flip=bool(tta))
     outs: dict[str, list[np.ndarray]] = {"expr": [], "va": [], "au": []}
     for i in range(0, len(images), batch):
         x = normalize(images[i : i + batch].astype(np.float32), spec)
-        y = model(x, training=False)
-        if tta_flip:
-            yf = model(x[:, :, ::-1], training=False)
-            y = {k: (np.asarray(y[k]) + np.asarray(yf[k])) / 2.0 for k in y}
+        n = len(x)
+        y = model(tta.views(x) if tta.active else x, training=False)
         for k in outs:
-            outs[k].append(np.asarray(y[k]))
+            v = np.asarray(y[k])
+            outs[k].append(tta.merge(v, n) if tta.active else v)
     return {k: np.concatenate(v) if v else np.zeros((0,)) for k, v in outs.items()}
 
 
-def evaluate_model(model, val: ValidationSet, spec, tta_flip: bool, thresholds=None):
+def evaluate_model(model, val: ValidationSet, spec, tta: TTA | bool, thresholds=None):
     """ABAW metrics of ``model`` on the validation set."""
     from liveaffect.evaluation.result import evaluate_arrays
 
-    p = predict_arrays(model, val.images, spec, tta_flip)
+    p = predict_arrays(model, val.images, spec, tta)
     lab = val.labels
     return evaluate_arrays(
         lab["expr"], p["expr"], lab["va"], p["va"], lab["au"].astype(np.int64), p["au"], thresholds
@@ -60,7 +62,7 @@ def epoch_callbacks(cfg: RunConfig, run_dir: Path, val: ValidationSet, spec: Pre
         def on_epoch_end(self, epoch, logs=None):
             logs = logs if logs is not None else {}
             t0 = time.time()
-            res = evaluate_model(self.model, val, spec, cfg.train.tta_flip)
+            res = evaluate_model(self.model, val, spec, cfg.train.tta)
             score = res.mtl_partial if res.mtl_partial is not None else -float("inf")
             logs.update(
                 {
