@@ -81,7 +81,10 @@ def main() -> int:
         both = 1.0 / (1.0 / rate + 1.0 / prep_rate)
         rows.append({"faces_per_call": b, "crops_per_s": rate, "with_preprocess_per_s": both})
 
+    tta = getattr(engine, "tta", None)
+    views = tta.describe() if tta is not None else "none (1 view)"
     print(f"model {args.model} ({bundle.card.name}), engine {engine.name}, {n} real face crops")
+    print(f"test-time views per face: {views}")
     print(f"preprocess (crop -> {spec.input_size[0]}x{spec.input_size[1]} {spec.color}): "
           f"{prep_rate:,.0f} crops/s")  # fmt: skip
     print("| faces per call | crops/s (infer) | crops/s (preprocess + infer) |")
@@ -94,6 +97,7 @@ def main() -> int:
             "model": args.model,
             "name": bundle.card.name,
             "engine": engine.name,
+            "test_time_views": views,
             "faces": n,
             "preprocess_per_s": prep_rate,
             "rows": rows,

@@ -33,6 +33,9 @@ run --source $V/pyfeat_WolfgangLanger_Pexels.mp4 --random-model efficientnetv2s:
     --json bench/results/effnetv2s224_camera_sim.json
 # 6. Training input pipeline throughput (tf.data: decode, cache, augment).
 python bench/data_pipeline.py --data ../shared/data/fer2013/train --json bench/results/data_pipeline_fer48.json
-# 7. Face crops per second through the app's engine (the default model, real FER2013 crops).
+# 7. Face crops per second through the app's engine (the default model, real FER2013 crops),
+#    with the card's test-time views (as the app runs) and with one view (--no-tta).
 python bench/crop_throughput.py --model final_model --data ../shared/data/fer2013/test \
     --json bench/results/default_crop_throughput.json
+python bench/crop_throughput.py --model final_model --data ../shared/data/fer2013/test --no-tta \
+    --json bench/results/default_crop_throughput_no_tta.json

@@ -13,6 +13,7 @@ import pytest
 from conftest import REPO, shared_path
 
 from liveaffect.bundle import load_bundle
+from liveaffect.tta import card_tta
 
 FINAL = REPO / "final_model"
 
@@ -51,6 +52,9 @@ def test_evaluate_reproduces_the_card(tmp_path):
     assert got["expr"]["accuracy"] == pytest.approx(card["expr"]["accuracy"], abs=2e-3)
     assert got["expr"]["macro_f1"] == pytest.approx(card["expr"]["macro_f1"], abs=2e-3)
     assert got["au"]["mean_f1"] is None  # no AU labels: null, not 0
+    # scored with the test-time views the card names, which the app uses too
+    views = card_tta(load_bundle(FINAL).card)
+    assert views.n_views > 1 and got["meta"]["tta"] == views.describe() == card["tta"]
 
 
 @pytest.mark.slow
