@@ -57,6 +57,25 @@ def test_tflite_batches_of_any_size_match_one_by_one(bundle_dir, crops):
     assert engine.predict(np.zeros((0, 32, 32, 3), np.float32)) == []
 
 
+def test_tflite_with_views_pads_whole_faces_and_matches_keras(bundle_dir, crops):
+    from liveaffect.tta import TTA
+
+    bundle = load_bundle(bundle_dir)
+    tta = TTA(flip=True, scales=(1.0, 0.92, 0.85))
+    engine = create_engine(bundle, "tflite", batch_size=4, tta=tta)
+    ref = create_engine(bundle, "keras", tta=tta).predict(crops)
+    inner = engine.inner
+    assert inner.unit == 6 and inner.batch_size == 24  # 4 faces per call, 6 rows each
+    one = engine.predict(crops[:1])
+    assert 6 in inner._runners and 8 not in inner._runners  # 6 rows, not padded to 8
+    three = engine.predict(crops[:3])  # 3 faces: padded to 4 faces (24 rows), not 32
+    assert 24 in inner._runners and 32 not in inner._runners
+    got = engine.predict(crops)  # 5 faces: 4 + 1 in two calls
+    for g, r in zip([*one, *three[1:], *got[3:]], [ref[0], *ref[1:3], *ref[3:]], strict=True):
+        np.testing.assert_allclose(g.expr_probs, r.expr_probs, atol=1e-4)
+        np.testing.assert_allclose(g.va, r.va, atol=1e-4)
+
+
 def test_untrained_heads_stay_hidden_in_tflite(tmp_path, crops):
     bundle = load_bundle(make_tiny_bundle(tmp_path / "b", trained=("expr",)))
     pred = create_engine(bundle, "tflite").predict(crops[:1])[0]

@@ -184,6 +184,12 @@ class TTAEngine:
     def __init__(self, inner: AffectEngine, tta: TTA) -> None:
         self.inner = inner
         self.tta = tta
+        # the inner engine sees n_views rows per face: keep its faces per call, and let a
+        # padding engine (TFLite) pad whole faces, not rows (6 views stay 6 rows, not 8)
+        if hasattr(inner, "batch_size"):
+            inner.batch_size = int(inner.batch_size) * tta.n_views
+        if hasattr(inner, "unit"):
+            inner.unit = tta.n_views
         self.name = f"{getattr(inner, 'name', 'engine')}+tta{tta.n_views}"
 
     def __getattr__(self, attr: str) -> Any:  # batch_size, input_shape, calls ...

@@ -3,7 +3,9 @@
 The conversion is cached beside the bundle and rebuilt when ``model.keras`` changes
 (:func:`liveaffect.model.export.cached_tflite`). All faces of a frame run in one
 call; batches are padded to a power of two so that only a handful of tensor shapes
-are ever allocated (one interpreter per shape, created on first use).
+are ever allocated (one interpreter per shape, created on first use). With test-time
+views the unit is a face's views (``unit``, set by the TTA wrapper): six views of one
+face run as 6 rows, not padded to 8.
 """
 
 from __future__ import annotations
@@ -25,6 +27,12 @@ def _bucket(n: int, cap: int) -> int:
     while size < n:
         size *= 2
     return min(size, cap)
+
+
+def _padded(n: int, unit: int, cap: int) -> int:
+    """Rows to allocate for ``n``: a power of two of ``unit``-row groups (at most ``cap`` rows)."""
+    groups = -(-n // unit)
+    return unit * _bucket(groups, max(1, cap // unit))
 
 
 class TFLiteEngine:
@@ -70,6 +78,7 @@ class TFLiteEngine:
         self._runners: OrderedDict[int, tuple] = OrderedDict()
         self._max = int(max_interpreters)
         self.calls = 0
+        self.unit = 1  # rows that belong together: TTAEngine sets its number of views
         self._order = sorted(bundle.outputs, key=bundle.outputs.get)
         self._heads = {h: i for i, h in enumerate(self._order)}
         self._run(np.zeros((1, *self.input_shape), np.float32))  # warm-up
@@ -91,7 +100,7 @@ class TFLiteEngine:
 
     def _run(self, batch: np.ndarray) -> list[np.ndarray]:
         n = len(batch)
-        size = _bucket(n, self.batch_size)
+        size = _padded(n, self.unit, self.batch_size)
         if size != n:
             pad = np.zeros((size - n, *self.input_shape), np.float32)
             batch = np.concatenate([batch, pad])
@@ -106,8 +115,9 @@ class TFLiteEngine:
         if crops.ndim != 4 or crops.shape[1:] != self.input_shape:
             raise ValueError(f"crops must have shape (N, {self.input_shape}), got {crops.shape}")
         results: list[AffectPrediction] = []
-        for start in range(0, len(crops), self.batch_size):
-            outputs = self._run(crops[start : start + self.batch_size])
+        step = max(self.unit, self.batch_size // self.unit * self.unit)
+        for start in range(0, len(crops), step):
+            outputs = self._run(crops[start : start + step])
             results.extend(split_outputs(outputs, self._heads, self.trained))
         return results
 
