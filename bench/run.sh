@@ -10,6 +10,8 @@ run() { echo "+ python -m liveaffect bench $*"; python -m liveaffect bench "$@";
 # 1. Default model, one face, 640x360: pipeline vs the original design's loop, engine diffs.
 run --source $V/pyfeat_WolfgangLanger_Pexels.mp4 --model final_model \
     --json bench/results/default_single_face.json
+run --source $V/pyfeat_WolfgangLanger_Pexels.mp4 --model final_model --no-tta \
+    --baseline-frames 0 --compare "" --json bench/results/default_single_face_no_tta.json
 # 2. EfficientNetV2S multi-task bundle at 224x224 (random weights: timing only), one face.
 for engine in tflite tflite-int8; do
   run --source $V/pyfeat_WolfgangLanger_Pexels.mp4 --random-model efficientnetv2s:224 \
