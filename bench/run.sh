@@ -41,3 +41,7 @@ python bench/crop_throughput.py --model final_model --data ../shared/data/fer201
     --json bench/results/default_crop_throughput.json
 python bench/crop_throughput.py --model final_model --data ../shared/data/fer2013/test --no-tta \
     --json bench/results/default_crop_throughput_no_tta.json
+# 8. Training step time of the cnn backbone at several channel widths (epochs per hour).
+python bench/train_step.py --config configs/default_model.yaml \
+    --widths "32,64,128,256;16,64,128,256;24,48,96,192;32,64,128,384" \
+    --json bench/results/train_step_widths.json

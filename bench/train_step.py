@@ -1,0 +1,101 @@
+"""Training steps per second of the ``cnn`` backbone at several channel widths.
+
+    python bench/train_step.py --config configs/default_model.yaml \
+        --widths "32,64,128,256;16,64,128,256;24,48,96,192;32,64,128,384"
+
+Builds the config's model (head, input size, colour) with each set of widths and times
+one optimisation step on a random batch: forward, a loss on the expression and
+valence/arousal outputs, backward, AdamW update, with the config's mixed precision.
+The real training step also computes the masked multi-task loss and reads augmented
+batches from tf.data, so absolute times are a little lower than a run's; the ratios
+between widths are what this is for (how many epochs fit in the same time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", default="configs/default_model.yaml", help="training config")
+    p.add_argument("--widths", required=True, help="width sets, ';' between sets, e.g. 32,64;16,64")
+    p.add_argument("--steps", type=int, default=15, help="timed steps per width set")
+    p.add_argument("--json", help="write results here")
+    args = p.parse_args()
+
+    import dataclasses
+
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from liveaffect.model.mtl import build_mtl_model
+    from liveaffect.training.config import load_config
+
+    cfg = load_config(args.config)
+    if cfg.train.mixed_precision != "none":
+        keras.mixed_precision.set_global_policy(f"mixed_{cfg.train.mixed_precision}")
+    batch = cfg.train.batch_size
+    h, w = cfg.model.input_size, cfg.model.input_size
+    channels = 1 if cfg.model.color == "gray" else 3
+    x = tf.constant(np.random.default_rng(0).uniform(0, 255, (batch, h, w, channels)), tf.float32)
+    rows = []
+    for text in args.widths.split(";"):
+        widths = tuple(int(v) for v in text.split(",") if v)
+        model = build_mtl_model(dataclasses.replace(cfg.model, widths=widths))
+        opt = keras.optimizers.AdamW(cfg.train.learning_rate)
+
+        @tf.function
+        def step(model=model, opt=opt):
+            with tf.GradientTape() as tape:
+                y = model(x, training=True)
+                loss = sum(tf.reduce_mean(tf.cast(y[k], tf.float32) ** 2) for k in ("expr", "va"))
+            grads = tape.gradient(loss, model.trainable_variables)
+            opt.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+
+        for _ in range(3):  # trace and warm up
+            step()
+        times = []
+        for _ in range(args.steps):
+            t0 = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - t0)
+        ms = statistics.median(times) * 1000
+        row = {
+            "widths": list(widths),
+            "ms_per_step": round(ms, 1),
+            "images_per_s": round(batch / ms * 1000, 1),
+            "params_m": round(model.count_params() / 1e6, 3),
+        }
+        rows.append(row)
+        name = "-".join(map(str, widths))
+        rate, params = row["images_per_s"], row["params_m"]
+        print(f"widths {name:>16}: {ms:6.0f} ms/step (batch {batch}), {rate:6.0f} faces/s, "
+              f"{params:.2f} M parameters", flush=True)  # fmt: skip
+    if args.json:
+        result = {
+            "config": args.config,
+            "batch_size": batch,
+            "mixed_precision": cfg.train.mixed_precision,
+            "rows": rows,
+            "cpu_count": os.cpu_count(),
+            "machine": platform.machine(),
+            "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        }
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
