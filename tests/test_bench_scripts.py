@@ -1,0 +1,60 @@
+"""The bench/ scripts run end to end on tiny inputs and write the JSON bench/README.md cites."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from conftest import REPO, make_tiny_bundle
+
+
+def _run(*args: str):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, timeout=300, env=env, cwd=REPO
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+@pytest.mark.slow
+def test_crop_throughput_counts_faces_and_names_the_views(tmp_path):
+    bundle = make_tiny_bundle(tmp_path / "bundle", input_size=32)
+    card = json.loads((bundle / "card.json").read_text())
+    card["tta"] = {"flip": True, "scales": [1.0, 0.9]}
+    (bundle / "card.json").write_text(json.dumps(card))
+    rng = np.random.default_rng(0)
+    for name in ("happy", "sad"):
+        (tmp_path / "faces" / name).mkdir(parents=True)
+        for i in range(3):
+            face = rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)
+            cv2.imwrite(str(tmp_path / "faces" / name / f"{i}.png"), face)
+    for flags, views in (([], "flip x scales 1/0.9 (4 views)"), (["--no-tta"], "none (1 view)")):
+        out = tmp_path / "crops.json"
+        text = _run(
+            "bench/crop_throughput.py", "--model", str(bundle), "--data", str(tmp_path / "faces"),
+            "--batches", "1,4", "--repeats", "1", "--engine", "keras", "--json", str(out), *flags,
+        )  # fmt: skip
+        result = json.loads(out.read_text())
+        assert result["faces"] == 6 and result["test_time_views"] == views and views in text
+        assert [r["faces_per_call"] for r in result["rows"]] == [1, 4]
+        assert all(r["crops_per_s"] > 0 for r in result["rows"])
+
+
+@pytest.mark.slow
+def test_train_step_times_each_width_set(tmp_path):
+    out = tmp_path / "steps.json"
+    text = _run(
+        "bench/train_step.py", "--config", "configs/default_model.yaml",
+        "--widths", "8,16,16,32;4,8,16,32", "--steps", "2", "--json", str(out),
+    )  # fmt: skip
+    result = json.loads(out.read_text())
+    assert [r["widths"] for r in result["rows"]] == [[8, 16, 16, 32], [4, 8, 16, 32]]
+    assert all(r["ms_per_step"] > 0 and r["params_m"] > 0 for r in result["rows"])
+    assert result["batch_size"] == 128 and result["mixed_precision"] == "bfloat16"
+    assert "8-16-16-32" in text
