@@ -11,9 +11,7 @@ batches (several faces in one frame). Prints a table; ``--json`` writes the numb
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -21,6 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from _results import write_result
 
 
 def _rate(fn, n_items: int, repeats: int) -> float:
@@ -57,6 +57,7 @@ def main() -> int:
     from liveaffect.data.sources import load_records
     from liveaffect.preprocess import prepare_face
     from liveaffect.runtime.engine import create_engine
+    from liveaffect.tta import TTA
 
     bundle = load_bundle(args.model)
     spec = bundle.card.preprocess
@@ -81,8 +82,7 @@ def main() -> int:
         both = 1.0 / (1.0 / rate + 1.0 / prep_rate)
         rows.append({"faces_per_call": b, "crops_per_s": rate, "with_preprocess_per_s": both})
 
-    tta = getattr(engine, "tta", None)
-    views = tta.describe() if tta is not None else "none (1 view)"
+    views = getattr(engine, "tta", TTA()).describe()
     print(f"model {args.model} ({bundle.card.name}), engine {engine.name}, {n} real face crops")
     print(f"test-time views per face: {views}")
     print(f"preprocess (crop -> {spec.input_size[0]}x{spec.input_size[1]} {spec.color}): "
@@ -101,11 +101,8 @@ def main() -> int:
             "faces": n,
             "preprocess_per_s": prep_rate,
             "rows": rows,
-            "cpu_count": os.cpu_count(),
-            "machine": platform.machine(),
-            "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
         }
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        write_result(args.json, result)
     return 0
 
 

@@ -14,9 +14,7 @@ between widths are what this is for (how many epochs fit in the same time).
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -24,6 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from _results import write_result
 
 
 def main() -> int:
@@ -89,11 +89,8 @@ def main() -> int:
             "batch_size": batch,
             "mixed_precision": cfg.train.mixed_precision,
             "rows": rows,
-            "cpu_count": os.cpu_count(),
-            "machine": platform.machine(),
-            "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
         }
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        write_result(args.json, result)
     return 0
 
 

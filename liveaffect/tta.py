@@ -12,7 +12,7 @@ nothing here is specific to one model.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,10 +52,13 @@ class TTA:
         return self.n_views > 1 or self.scales != (1.0,)
 
     def views(self, batch: np.ndarray) -> np.ndarray:
-        """All views of a ``(N, H, W, C)`` batch, view-major: ``(n_views * N, H, W, C)``."""
+        """All views of a ``(N, H, W, C)`` batch, view-major: ``(n_views * N, H, W, C)``
+        (the batch itself when the only view is the face as given)."""
         batch = np.asarray(batch, np.float32)
         if batch.ndim != 4:
             raise ValueError(f"TTA needs a (N, H, W, C) batch, got shape {batch.shape}")
+        if not self.active:
+            return batch
         scaled = [batch if s == 1.0 else zoom(batch, s) for s in self.scales]
         if self.flip:
             scaled += [v[:, :, ::-1, :] for v in scaled]
@@ -68,6 +71,8 @@ class TTA:
             raise ValueError(
                 f"expected {self.n_views * n} rows ({self.n_views} views), got {len(values)}"
             )
+        if self.n_views == 1:
+            return values
         return values.reshape(self.n_views, n, *values.shape[1:]).mean(axis=0)
 
     def describe(self) -> str:
@@ -81,6 +86,10 @@ class TTA:
 
     def to_dict(self) -> dict[str, Any]:
         return {"flip": self.flip, "scales": list(self.scales)}
+
+    def card_entry(self) -> dict[str, Any]:
+        """What a model card stores: the views, or nothing when each face is scored once."""
+        return self.to_dict() if self.active else {}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TTA:
@@ -114,18 +123,17 @@ def zoom(batch: np.ndarray, scale: float) -> np.ndarray:
     return out
 
 
-def card_tta(card: Any) -> TTA:
-    """The TTA a model card asks for: its ``tta`` entry, else the older ``training.tta_flip``."""
-    if getattr(card, "tta", None):
-        return TTA.from_dict(card.tta)
-    training: Mapping[str, Any] = getattr(card, "training", {}) or {}
+def training_tta_flip(training: Mapping[str, Any]) -> bool:
+    """The ``tta_flip`` recorded in an older card's training section (top level or one deeper)."""
     flip = training.get("tta_flip")
     if flip is None:
         nested = [v for v in training.values() if isinstance(v, Mapping) and "tta_flip" in v]
         flip = nested[0]["tta_flip"] if nested else False
-    return TTA(flip=bool(flip))
+    return bool(flip)
 
 
-def merge_outputs(tta: TTA, outputs: Sequence[np.ndarray], n: int) -> list[np.ndarray]:
-    """:meth:`TTA.merge` over every output of a multi-output model."""
-    return [tta.merge(o, n) for o in outputs]
+def card_tta(card: Any) -> TTA:
+    """The TTA a model card asks for: its ``tta`` entry, else the older ``training.tta_flip``."""
+    if getattr(card, "tta", None):
+        return TTA.from_dict(card.tta)
+    return TTA(flip=training_tta_flip(getattr(card, "training", {}) or {}))

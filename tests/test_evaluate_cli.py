@@ -14,7 +14,7 @@ import pytest
 from liveaffect.cli import CliError
 from liveaffect.data.records import Record
 from liveaffect.evaluation import cli as evaluate_cli
-from liveaffect.evaluation.cli import card_tta_flip
+from liveaffect.tta import training_tta_flip as card_tta_flip
 from liveaffect.labels import AUS
 from liveaffect.preprocess import crop_face, prepare_face
 from liveaffect.tta import TTA, zoom

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from liveaffect.cli import CliError
@@ -75,11 +74,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, help="write all metrics as JSON here")
     parser.add_argument("--report", type=Path, help="write a Markdown report (and plots) here")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-
-
-def card_tta_flip(training: dict[str, Any]) -> bool:
-    """The ``tta_flip`` recorded in a card's training section (top level or one deeper)."""
-    return card_tta(SimpleNamespace(training=training)).flip
 
 
 def _tta(bundle: Any, args: argparse.Namespace) -> TTA:

@@ -241,12 +241,9 @@ def predict_records(
             if not faces or run is None:
                 continue
             batch = np.stack(faces).astype(np.float32, copy=False)
-            result = run(tta.views(batch) if tta.active else batch)
+            result = run(tta.views(batch))
             for head in active:
-                values = result[bundle.outputs[head]]
-                if tta.active:
-                    values = tta.merge(values, len(faces))
-                outputs[head].append(values)
+                outputs[head].append(tta.merge(result[bundle.outputs[head]], len(faces)))
     if len(unreadable) > _MAX_WARNINGS:
         log.warning("%d unreadable images skipped in all", len(unreadable))
 

@@ -197,7 +197,7 @@ def _save_ensemble(cfg, run_dir: Path, bundles: list[Path], parts, command: str)
         preprocess=spec,
         heads=heads,
         metrics=metrics,
-        tta=cfg.train.tta.to_dict() if cfg.train.tta.active else {},
+        tta=cfg.train.tta.card_entry(),
         training={
             "command": command,
             "config": cfg.to_dict(),

@@ -33,10 +33,9 @@ def predict_arrays(model, images: np.ndarray, spec: PreprocessSpec, tta: TTA | b
     for i in range(0, len(images), batch):
         x = normalize(images[i : i + batch].astype(np.float32), spec)
         n = len(x)
-        y = model(tta.views(x) if tta.active else x, training=False)
+        y = model(tta.views(x), training=False)
         for k in outs:
-            v = np.asarray(y[k])
-            outs[k].append(tta.merge(v, n) if tta.active else v)
+            outs[k].append(tta.merge(np.asarray(y[k]), n))
     return {k: np.concatenate(v) if v else np.zeros((0,)) for k, v in outs.items()}
 
 

@@ -335,7 +335,7 @@ def _fit_and_save(
         backbone=cfg.model.backbone,
         preprocess=spec,
         heads=head_info(train_records),
-        tta=cfg.train.tta.to_dict() if cfg.train.tta.active else {},
+        tta=cfg.train.tta.card_entry(),
         metrics={
             "validation_during_training": state.get("best_metrics", {}),
             "note": "metrics of the selected epoch on the validation set used for early stopping",
