@@ -14,10 +14,10 @@ import pytest
 from liveaffect.cli import CliError
 from liveaffect.data.records import Record
 from liveaffect.evaluation import cli as evaluate_cli
-from liveaffect.tta import training_tta_flip as card_tta_flip
 from liveaffect.labels import AUS
 from liveaffect.preprocess import crop_face, prepare_face
 from liveaffect.tta import TTA, zoom
+from liveaffect.tta import training_tta_flip as card_tta_flip
 from liveaffect.types import Detection
 
 CLASSES = ("happy", "sad", "angry")
