@@ -190,6 +190,32 @@ def test_the_card_says_what_was_trained_and_how_well(tiny_run, sets):
     assert out["au"].shape == (2, NUM_AUS)
 
 
+def test_epochs_picked_on_fewer_views_are_scored_again_on_all(sets, tmp_path):
+    cfg = make_cfg(sets["train"], sets["val"], epochs=2, tta_scales=[1.0, 0.8], select_scales=[1.0])
+    bundle = train(cfg, tmp_path / "run", **QUIET)
+    card = json.loads((bundle / "card.json").read_text())
+    assert card["tta"] == {"flip": False, "scales": [1.0, 0.8]}
+    spec = preprocess_spec(cfg)
+    val = load_records(str(sets["val"] / "labels.csv"))
+    images, labels = decode_all(val, spec, 2, False), label_arrays(val)
+    model = load_bundle(bundle).model
+    mask = labels["va"][:, 0] > -2
+
+    def ccc_of(tta):
+        return ccc_score(
+            labels["va"][mask, 0], predict_arrays(model, images, spec, tta)["va"][mask, 0]
+        )
+
+    picked = card["metrics"]["validation_during_training"]["va"]["ccc_valence"]
+    final = card["metrics"]["validation"]["va"]["ccc_valence"]
+    assert picked == pytest.approx(ccc_of(cfg.train.select_tta), abs=1e-4)
+    assert final == pytest.approx(ccc_of(cfg.train.tta), abs=1e-4)
+    assert final != pytest.approx(picked, abs=1e-4)
+    assert "2 views" in card["metrics"]["validation_note"]
+    with pytest.raises(ValueError, match="select_scales"):
+        TrainConfig(select_scales=[0.1])
+
+
 @pytest.mark.slow
 def test_a_finished_run_is_not_trained_again(tiny_run):
     cfg, run_dir, bundle = tiny_run

@@ -61,7 +61,7 @@ def epoch_callbacks(cfg: RunConfig, run_dir: Path, val: ValidationSet, spec: Pre
         def on_epoch_end(self, epoch, logs=None):
             logs = logs if logs is not None else {}
             t0 = time.time()
-            res = evaluate_model(self.model, val, spec, cfg.train.tta)
+            res = evaluate_model(self.model, val, spec, cfg.train.select_tta)
             score = res.mtl_partial if res.mtl_partial is not None else -float("inf")
             logs.update(
                 {

@@ -330,16 +330,25 @@ def _fit_and_save(
         plain = build_mtl_model(cfg.model)
         plain.set_weights(best.get_weights())
         best = plain
+    metrics = {
+        "validation_during_training": state.get("best_metrics", {}),
+        "note": "metrics of the selected epoch on the validation set used for early stopping",
+    }
+    if cfg.train.select_tta != cfg.train.tta:  # epochs were picked on fewer views
+        from liveaffect.training.monitor import evaluate_model
+
+        metrics["note"] += f" ({cfg.train.select_tta.describe()})"
+        metrics["validation"] = evaluate_model(best, val, spec, cfg.train.tta).to_dict()
+        metrics["validation_note"] = (
+            f"the selected epoch on the same validation set, {cfg.train.tta.describe()}"
+        )
     card = ModelCard(
         name=cfg.name,
         backbone=cfg.model.backbone,
         preprocess=spec,
         heads=head_info(train_records),
         tta=cfg.train.tta.card_entry(),
-        metrics={
-            "validation_during_training": state.get("best_metrics", {}),
-            "note": "metrics of the selected epoch on the validation set used for early stopping",
-        },
+        metrics=metrics,
         training={
             "command": command,
             "config": cfg.to_dict(),
