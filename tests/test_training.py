@@ -191,8 +191,22 @@ def test_the_card_says_what_was_trained_and_how_well(tiny_run, sets):
 
 
 def test_epochs_picked_on_fewer_views_are_scored_again_on_all(sets, tmp_path):
-    cfg = make_cfg(sets["train"], sets["val"], epochs=2, tta_scales=[1.0, 0.8], select_scales=[1.0])
+    cfg = make_cfg(
+        sets["train"],
+        sets["val"],
+        epochs=2,
+        tta_scales=[1.0, 0.8],
+        select_scales=[1.0],
+        select_accuracy_weight=0.5,
+    )
     bundle = train(cfg, tmp_path / "run", **QUIET)
+    # the epoch score is the ABAW partial sum plus half the expression accuracy
+    for row in log_rows(tmp_path / "run"):
+        terms = [float(row[k]) for k in ("val_expr_macro_f1", "val_va_ccc_mean", "val_au_mean_f1")]
+        abaw = sum(t for t in terms if not np.isnan(t))
+        want = abaw + 0.5 * float(row["val_expr_accuracy"])
+        assert float(row["val_score"]) == pytest.approx(want, abs=1e-5)
+        assert float(row["val_expr_accuracy"]) > 0
     card = json.loads((bundle / "card.json").read_text())
     assert card["tta"] == {"flip": False, "scales": [1.0, 0.8]}
     spec = preprocess_spec(cfg)
@@ -214,6 +228,8 @@ def test_epochs_picked_on_fewer_views_are_scored_again_on_all(sets, tmp_path):
     assert "2 views" in card["metrics"]["validation_note"]
     with pytest.raises(ValueError, match="select_scales"):
         TrainConfig(select_scales=[0.1])
+    with pytest.raises(ValueError, match="select_accuracy_weight"):
+        TrainConfig(select_accuracy_weight=-1)
 
 
 @pytest.mark.slow

@@ -133,6 +133,10 @@ class TrainConfig:
             face + mirror, which costs a third of six views per epoch. The selected
             epoch is then scored once more with all of ``tta_scales`` for the card.
             Unset: the same views as ``tta_scales``.
+        select_accuracy_weight: adds this multiple of the expression accuracy to the
+            per-epoch validation score (the ABAW partial sum: expression macro-F1 + VA
+            CCC + AU F1) that picks the best epoch and drives early stopping; for a
+            target stated in accuracy as well as macro-F1. 0 = the ABAW score alone.
         seed: global random seed.
         mixed_precision: ``none``, ``bfloat16`` (about 30% faster training on CPUs with
             AVX512-BF16/AMX, measured here) or ``float16`` (GPUs). Weights stay float32
@@ -155,6 +159,7 @@ class TrainConfig:
     tta_flip: bool = True
     tta_scales: list[float] = field(default_factory=lambda: [1.0])
     select_scales: list[float] | None = None
+    select_accuracy_weight: float = 0.0
     seed: int = 0
     mixed_precision: str = "none"
 
@@ -170,6 +175,10 @@ class TrainConfig:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
         if self.class_weights not in ("balanced_sqrt", "balanced", "none"):
             raise ValueError("class_weights must be balanced_sqrt, balanced or none")
+        if not self.select_accuracy_weight >= 0:
+            raise ValueError(
+                f"train.select_accuracy_weight must be >= 0, got {self.select_accuracy_weight}"
+            )
         if self.au_pos_weight not in ("auto", "none"):
             raise ValueError("au_pos_weight must be auto or none")
         try:

@@ -50,6 +50,18 @@ def evaluate_model(model, val: ValidationSet, spec, tta: TTA | bool, thresholds=
     )
 
 
+def selection_score(res, accuracy_weight: float = 0.0) -> float:
+    """The validation score that picks epochs: the ABAW partial sum (expression
+    macro-F1 + VA CCC + AU F1 over the heads with labels) plus ``accuracy_weight`` x
+    expression accuracy; -inf when nothing could be scored."""
+    score = res.mtl_partial
+    if score is None:
+        return -float("inf")
+    if accuracy_weight and res.expr.accuracy is not None:
+        score += accuracy_weight * res.expr.accuracy
+    return float(score)
+
+
 def epoch_callbacks(cfg: RunConfig, run_dir: Path, val: ValidationSet, spec: PreprocessSpec, state):
     import keras
 
@@ -62,7 +74,7 @@ def epoch_callbacks(cfg: RunConfig, run_dir: Path, val: ValidationSet, spec: Pre
             logs = logs if logs is not None else {}
             t0 = time.time()
             res = evaluate_model(self.model, val, spec, cfg.train.select_tta)
-            score = res.mtl_partial if res.mtl_partial is not None else -float("inf")
+            score = selection_score(res, cfg.train.select_accuracy_weight)
             logs.update(
                 {
                     "val_score": score,
