@@ -545,3 +545,25 @@ def test_mixed_precision_trains_and_ships_a_float32_bundle(sets, tmp_path):
         TrainConfig(mixed_precision="int4")
     with pytest.raises(ValueError, match="tta_scales"):
         TrainConfig(tta_scales=[0.1])
+
+
+def test_random_erasing_paints_grey_rectangles_at_the_given_rate():
+    from liveaffect.data.pipeline import augmenter
+
+    off = dict(flip=False, rotation_deg=0, zoom=0, shift=0, brightness=0, contrast=0)
+    x = np.zeros((400, 48, 48, 1), np.float32)
+    out = np.asarray(augmenter(AugmentConfig(**off, erasing=0.5), seed=0)(x, training=True))
+    grey = (out == 127.5).reshape(len(x), -1)
+    # Nothing but the erased rectangles changes.
+    assert np.all((out == 0) | (out == 127.5))
+    erased = grey.any(axis=1)
+    assert 0.4 < erased.mean() < 0.6
+    area = grey[erased].mean(axis=1)
+    assert area.min() >= 0.015 and area.max() <= 0.26
+    # Each erased patch is one rectangle: its rows and columns span exactly its pixels.
+    for mask in grey[erased][:20].reshape(-1, 48, 48):
+        rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+        assert mask.sum() == len(rows) * len(cols)
+    assert augmenter(AugmentConfig(**off, erasing=0.0)) is None
+    with pytest.raises(ValueError, match="erasing"):
+        AugmentConfig(erasing=1.5)

@@ -32,6 +32,8 @@ class AugmentConfig:
         shift: maximum translation as a fraction of the image size.
         brightness: maximum brightness change as a fraction of the 0..255 range.
         contrast: maximum relative contrast change.
+        erasing: probability that a random rectangle of the face (2% to 25% of its area, any
+            aspect) is painted mid-grey (random erasing / Cutout); 0 = off.
     """
 
     flip: bool = True
@@ -40,11 +42,14 @@ class AugmentConfig:
     shift: float = 0.1
     brightness: float = 0.2
     contrast: float = 0.2
+    erasing: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("rotation_deg", "zoom", "shift", "brightness", "contrast"):
+        for name in ("rotation_deg", "zoom", "shift", "brightness", "contrast", "erasing"):
             if getattr(self, name) < 0:
                 raise ValueError(f"augment.{name} must be >= 0, got {getattr(self, name)}")
+        if self.erasing > 1:
+            raise ValueError(f"augment.erasing is a probability in [0, 1], got {self.erasing}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -124,6 +129,17 @@ def augmenter(cfg: AugmentConfig, seed: int | None = None):
         stack.append(layers.RandomBrightness(cfg.brightness, value_range=(0, 255), seed=seed))
     if cfg.contrast:
         stack.append(layers.RandomContrast(cfg.contrast, value_range=(0, 255), seed=seed))
+    if cfg.erasing:
+        # factor (p, p): each image is erased with probability exactly p.
+        stack.append(
+            layers.RandomErasing(
+                factor=(cfg.erasing, cfg.erasing),
+                scale=(0.02, 0.25),
+                fill_value=127.5,
+                value_range=(0, 255),
+                seed=seed,
+            )
+        )
     return keras.Sequential(stack, name="augment") if stack else None
 
 
