@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from liveaffect.bundle import load_bundle
-from liveaffect.data.pipeline import AugmentConfig, decode_all, label_arrays
+from liveaffect.data.pipeline import AugmentConfig, augmenter, decode_all, label_arrays
 from liveaffect.data.sources import load_records
 from liveaffect.evaluation.metrics import ccc as ccc_score
 from liveaffect.evaluation.metrics import tune_au_thresholds
@@ -548,8 +548,6 @@ def test_mixed_precision_trains_and_ships_a_float32_bundle(sets, tmp_path):
 
 
 def test_random_erasing_paints_grey_rectangles_at_the_given_rate():
-    from liveaffect.data.pipeline import augmenter
-
     off = dict(flip=False, rotation_deg=0, zoom=0, shift=0, brightness=0, contrast=0)
     x = np.zeros((400, 48, 48, 1), np.float32)
     out = np.asarray(augmenter(AugmentConfig(**off, erasing=0.5), seed=0)(x, training=True))
