@@ -12,7 +12,9 @@ CSV manifests: a ``path`` column (relative to the CSV's folder, or absolute) and
 ``expression`` (name or index), ``valence``, ``arousal``, ``AU1``..``AU26`` (``AU01``,
 ``au_1`` ...), ``split`` and ``video``; an empty cell is a missing label, other columns are
 ignored. For still images ``Record.video`` is the image path, so splitting by video is
-splitting by image.
+splitting by image. ``group_by="subject"`` (any column name) makes holdout splits keep all
+rows of one value of that column on one side (``Record.group``): CK+'s three frames of a
+sequence, and a subject's several sequences, are near duplicates.
 """
 
 from __future__ import annotations
@@ -192,21 +194,31 @@ def _row_record(row, cols, where, base, split_filter, source) -> tuple[Record | 
     if expr == EXPR_MISSING and va is None and au is None:
         return None, unknown
     video = cell(cols["video"]) or path
-    record = Record(path=path, expr=expr, va=va, au=au, source=source, video=video, split=split)
+    group = cell(cols["group"])
+    if cols["group"] is not None and not group:
+        raise DatasetError(f"{where}: empty group cell (the manifest's group_by column)")
+    record = Record(
+        path=path, expr=expr, va=va, au=au, source=source, video=video, split=split, group=group
+    )
     return record, unknown
 
 
-def read_csv_manifest(path: str, split: str | None = None, source: str = "") -> list[Record]:
+def read_csv_manifest(
+    path: str, split: str | None = None, source: str = "", group_by: str | None = None
+) -> list[Record]:
     """Read a CSV manifest; rows whose image file does not exist are counted and skipped.
 
     Args:
         path: the ``.csv`` file (local or ``gs://``).
         split: keep rows whose ``split`` column says this; needs a ``split`` column.
         source: Record.source; default the name of the CSV's folder.
+        group_by: a column whose value becomes ``Record.group`` (what holdout splits keep
+            together, e.g. ``subject``); None = split by ``video`` (or image).
 
     Raises:
-        DatasetError: no ``path`` column, a malformed cell (``file:line``), or ``split``
-            asked of a manifest without a ``split`` column.
+        DatasetError: no ``path`` column, a malformed cell (``file:line``), ``split``
+            asked of a manifest without a ``split`` column, or a ``group_by`` column that
+            is missing or has an empty cell.
     """
     _check_split(split)
     if not io.exists(path):
@@ -224,10 +236,15 @@ def read_csv_manifest(path: str, split: str | None = None, source: str = "") -> 
         "arousal": _header_index(header, ("arousal",)),
         "split": _header_index(header, ("split",)),
         "video": _header_index(header, ("video",)),
+        "group": _header_index(header, (group_by.strip().lower(),)) if group_by else None,
         "au": {au_index(h): i for i, h in enumerate(header) if au_index(h) is not None},
     }
     if cols["path"] is None:
         raise DatasetError(f"{path}:1: no path column (one of {', '.join(_PATH_COLUMNS)})")
+    if group_by and cols["group"] is None:
+        raise DatasetError(
+            f"{path}:1: no {group_by!r} column to group by (columns: {', '.join(header)})"
+        )
     if split is not None and cols["split"] is None:
         raise DatasetError(
             f"{path} has no split column, so split={split!r} cannot be read; "

@@ -34,6 +34,10 @@ class AugmentConfig:
         contrast: maximum relative contrast change.
         erasing: probability that a random rectangle of the face (2% to 25% of its area, any
             aspect) is painted mid-grey (random erasing / Cutout); 0 = off.
+        degrade: probability that a face gets a random chain of video degradations (blur or
+            motion blur, low resolution, lighting, sensor noise, JPEG), applied after the
+            geometric and colour steps; see :func:`liveaffect.data.degrade.random_degrade`.
+            0 = off.
     """
 
     flip: bool = True
@@ -43,13 +47,18 @@ class AugmentConfig:
     brightness: float = 0.2
     contrast: float = 0.2
     erasing: float = 0.0
+    degrade: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("rotation_deg", "zoom", "shift", "brightness", "contrast", "erasing"):
+        names = ("rotation_deg", "zoom", "shift", "brightness", "contrast", "erasing", "degrade")
+        for name in names:
             if getattr(self, name) < 0:
                 raise ValueError(f"augment.{name} must be >= 0, got {getattr(self, name)}")
-        if self.erasing > 1:
-            raise ValueError(f"augment.erasing is a probability in [0, 1], got {self.erasing}")
+        for name in ("erasing", "degrade"):
+            if getattr(self, name) > 1:
+                raise ValueError(
+                    f"augment.{name} is a probability in [0, 1], got {getattr(self, name)}"
+                )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -196,12 +205,37 @@ def make_dataset(
         ds = ds.shuffle(min(len(records), 50_000), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size, drop_remainder=False)
     aug = augmenter(augment, seed) if (training and augment) else None
+    degrade = _degrader(augment.degrade, seed) if (training and augment) else None
 
     def finish(img, lab):
         x = tf.cast(img, tf.float32)
         if aug is not None:
             x = tf.clip_by_value(aug(x, training=True), 0.0, 255.0)
+        if degrade is not None:
+            x = degrade(x)
         return normalize(x, spec), lab
 
     ds = ds.map(finish, num_parallel_calls=autotune)
     return ds.prefetch(autotune)
+
+
+def _degrader(probability: float, seed: int):
+    """A graph function that degrades a float 0..255 batch like video (None when off)."""
+    if not probability:
+        return None
+    import tensorflow as tf
+
+    from liveaffect.data.degrade import random_degrade_batch
+
+    rng = np.random.default_rng(seed + 7919)
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        pixels = np.clip(batch + 0.5, 0, 255).astype(np.uint8)
+        return random_degrade_batch(pixels, probability, rng).astype(np.float32)
+
+    def apply(x):
+        y = tf.numpy_function(run, [x], tf.float32, stateful=True)
+        y.set_shape(x.shape)
+        return y
+
+    return apply

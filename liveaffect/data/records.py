@@ -21,6 +21,8 @@ class Record:
             by the Aff-Wild2 reader); for still-image sets, the image's own id.
         frame: 1-based frame number inside the video, or -1.
         split: the split the source assigned (``train``, ``validation``, ``test``) or "".
+        group: what holdout splits keep together when it is not the recording, e.g. the
+            subject of a CSV manifest read with ``group_by="subject"``; "" = ``video``.
     """
 
     path: str
@@ -31,10 +33,16 @@ class Record:
     video: str = ""
     frame: int = -1
     split: str = ""
+    group: str = ""
 
     def __post_init__(self) -> None:
         if self.au is not None and len(self.au) != NUM_AUS:
             raise ValueError(f"au needs {NUM_AUS} values, got {len(self.au)}")
+
+    @property
+    def split_key(self) -> str:
+        """What splits keep on one side: ``group`` when set, else ``video``."""
+        return self.group or self.video
 
     @property
     def has_expr(self) -> bool:

@@ -71,7 +71,9 @@ def detect_kind(root: str) -> str:
     )
 
 
-def load_records(root: str, split: str | None = None, kind: str = "auto") -> list[Record]:
+def load_records(
+    root: str, split: str | None = None, kind: str = "auto", group_by: str | None = None
+) -> list[Record]:
     """Read one dataset into records.
 
     Args:
@@ -79,12 +81,15 @@ def load_records(root: str, split: str | None = None, kind: str = "auto") -> lis
         split: ``"train"``, ``"validation"``, ``"test"`` (class folders / CSV only) or None
             for everything the source has.
         kind: one of :data:`KINDS`; ``"auto"`` detects it.
+        group_by: CSV manifests only: the column holdout splits keep together
+            (``Record.group``, e.g. ``subject``).
 
     Returns:
         The records, each with its own label masks and ``Record.source`` set.
 
     Raises:
-        DatasetError: missing root, unknown kind, or malformed data.
+        DatasetError: missing root, unknown kind, malformed data, or ``group_by`` asked
+            of a source that is not a CSV manifest.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -92,6 +97,8 @@ def load_records(root: str, split: str | None = None, kind: str = "auto") -> lis
         raise DatasetError(f"dataset root {root} does not exist")
     if kind == "auto":
         kind = detect_kind(root)
+    if group_by and kind != "csv":
+        raise DatasetError(f"{root}: group_by needs a CSV manifest, but this is {kind!r} data")
     if kind == "affwild2":
         records = affwild2.read_affwild2(root, split)
     elif kind == "mtl":
@@ -100,7 +107,7 @@ def load_records(root: str, split: str | None = None, kind: str = "auto") -> lis
         path = _find_csv(root)
         if path is None:
             raise DatasetError(f"no .csv manifest in {root}")
-        records = folders.read_csv_manifest(path, split)
+        records = folders.read_csv_manifest(path, split, group_by=group_by)
     else:
         records = folders.read_class_folders(root, split)
     logger.info("%s (%s, split=%s): %d records", root, kind, split, len(records))

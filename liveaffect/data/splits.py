@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from liveaffect.data.records import Record
 
 STRATEGIES = ("recording", "official", "random")
+PARTS = ("rest", "holdout", "holdout_val", "holdout_test")
 
 
 def _check_fraction(fraction: float) -> None:
@@ -26,7 +27,8 @@ def _check_fraction(fraction: float) -> None:
 def split_by_recording(
     records: Sequence[Record], val_fraction: float = 0.1, seed: int = 0
 ) -> tuple[list[Record], list[Record]]:
-    """Split whole recordings (``Record.video``) into train and validation.
+    """Split whole recordings (``Record.split_key``: the video, or the record's group
+    such as a subject) into train and validation.
 
     Recordings are shuffled with ``seed`` and moved to validation until it holds at least
     ``val_fraction`` of the records; with two or more recordings both sides are non-empty.
@@ -42,7 +44,7 @@ def split_by_recording(
     _check_fraction(val_fraction)
     groups: dict[str, int] = defaultdict(int)
     for record in records:
-        groups[record.video] += 1
+        groups[record.split_key] += 1
     keys = sorted(groups)
     random.Random(seed).shuffle(keys)
     target = val_fraction * len(records)
@@ -53,8 +55,8 @@ def split_by_recording(
             break
         val_keys.add(key)
         taken += groups[key]
-    train = [r for r in records if r.video not in val_keys]
-    val = [r for r in records if r.video in val_keys]
+    train = [r for r in records if r.split_key not in val_keys]
+    val = [r for r in records if r.split_key in val_keys]
     return train, val
 
 
@@ -120,3 +122,32 @@ def make_split(
     if strategy == "random":
         return random_split(records, val_fraction, seed)
     raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+
+
+def holdout_part(
+    records: Sequence[Record], fraction: float, seed: int = 0, part: str = "holdout"
+) -> list[Record]:
+    """One part of a seeded holdout split by recording/group (:func:`split_by_recording`).
+
+    Args:
+        records: the records to split.
+        fraction: share of records held out, in (0, 1).
+        seed: the split's seed.
+        part: ``rest`` (what is not held out: the training side), ``holdout`` (all of the
+            held-out side), or ``holdout_val`` / ``holdout_test``: the held-out groups cut
+            once more in half by group (same seed), so that one half can tune what the
+            other half then measures (e.g. AU thresholds on validation subjects, F1 on
+            test subjects).
+
+    Raises:
+        ValueError: bad fraction or part.
+    """
+    if part not in PARTS:
+        raise ValueError(f"part must be one of {PARTS}, got {part!r}")
+    rest, held = split_by_recording(records, fraction, seed)
+    if part == "rest":
+        return rest
+    if part == "holdout":
+        return held
+    test, val = split_by_recording(held, 0.5, seed)
+    return val if part == "holdout_val" else test

@@ -10,6 +10,7 @@ import yaml
 
 from liveaffect.data.pipeline import AugmentConfig
 from liveaffect.data.sampling import SeedRecipe
+from liveaffect.data.splits import PARTS
 from liveaffect.model.mtl import HeadConfig, ModelConfig
 from liveaffect.tta import TTA
 
@@ -22,10 +23,14 @@ class SourceSpec:
         path: dataset root, class folder, CSV manifest or Aff-Wild2 root (local or gs://).
         split: which split of the source to read (``train``, ``validation``, ``test``),
             or None for all of it.
-        holdout: fraction held out by recording/image (fixed seed) — see ``part``.
-        part: ``rest`` (everything but the holdout) or ``holdout``.
+        holdout: fraction held out by recording/image/group (fixed seed) — see ``part``.
+        part: ``rest`` (everything but the holdout), ``holdout``, or ``holdout_val`` /
+            ``holdout_test`` (the held-out groups halved once more by group; see
+            :func:`liveaffect.data.splits.holdout_part`).
         seed: seed of the holdout split.
         repeat: oversampling factor for this source in training (integer >= 1).
+        group_by: CSV manifests: the column whose rows the holdout keeps together (e.g.
+            ``subject``); None = by recording (``video`` column) or image.
     """
 
     path: str
@@ -34,12 +39,15 @@ class SourceSpec:
     part: str = "rest"
     seed: int = 0
     repeat: int = 1
+    group_by: str | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.holdout < 1.0:
             raise ValueError(f"holdout must be in [0, 1), got {self.holdout} for {self.path}")
-        if self.part not in ("rest", "holdout"):
-            raise ValueError(f"part must be 'rest' or 'holdout', got {self.part!r}")
+        if self.part not in PARTS:
+            raise ValueError(f"part must be one of {', '.join(PARTS)}, got {self.part!r}")
+        if self.part != "rest" and not self.holdout:
+            raise ValueError(f"part {self.part!r} needs a holdout fraction for {self.path}")
         if int(self.repeat) < 1:
             raise ValueError(f"repeat must be >= 1, got {self.repeat} for {self.path}")
 
@@ -138,6 +146,9 @@ class TrainConfig:
             CCC + AU F1) that picks the best epoch and drives early stopping; for a
             target stated in accuracy as well as macro-F1. 0 = the ABAW score alone.
         seed: global random seed.
+        init_from: a bundle (folder or .keras) of the same model config whose weights the
+            run starts from instead of random ones (continued training / fine-tuning);
+            None = from scratch. Ignored when resuming (the checkpoint has the weights).
         mixed_precision: ``none``, ``bfloat16`` (about 30% faster training on CPUs with
             AVX512-BF16/AMX, measured here) or ``float16`` (GPUs). Weights stay float32
             and the saved bundle is a plain float32 model either way.
@@ -161,6 +172,7 @@ class TrainConfig:
     select_scales: list[float] | None = None
     select_accuracy_weight: float = 0.0
     seed: int = 0
+    init_from: str | None = None
     mixed_precision: str = "none"
 
     def __post_init__(self) -> None:

@@ -48,12 +48,11 @@ def preprocess_spec(cfg: RunConfig) -> PreprocessSpec:
 # ---------------------------------------------------------------- data
 def _read_source(spec: SourceSpec) -> list[Record]:
     from liveaffect.data.sources import load_records
-    from liveaffect.data.splits import split_by_recording
+    from liveaffect.data.splits import holdout_part
 
-    records = load_records(spec.path, split=spec.split)
+    records = load_records(spec.path, split=spec.split, group_by=spec.group_by)
     if spec.holdout > 0:
-        rest, held = split_by_recording(records, spec.holdout, spec.seed)
-        records = held if spec.part == "holdout" else rest
+        records = holdout_part(records, spec.holdout, spec.seed, spec.part)
     return records
 
 
@@ -311,6 +310,8 @@ def _fit_and_save(
             print(f"resuming after epoch {state['epoch_done']} from {run_dir / 'checkpoints'}")
         else:
             model = build_mtl_model(cfg.model)
+            if cfg.train.init_from:
+                _init_weights(model, cfg.train.init_from)
             _compile(model, cfg, train_records, steps)
     started = time.time()
     if state["epoch_done"] < cfg.train.epochs and state["wait"] < cfg.train.early_stopping_patience:
@@ -367,6 +368,23 @@ def _fit_and_save(
     write_state(run_dir, state)
     print(f"bundle written to {bundle} (best epoch {state['best_epoch']})")
     return bundle
+
+
+def _init_weights(model, source: str) -> None:
+    """Copy the weights of the bundle at ``source`` into ``model`` (same architecture)."""
+    from liveaffect.bundle import BundleError, load_bundle
+
+    try:
+        init = load_bundle(source).model
+    except BundleError as exc:
+        raise TrainingError(f"train.init_from: {exc}") from exc
+    shapes = [w.shape for w in model.get_weights()]
+    if [w.shape for w in init.get_weights()] != shapes:
+        raise TrainingError(
+            f"train.init_from: {source} is not a model of this config (weight shapes differ)"
+        )
+    model.set_weights(init.get_weights())
+    print(f"starting from the weights of {source}")
 
 
 def _same_config(saved: dict[str, Any], cfg: RunConfig) -> bool:
