@@ -565,3 +565,54 @@ def test_random_erasing_paints_grey_rectangles_at_the_given_rate():
     assert augmenter(AugmentConfig(**off, erasing=0.0)) is None
     with pytest.raises(ValueError, match="erasing"):
         AugmentConfig(erasing=1.5)
+
+
+def test_degrade_augmentation_reaches_the_training_batches():
+    from liveaffect.data.pipeline import make_dataset
+    from liveaffect.data.records import Record
+    from liveaffect.preprocess import PreprocessSpec
+
+    off = dict(flip=False, rotation_deg=0, zoom=0, shift=0, brightness=0, contrast=0)
+    spec = PreprocessSpec(input_size=(48, 48), color="gray", normalization="none")
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (64, 48, 48, 1), dtype=np.uint8)
+    records = [Record(path=f"{i}.png", expr=0) for i in range(64)]
+
+    def batch(p):
+        ds = make_dataset(records, spec, 64, True, AugmentConfig(**off, degrade=p), None, images)
+        x, _ = next(iter(ds))
+        return np.asarray(x)
+
+    plain, degraded = batch(0.0), batch(1.0)
+    # no degradation: the faces come through unchanged (shuffled), as 0..255 floats
+    np.testing.assert_array_equal(np.sort(plain.ravel()), np.sort(images.ravel()))
+    changed = np.abs(np.sort(degraded.reshape(64, -1), 1) - np.sort(plain.reshape(64, -1), 1))
+    assert (changed.max(axis=1) > 0).mean() > 0.7
+    with pytest.raises(ValueError, match="degrade"):
+        AugmentConfig(degrade=2.0)
+
+
+def test_init_from_starts_from_the_bundles_weights(tiny_run, sets, tmp_path):
+    import keras
+
+    _, _, start = tiny_run
+    seen = {}
+
+    class FirstWeights(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            seen["weights"] = [w.copy() for w in self.model.get_weights()]
+
+    cfg = make_cfg(sets["train"], sets["val"], epochs=1, init_from=str(start))
+    train(cfg, tmp_path / "run", extra_callbacks=[FirstWeights()], **QUIET)
+    expected = load_bundle(start).model.get_weights()
+    assert len(seen["weights"]) == len(expected)
+    for got, want in zip(seen["weights"], expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+    other = make_cfg(sets["train"], sets["val"], epochs=1, init_from=str(start))
+    other.model = ModelConfig(backbone="tiny", input_size=SIZE, head=LIGHT_HEAD)
+    with pytest.raises(TrainingError, match="weight shapes differ"):
+        train(other, tmp_path / "run2", **QUIET)
+    missing = make_cfg(sets["train"], sets["val"], epochs=1, init_from=str(tmp_path / "nope"))
+    with pytest.raises(TrainingError, match="init_from"):
+        train(missing, tmp_path / "run3", **QUIET)

@@ -48,7 +48,7 @@ def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
 
 def motion_blur(image: np.ndarray, length: float, angle_deg: float) -> np.ndarray:
     """Linear motion blur over ``length`` pixels at ``angle_deg``."""
-    size = max(int(round(length)), 1)
+    size = max(round(length), 1)
     if size < 2:
         return image
     kernel = np.zeros((size, size), np.float32)
@@ -66,7 +66,7 @@ def low_resolution(image: np.ndarray, side: float) -> np.ndarray:
     h, w = image.shape[:2]
     f = min(float(side) / max(h, w), 1.0)
     small = cv2.resize(
-        image, (max(int(round(w * f)), 2), max(int(round(h * f)), 2)), interpolation=cv2.INTER_AREA
+        image, (max(round(w * f), 2), max(round(h * f), 2)), interpolation=cv2.INTER_AREA
     )
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR).reshape(image.shape)
 

@@ -1,0 +1,129 @@
+"""Grouped holdout splits of CSV manifests (CK+ by subject) and the video degradations."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from liveaffect.data import degrade, folders, sources
+from liveaffect.data.io import DatasetError
+from liveaffect.data.splits import holdout_part
+from liveaffect.training.config import SourceSpec
+from tests.conftest import shared_path
+
+
+def _manifest(tmp_path, n_subjects=10, per_subject=6):
+    img = np.full((8, 8), 128, np.uint8)
+    lines = ["path,expression,video,subject,AU12"]
+    for s in range(n_subjects):
+        for i in range(per_subject):
+            name = f"s{s}_{i}.png"
+            cv2.imwrite(str(tmp_path / name), img)
+            lines.append(f"{name},happy,s{s}_seq{i // 3},S{s},{i % 2}")
+    path = tmp_path / "labels.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_group_by_keeps_each_subject_on_one_side_of_every_part(tmp_path):
+    records = sources.load_records(str(_manifest(tmp_path)), group_by="subject")
+    assert {r.group for r in records} == {f"S{s}" for s in range(10)}
+    assert records[0].video == "s0_seq0"  # the recording stays what it was
+    parts = {p: holdout_part(records, 0.4, 3, p) for p in ("rest", "holdout_val", "holdout_test")}
+    groups = {p: {r.group for r in recs} for p, recs in parts.items()}
+    assert all(groups.values())
+    assert not groups["rest"] & groups["holdout_val"]
+    assert not groups["rest"] & groups["holdout_test"]
+    assert not groups["holdout_val"] & groups["holdout_test"]
+    assert sum(len(v) for v in parts.values()) == len(records)
+    held = {r.path for r in holdout_part(records, 0.4, 3, "holdout")}
+    assert held == {r.path for p in ("holdout_val", "holdout_test") for r in parts[p]}
+
+
+def test_without_group_by_a_subject_is_cut_by_sequence(tmp_path):
+    records = sources.load_records(str(_manifest(tmp_path)))
+    assert all(r.group == "" for r in records)
+    rest = {r.video for r in holdout_part(records, 0.4, 3, "rest")}
+    held = {r.video for r in holdout_part(records, 0.4, 3, "holdout")}
+    assert not rest & held
+    # some subject has sequences on both sides: that is what group_by prevents
+    subject = lambda v: v.split("_")[0]  # noqa: E731
+    assert {subject(v) for v in rest} & {subject(v) for v in held}
+
+
+def test_group_by_errors(tmp_path):
+    path = _manifest(tmp_path)
+    with pytest.raises(DatasetError, match="no 'person' column"):
+        folders.read_csv_manifest(str(path), group_by="person")
+    path.write_text(path.read_text().replace(",S3,", ",,", 1))
+    with pytest.raises(DatasetError, match=r"labels.csv:\d+: empty group cell"):
+        folders.read_csv_manifest(str(path), group_by="subject")
+    (tmp_path / "fer" / "happy").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "fer" / "happy" / "a.png"), np.zeros((8, 8), np.uint8))
+    with pytest.raises(DatasetError, match="group_by needs a CSV"):
+        sources.load_records(str(tmp_path / "fer"), group_by="subject")
+    with pytest.raises(ValueError, match="needs a holdout fraction"):
+        SourceSpec(path="x.csv", part="holdout_val")
+    with pytest.raises(ValueError, match="part must be one of"):
+        SourceSpec(path="x.csv", holdout=0.3, part="val")
+
+
+def test_real_ckplus_split_by_subject():
+    root = shared_path("ckplus_au")
+    records = sources.load_records(str(root), group_by="subject")
+    assert len(records) == 654
+    assert len({r.group for r in records}) == 78
+    assert all(r.has_au and r.has_expr for r in records)
+    val = holdout_part(records, 0.3, 35, "holdout_val")
+    test = holdout_part(records, 0.3, 35, "holdout_test")
+    # seed 35 (the default config's): every AU and Other in both halves, >= 2 sequences
+    for part in (val, test):
+        au = np.array([r.au for r in part]).sum(axis=0)
+        assert au.min() >= 6
+        assert sum(r.expr == 7 for r in part) >= 6
+
+
+@pytest.fixture(scope="module")
+def face():
+    rng = np.random.default_rng(1)
+    img = cv2.GaussianBlur(rng.integers(0, 256, (48, 48), dtype=np.uint8), (0, 0), 1.0)
+    return img[..., None]
+
+
+@pytest.mark.parametrize("kind", degrade.KINDS)
+def test_fixed_copies_keep_shape_and_change_the_face(face, kind):
+    out = degrade.degrade_copy(face, kind, np.random.default_rng(0))
+    assert out.shape == face.shape and out.dtype == np.uint8
+    assert np.abs(out.astype(int) - face).mean() > 3
+    again = degrade.degrade_copy(face, kind, np.random.default_rng(0))
+    np.testing.assert_array_equal(out, again)  # seeded: reproducible copies
+
+
+def test_fixed_copies_do_what_they_say(face):
+    rng = np.random.default_rng(0)
+    lap = lambda x: cv2.Laplacian(x.astype(np.float32), cv2.CV_32F).var()  # noqa: E731
+    assert lap(degrade.degrade_copy(face, "blur", rng)) < 0.2 * lap(face)
+    assert lap(degrade.degrade_copy(face, "lowres", rng)) < 0.5 * lap(face)
+    assert degrade.degrade_copy(face, "dark", rng).mean() < 0.6 * face.mean()
+    with pytest.raises(ValueError, match="degradation must be one of"):
+        degrade.degrade_copy(face, "fog", rng)
+
+
+def test_strengths_scale_with_image_size(face):
+    big = cv2.resize(face[..., 0], (192, 192), interpolation=cv2.INTER_CUBIC)[..., None]
+    rng = np.random.default_rng(0)
+    small_blur = degrade.degrade_copy(face, "blur", rng)
+    big_blur = cv2.resize(degrade.degrade_copy(big, "blur", rng)[..., 0], (48, 48))
+    diff = np.abs(small_blur[..., 0].astype(int) - big_blur).mean()
+    assert diff < 6  # the same blur relative to the face, whatever its size
+
+
+def test_random_batch_degrades_about_the_asked_share(face):
+    batch = np.repeat(face[None], 200, axis=0)
+    out = degrade.random_degrade_batch(batch, 0.5, np.random.default_rng(0))
+    changed = (np.abs(out.astype(int) - batch).reshape(200, -1).max(axis=1) > 0).mean()
+    assert 0.3 < changed < 0.6  # p=0.5, and a drawn chain can be empty (0.5*0.6*0.5*0.6^2)
+    assert np.array_equal(batch, np.repeat(face[None], 200, axis=0))  # input untouched
+    none = degrade.random_degrade_batch(batch, 0.0, np.random.default_rng(0))
+    np.testing.assert_array_equal(none, batch)
