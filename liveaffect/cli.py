@@ -1,8 +1,10 @@
 """Command line: ``python -m liveaffect {live,train,evaluate,export,bench} ...``.
 
-Each subcommand lives in its own module exposing ``add_arguments(parser)`` and
-``run(args) -> int``. Those modules must import nothing heavy (TensorFlow,
-OpenCV windows) at module level, so that ``--help`` and bad options answer fast.
+Each subcommand lives in its own module under ``liveaffect.commands`` exposing
+``add_arguments(parser)`` and ``run(args) -> int``; they are imported here by name, so
+no library module imports a command. Those modules must import nothing heavy
+(TensorFlow, OpenCV windows) at module level, so that ``--help`` and bad options
+answer fast.
 """
 
 from __future__ import annotations
@@ -11,17 +13,15 @@ import argparse
 import importlib
 import sys
 
+from liveaffect.errors import CliError
+
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "live": ("liveaffect.runtime.app", "analyse a webcam, video file or stream (default)"),
+    "live": ("liveaffect.commands.live", "analyse a webcam, video file or stream (default)"),
     "train": ("liveaffect.training.cli", "train a multi-task model bundle"),
-    "evaluate": ("liveaffect.evaluation.cli", "evaluate a bundle with the ABAW metrics"),
-    "export": ("liveaffect.model.export", "export a bundle to TFLite"),
-    "bench": ("liveaffect.bench", "benchmark the live pipeline stage by stage"),
+    "evaluate": ("liveaffect.commands.evaluate", "evaluate a bundle with the ABAW metrics"),
+    "export": ("liveaffect.commands.export", "export a bundle to TFLite"),
+    "bench": ("liveaffect.commands.bench", "benchmark the live pipeline stage by stage"),
 }
-
-
-class CliError(Exception):
-    """A user error: printed as one line, exit status 2."""
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
-from liveaffect.cli import CliError
+from liveaffect.commands import evaluate as evaluate_cli
 from liveaffect.data.records import Record
-from liveaffect.evaluation import cli as evaluate_cli
+from liveaffect.errors import CliError
 from liveaffect.labels import AUS
 from liveaffect.preprocess import crop_face, prepare_face
 from liveaffect.tta import TTA, zoom

@@ -1,14 +1,13 @@
-"""Export a bundle's Keras model to TFLite (fp32, fp16, dynamic-range int8).
+"""TFLite conversion of a bundle's Keras model (fp32, fp16, dynamic-range int8).
 
-``python -m liveaffect export --model BUNDLE --tflite int8`` writes
-``BUNDLE/model.int8.tflite`` and prints the largest output difference against the
-Keras model on real face crops. The live app's CPU engine uses the same conversion,
-cached beside the bundle and rebuilt when ``model.keras`` changes.
+The library half of ``python -m liveaffect export`` (the command is
+:mod:`liveaffect.commands.export`). The live app's CPU engine uses the same
+conversion through :func:`cached_tflite`, cached beside the bundle and rebuilt when
+``model.keras`` changes.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import hashlib
 import io
@@ -18,8 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from liveaffect.cli import CliError
 
 MODES = ("fp32", "fp16", "int8")
 
@@ -118,67 +115,3 @@ def max_differences(model: Any, tflite: str | os.PathLike | bytes, x: np.ndarray
     ref = model(np.asarray(x, np.float32), training=False)
     out = run_tflite(tflite, x)
     return {k: float(np.abs(np.asarray(ref[k]) - out[k]).max()) for k in ref if k in out}
-
-
-def sample_faces(
-    spec: Any, source: str | None, n: int = 64, seed: int = 0
-) -> tuple[np.ndarray, str]:
-    """Up to ``n`` real face images from a dataset root, prepared for the model."""
-    from liveaffect.data.pipeline import load_face
-    from liveaffect.data.sources import load_records
-    from liveaffect.preprocess import normalize
-
-    records = load_records(source)
-    if not records:
-        raise CliError(f"no face images found in {source}")
-    rng = np.random.default_rng(seed)
-    pick = rng.choice(len(records), min(n, len(records)), replace=False)
-    faces = np.stack([load_face(records[i].path, spec) for i in pick]).astype(np.float32)
-    return normalize(faces, spec), f"{len(pick)} faces from {source}"
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, metavar="BUNDLE", help="bundle folder or .keras")
-    p.add_argument("--tflite", choices=MODES, default="fp32", help="TFLite precision")
-    p.add_argument("--out", metavar="FILE", help="output file (default: BUNDLE/model.MODE.tflite)")
-    p.add_argument(
-        "--samples",
-        metavar="ROOT",
-        help="faces to compare Keras and TFLite on (any dataset root the trainer reads); "
-        "default: random pixels, with a warning",
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    from liveaffect.bundle import BundleError, load_bundle
-
-    try:
-        bundle = load_bundle(args.model)
-    except BundleError as exc:
-        raise CliError(str(exc)) from exc
-    spec = bundle.card.preprocess
-    base = Path(args.model) if Path(args.model).is_dir() else Path(args.model).parent
-    out = Path(args.out) if args.out else base / f"model.{args.tflite}.tflite"
-    try:
-        data = convert_tflite(bundle.model, args.tflite)
-    except ExportError as exc:
-        raise CliError(str(exc)) from exc
-    out.write_bytes(data)
-    print(f"wrote {out} ({len(data) / 1e6:.1f} MB, {args.tflite})")
-    if args.samples:
-        from liveaffect.data.io import DatasetError
-
-        try:
-            x, what = sample_faces(spec, args.samples)
-        except DatasetError as exc:
-            raise CliError(str(exc)) from exc
-    else:
-        rng = np.random.default_rng(0)
-        x = rng.uniform(0, 255, (16, *spec.input_shape)).astype(np.float32)
-        what = "16 random-pixel images (pass --samples ROOT to compare on real faces)"
-    diffs = max_differences(bundle.model, out, x)
-    print(f"largest |Keras - TFLite| on {what}:")
-    for head, d in diffs.items():
-        note = "" if bundle.card.trained(head) else " (head not trained)"
-        print(f"  {head:<5} {d:.2e}{note}")
-    return 0

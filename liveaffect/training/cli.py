@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from liveaffect.cli import CliError
+from liveaffect.errors import CliError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

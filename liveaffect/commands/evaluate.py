@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from liveaffect.cli import CliError
+from liveaffect.errors import CliError
 from liveaffect.tta import TTA, card_tta, parse_scales
 
 SPLITS = ("auto", "train", "validation", "test", "all")

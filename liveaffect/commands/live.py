@@ -12,15 +12,10 @@ import argparse
 import os
 import sys
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 
-from liveaffect.cli import CliError
-
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "final_model"
-"""The shipped default bundle: ``final_model/`` next to the ``liveaffect`` package."""
-
-VIDEO_SUFFIXES = (".mp4", ".avi")
+from liveaffect.errors import CliError
+from liveaffect.runtime.options import DEFAULT_MODEL_DIR, LiveOptions
 
 
 def parse_source(text: str | None) -> int | str:
@@ -36,112 +31,6 @@ def parse_source(text: str | None) -> int | str:
     return text
 
 
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-@dataclass(frozen=True)
-class LiveOptions:
-    """Everything ``live`` needs, validated at construction (ValueError names the field).
-
-    Attributes:
-        source: camera index, video path or stream URL.
-        model: bundle folder or ``.keras`` file.
-        detector: face detector name (see ``liveaffect.runtime.detectors.DETECTORS``).
-        detector_weights: a local weights file for the detector, or None for its default.
-        min_face_score: detections below this confidence are ignored, in [0, 1].
-        smooth: predictions averaged per face (1 = no smoothing).
-        engine: inference engine name (see ``liveaffect.runtime.engine.engine_names``).
-        display: show the OpenCV window.
-        output: write the annotated video here (``.mp4`` or ``.avi``).
-        csv: write one row per face per frame here.
-        max_frames: stop after this many frames (None: run until the source ends).
-        threads: CPU threads for TensorFlow and OpenCV (None: library default).
-        tta: average the test-time views the model card names (flip, zooms), as its
-            reported numbers do; False scores each face once (faster).
-    """
-
-    source: int | str = 0
-    model: Path = DEFAULT_MODEL_DIR
-    detector: str = "blazeface"
-    detector_weights: Path | None = None
-    min_face_score: float = 0.5
-    smooth: int = 3
-    engine: str = "auto"
-    display: bool = True
-    output: Path | None = None
-    csv: Path | None = None
-    max_frames: int | None = None
-    threads: int | None = None
-    tta: bool = True
-
-    def __post_init__(self) -> None:
-        from liveaffect.runtime.detectors import DETECTORS
-        from liveaffect.runtime.engine import engine_names
-        from liveaffect.runtime.sources import SourceError, parse_spec
-
-        try:
-            kind, target = parse_spec(self.source)
-        except SourceError as exc:
-            raise ValueError(f"source: {exc}") from None
-        video = Path(target) if kind == "file" else None
-        if video is not None:
-            _check_video_path(video)
-        if self.detector not in DETECTORS:
-            raise ValueError(
-                f"--detector: unknown face detector {self.detector!r}; "
-                f"choose one of: {', '.join(DETECTORS)}"
-            )
-        if self.detector_weights is not None and not self.detector_weights.is_file():
-            raise ValueError(f"--detector-weights: no such file: {self.detector_weights}")
-        if not 0.0 <= self.min_face_score <= 1.0:
-            raise ValueError(f"--min-face-score must be in [0, 1], got {self.min_face_score}")
-        if self.smooth < 1:
-            raise ValueError(f"--smooth must be 1 (off) or more, got {self.smooth}")
-        if self.engine not in engine_names():
-            raise ValueError(
-                f"--engine: unknown engine {self.engine!r}; choose one of: "
-                f"{', '.join(engine_names())}"
-            )
-        if self.max_frames is not None and self.max_frames < 1:
-            raise ValueError(f"--max-frames must be 1 or more, got {self.max_frames}")
-        if self.threads is not None and self.threads < 1:
-            raise ValueError(f"--threads must be 1 or more, got {self.threads}")
-        if self.output is not None and self.output.suffix.lower() not in VIDEO_SUFFIXES:
-            raise ValueError(f"--output must end in {' or '.join(VIDEO_SUFFIXES)}: {self.output}")
-        for name in ("output", "csv"):
-            path = getattr(self, name)
-            if path is None:
-                continue
-            if not path.parent.is_dir():
-                raise ValueError(f"{_flag(name)}: folder {path.parent} does not exist")
-            if path.is_dir():
-                raise ValueError(f"{_flag(name)}: {path} is a folder, not a file")
-            if video is not None and _same_file(path, video):
-                raise ValueError(f"{_flag(name)} would overwrite the input video {path}")
-        if self.output is not None and self.csv is not None and _same_file(self.output, self.csv):
-            raise ValueError("--output and --csv must be different files")
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> LiveOptions:
-        """Build options from the parsed command line (strings converted here)."""
-        return cls(
-            source=parse_source(args.source),
-            model=Path(args.model) if args.model else DEFAULT_MODEL_DIR,
-            detector=args.detector.strip().lower(),
-            detector_weights=Path(args.detector_weights) if args.detector_weights else None,
-            min_face_score=_number(args.min_face_score, "min_face_score", float),
-            smooth=_number(args.smooth, "smooth", int),
-            engine=args.engine.strip().lower(),
-            display=not args.no_display,
-            output=Path(args.output) if args.output else None,
-            csv=Path(args.csv) if args.csv else None,
-            max_frames=_number(args.max_frames, "max_frames", int),
-            threads=_number(args.threads, "threads", int),
-            tta=not getattr(args, "no_tta", False),
-        )
-
-
 def _number(text, name: str, kind: type):
     if text is None:
         return None
@@ -149,23 +38,8 @@ def _number(text, name: str, kind: type):
         return kind(text)
     except (TypeError, ValueError):
         what = "an integer" if kind is int else "a number"
-        raise ValueError(f"{_flag(name)} must be {what}, got {text!r}") from None
-
-
-def _same_file(path: Path, other: str | Path) -> bool:
-    try:
-        return path.resolve() == Path(other).resolve()
-    except OSError:
-        return False
-
-
-def _check_video_path(path: Path) -> None:
-    if not path.exists():
-        raise ValueError(f"video file not found: {path}")
-    if path.is_dir():
-        raise ValueError(f"source {path} is a folder, not a video file")
-    if not os.access(path, os.R_OK):
-        raise ValueError(f"cannot read video file {path} (permission denied)")
+        flag = "--" + name.replace("_", "-")
+        raise ValueError(f"{flag} must be {what}, got {text!r}") from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -254,9 +128,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def options_from_args(args: argparse.Namespace) -> LiveOptions:
+    """Build the live options from the parsed command line (strings converted here)."""
+    return LiveOptions(
+        source=parse_source(args.source),
+        model=Path(args.model) if args.model else DEFAULT_MODEL_DIR,
+        detector=args.detector.strip().lower(),
+        detector_weights=Path(args.detector_weights) if args.detector_weights else None,
+        min_face_score=_number(args.min_face_score, "min_face_score", float),
+        smooth=_number(args.smooth, "smooth", int),
+        engine=args.engine.strip().lower(),
+        display=not args.no_display,
+        output=Path(args.output) if args.output else None,
+        csv=Path(args.csv) if args.csv else None,
+        max_frames=_number(args.max_frames, "max_frames", int),
+        threads=_number(args.threads, "threads", int),
+        tta=not getattr(args, "no_tta", False),
+    )
+
+
 def _options(args: argparse.Namespace) -> LiveOptions:
     try:
-        return LiveOptions.from_args(args)
+        return options_from_args(args)
     except ValueError as exc:
         raise CliError(str(exc)) from None
 

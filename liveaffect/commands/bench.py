@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from liveaffect.cli import CliError
+from liveaffect.errors import CliError
 
 STAGES = ("read", "detect", "track", "preprocess", "infer", "smooth", "draw")
 
@@ -370,13 +370,14 @@ def run(args: argparse.Namespace) -> int:
     from liveaffect.bundle import BundleError, load_bundle
     from liveaffect.runtime import engine as engines
     from liveaffect.runtime.detectors import DetectorError, create_detector
+    from liveaffect.runtime.options import DEFAULT_MODEL_DIR
 
     tmp = None
     if args.random_model:
         tmp = tempfile.TemporaryDirectory(prefix="liveaffect-bench-")
         model_path = _random_bundle(args.random_model, Path(tmp.name) / "bundle")
     else:
-        model_path = Path(args.model or Path(__file__).resolve().parents[1] / "final_model")
+        model_path = Path(args.model) if args.model else DEFAULT_MODEL_DIR
     try:
         engines.configure_threads(args.threads or None)
         bundle = load_bundle(model_path)
