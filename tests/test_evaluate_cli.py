@@ -321,3 +321,79 @@ def test_cli_test_time_views_from_card_and_flags(bundle_dir, tmp_path):
     card_file.write_text(json.dumps(card))
     with pytest.raises(CliError, match="scales"):
         meta()
+
+
+def test_cli_degraded_copies_report_drop_and_class_shares(bundle_dir, tmp_path, capsys):
+    data = write_class_folders(tmp_path / "fer", per_class=4)
+    out_json, out_md = tmp_path / "out" / "e.json", tmp_path / "out" / "e.md"
+    argv = ["--model", str(bundle_dir), "--data", str(data), "--no-tta-flip"]
+    argv += ["--json", str(out_json), "--report", str(out_md), "--save-to-card"]
+    assert run_cli([*argv, "--degrade", "all"]) == 0
+    d = json.loads(out_json.read_text())
+    clean = d["robustness"]["clean"]
+    assert clean["n"] == 12 and set(d["robustness"]["copies"]) == {
+        "blur",
+        "lowres",
+        "noise",
+        "dark",
+    }
+    assert clean["true"]["Happiness"] == pytest.approx(1 / 3)
+    assert sum(clean["predicted"].values()) == pytest.approx(1.0)
+    for kind, e in d["robustness"]["copies"].items():
+        share = e["prediction_share"]
+        assert e["scored"] == 12 and share["n"] == 12, kind
+        assert e["accuracy_drop"] == pytest.approx(d["expr"]["accuracy"] - e["expr_accuracy"])
+        ratios = [r for r in share["ratio"].values() if r is not None]
+        assert share["max_ratio"] == pytest.approx(max(ratios))
+        assert share["unlabelled_share"] == pytest.approx(
+            sum(v for k, v in share["predicted"].items() if share["true"][k] == 0)
+        )
+    # the model really sees degraded faces: its outputs move, the same way each time
+    from liveaffect.bundle import load_bundle
+    from liveaffect.data.sources import load_records
+    from liveaffect.evaluation.predict import predict_records
+
+    bundle, records = load_bundle(bundle_dir), load_records(str(data / "val"))
+    clean_probs = predict_records(bundle, records, progress=False).expr_probs
+    dark = predict_records(bundle, records, progress=False, degrade="dark").expr_probs
+    assert np.abs(dark - clean_probs).max() > 1e-4
+    np.testing.assert_array_equal(
+        dark, predict_records(bundle, records, progress=False, degrade="dark").expr_probs
+    )
+    text = out_md.read_text()
+    assert "## Prediction share and robustness" in text and "| dark |" in text
+    assert (tmp_path / "out" / "e_shares.png").exists()
+    assert "degraded 'lowres': accuracy" in capsys.readouterr().out
+    (entry,) = json.loads((bundle_dir / "card.json").read_text())["metrics"]["evaluation"].values()
+    assert set(entry["degraded"]) == {"blur", "lowres", "noise", "dark"}
+    assert entry["prediction_share"]["max_ratio"] == clean["max_ratio"]
+    # the same copy twice: identical numbers (seeded noise)
+    assert run_cli([*argv, "--degrade", "noise,noise"]) == 0
+    again = json.loads(out_json.read_text())["robustness"]["copies"]
+    assert list(again) == ["noise"]
+    assert (
+        again["noise"]["prediction_share"] == d["robustness"]["copies"]["noise"]["prediction_share"]
+    )
+    with pytest.raises(CliError, match="--degrade 'fog'"):
+        run_cli([*argv, "--degrade", "fog"])
+
+
+def test_cli_holdout_parts_by_group(bundle_dir, tmp_path):
+    root = write_manifest(tmp_path / "m", n=24)
+    lines = (root / "labels.csv").read_text().splitlines()
+    lines = [lines[0] + ",subject"] + [f"{ln},S{i // 3}" for i, ln in enumerate(lines[1:])]
+    (root / "labels.csv").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "e.json"
+    argv = ["--model", str(bundle_dir), "--data", str(root), "--split", "all"]
+    argv += ["--no-tta-flip", "--json", str(out), "--group-by", "subject"]
+    counts = {}
+    for part in ("holdout", "holdout_val", "holdout_test", "rest"):
+        assert run_cli([*argv, "--holdout", f"0.5:1:{part}"]) == 0
+        counts[part] = json.loads(out.read_text())["expr"]["n"]
+    assert counts["holdout_val"] + counts["holdout_test"] == counts["holdout"]
+    assert counts["holdout"] + counts["rest"] == 24
+    assert all(n % 3 == 0 for n in counts.values())  # whole subjects only
+    with pytest.raises(CliError, match="PART one of"):
+        run_cli([*argv, "--holdout", "0.5:1:val"])
+    with pytest.raises(CliError, match="no 'person' column"):
+        run_cli([*argv[:-2], "--group-by", "person"])

@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from liveaffect.data.degrade import DESCRIPTIONS, KINDS
 from liveaffect.errors import CliError
 from liveaffect.tta import TTA, card_tta, parse_scales
 
@@ -40,7 +41,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--holdout",
         metavar="FRACTION[:SEED]",
         help="evaluate only the part a training config held out with 'holdout: FRACTION' "
-        "(split by recording/image with SEED, default 0), e.g. 0.2:0",
+        "(split by recording/image, or by --group-by, with SEED, default 0), e.g. 0.2:0; "
+        "PART (default holdout) picks 'rest', 'holdout', or one half of the held-out groups: "
+        "'holdout_val' / 'holdout_test', e.g. 0.3:35:holdout_test",
+    )
+    parser.add_argument(
+        "--group-by",
+        metavar="COLUMN",
+        help="CSV manifests: keep the rows of one value of this column on one side of "
+        "--holdout (e.g. subject), as a training config's 'group_by' does",
     )
     parser.add_argument(
         "--detect",
@@ -61,6 +70,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also average zoomed views of each face about its centre, e.g. 1,0.9 "
         "(0.9 = face 10%% smaller, border reflected; default: the card's 'tta' scales, else 1); "
         "'--tta-scales 1 --no-tta-flip' scores each face once",
+    )
+    parser.add_argument(
+        "--degrade",
+        metavar="KIND[,KIND...]",
+        help="also score degraded copies of every image, made the way video degrades faces: "
+        + "; ".join(f"'{k}' = {DESCRIPTIONS[k]}" for k in KINDS)
+        + "; 'all' = each of them. Each copy gets its accuracy drop from the clean images "
+        "and the predicted share of each class against its true share (JSON 'robustness', "
+        "report section and _shares.png)",
     )
     parser.add_argument("--batch-size", type=int, default=64, help="images per model call")
     parser.add_argument(
@@ -96,22 +114,26 @@ def _load_bundle(path: str) -> Any:
         raise CliError(str(exc)) from exc
 
 
-def _load_records(specs: list[str], split: str | None) -> list:
+def _load_records(specs: list[str], split: str | None, group_by: str | None = None) -> list:
     from liveaffect.data.io import DatasetError
-    from liveaffect.data.sources import load_many, load_records
+    from liveaffect.data.sources import load_records, parse_spec
+
+    def read(spec: str, part: str | None) -> list:
+        kind, root = parse_spec(spec)
+        return load_records(root, part, kind, group_by=group_by)
 
     try:
         if split == "auto":
             records = []
             for spec in specs:
                 try:
-                    part = load_many([spec], split="validation")
+                    part = read(spec, "validation")
                 except DatasetError:  # a source without splits: all of it
                     part = []
-                records.extend(part or load_records(spec))
+                records.extend(part or read(spec, None))
             split = None
         else:
-            records = load_many(specs, split=split)
+            records = [r for spec in specs for r in read(spec, split)]
     except DatasetError as exc:
         raise CliError(str(exc)) from exc
     if not records:
@@ -121,17 +143,31 @@ def _load_records(specs: list[str], split: str | None) -> list:
 
 
 def _holdout(records: list, spec: str) -> list:
-    from liveaffect.data.splits import split_by_recording
+    from liveaffect.data.splits import PARTS, holdout_part
 
-    fraction, _, seed = spec.partition(":")
+    fraction, _, rest = spec.partition(":")
+    seed, _, part = rest.partition(":")
     try:
         value, seed_value = float(fraction), int(seed or 0)
-        _, held = split_by_recording(records, value, seed_value)
+        return holdout_part(records, value, seed_value, part or "holdout")
     except ValueError as exc:
         raise CliError(
-            f"--holdout {spec!r}: expected FRACTION[:SEED] with 0 < FRACTION < 1"
+            f"--holdout {spec!r}: expected FRACTION[:SEED[:PART]] with 0 < FRACTION < 1 "
+            f"and PART one of {', '.join(PARTS)}"
         ) from exc
-    return held
+
+
+def _degrade_kinds(spec: str | None) -> list[str]:
+    if not spec:
+        return []
+    kinds = list(KINDS) if spec.strip() == "all" else [k.strip() for k in spec.split(",")]
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown or not kinds:
+        raise CliError(
+            f"--degrade {spec!r}: unknown kind {', '.join(unknown)!r}; "
+            f"use {', '.join(KINDS)} or all"
+        )
+    return list(dict.fromkeys(kinds))
 
 
 def _detector() -> Any:
@@ -157,6 +193,29 @@ def _card_file(bundle: Any) -> Path:
     )
 
 
+def _score_degraded(result, bundle, records, tta, detector, thresholds, kind, args) -> None:
+    """Score the ``kind`` copy of every image and add its entry to ``result.robustness``."""
+    from liveaffect.evaluation.predict import predict_records
+    from liveaffect.evaluation.robustness import copy_entry
+
+    if not args.no_progress:
+        print(f"degraded copy '{kind}': {DESCRIPTIONS[kind]}")
+    preds = predict_records(
+        bundle,
+        records,
+        batch_size=args.batch_size,
+        tta=tta,
+        detector=detector,
+        progress=not args.no_progress,
+        degrade=kind,
+    )
+    degraded = preds.evaluate(au_thresholds=thresholds)
+    share = degraded.robustness.get("share", {"n": 0})
+    entry = copy_entry(kind, DESCRIPTIONS[kind], result, degraded, share)
+    entry["scored"] = len(preds.records)
+    result.robustness.setdefault("copies", {})[kind] = entry
+
+
 def _summary_for_card(d: dict[str, Any]) -> dict[str, Any]:
     keys = {
         "expr": ("n", "macro_f1", "accuracy"),
@@ -165,6 +224,14 @@ def _summary_for_card(d: dict[str, Any]) -> dict[str, Any]:
     }
     out: dict[str, Any] = {t: {k: d[t][k] for k in ks} for t, ks in keys.items()}
     out.update(mtl_score=d["mtl_score"], mtl_partial=d["mtl_partial"])
+    rob = d.get("robustness") or {}
+    keep = ("max_ratio", "max_ratio_class", "unlabelled_share")
+    if rob.get("clean", {}).get("n"):
+        out["prediction_share"] = {k: rob["clean"][k] for k in keep}
+    for kind, e in (rob.get("copies") or {}).items():
+        entry = {k: e[k] for k in ("expr_accuracy", "accuracy_drop", "expr_macro_f1")}
+        entry.update({k: e["prediction_share"].get(k) for k in keep})
+        out.setdefault("degraded", {})[kind] = entry
     return out
 
 
@@ -174,7 +241,8 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"--batch-size must be at least 1, got {args.batch_size}")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     split = None if args.split == "all" else args.split
-    records = _load_records(list(args.data), split)
+    kinds = _degrade_kinds(args.degrade)
+    records = _load_records(list(args.data), split, args.group_by)
     if args.holdout:
         records = _holdout(records, args.holdout)
     if args.tune_au_thresholds and not any(r.has_au for r in records):
@@ -215,6 +283,8 @@ def run(args: argparse.Namespace) -> int:
             "AU thresholds were tuned on this same data, so the AU F1 is optimistic; "
             "report it on data the thresholds were not tuned on."
         )
+    for kind in kinds:
+        _score_degraded(result, bundle, records, tta, detector, thresholds, kind, args)
     result.meta.update(
         model=str(args.model),
         data=list(args.data),

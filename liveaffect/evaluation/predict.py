@@ -48,6 +48,7 @@ class Predictions:
         detect: whether a face detector ran on the full images.
         tta_flip: whether the views include each image's mirror.
         tta: the test-time views averaged (:meth:`liveaffect.tta.TTA.describe`).
+        degrade: the degraded copy scored (:data:`liveaffect.data.degrade.KINDS`), or "".
     """
 
     records: list[Record]
@@ -60,6 +61,7 @@ class Predictions:
     detect: bool = False
     tta_flip: bool = False
     tta: str = "none (1 view)"
+    degrade: str = ""
 
     def labels(self) -> dict[str, np.ndarray]:
         """The scored records' labels with Aff-Wild2's missing values (-1, -5, -1)."""
@@ -100,6 +102,11 @@ class Predictions:
                 f"Faces were found with a detector; {len(self.misses)} image(s) without a "
                 "detected face are excluded from all metrics."
             )
+        if self.expr_probs is not None and (y["expr"] >= 0).any():
+            from liveaffect.evaluation.robustness import prediction_share
+
+            key = "share" if self.degrade else "clean"
+            result.robustness[key] = prediction_share(y["expr"], self.expr_probs, class_names)
         for head, preds in (("expr", self.expr_probs), ("va", self.va), ("au", self.au_probs)):
             if preds is None:
                 result.notes.append(f"The {head} head is not trained: no {head} metrics.")
@@ -179,6 +186,8 @@ def predict_records(
     progress: bool = True,
     workers: int | None = None,
     tta: TTA | None = None,
+    degrade: str | None = None,
+    degrade_seed: int = 0,
 ) -> Predictions:
     """Predict every record's image with the bundle's model.
 
@@ -192,6 +201,10 @@ def predict_records(
         progress: show a tqdm progress bar.
         workers: threads that read and decode images (default: up to 8).
         tta: the views to average (:class:`liveaffect.tta.TTA`), e.g. flip and zooms.
+        degrade: score a degraded copy of every image instead (one of
+            :data:`liveaffect.data.degrade.KINDS`), made from the image as read, before
+            detection and cropping; noise draws are seeded by ``degrade_seed`` and the
+            record's position, so a copy is the same on every run.
 
     Returns:
         The predictions; heads the card marks untrained are None.
@@ -210,8 +223,19 @@ def predict_records(
     tta = tta if tta is not None else TTA(flip=bool(tta_flip))
     workers = workers or min(8, os.cpu_count() or 1)
 
-    def load(record: Record) -> np.ndarray | None:
+    if degrade is not None:
+        from liveaffect.data.degrade import KINDS, degrade_copy
+
+        if degrade not in KINDS:
+            raise ValueError(f"degrade must be one of {', '.join(KINDS)}, got {degrade!r}")
+
+    def load(item: tuple[int, Record]) -> np.ndarray | None:
+        index, record = item
         image = read_image(record.path)
+        if image is not None and degrade is not None:
+            if image.ndim == 3 and image.shape[2] == 4:
+                image = image[..., :3]
+            image = degrade_copy(image, degrade, np.random.default_rng([degrade_seed, index]))
         if image is None or detector is not None:
             return image
         return prepare_face(image, spec)
@@ -223,7 +247,8 @@ def predict_records(
         for start in range(0, len(records), int(batch_size)):
             chunk = records[start : start + int(batch_size)]
             faces: list[np.ndarray] = []
-            for record, item in zip(chunk, pool.map(load, chunk), strict=True):
+            items = pool.map(load, enumerate(chunk, start=start))
+            for record, item in zip(chunk, items, strict=True):
                 if item is None:
                     unreadable.append(record.path)
                     if len(unreadable) <= _MAX_WARNINGS:
@@ -264,4 +289,5 @@ def predict_records(
         detect=detector is not None,
         tta_flip=tta.flip,
         tta=tta.describe(),
+        degrade=degrade or "",
     )

@@ -1,7 +1,7 @@
 """Write an :class:`EvaluationResult` as JSON, a Markdown report and PNG plots.
 
 Plots sit next to the report as ``<report stem>_confusion.png``, ``_f1.png``,
-``_au_f1.png`` and ``_va.png`` and are linked from it; a plot whose labels are
+``_au_f1.png``, ``_va.png`` and ``_shares.png`` and are linked from it; a plot whose labels are
 absent is not drawn.
 """
 
@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from liveaffect.evaluation.result import EvaluationResult
+from liveaffect.evaluation.robustness import markdown_section, plot_shares
 
 MAX_SCATTER_POINTS = 20_000
 """The valence/arousal scatter draws a fixed random sample of at most this many frames."""
@@ -151,6 +152,7 @@ def write_plots(result: EvaluationResult, report_path: str | os.PathLike) -> dic
         "f1": plot_expr_f1,
         "au_f1": plot_au_f1,
         "va": plot_va_scatter,
+        "shares": lambda result, path: plot_shares(result.robustness, path),
     }
     written = {}
     for kind, make in makers.items():
@@ -260,6 +262,9 @@ def markdown(
         out += ["CCC is pooled over all valid frames (population moments, as in ABAW).", ""]
     if "va" in plots:
         out += [f"![valence and arousal]({Path(plots['va']).name})", ""]
+    out += markdown_section(result.robustness)
+    if "shares" in plots:
+        out += [f"![prediction share per class]({Path(plots['shares']).name})", ""]
     return "\n".join(out)
 
 

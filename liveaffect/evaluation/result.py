@@ -29,6 +29,9 @@ class EvaluationResult:
         expr, va, au: per-task metrics (``n == 0`` and None values when absent).
         meta: free-form facts about the run (model, data, images read, misses ...).
         notes: human-readable caveats, printed and written to the report.
+        robustness: ``clean``: the expression prediction share per class
+            (:func:`liveaffect.evaluation.robustness.prediction_share`); ``copies``: one
+            entry per degraded copy scored (``evaluate --degrade``).
     """
 
     expr: ExprMetrics = field(default_factory=ExprMetrics)
@@ -36,6 +39,7 @@ class EvaluationResult:
     au: AUMetrics = field(default_factory=AUMetrics)
     meta: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    robustness: dict[str, Any] = field(default_factory=dict)
 
     @property
     def mtl_terms(self) -> dict[str, float | None]:
@@ -66,6 +70,7 @@ class EvaluationResult:
             "mtl_terms": [k for k, v in terms.items() if v is not None],
             "meta": self.meta,
             "notes": list(self.notes),
+            "robustness": self.robustness,
         }
 
     def summary_rows(self) -> list[tuple[str, str, str]]:
@@ -93,6 +98,13 @@ class EvaluationResult:
         lines.insert(1, "-" * len(lines[0]))
         if "tta" in self.meta:
             lines.append(f"test-time views: {self.meta['tta']}")
+        for kind, e in (self.robustness.get("copies") or {}).items():
+            share = e["prediction_share"]
+            acc = "n/a" if e["expr_accuracy"] is None else f"{e['expr_accuracy']:.4f}"
+            drop = "n/a" if e["accuracy_drop"] is None else f"{e['accuracy_drop']:+.4f}"
+            ratio, worst = share.get("max_ratio"), share.get("max_ratio_class")
+            worst = "" if ratio is None else f", max share ratio {ratio:.2f} ({worst})"
+            lines.append(f"degraded '{kind}': accuracy {acc} (drop {drop}){worst}")
         lines.extend(f"note: {n}" for n in self.notes)
         return "\n".join(lines)
 
