@@ -616,3 +616,17 @@ def test_init_from_starts_from_the_bundles_weights(tiny_run, sets, tmp_path):
     missing = make_cfg(sets["train"], sets["val"], epochs=1, init_from=str(tmp_path / "nope"))
     with pytest.raises(TrainingError, match="init_from"):
         train(missing, tmp_path / "run3", **QUIET)
+
+
+def test_a_head_with_labels_but_loss_weight_zero_is_marked_untrained(sets, tmp_path, capsys):
+    """The cause of an AU head "at the all-positive prior": the stage-1 default config set
+    the AU loss weight to 0 (FER2013 has no AUs), so a run on AU-labelled data left the head
+    random (outputs about 0.5: every AU active at a 0.5 threshold) while the card called it
+    trained."""
+    cfg = make_cfg(sets["train"], sets["val"], epochs=1)
+    cfg.train.loss_weights = {"expr": 1.0, "va": 1.0, "au": 0.0}
+    card = json.loads((train(cfg, tmp_path / "run", **QUIET) / "card.json").read_text())
+    assert not card["heads"]["au"]["trained"]
+    assert "loss weight 0, so not trained" in card["heads"]["au"]["data"]
+    assert card["heads"]["expr"]["trained"] and card["heads"]["va"]["trained"]
+    assert "au head has labels" in capsys.readouterr().out

@@ -136,24 +136,53 @@ def au_pos_weights(records: Sequence[Record], cfg: RunConfig) -> list[float]:
     return [float(v) for v in np.clip(out, 1.0, 20.0)]
 
 
-def head_info(records: Sequence[Record]) -> dict[str, HeadInfo]:
-    """Which heads had labels, and from which sources."""
+def head_info(
+    records: Sequence[Record], loss_weights: dict[str, float] | None = None
+) -> dict[str, HeadInfo]:
+    """Which heads learned, and from which sources.
+
+    A head is trained when the training records carry its labels *and* its loss weight
+    is above 0: a head with labels but weight 0 gets no gradient and keeps its random
+    weights (an AU head left so outputs about 0.5 everywhere, which reads as "every AU
+    active" at a 0.5 threshold).
+    """
 
     def sources(pred) -> str:
         c = Counter(r.source or "data" for r in records if pred(r))
         return ", ".join(f"{k} ({v} faces)" for k, v in sorted(c.items()))
 
+    weights = {"expr": 1.0, "va": 1.0, "au": 1.0, **(loss_weights or {})}
     counts = Counter(r.expr for r in records if r.has_expr)
     seen = [EXPRESSIONS[c] for c in range(NUM_EXPRESSIONS) if counts.get(c, 0)]
-    has_au = any(r.has_au for r in records)
-    return {
-        "expr": HeadInfo(trained=bool(seen), data=sources(lambda r: r.has_expr), classes_seen=seen),
-        "va": HeadInfo(trained=any(r.has_va for r in records), data=sources(lambda r: r.has_va)),
-        "au": HeadInfo(
-            trained=has_au,
-            data=sources(lambda r: r.has_au) if has_au else "no action-unit labels",
-        ),
+    labelled = {
+        "expr": bool(seen),
+        "va": any(r.has_va for r in records),
+        "au": any(r.has_au for r in records),
     }
+    has = {"expr": lambda r: r.has_expr, "va": lambda r: r.has_va, "au": lambda r: r.has_au}
+    info = {}
+    for head, present in labelled.items():
+        if not present:
+            data = "no action-unit labels" if head == "au" else sources(has[head])
+        elif weights[head] <= 0:
+            data = f"{sources(has[head])}; loss weight 0, so not trained"
+        else:
+            data = sources(has[head])
+        trained = present and weights[head] > 0
+        info[head] = HeadInfo(
+            trained=trained, data=data, classes_seen=seen if head == "expr" else None
+        )
+    return info
+
+
+def warn_unlearned_heads(records: Sequence[Record], cfg: RunConfig) -> None:
+    """Say so before training when a head has labels but loss weight 0."""
+    for head, info in head_info(records, cfg.train.loss_weights).items():
+        if not info.trained and "loss weight 0" in info.data:
+            print(
+                f"warning: the {head} head has labels ({info.data.split(';')[0]}) but loss "
+                f"weight 0 in train.loss_weights: it will not learn and the card will say so"
+            )
 
 
 # ---------------------------------------------------------------- training
@@ -255,6 +284,7 @@ def train(
         if not train_records:
             raise TrainingError("no training records given")
     print(f"training faces: {len(train_records)}, validation faces: {len(val_records)}")
+    warn_unlearned_heads(train_records, cfg)
     print(_count_table(train_records, val_records))
     workers = max(os.cpu_count() or 2, 2)
     cache = None if cfg.data.cache == "none" else "memory"
@@ -347,7 +377,7 @@ def _fit_and_save(
         name=cfg.name,
         backbone=cfg.model.backbone,
         preprocess=spec,
-        heads=head_info(train_records),
+        heads=head_info(train_records, cfg.train.loss_weights),
         tta=cfg.train.tta.card_entry(),
         metrics=metrics,
         training={
