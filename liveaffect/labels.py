@@ -39,6 +39,33 @@ AU_COLUMNS: tuple[str, ...] = tuple(f"AU{int(a[2:]):02d}" for a in AUS)
 NUM_EXPRESSIONS = len(EXPRESSIONS)
 NUM_AUS = len(AUS)
 
+AU_NAMES: dict[str, str] = {
+    "AU1": "inner brow raiser",
+    "AU2": "outer brow raiser",
+    "AU4": "brow lowerer",
+    "AU6": "cheek raiser",
+    "AU7": "lid tightener",
+    "AU10": "upper lip raiser",
+    "AU12": "lip corner puller",
+    "AU15": "lip corner depressor",
+    "AU23": "lip tightener",
+    "AU24": "lip pressor",
+    "AU25": "lips part",
+    "AU26": "jaw drop",
+}
+"""FACS names of the 12 action units (Ekman & Friesen), for people reading the overlay."""
+
+
+def au_label(name: str) -> str:
+    """``"AU12"`` or ``"AU12"``-style names -> ``"AU12 lip corner puller"`` (the name alone
+    when the AU is not one of the 12)."""
+    index = au_index(name)
+    if index is None:
+        return name
+    canonical = AUS[index]
+    return f"{AU_COLUMNS[index]} {AU_NAMES[canonical]}"
+
+
 EXPR_MISSING = -1
 """Value of a missing expression label (Aff-Wild2 convention)."""
 VA_MISSING = -5.0

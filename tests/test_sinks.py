@@ -117,7 +117,7 @@ def box_pixels(image):
 
 def test_overlay_draws_box_labels_and_fps():
     card = ModelCard()
-    frame = np.full((240, 320, 3), 100, np.uint8)
+    frame = np.full((480, 320, 3), 100, np.uint8)  # room below the face for 7 label lines
     drawn = Overlay(card).draw(frame, result(box=(60.0, 80.0, 160.0, 200.0)), fps=12.3)
     assert drawn is not frame and np.all(frame == 100)  # input untouched
     mask = box_pixels(drawn)
@@ -125,7 +125,14 @@ def test_overlay_draws_box_labels_and_fps():
     lines = Overlay(card).face_lines(result().faces[0])
     assert lines[0] == "#7 Happiness 0.60"
     assert lines[1] == "V +0.25  A -0.50"
-    assert lines[2] == "AU 12 15 23 24 25 26"  # probabilities >= the card's 0.5 thresholds
+    # probabilities >= the card's 0.5 thresholds: AU12 15 23 24 25 26, four named, two counted
+    assert lines[2:] == [
+        "AU12 lip corner puller",
+        "AU15 lip corner depressor",
+        "AU23 lip tightener",
+        "AU24 lip pressor",
+        "+2 more AU",
+    ]
     assert not np.array_equal(drawn[:20, :80], frame[:20, :80])  # FPS corner
 
 
@@ -139,6 +146,14 @@ def test_overlay_clips_boxes_and_handles_odd_frames():
     assert clip_box((100, 100, 200, 200), 60, 50) is None
     Overlay(card).draw(np.zeros((50, 60, 4), np.uint8), result(box=(500.0, 500.0, 600.0, 600.0)))
     assert Overlay(card).draw(np.zeros((0, 0, 3), np.uint8), result()).size == 0
+
+
+def test_au_labels_name_every_au():
+    from liveaffect.labels import AUS, au_label
+
+    assert au_label("AU6") == au_label("au_06") == "AU06 cheek raiser"
+    assert au_label("AU99") == "AU99"
+    assert len({au_label(a) for a in AUS}) == len(AUS)
 
 
 def test_overlay_labels_untrained_heads():

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from liveaffect.bundle import ModelCard
+from liveaffect.labels import au_label
 from liveaffect.preprocess import to_bgr
 from liveaffect.types import FaceResult, FrameResult
 
@@ -20,6 +21,8 @@ BOX_COLOR = (0, 255, 0)
 TEXT_COLOR = (255, 255, 255)
 PANEL_COLOR = (32, 32, 32)
 FPS_COLOR = (0, 255, 255)
+MAX_AU_LINES = 4
+"""Active AUs listed under a face, one per line with its FACS name; the rest are counted."""
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
@@ -60,11 +63,13 @@ class Overlay:
             lines.append("VA: not trained")
         if pred.au_probs is not None:
             active = [
-                name.removeprefix("AU")
+                au_label(name)
                 for name, p, t in zip(card.aus, pred.au_probs, card.au_thresholds, strict=True)
                 if p >= t
             ]
-            lines.append("AU " + (" ".join(active) if active else "-"))
+            lines += active[:MAX_AU_LINES] or ["AU -"]
+            if len(active) > MAX_AU_LINES:
+                lines.append(f"+{len(active) - MAX_AU_LINES} more AU")
         elif not card.trained("au"):
             lines.append("AU: not trained")
         return lines
