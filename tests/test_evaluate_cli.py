@@ -393,6 +393,10 @@ def test_cli_holdout_parts_by_group(bundle_dir, tmp_path):
     assert counts["holdout_val"] + counts["holdout_test"] == counts["holdout"]
     assert counts["holdout"] + counts["rest"] == 24
     assert all(n % 3 == 0 for n in counts.values())  # whole subjects only
+    for part in ("holdout_val", "holdout_test"):  # one card entry per part
+        assert run_cli([*argv, "--holdout", f"0.5:1:{part}", "--save-to-card"]) == 0
+    entries = json.loads((bundle_dir / "card.json").read_text())["metrics"]["evaluation"]
+    assert sorted(k.split()[-1] for k in entries) == ["0.5:1:holdout_test", "0.5:1:holdout_val"]
     with pytest.raises(CliError, match="PART one of"):
         run_cli([*argv, "--holdout", "0.5:1:val"])
     with pytest.raises(CliError, match="no 'person' column"):

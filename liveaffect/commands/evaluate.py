@@ -297,6 +297,8 @@ def run(args: argparse.Namespace) -> int:
             card.au_thresholds = thresholds
         if args.save_to_card:
             key = f"{'+'.join(args.data)} [{args.split}]"
+            if args.holdout:
+                key += f" holdout {args.holdout}"
             entry = _summary_for_card(result.to_dict())
             entry.update(tta_flip=tta.flip, tta=tta.to_dict(), detect=bool(args.detect))
             card.metrics.setdefault("evaluation", {})[key] = entry

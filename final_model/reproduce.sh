@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# How final_model/ was made and measured, command by command (run from the repo root with
+# ../shared/data beside the repo). Every number in card.json and MODEL_CARD.md comes from here.
+set -euo pipefail
+RUN=${RUN:-runs/default}
+EVAL=(python -m liveaffect evaluate --no-progress)
+
+if [ "${SKIP_TRAIN:-0}" != 1 ]; then
+    # Stage 1 (FER2013 + DiffusionFER, configs/stage1_fer_cnn48.yaml) is the bundle shipped at
+    # commit c82e929; stage 2 starts from it.
+    mkdir -p runs/stage1 && git archive c82e929 final_model | tar -x -C runs/stage1
+    python -m liveaffect train --config configs/default_model.yaml --out "$RUN" --quiet
+fi
+rm -rf final_model.new && mkdir final_model.new
+cp "$RUN"/bundle/* final_model.new/
+cp "$RUN"/log.csv final_model.new/training_log.csv
+cp "$RUN"/curves.png final_model.new/training_curves.png
+M=final_model.new
+CK=../shared/data/ckplus_au/labels.csv
+
+# 1. AU decision thresholds, tuned on the CK+ validation subjects (saved into the card).
+"${EVAL[@]}" --model $M --data $CK --split all --group-by subject \
+    --holdout 0.3:35:holdout_val --tune-au-thresholds --save-to-card \
+    --json $M/eval_ckplus_val.json --report $M/eval_ckplus_val.md
+# 2. AUs and expressions (incl. Other = contempt) on CK+ test subjects never trained on.
+"${EVAL[@]}" --model $M --data $CK --split all --group-by subject \
+    --holdout 0.3:35:holdout_test --save-to-card \
+    --json $M/eval_ckplus_test.json --report $M/eval_ckplus_test.md
+# 3. FER2013 PublicTest, clean and four degraded copies (blur, lowres, noise, dark).
+"${EVAL[@]}" --model $M --data ../shared/data/fer2013/test --degrade all --save-to-card \
+    --json $M/eval_fer2013_test.json --report $M/eval_fer2013_test.md
+# 4. Valence/arousal on the DiffusionFER hold-out (synthetic faces).
+"${EVAL[@]}" --model $M --data ../shared/data/diffusionfer/labels.csv --split all \
+    --holdout 0.2:0 --save-to-card \
+    --json $M/eval_diffusionfer_holdout.json --report $M/eval_diffusionfer_holdout.md
+echo "measured bundle in final_model.new/ (copy MODEL_CARD.md and this script over, then swap)"
