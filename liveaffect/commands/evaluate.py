@@ -224,6 +224,11 @@ def _summary_for_card(d: dict[str, Any]) -> dict[str, Any]:
     }
     out: dict[str, Any] = {t: {k: d[t][k] for k in ks} for t, ks in keys.items()}
     out.update(mtl_score=d["mtl_score"], mtl_partial=d["mtl_partial"])
+    if d["au"]["n"]:
+        out["au"]["per_au_f1"] = {name: v["f1"] for name, v in d["au"]["per_au"].items()}
+        out["au"]["thresholds"] = d["au"]["thresholds"]
+    if d["expr"]["n"]:
+        out["expr"]["per_class_f1"] = {k: v["f1"] for k, v in d["expr"]["per_class"].items()}
     rob = d.get("robustness") or {}
     keep = ("max_ratio", "max_ratio_class", "unlabelled_share")
     if rob.get("clean", {}).get("n"):
