@@ -1,0 +1,167 @@
+"""The live view: the video with coloured boxes and tags, the side panel to its right,
+and the heads-up text (FPS, timings, help) over the video.
+
+:class:`Dashboard` turns a frame and its :class:`~liveaffect.types.FrameResult` into
+one canvas. The video is never covered by the panel: the canvas grows to the right.
+Frames shorter than ``min_height`` are enlarged first so that text stays readable
+(a 640x360 clip becomes 960x540 plus the panel); everything else is sized from the
+canvas height (:class:`~liveaffect.runtime.style.Style`).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+import cv2
+import numpy as np
+
+from liveaffect.bundle import ModelCard
+from liveaffect.preprocess import to_bgr
+from liveaffect.runtime.hud import draw_hud
+from liveaffect.runtime.panel import Panel
+from liveaffect.runtime.style import BACKGROUND, Style
+from liveaffect.runtime.tags import draw_faces
+from liveaffect.types import FrameResult
+
+MIN_HEIGHT = 540
+"""Frames shorter than this are enlarged on the canvas (text needs the pixels)."""
+
+
+@dataclass(frozen=True)
+class View:
+    """What the canvas shows besides the video and the boxes.
+
+    Attributes:
+        panel: the side panel with one card per face.
+        tags: the per-face tags next to the boxes.
+        fps: the FPS in the corner.
+        timings: the per-stage timings under the FPS.
+        help: the key list over the video.
+        help_line: the one-line key summary at the bottom.
+        paused: the PAUSED badge.
+        message: a short note at the bottom (None: none).
+    """
+
+    panel: bool = True
+    tags: bool = True
+    fps: bool = True
+    timings: bool = False
+    help: bool = False
+    help_line: bool = False
+    paused: bool = False
+    message: str | None = None
+
+    def toggled(self, name: str) -> View:
+        """A copy with the boolean ``name`` flipped."""
+        return replace(self, **{name: not getattr(self, name)})
+
+
+RAW_VIEW = View(panel=False, fps=False)
+"""Boxes and tags at the source's size (``--output-raw``)."""
+
+
+class StageMeans:
+    """Mean milliseconds per stage over the last ``window`` frames (for the timings view)."""
+
+    def __init__(self, window: int = 30) -> None:
+        self.window = max(1, int(window))
+        self._ms: dict[str, deque[float]] = {}
+
+    def add(self, timings_ms: Mapping[str, float]) -> None:
+        for name, ms in timings_ms.items():
+            self._ms.setdefault(name, deque(maxlen=self.window)).append(float(ms))
+
+    def means(self) -> dict[str, float]:
+        return {name: float(np.mean(v)) for name, v in self._ms.items() if v}
+
+
+class Dashboard:
+    """Draws the live view for one model card.
+
+    Args:
+        card: the model card (labels, AU thresholds, trained heads).
+        min_height: frames shorter than this are enlarged to it (1: never).
+    """
+
+    def __init__(self, card: ModelCard, min_height: int = MIN_HEIGHT) -> None:
+        if min_height < 1:
+            raise ValueError(f"min_height must be >= 1, got {min_height}")
+        self.card = card
+        self.min_height = int(min_height)
+        self.panel = Panel(card)
+
+    def video_scale(self, frame_height: int, view: View = View()) -> float:
+        """Canvas pixels per frame pixel (above 1 only for short frames shown with the panel)."""
+        if not view.panel or frame_height >= self.min_height or frame_height < 1:
+            return 1.0
+        return self.min_height / frame_height
+
+    def canvas_size(self, frame_size: tuple[int, int], view: View = View()) -> tuple[int, int]:
+        """(width, height) of the canvas for a frame of ``frame_size`` (width, height)."""
+        scale = self.video_scale(frame_size[1], view)
+        w, h = round(frame_size[0] * scale), round(frame_size[1] * scale)
+        return (w + self.panel.width_for(h) if view.panel else w), h
+
+    def draw(
+        self,
+        frame_bgr: np.ndarray,
+        result: FrameResult,
+        view: View = View(),
+        fps: float | None = None,
+        timings_ms: Mapping[str, float] | None = None,
+        out: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Return a new canvas: the (enlarged) frame with boxes and tags, the panel, the HUD.
+
+        Args:
+            frame_bgr: the source frame (grey and BGRA are converted).
+            result: what the pipeline found in it.
+            view: what to show.
+            fps: frames per second for the corner (shown when ``view.fps``).
+            timings_ms: per-stage milliseconds (shown when ``view.timings``).
+            out: a canvas from an earlier call to draw into (reused when its size
+                still fits; saves allocating ~4 MB per frame).
+
+        Returns:
+            The canvas (``out`` itself when it was reused).
+        """
+        image = to_bgr(frame_bgr)
+        h, w = image.shape[:2]
+        if h == 0 or w == 0:
+            return image.copy()
+        scale = self.video_scale(h, view)
+        cw, ch = self.canvas_size((w, h), view)
+        vw = round(w * scale)
+        fits = out is not None and out.shape == (ch, cw, 3) and out.dtype == np.uint8
+        canvas = out if fits else np.empty((ch, cw, 3), np.uint8)
+        if scale == 1.0:
+            canvas[:, :vw] = image
+        else:
+            cv2.resize(image, (vw, ch), dst=canvas[:, :vw], interpolation=cv2.INTER_LINEAR)
+        video = canvas[:, :vw]
+        style = Style.for_height(ch)
+        draw_faces(video, result.faces, style, self.card.expressions, scale, tags=view.tags)
+        if view.panel:
+            self.panel.draw(canvas[:, vw:], result)
+        else:
+            self.panel.update(result)  # keep the trails going while the panel is hidden
+        draw_hud(
+            video,
+            style,
+            fps=fps if view.fps else None,
+            timings_ms=(timings_ms or {}) if view.timings else None,
+            help_overlay=view.help,
+            help_line=view.help_line,
+            paused=view.paused,
+            message=view.message,
+        )
+        return canvas
+
+
+def blank_canvas(size: tuple[int, int]) -> np.ndarray:
+    """A panel-coloured canvas of (width, height), e.g. before the first frame."""
+    canvas = np.empty((size[1], size[0], 3), np.uint8)
+    canvas[:] = BACKGROUND
+    return canvas

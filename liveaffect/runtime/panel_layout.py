@@ -1,0 +1,190 @@
+"""Geometry of the side panel, without drawing: which faces get cards, and where things go.
+
+The panel sits right of the video, as tall as the canvas: a header line, up to four
+card slots (fewer when the canvas is too short to keep the text readable), and a
+"+N more" line. A card holds a title line and, side by side, the heads the model
+card marks as trained: expression bars, the valence/arousal circumplex, and the AU
+bars in two columns of six. An untrained head gets no space at all; the header says
+once which heads are hidden.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from liveaffect.labels import AU_NAMES
+from liveaffect.runtime.style import Style, text_size
+from liveaffect.types import FaceResult
+
+Box = tuple[int, int, int, int]
+"""(x1, y1, x2, y2) in panel pixels, x2/y2 exclusive."""
+
+MAX_CARDS = 4
+HEAD_NAMES = {"expr": "expression", "va": "valence/arousal", "au": "AU"}
+
+
+def au_label(au: str) -> str:
+    """``AU12 lip corner puller`` (the FACS short name when known)."""
+    name = AU_NAMES.get(au)
+    return f"{au} {name}" if name else au
+
+
+def panel_note(untrained: Sequence[str]) -> str | None:
+    """The one header note about hidden heads, e.g. ``AU head not trained: hidden``."""
+    if not untrained:
+        return None
+    names = " and ".join(HEAD_NAMES.get(h, h) for h in untrained)
+    heads = "heads" if len(untrained) > 1 else "head"
+    return f"{names} {heads} not trained: hidden"
+
+
+def order_faces(
+    faces: Sequence[FaceResult], previous: Sequence[int] = (), stickiness: float = 1.25
+) -> list[FaceResult]:
+    """Largest faces first, without cards swapping places over small size changes.
+
+    With no ``previous`` order the faces are sorted by box area (ties: lower id
+    first). Otherwise faces keep their previous relative order unless one is more
+    than ``stickiness`` times the area of the face ahead of it; new faces join by size.
+
+    Args:
+        faces: this frame's faces.
+        previous: track ids in the order they were shown last frame.
+        stickiness: area ratio needed to overtake (>= 1; 1 = pure size order).
+    """
+    area = {f.track_id: max(0.0, f.detection.width) * max(0.0, f.detection.height) for f in faces}
+    by_id = {f.track_id: f for f in faces}
+    rank = {tid: i for i, tid in enumerate(previous)}
+    # start from the previous order (known ids) then the new ones, by size
+    ids = sorted(by_id, key=lambda t: (rank.get(t, len(rank)), -area[t], t))
+    if not rank:
+        return [by_id[t] for t in sorted(by_id, key=lambda t: (-area[t], t))]
+    swapped = True
+    while swapped:  # bubble: a face moves up only past faces it clearly outgrew
+        swapped = False
+        for i in range(len(ids) - 1):
+            a, b = ids[i], ids[i + 1]
+            if area[b] > stickiness * area[a] or (a not in rank and area[b] > area[a]):
+                ids[i], ids[i + 1] = b, a
+                swapped = True
+    return [by_id[t] for t in ids]
+
+
+@dataclass(frozen=True)
+class CardLayout:
+    """One card slot: its rectangle, its title line and each shown head's area (or None)."""
+
+    rect: Box
+    title: Box
+    expr: Box | None
+    va: Box | None
+    au: Box | None
+
+
+@dataclass(frozen=True)
+class PanelLayout:
+    """The whole panel: size, header, card slots and the "+N more" line."""
+
+    width: int
+    height: int
+    header: Box
+    cards: tuple[CardLayout, ...]
+    footer: Box
+    style: Style
+
+    @property
+    def max_cards(self) -> int:
+        return len(self.cards)
+
+
+def _expr_width(style: Style, expressions: Sequence[str]) -> int:
+    label = max(text_size(name, style.small)[0] for name in expressions)
+    return label + style.pad + round(1.2 * label)
+
+
+def _au_col_width(style: Style, aus: Sequence[str]) -> int:
+    return max(text_size(au_label(a), style.small)[0] for a in aus) + style.pad
+
+
+def min_card_body(style: Style, heads: Sequence[str]) -> int:
+    """The shortest card body that keeps every row of the shown heads readable."""
+    need = 0
+    if "expr" in heads:
+        need = max(need, 8 * style.small_h)
+    if "au" in heads:
+        need = max(need, 6 * (style.small_h + 4))
+    if "va" in heads:
+        need = max(need, 6 * style.small_h)
+    return need
+
+
+def panel_layout(
+    style: Style,
+    heads: Sequence[str],
+    expressions: Sequence[str],
+    aus: Sequence[str],
+    note: str | None = None,
+) -> PanelLayout:
+    """Lay the panel out for a canvas ``style.height`` tall.
+
+    Args:
+        style: sizes for this canvas.
+        heads: the heads to show (trained ones), any of ``expr``, ``va``, ``au``.
+        expressions: expression names (their widest sets the bar labels' width).
+        aus: AU names.
+        note: the header note (its width counts).
+    """
+    pad, height = style.pad, style.height
+    line = style.line_h
+    title_h = line
+    body = min_card_body(style, heads)
+    avail = height - 2 * line
+    slot_min = title_h + body + 3 * pad
+    n = max(1, min(MAX_CARDS, avail // max(1, slot_min)))
+    slot_h = avail // n
+    body = max(body, slot_h - title_h - 3 * pad)
+    columns: list[tuple[str, int]] = []
+    if "expr" in heads:
+        columns.append(("expr", _expr_width(style, expressions)))
+    if "va" in heads:
+        columns.append(("va", body))
+    if "au" in heads:
+        columns.append(("au", 2 * _au_col_width(style, aus) + pad))
+    inner = sum(w for _, w in columns) + 2 * pad * max(0, len(columns) - 1)
+    title_w = text_size("#000 Happiness 0.00  V +0.00 A +0.00", style.font)[0]
+    header_w = text_size(f"faces 00 | {note or ''}", style.font)[0]
+    width = max(inner + 4 * pad, title_w + 4 * pad, header_w + 2 * pad)
+    cards = []
+    for k in range(n):
+        y1 = line + k * slot_h
+        rect = (pad, y1 + pad // 2, width - pad, y1 + slot_h - pad // 2)
+        top = rect[1] + pad + title_h
+        areas: dict[str, Box] = {}
+        x = rect[0] + pad
+        for name, w in columns:
+            areas[name] = (x, top, x + w, top + body)
+            x += w + 2 * pad
+        cards.append(
+            CardLayout(
+                rect=rect,
+                title=(rect[0] + pad, rect[1] + pad // 2, rect[2] - pad, top),
+                expr=areas.get("expr"),
+                va=areas.get("va"),
+                au=areas.get("au"),
+            )
+        )
+    return PanelLayout(
+        width=int(width),
+        height=int(height),
+        header=(pad, 0, width - pad, line),
+        cards=tuple(cards),
+        footer=(pad, height - line, width - pad, height),
+        style=style,
+    )
+
+
+def split_cards(faces: Sequence[FaceResult], max_cards: int) -> tuple[list[FaceResult], int]:
+    """The faces that get a card (already ordered) and how many are left over."""
+    shown = list(faces[:max_cards])
+    return shown, max(0, len(faces) - len(shown))
