@@ -228,3 +228,46 @@ def test_odd_frames_and_hud_text():
         means.add({"draw": ms})
     assert means.means() == {"draw": 3.0}
     assert View().toggled("panel").panel is False
+
+
+# -- keys ----------------------------------------------------------------------------------
+
+
+def test_keys_toggle_the_view_pause_quit_and_save_snapshots(tmp_path, capsys):
+    from liveaffect.runtime.controls import Controls
+
+    now = [100.0]
+    controls = Controls(tmp_path / "shots", help_line_s=5.0, clock=lambda: now[0])
+    view = controls.view
+    assert view.help_line and view.panel and not view.timings and not view.help
+    for key, field in ((ord("p"), "panel"), (ord("t"), "timings"), (ord("h"), "help")):
+        before = getattr(controls.view, field)
+        controls.handle_key(key)
+        assert getattr(controls.view, field) is not before
+    controls.handle_key(ord("?"))
+    assert controls.view.help is False  # h then ? : back off
+    controls.handle_key(ord(" "))
+    assert controls.paused and controls.view.paused
+    controls.handle_key(ord(" "))
+    assert not controls.paused
+    controls.handle_key(-1)
+    image = np.full((20, 30, 3), 7, np.uint8)
+    controls.handle_key(ord("s"), image)
+    (shot,) = controls.snapshots
+    assert shot.parent == tmp_path / "shots" and shot.suffix == ".png"
+    assert np.array_equal(cv2_read(shot), image)
+    assert str(shot.resolve()) in capsys.readouterr().out
+    assert controls.view.message.startswith("saved ")
+    controls.handle_key(ord("s"), image)
+    assert len(set(controls.snapshots)) == 2
+    now[0] += 6.0
+    assert not controls.view.help_line and controls.view.message is None
+    assert not controls.quit
+    controls.handle_key(27)
+    assert controls.quit
+
+
+def cv2_read(path):
+    import cv2
+
+    return cv2.imread(str(path))
