@@ -33,22 +33,6 @@ AUS: tuple[str, ...] = (
 )
 """The 12 action units of Aff-Wild2, in the annotation files' column order."""
 
-AU_NAMES: dict[str, str] = {
-    "AU1": "inner brow raiser",
-    "AU2": "outer brow raiser",
-    "AU4": "brow lowerer",
-    "AU6": "cheek raiser",
-    "AU7": "lid tightener",
-    "AU10": "upper lip raiser",
-    "AU12": "lip corner puller",
-    "AU15": "lip corner depressor",
-    "AU23": "lip tightener",
-    "AU24": "lip pressor",
-    "AU25": "lips part",
-    "AU26": "jaw drop",
-}
-"""FACS short names of the 12 action units (Ekman & Friesen), for displays."""
-
 AU_COLUMNS: tuple[str, ...] = tuple(f"AU{int(a[2:]):02d}" for a in AUS)
 """Zero-padded AU names used in CSV outputs: AU01, AU02, ..., AU26."""
 

@@ -239,7 +239,7 @@ def test_keys_toggle_the_view_pause_quit_and_save_snapshots(tmp_path, capsys):
     now = [100.0]
     controls = Controls(tmp_path / "shots", help_line_s=5.0, clock=lambda: now[0])
     view = controls.view
-    assert view.help_line and view.panel and not view.timings and not view.help
+    assert controls.notes()["help_line"] and view.panel and not view.timings and not view.help
     for key, field in ((ord("p"), "panel"), (ord("t"), "timings"), (ord("h"), "help")):
         before = getattr(controls.view, field)
         controls.handle_key(key)
@@ -247,7 +247,7 @@ def test_keys_toggle_the_view_pause_quit_and_save_snapshots(tmp_path, capsys):
     controls.handle_key(ord("?"))
     assert controls.view.help is False  # h then ? : back off
     controls.handle_key(ord(" "))
-    assert controls.paused and controls.view.paused
+    assert controls.paused and controls.notes()["paused"]
     controls.handle_key(ord(" "))
     assert not controls.paused
     controls.handle_key(-1)
@@ -257,11 +257,11 @@ def test_keys_toggle_the_view_pause_quit_and_save_snapshots(tmp_path, capsys):
     assert shot.parent == tmp_path / "shots" and shot.suffix == ".png"
     assert np.array_equal(cv2_read(shot), image)
     assert str(shot.resolve()) in capsys.readouterr().out
-    assert controls.view.message.startswith("saved ")
+    assert controls.notes()["message"].startswith("saved ")
     controls.handle_key(ord("s"), image)
     assert len(set(controls.snapshots)) == 2
     now[0] += 6.0
-    assert not controls.view.help_line and controls.view.message is None
+    assert controls.notes() == {"help_line": False, "paused": False, "message": None}
     assert not controls.quit
     controls.handle_key(27)
     assert controls.quit

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from liveaffect.bundle import load_bundle
+from liveaffect.runtime.dashboard import Dashboard
 from liveaffect.runtime.engine import KerasEngine, create_engine, engine_names
 from liveaffect.runtime.live import FpsMeter, Pipeline, run
-from liveaffect.runtime.overlay import Overlay
 from liveaffect.runtime.sinks import CsvSink
 from liveaffect.runtime.smoothing import PredictionSmoother
 from liveaffect.types import Detection, Frame
@@ -137,9 +137,10 @@ def test_untrained_heads_are_none_and_csv_cells_empty(tmp_path, tiny_bundle_fact
         assert row["p_Neutral"] != "" and row["expression"] != ""
         assert row["valence"] == "" and row["arousal"] == ""
         assert row["AU01"] == "" and row["AU26_active"] == ""
-    lines = Overlay(bundle.card).face_lines(result.faces[0])
-    assert "VA: not trained" in lines and "AU: not trained" in lines
-    assert not any(line.startswith("V ") for line in lines)
+    dash = Dashboard(bundle.card)
+    assert dash.panel.note == "valence/arousal and AU heads not trained: hidden"
+    assert dash.panel.layout(720).cards[0].va is None and dash.panel.layout(720).cards[0].au is None
+    assert dash.draw(frames(1)[0].image_bgr, result).shape[0] >= 540
 
 
 def test_zero_faces(bundle, engine):
@@ -210,7 +211,7 @@ def test_run_loop_summary_fps_and_stops(bundle, engine):
     assert "\n" not in line and "frames=15" in line and "ids=2" in line
 
     sink = StopAfter(4)
-    summary = run(frames(10), make_pipeline(bundle, engine, script), [sink], Overlay(bundle.card))
+    summary = run(frames(10), make_pipeline(bundle, engine, script), [sink], Dashboard(bundle.card))
     assert summary.frames == 4 and summary.stopped == "quit"
     assert not np.array_equal(sink.written[0], frames(1)[0].image_bgr)  # annotated frame
 
@@ -274,3 +275,46 @@ def test_engine_uses_the_cards_test_time_views(bundle):
     for k, pred in enumerate(engine.predict(crops)):
         want = np.mean([p.va for p in plain[k::2]], axis=0)
         np.testing.assert_allclose(pred.va, want, atol=1e-5)
+
+
+class PausingSink:
+    """A drawing sink that pauses on the 2nd frame for three writes and hides the panel."""
+
+    draws = True
+    stop_requested = False
+
+    def __init__(self):
+        from liveaffect.runtime.dashboard import View
+
+        self.view = View()
+        self.shapes, self.indices = [], []
+        self._hold = 0
+
+    @property
+    def paused(self):
+        return self._hold > 0
+
+    def write(self, canvas, result):
+        from liveaffect.runtime.dashboard import View
+
+        self.shapes.append(canvas.shape)
+        self.indices.append(result.index)
+        if self._hold:
+            self._hold -= 1
+            self.view = View(panel=False)  # a key pressed while paused: redrawn at once
+        elif result.index == 1:
+            self._hold = 3
+
+    def close(self):
+        pass
+
+
+def test_run_loop_holds_a_paused_sink_on_the_same_frame(bundle, engine):
+    sink, csv_like = PausingSink(), StopAfter(100)
+    csv_like.draws = False
+    summary = run(frames(4), make_pipeline(bundle, engine, [[LEFT]]), [sink, csv_like],
+                  Dashboard(bundle.card))  # fmt: skip
+    assert sink.indices == [0, 1, 1, 1, 1, 2, 3]
+    assert len(csv_like.written) == 4  # the other sinks get each frame once
+    assert sink.shapes[2][1] > sink.shapes[3][1]  # panel hidden while paused: redrawn at once
+    assert summary.frames == 4 and summary.stage_ms["draw"] > 0

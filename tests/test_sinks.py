@@ -1,4 +1,4 @@
-"""Sinks (CSV, video) and the overlay: columns, flushing, empty cells, clipping, close twice."""
+"""Sinks (CSV, video) and the drawn boxes: columns, flushing, empty cells, clipping, close twice."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ import cv2
 import numpy as np
 import pytest
 
-from liveaffect.bundle import HeadInfo, ModelCard
+from liveaffect.bundle import ModelCard
 from liveaffect.labels import AU_COLUMNS, EXPRESSIONS
-from liveaffect.runtime.overlay import BOX_COLOR, Overlay, clip_box
+from liveaffect.runtime.dashboard import RAW_VIEW, Dashboard, View
 from liveaffect.runtime.sinks import CSV_COLUMNS, CsvSink, SinkError, VideoSink, face_rows
+from liveaffect.runtime.style import id_color
+from liveaffect.runtime.tags import clip_box
 from liveaffect.types import AffectPrediction, Detection, FaceResult, FrameResult
 
 EXPR = np.array([0.05, 0.05, 0.05, 0.05, 0.6, 0.1, 0.05, 0.05], np.float32)
@@ -111,41 +113,32 @@ def test_video_sink_writes_every_frame(tmp_path, suffix):
     cap.release()
 
 
-def box_pixels(image):
-    return np.all(image == np.array(BOX_COLOR, np.uint8), axis=-1)
+def box_pixels(image, track_id=7):
+    return np.all(image == np.array(id_color(track_id), np.uint8), axis=-1)
 
 
-def test_overlay_draws_box_labels_and_fps():
+def test_dashboard_draws_box_in_the_face_colour_tag_and_fps():
     card = ModelCard()
-    frame = np.full((480, 320, 3), 100, np.uint8)  # room below the face for 7 label lines
-    drawn = Overlay(card).draw(frame, result(box=(60.0, 80.0, 160.0, 200.0)), fps=12.3)
+    frame = np.full((240, 320, 3), 100, np.uint8)
+    dash = Dashboard(card, min_height=1)
+    drawn = dash.draw(frame, result(box=(60.0, 80.0, 160.0, 200.0)), RAW_VIEW)
     assert drawn is not frame and np.all(frame == 100)  # input untouched
+    assert drawn.shape == frame.shape  # no panel: the frame's own size
     mask = box_pixels(drawn)
     assert mask[80:201, 60].all() and mask[200, 60:161].all()  # left and bottom edges
-    lines = Overlay(card).face_lines(result().faces[0])
-    assert lines[0] == "#7 Happiness 0.60"
-    assert lines[1] == "V +0.25  A -0.50"
-    # probabilities >= the card's 0.5 thresholds: AU12 15 23 24 25 26, four named, two counted
-    assert lines[2:] == [
-        "AU12 lip corner puller",
-        "AU15 lip corner depressor",
-        "AU23 lip tightener",
-        "AU24 lip pressor",
-        "+2 more AU",
-    ]
-    assert not np.array_equal(drawn[:20, :80], frame[:20, :80])  # FPS corner
+    assert not np.array_equal(drawn[40:78, 60:200], frame[40:78, 60:200])  # the tag above
+    with_fps = dash.draw(frame, result(box=(60.0, 80.0, 160.0, 200.0)), View(panel=False), 12.3)
+    assert not np.array_equal(with_fps[:20, :60], frame[:20, :60])  # FPS corner
 
 
-def test_overlay_clips_boxes_and_handles_odd_frames():
-    card = ModelCard()
-    drawn = Overlay(card).draw(
-        np.zeros((50, 60), np.uint8), result(box=(-20.0, -10.0, 30.0, 200.0))
-    )
-    assert drawn.shape == (50, 60, 3) and box_pixels(drawn)[:, 30].any()
+def test_dashboard_clips_boxes_and_handles_odd_frames():
+    dash = Dashboard(ModelCard(), min_height=1)
+    drawn = dash.draw(np.zeros((50, 60), np.uint8), result(box=(-20.0, -10.0, 30.0, 200.0)))
+    assert drawn.shape[0] == 50 and box_pixels(drawn)[:, 30].any()
     assert clip_box((-20, -10, 30, 200), 60, 50) == (0, 0, 30, 49)
     assert clip_box((100, 100, 200, 200), 60, 50) is None
-    Overlay(card).draw(np.zeros((50, 60, 4), np.uint8), result(box=(500.0, 500.0, 600.0, 600.0)))
-    assert Overlay(card).draw(np.zeros((0, 0, 3), np.uint8), result()).size == 0
+    dash.draw(np.zeros((50, 60, 4), np.uint8), result(box=(500.0, 500.0, 600.0, 600.0)))
+    assert dash.draw(np.zeros((0, 0, 3), np.uint8), result()).size == 0
 
 
 def test_au_labels_name_every_au():
@@ -154,12 +147,3 @@ def test_au_labels_name_every_au():
     assert au_label("AU6") == au_label("au_06") == "AU06 cheek raiser"
     assert au_label("AU99") == "AU99"
     assert len({au_label(a) for a in AUS}) == len(AUS)
-
-
-def test_overlay_labels_untrained_heads():
-    card = ModelCard(heads={"expr": HeadInfo(trained=False), "va": HeadInfo(), "au": HeadInfo()})
-    pred = AffectPrediction(expr_probs=None, va=np.array([0.1, 0.2], np.float32), au_probs=None)
-    face = FaceResult(track_id=1, detection=Detection(xyxy=(0, 0, 10, 10)), prediction=pred)
-    card.heads["au"] = HeadInfo(trained=False)
-    lines = Overlay(card).face_lines(face)
-    assert lines == ["#1", "expr: not trained", "V +0.10  A +0.20", "AU: not trained"]

@@ -192,11 +192,11 @@ class _Series:
 
 # ----------------------------------------------------------------- runs
 def _run_pipeline(args, bundle, engine, detector, total) -> dict[str, Any]:
+    from liveaffect.runtime.dashboard import Dashboard, View
     from liveaffect.runtime.live import Pipeline
-    from liveaffect.runtime.overlay import Overlay
 
     pipeline = Pipeline(detector, engine, bundle.card.preprocess)
-    overlay = Overlay(bundle.card)
+    dashboard, canvas = Dashboard(bundle.card), None
     source, total, fps = _open(args.source, total, args.loop, args.camera_sim)
     cap = (total or 10_000) + 16
     per_stage = {s: _Series(cap) for s in STAGES}
@@ -219,7 +219,7 @@ def _run_pipeline(args, bundle, engine, detector, total) -> dict[str, Any]:
                 break
             result = pipeline.process(frame)
             t1 = time.perf_counter()
-            overlay.draw(frame.image_bgr, result, 0.0)
+            canvas = dashboard.draw(frame.image_bgr, result, View(), 0.0, out=canvas)
             t_draw = (time.perf_counter() - t1) * 1000.0
             now_ms = time.monotonic() * 1000.0
             n += 1

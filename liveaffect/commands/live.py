@@ -44,6 +44,11 @@ def _number(text, name: str, kind: type):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``live`` options to ``parser``."""
+    parser.epilog = (
+        "keys in the window: q or Esc quit; space pause/resume; s save a PNG snapshot of the "
+        "window (beside --output/--output-raw/--csv, else in the current folder; the path is "
+        "printed); p show/hide the side panel; t show/hide per-stage timings; h or ? help"
+    )
     parser.add_argument(
         "source",
         nargs="?",
@@ -100,13 +105,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-display",
         action="store_true",
-        help="do not open a window (headless: use with --csv and/or --output)",
+        help="do not open a window (headless: use with --csv, --output and/or --output-raw)",
     )
     parser.add_argument(
         "--output",
         default=None,
         metavar="FILE",
-        help="write the annotated frames to this video (.mp4 or .avi)",
+        help="record the drawn view to this video (.mp4 or .avi): the frames with coloured "
+        "boxes and tags, the side panel to their right, the FPS (the window's keys do not "
+        "change the recording)",
+    )
+    parser.add_argument(
+        "--output-raw",
+        default=None,
+        metavar="FILE",
+        help="record the frames at their own size with only the face boxes and tags "
+        "(no panel) to this video (.mp4 or .avi)",
     )
     parser.add_argument(
         "--csv",
@@ -140,6 +154,7 @@ def options_from_args(args: argparse.Namespace) -> LiveOptions:
         engine=args.engine.strip().lower(),
         display=not args.no_display,
         output=Path(args.output) if args.output else None,
+        output_raw=Path(args.output_raw) if getattr(args, "output_raw", None) else None,
         csv=Path(args.csv) if args.csv else None,
         max_frames=_number(args.max_frames, "max_frames", int),
         threads=_number(args.threads, "threads", int),
@@ -196,9 +211,10 @@ def _run(opts: LiveOptions):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
     from liveaffect.bundle import BundleError, load_bundle
     from liveaffect.runtime import engine as engines
+    from liveaffect.runtime.controls import Controls
+    from liveaffect.runtime.dashboard import RAW_VIEW, Dashboard
     from liveaffect.runtime.detectors import DetectorError, create_detector
     from liveaffect.runtime.live import Pipeline, run
-    from liveaffect.runtime.overlay import Overlay
     from liveaffect.runtime.sinks import CsvSink, SinkError, VideoSink, WindowSink
     from liveaffect.runtime.smoothing import PredictionSmoother
     from liveaffect.runtime.sources import SourceError, open_source
@@ -226,9 +242,13 @@ def _run(opts: LiveOptions):
         sinks = []
         try:
             if opts.display:
-                sinks.append(stack.enter_context(WindowSink("liveaffect")))
+                controls = Controls(opts.snapshot_dir)
+                sinks.append(stack.enter_context(WindowSink("liveaffect", controls)))
             if opts.output is not None:
                 sinks.append(stack.enter_context(VideoSink(opts.output, fps=source.fps)))
+            if opts.output_raw is not None:
+                raw = VideoSink(opts.output_raw, fps=source.fps, view=RAW_VIEW)
+                sinks.append(stack.enter_context(raw))
             if opts.csv is not None:
                 sinks.append(stack.enter_context(CsvSink(opts.csv, bundle.card.au_thresholds)))
         except SinkError as exc:
@@ -247,7 +267,7 @@ def _run(opts: LiveOptions):
                 source,
                 pipeline,
                 sinks,
-                overlay=Overlay(bundle.card),
+                dashboard=Dashboard(bundle.card),
                 max_frames=opts.max_frames,
                 on_fps=lambda fps: print(f"FPS: {fps:.1f}", flush=True),
             )

@@ -9,7 +9,6 @@ it is tested without a display. The keys are listed in
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -52,17 +51,21 @@ class Controls:
 
     @property
     def view(self) -> View:
-        """What the window shows now (the help line only in the first seconds)."""
+        """What the canvas shows (panel, timings, help overlay ...)."""
+        return self._view
+
+    def notes(self) -> dict:
+        """The passing notes to draw now (:func:`~liveaffect.runtime.hud.draw_notes` keywords):
+        the key summary in the first seconds, PAUSED, the last snapshot's path for a while."""
         now = self.clock()
         if self._started is None:
             self._started = now
         message = self._message[0] if self._message and now < self._message[1] else None
-        return replace(
-            self._view,
-            help_line=now - self._started < self.help_line_s,
-            paused=self.paused,
-            message=message,
-        )
+        return {
+            "help_line": now - self._started < self.help_line_s,
+            "paused": self.paused,
+            "message": message,
+        }
 
     def handle_key(self, key: int, shown: np.ndarray | None = None) -> None:
         """Act on one key code (``-1``: no key); ``shown`` is what the window shows (for ``s``)."""

@@ -39,9 +39,10 @@ class View:
         fps: the FPS in the corner.
         timings: the per-stage timings under the FPS.
         help: the key list over the video.
-        help_line: the one-line key summary at the bottom.
-        paused: the PAUSED badge.
-        message: a short note at the bottom (None: none).
+
+    Passing notes (the key summary at the start, PAUSED, "saved ...") are not part of
+    the canvas: the window adds them (:func:`~liveaffect.runtime.hud.draw_notes`), so
+    snapshots and recordings do not carry them.
     """
 
     panel: bool = True
@@ -49,15 +50,14 @@ class View:
     fps: bool = True
     timings: bool = False
     help: bool = False
-    help_line: bool = False
-    paused: bool = False
-    message: str | None = None
 
     def toggled(self, name: str) -> View:
         """A copy with the boolean ``name`` flipped."""
         return replace(self, **{name: not getattr(self, name)})
 
 
+DEFAULT_VIEW = View()
+"""Video, boxes, tags, side panel and FPS (the window at start, ``--output``)."""
 RAW_VIEW = View(panel=False, fps=False)
 """Boxes and tags at the source's size (``--output-raw``)."""
 
@@ -153,9 +153,6 @@ class Dashboard:
             fps=fps if view.fps else None,
             timings_ms=(timings_ms or {}) if view.timings else None,
             help_overlay=view.help,
-            help_line=view.help_line,
-            paused=view.paused,
-            message=view.message,
         )
         return canvas
 

@@ -58,9 +58,6 @@ def draw_hud(
     fps: float | None = None,
     timings_ms: Mapping[str, float] | None = None,
     help_overlay: bool = False,
-    help_line: bool = False,
-    paused: bool = False,
-    message: str | None = None,
 ) -> None:
     """Draw the heads-up text onto the video area ``image``, in place.
 
@@ -70,27 +67,34 @@ def draw_hud(
         fps: frames per second, top-left.
         timings_ms: per-stage milliseconds to list under the FPS (None: hidden).
         help_overlay: the key list in the middle.
-        help_line: the one-line key summary at the bottom.
-        paused: a PAUSED badge top-right.
-        message: a short note at the bottom (e.g. where a snapshot went).
     """
-    h, w = image.shape[:2]
     y = style.pad
     if fps is not None:
         y += text_block(image, [f"FPS {fps:.1f}"], (style.pad, y), style, FPS_COLOR)[1] + style.pad
     if timings_ms is not None:
         text_block(image, timing_lines(timings_ms) or ["no timings yet"], (style.pad, y), style)
-    if paused:
-        text = "PAUSED (space)"
-        tw = text_size(text, style.font)[0] + 2 * style.pad
-        text_block(image, [text], (w - tw - style.pad, style.pad), style, FPS_COLOR)
-    bottom = h - style.pad
-    for text in (HELP_LINE if help_line else None, message):
-        if text:
-            bottom -= style.line_h + style.pad
-            text_block(image, [text], (style.pad, bottom), style)
     if help_overlay:
         _help(image, style)
+
+
+def draw_notes(
+    image: np.ndarray,
+    style: Style,
+    help_line: bool = False,
+    paused: bool = False,
+    message: str | None = None,
+) -> None:
+    """Passing notes stacked at the bottom left, in place: the one-line key summary,
+    ``PAUSED`` and a message (e.g. where a snapshot went)."""
+    bottom = image.shape[0] - style.pad
+    for text, color in (
+        (HELP_LINE if help_line else None, TEXT_COLOR),
+        ("PAUSED (space resumes)" if paused else None, FPS_COLOR),
+        (message, TEXT_COLOR),
+    ):
+        if text:
+            bottom -= style.line_h + style.pad
+            text_block(image, [text], (style.pad, bottom), style, color)
 
 
 def _help(image: np.ndarray, style: Style) -> None:

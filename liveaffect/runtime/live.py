@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from liveaffect.preprocess import PreprocessSpec, prepare_batch, to_bgr
-from liveaffect.runtime.overlay import Overlay
+from liveaffect.runtime.dashboard import Dashboard, StageMeans, View
 from liveaffect.runtime.smoothing import PredictionSmoother
 from liveaffect.runtime.tracker import IouTracker
 from liveaffect.types import (
@@ -30,7 +30,7 @@ from liveaffect.types import (
     Sink,
 )
 
-STAGES = ("read", "detect", "track", "preprocess", "infer", "smooth")
+STAGES = ("read", "detect", "track", "preprocess", "infer", "smooth", "draw")
 
 
 def _visible(det: Detection, width: int, height: int) -> bool:
@@ -125,6 +125,10 @@ class FpsMeter:
         """Record that a frame finished (at ``now_s``, default: now)."""
         self._ticks.append(time.perf_counter() if now_s is None else now_s)
 
+    def shift(self, seconds: float) -> None:
+        """Move the recorded ticks ``seconds`` later (a pause must not lower the FPS)."""
+        self._ticks = deque((t + seconds for t in self._ticks), maxlen=self._ticks.maxlen)
+
     @property
     def fps(self) -> float:
         """Rolling FPS (0 until two frames were seen)."""
@@ -174,11 +178,57 @@ class RunSummary:
         )
 
 
+class _Drawing:
+    """Draws each frame once per distinct view the drawing sinks ask for, into reused
+    canvases, and times it (the ``draw`` stage)."""
+
+    def __init__(self, dashboard: Dashboard | None, sinks: Sequence[Sink]) -> None:
+        self.dashboard = dashboard
+        self.sinks = sinks
+        self.means = StageMeans()
+        self._canvases: dict[View, np.ndarray] = {}
+
+    def canvas(self, sink, frame: Frame, result: FrameResult, fps: float, cache: dict):
+        """The drawn canvas for ``sink``'s view (the raw frame for sinks that do not draw)."""
+        if self.dashboard is None or not getattr(sink, "draws", False):
+            return frame.image_bgr
+        view = getattr(sink, "view", View())
+        if view not in cache:
+            cache[view] = self._canvases[view] = self.dashboard.draw(
+                frame.image_bgr, result, view, fps, self.means.means(),
+                out=self._canvases.get(view),
+            )  # fmt: skip
+        return cache[view]
+
+    def emit(self, frame: Frame, result: FrameResult, fps: float) -> float:
+        """Write the frame to every sink; returns the milliseconds spent drawing."""
+        cache: dict[View, np.ndarray] = {}
+        draw_ms = 0.0
+        for sink in self.sinks:
+            t0 = time.perf_counter()
+            image = self.canvas(sink, frame, result, fps, cache)
+            draw_ms += (time.perf_counter() - t0) * 1000.0
+            sink.write(image, result)
+        self.means.add({**result.timings_ms, "draw": draw_ms})
+        return draw_ms
+
+    def hold(self, frame: Frame, result: FrameResult, fps: float) -> float:
+        """While a sink is paused, show it the same frame again (its view may change);
+        returns the seconds spent paused."""
+        t0 = time.perf_counter()
+        while True:
+            paused = [s for s in self.sinks if getattr(s, "paused", False)]
+            if not paused:
+                return time.perf_counter() - t0
+            for sink in paused:
+                sink.write(self.canvas(sink, frame, result, fps, {}), result)
+
+
 def run(
     source: Iterable[Frame],
     pipeline: Pipeline,
     sinks: Sequence[Sink] = (),
-    overlay: Overlay | None = None,
+    dashboard: Dashboard | None = None,
     max_frames: int | None = None,
     on_fps: Callable[[float], None] | None = None,
     fps_every: int = 10,
@@ -189,8 +239,10 @@ def run(
         source: frames in order (a ``FrameSource``); its ``error`` attribute, if set
             after the loop, marks a stream that dropped.
         pipeline: the per-frame work.
-        sinks: receive every frame; those with ``draws = True`` get the annotated one.
-        overlay: draws results (and the FPS) for the drawing sinks.
+        sinks: receive every frame; those with ``draws = True`` get the canvas drawn
+            for their ``view``; one with ``paused`` set is shown the same frame
+            until it clears it (the time paused does not count in the FPS).
+        dashboard: draws the live view for the drawing sinks.
         max_frames: stop after this many frames (None: no limit).
         on_fps: called with the rolling FPS every ``fps_every`` frames.
         fps_every: how often ``on_fps`` is called.
@@ -200,24 +252,25 @@ def run(
     """
     summary = RunSummary(stage_ms=dict.fromkeys(STAGES, 0.0))
     meter = FpsMeter()
-    drawing = overlay is not None and any(getattr(s, "draws", False) for s in sinks)
-    start = time.perf_counter()
+    drawing = _Drawing(dashboard, sinks)
+    start, paused_s = time.perf_counter(), 0.0
     try:
         for frame in source:
             result = pipeline.process(frame)
-            meter.tick()
             summary.frames += 1
             summary.faces += len(result.faces)
             summary.frames_with_faces += bool(result.faces)
             summary.track_ids.update(f.track_id for f in result.faces)
             for name, ms in result.timings_ms.items():
                 summary.stage_ms[name] = summary.stage_ms.get(name, 0.0) + ms
-            drawn = overlay.draw(frame.image_bgr, result, meter.fps) if drawing else None
-            for sink in sinks:
-                use_drawn = drawn is not None and getattr(sink, "draws", False)
-                sink.write(drawn if use_drawn else frame.image_bgr, result)
+            summary.stage_ms["draw"] += drawing.emit(frame, result, meter.fps)
+            meter.tick()
             if on_fps is not None and summary.frames % fps_every == 0:
                 on_fps(meter.fps)
+            paused = drawing.hold(frame, result, meter.fps)
+            if paused:
+                paused_s += paused
+                meter.shift(paused)
             if any(getattr(s, "stop_requested", False) for s in sinks):
                 summary.stopped = "quit"
                 break
@@ -226,7 +279,7 @@ def run(
                 break
     except KeyboardInterrupt:
         summary.stopped = "interrupt"
-    summary.elapsed_s = time.perf_counter() - start
+    summary.elapsed_s = time.perf_counter() - start - paused_s
     error = getattr(source, "error", None)
     if error and summary.stopped == "end":
         summary.stopped, summary.error = "error", str(error)

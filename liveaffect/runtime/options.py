@@ -6,6 +6,7 @@ naming the field, before any camera opens or TensorFlow loads.
 
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,9 @@ class LiveOptions:
         smooth: predictions averaged per face (1 = no smoothing).
         engine: inference engine name (see ``liveaffect.runtime.engine.engine_names``).
         display: show the OpenCV window.
-        output: write the annotated video here (``.mp4`` or ``.avi``).
+        output: write the drawn view (video, boxes, tags, side panel) here
+            (``.mp4`` or ``.avi``).
+        output_raw: write the frames at their own size with only the boxes and tags here.
         csv: write one row per face per frame here.
         max_frames: stop after this many frames (None: run until the source ends).
         threads: CPU threads for TensorFlow and OpenCV (None: library default).
@@ -50,6 +53,7 @@ class LiveOptions:
     engine: str = "auto"
     display: bool = True
     output: Path | None = None
+    output_raw: Path | None = None
     csv: Path | None = None
     max_frames: int | None = None
     threads: int | None = None
@@ -87,9 +91,11 @@ class LiveOptions:
             raise ValueError(f"--max-frames must be 1 or more, got {self.max_frames}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"--threads must be 1 or more, got {self.threads}")
-        if self.output is not None and self.output.suffix.lower() not in VIDEO_SUFFIXES:
-            raise ValueError(f"--output must end in {' or '.join(VIDEO_SUFFIXES)}: {self.output}")
-        for name in ("output", "csv"):
+        for name in ("output", "output_raw"):
+            path = getattr(self, name)
+            if path is not None and path.suffix.lower() not in VIDEO_SUFFIXES:
+                raise ValueError(f"{_flag(name)} must end in {' or '.join(VIDEO_SUFFIXES)}: {path}")
+        for name in ("output", "output_raw", "csv"):
             path = getattr(self, name)
             if path is None:
                 continue
@@ -99,8 +105,18 @@ class LiveOptions:
                 raise ValueError(f"{_flag(name)}: {path} is a folder, not a file")
             if video is not None and _same_file(path, video):
                 raise ValueError(f"{_flag(name)} would overwrite the input video {path}")
-        if self.output is not None and self.csv is not None and _same_file(self.output, self.csv):
-            raise ValueError("--output and --csv must be different files")
+        written = [(n, getattr(self, n)) for n in ("output", "output_raw", "csv")]
+        for (a, path_a), (b, path_b) in itertools.combinations(written, 2):
+            if path_a is not None and path_b is not None and _same_file(path_a, path_b):
+                raise ValueError(f"{_flag(a)} and {_flag(b)} must be different files")
+
+    @property
+    def snapshot_dir(self) -> Path:
+        """Where the window's snapshots go: beside the outputs, else the current folder."""
+        for path in (self.output, self.output_raw, self.csv):
+            if path is not None:
+                return path.parent
+        return Path(".")
 
 
 def _same_file(path: Path, other: str | Path) -> bool:

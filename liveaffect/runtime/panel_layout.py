@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from liveaffect.labels import AU_NAMES
+from liveaffect.labels import au_label
 from liveaffect.runtime.style import Style, text_size
 from liveaffect.types import FaceResult
 
@@ -22,12 +22,6 @@ Box = tuple[int, int, int, int]
 
 MAX_CARDS = 4
 HEAD_NAMES = {"expr": "expression", "va": "valence/arousal", "au": "AU"}
-
-
-def au_label(au: str) -> str:
-    """``AU12 lip corner puller`` (the FACS short name when known)."""
-    name = AU_NAMES.get(au)
-    return f"{au} {name}" if name else au
 
 
 def panel_note(untrained: Sequence[str]) -> str | None:

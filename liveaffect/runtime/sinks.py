@@ -3,7 +3,8 @@
 Every sink implements :class:`liveaffect.types.Sink` and is a context manager whose
 ``close()`` is safe to call twice, so the end of a video, ``q``, Ctrl-C or an
 exception always releases the window and flushes files. A sink whose ``draws``
-attribute is True receives the annotated frame, the others the raw one.
+attribute is True receives the drawn canvas for its ``view``
+(:class:`~liveaffect.runtime.dashboard.View`), the others the raw frame.
 """
 
 from __future__ import annotations
@@ -16,9 +17,14 @@ import cv2
 import numpy as np
 
 from liveaffect.labels import AU_COLUMNS, EXPRESSIONS
+from liveaffect.runtime.controls import Controls
+from liveaffect.runtime.dashboard import DEFAULT_VIEW, View
+from liveaffect.runtime.hud import draw_notes
+from liveaffect.runtime.style import Style
 from liveaffect.types import FrameResult
 
-QUIT_KEYS = (ord("q"), ord("Q"), 27)  # q, Q, Esc
+PAUSED_POLL_MS = 30
+"""How often a paused window looks at the keyboard."""
 
 CSV_COLUMNS: tuple[str, ...] = (
     "frame",
@@ -68,23 +74,39 @@ def _point_qt_at_system_fonts() -> None:
 
 
 class WindowSink(_Closing):
-    """Shows annotated frames in an OpenCV window.
+    """Shows the drawn canvas in an OpenCV window and acts on its keys.
 
-    ``q`` or Esc in the window, or closing the window, sets ``stop_requested``.
+    The keys (:data:`liveaffect.runtime.hud.KEYS`) go to ``controls``: ``q``/Esc or
+    closing the window sets ``stop_requested``; ``space`` sets ``paused`` (the live
+    loop then shows the same frame until it is cleared); ``s`` saves the canvas as a
+    PNG; ``p``, ``t``, ``h``/``?`` change ``view``. Passing notes (the key summary in
+    the first seconds, PAUSED, the snapshot's path) are drawn on a copy, so the
+    snapshots do not carry them.
 
     Args:
         name: the window title.
+        controls: the keys' state (default: snapshots go to the current folder).
     """
 
     draws = True
 
-    def __init__(self, name: str = "liveaffect") -> None:
+    def __init__(self, name: str = "liveaffect", controls: Controls | None = None) -> None:
         self.name = name
+        self.controls = controls if controls is not None else Controls()
         self._opened = False
         self._closed = False
 
+    @property
+    def view(self) -> View:
+        """What the canvas for this window should show."""
+        return self.controls.view
+
+    @property
+    def paused(self) -> bool:
+        return self.controls.paused and not self.stop_requested
+
     def write(self, frame_bgr: np.ndarray, result: FrameResult) -> None:
-        """Show the frame and poll the keyboard and the window state."""
+        """Show the canvas and poll the keyboard and the window state."""
         if self._closed or self.stop_requested:
             return
         if not self._opened:
@@ -94,9 +116,15 @@ class WindowSink(_Closing):
         elif not self.is_visible():  # the user closed the window: do not reopen it
             self.stop_requested = True
             return
-        cv2.imshow(self.name, frame_bgr)
-        key = cv2.waitKey(1) & 0xFF
-        if key in QUIT_KEYS or not self.is_visible():
+        notes = self.controls.notes()
+        shown = frame_bgr
+        if any(notes.values()):
+            shown = frame_bgr.copy()
+            draw_notes(shown, Style.for_height(shown.shape[0]), **notes)
+        cv2.imshow(self.name, shown)
+        key = cv2.waitKey(PAUSED_POLL_MS if self.controls.paused else 1)
+        self.controls.handle_key(key, frame_bgr)
+        if self.controls.quit or not self.is_visible():
             self.stop_requested = True
 
     def is_visible(self) -> bool:
@@ -127,12 +155,17 @@ class VideoSink(_Closing):
     Args:
         path: output file; its folder must exist.
         fps: frame rate stored in the file.
+        view: what the recorded canvas shows (default: the panel, tags and FPS, as
+            the window; ``dashboard.RAW_VIEW``: the frame at its size with boxes and tags).
     """
 
     draws = True
 
-    def __init__(self, path: str | os.PathLike, fps: float = 30.0) -> None:
+    def __init__(
+        self, path: str | os.PathLike, fps: float = 30.0, view: View = DEFAULT_VIEW
+    ) -> None:
         self.path = Path(path)
+        self.view = view
         self.fps = float(fps) if fps and fps > 0 else 30.0
         self._writer: cv2.VideoWriter | None = None
         self._size: tuple[int, int] | None = None
