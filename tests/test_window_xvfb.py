@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 from conftest import shared_path
 
-from liveaffect.runtime.overlay import BOX_COLOR
+from liveaffect.runtime.style import id_color
 
 REPO = Path(__file__).resolve().parents[1]
 WINDOW = "liveaffect"
@@ -93,8 +93,10 @@ def screenshot_with_box(
         x(display, "import", "-window", "root", str(out))
         image = cv2.imread(str(out))
         shots += 1
-        mask = np.all(image == np.array(BOX_COLOR, np.uint8), axis=-1)
-        if mask.sum() > 200:
+        mask = np.zeros(image.shape[:2], bool)
+        for track_id in range(1, 11):  # boxes are drawn in their face id's colour
+            mask |= np.all(image == np.array(id_color(track_id), np.uint8), axis=-1)
+        if mask[:, :900].sum() > 200:  # in the video part (the panel starts at x=960)
             return image
         time.sleep(0.2)
     log = (out.parent / "stdout.txt").read_text()[-300:]
