@@ -1,0 +1,81 @@
+"""JSON lines: the WebSocket's JSON object, one line per frame, flushed per line.
+
+``jsonl:PATH`` writes a file (created or truncated when the run starts); ``jsonl:-``
+writes standard output, so another program can read it through a pipe. A reader that
+goes away (a closed pipe) ends the outlet quietly instead of the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from liveaffect.runtime.streams.base import StreamError, StreamSink
+from liveaffect.runtime.streams.meta import StreamMeta
+from liveaffect.runtime.streams.records import frame_record, frame_size_of
+from liveaffect.types import FrameResult
+
+log = logging.getLogger(__name__)
+
+
+class JsonlSink(StreamSink):
+    """Writes one JSON object per frame and flushes it.
+
+    Args:
+        meta: model, labels and clock.
+        path: the file, or None for standard output.
+
+    Raises:
+        StreamError: the file cannot be created.
+    """
+
+    def __init__(self, meta: StreamMeta, path: str | os.PathLike | None = None) -> None:
+        self.meta = meta
+        self.path = Path(path) if path is not None else None
+        if self.path is None:
+            self._file, self._owned = sys.stdout, False
+        else:
+            try:
+                self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115
+            except OSError as exc:
+                raise StreamError(f"jsonl:{self.path}: cannot write ({exc.strerror})") from None
+            self._owned = True
+        self.lines = 0
+
+    def describe(self) -> str:
+        return f"jsonl:{self.path if self.path is not None else '- (stdout)'}"
+
+    def write(self, frame_bgr: np.ndarray, result: FrameResult) -> None:
+        """Write this frame's line and flush it."""
+        if self.closed:
+            return
+        record = frame_record(result, self.meta, frame_size_of(frame_bgr))
+        try:
+            self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+            self._file.flush()
+        except BrokenPipeError:
+            log.warning("%s: the reader went away; no more lines are written", self.describe())
+            self._abandon_stdout()
+            self.closed = True
+            return
+        self.lines += 1
+
+    def _abandon_stdout(self) -> None:
+        # Python flushes stdout again at exit; point it at /dev/null so that does not fail.
+        if not self._owned:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+
+    def _close(self) -> None:
+        if self._owned:
+            self._file.close()
+        else:
+            with contextlib.suppress(BrokenPipeError, ValueError):
+                self._file.flush()
