@@ -39,6 +39,13 @@ class _Client:
         self.queue: collections.deque[str] = collections.deque(maxlen=queue_size)
         self.ready = asyncio.Event()
         self.dropped = 0
+        self.gone = False
+
+    async def watch(self) -> None:
+        """Wake the sender when the client leaves (it is otherwise only noticed on a send)."""
+        await self.ws.wait_closed()
+        self.gone = True
+        self.ready.set()
 
 
 def bind_error(url: str, host: str, port: int, exc: OSError) -> str:
@@ -92,19 +99,22 @@ class WebSocketSink(StreamSink):
         return self._url()
 
     # -- server thread -------------------------------------------------------------------
-    def _serve(self) -> None:
+    async def _listen(self):
         from websockets.asyncio.server import serve
 
+        return await serve(self._handle, self.host, self.port, close_timeout=1.0)
+
+    def _serve(self) -> None:
         asyncio.set_event_loop(self._loop)
         try:
-            server = self._loop.run_until_complete(
-                serve(self._handle, self.host, self.port, close_timeout=1.0)
-            )
-        except OSError as exc:
+            server = self._loop.run_until_complete(self._listen())
+        except Exception as exc:
             if isinstance(exc, socket.gaierror):
                 self._error = f"{self._url()}: cannot resolve host {self.host!r}"
-            else:
+            elif isinstance(exc, OSError):
                 self._error = bind_error(self._url(), self.host, self.port, exc)
+            else:
+                self._error = f"{self._url()}: the server failed to start ({exc})"
             self._ready.set()
             self._loop.close()
             return
@@ -129,8 +139,9 @@ class WebSocketSink(StreamSink):
 
         client = _Client(ws, self.queue_size)
         self.clients.add(client)
+        watcher = asyncio.ensure_future(client.watch())
         try:
-            while not self._stopping:
+            while not self._stopping and not client.gone:
                 await client.ready.wait()
                 client.ready.clear()
                 while client.queue and not self._stopping:
@@ -140,6 +151,7 @@ class WebSocketSink(StreamSink):
             pass
         finally:
             self.clients.discard(client)
+            watcher.cancel()
 
     def _broadcast(self, text: str) -> None:
         for client in self.clients:
