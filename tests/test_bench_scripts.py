@@ -58,3 +58,25 @@ def test_train_step_times_each_width_set(tmp_path):
     assert all(r["ms_per_step"] > 0 and r["params_m"] > 0 for r in result["rows"])
     assert result["batch_size"] == 128 and result["mixed_precision"] == "bfloat16"
     assert "8-16-16-32" in text
+
+
+@pytest.mark.slow
+def test_stream_cost_alternates_runs_and_the_clients_receive(tmp_path):
+    bundle = make_tiny_bundle(tmp_path / "bundle", input_size=32)
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))
+    for i in range(12):
+        writer.write(np.full((48, 64, 3), 20 * i, np.uint8))
+    writer.release()
+    out = tmp_path / "stream.json"
+    text = _run(
+        "bench/stream_cost.py", "--source", str(video), "--model", str(bundle),
+        "--engine", "keras", "--frames", "8", "--rounds", "2", "--json", str(out),
+    )  # fmt: skip
+    result = json.loads(out.read_text())
+    assert [sorted(r) for r in result["rounds"]] == [["all", "faces_all", "faces_none", "none"]] * 2
+    assert result["median_fps_none"] > 0 and result["median_fps_all"] > 0
+    assert result["jsonl_lines"] == 16  # 8 frames x 2 "all" runs
+    assert result["clients_received"]["lsl"] == 16 and result["clients_received"]["ws"] == 16
+    assert result["clients_received"]["osc"] == 16  # one /frame message per frame, no faces
+    assert "median FPS" in text

@@ -1,0 +1,185 @@
+"""What streaming costs: end-to-end FPS with all four ``--stream`` outlets on, against none.
+
+    python bench/stream_cost.py --source ../shared/data/videos/pyfeat_WolfgangLanger_Pexels.mp4
+
+Loads the model, detector and engine once, then replays the clip headless through the
+live loop (``liveaffect.runtime.live.run``, as ``--no-display``) in rounds that alternate
+"none" and "all" (the order flips every round, so a machine whose load drifts does not
+favour one side). "all" feeds an LSL outlet, an OSC sender, a WebSocket server and a
+JSON-lines file; one client each runs in a separate process (a pylsl inlet, a python-osc
+server, a websockets client) and counts what arrives. Reports the median FPS of each
+side, the drop, and the median of the per-round ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from _results import write_result
+
+
+# ----------------------------------------------------------------- the clients' process
+def _clients(lsl_name: str, osc_port_box, ws_port: int, ready, stop, counts) -> None:
+    """One client per outlet, counting messages until ``stop`` is set."""
+    import pylsl
+    from pythonosc.dispatcher import Dispatcher
+    from pythonosc.osc_server import ThreadingOSCUDPServer
+    from websockets.sync.client import connect
+
+    got = {"lsl": 0, "osc": 0, "ws": 0}
+
+    def on_osc(address, *args):
+        got["osc"] += 1
+
+    dispatcher = Dispatcher()
+    dispatcher.set_default_handler(on_osc)
+    osc = ThreadingOSCUDPServer(("127.0.0.1", 0), dispatcher)
+    osc_port_box.value = osc.server_address[1]
+    threading.Thread(target=osc.serve_forever, daemon=True).start()
+
+    def websocket():
+        with connect(f"ws://127.0.0.1:{ws_port}", max_size=None) as ws:
+            while not stop.is_set():
+                try:
+                    ws.recv(timeout=0.2)
+                    got["ws"] += 1
+                except TimeoutError:
+                    pass
+
+    threading.Thread(target=websocket, daemon=True).start()
+    inlet = pylsl.StreamInlet(pylsl.resolve_byprop("name", lsl_name, timeout=30)[0])
+    inlet.open_stream(timeout=30)
+    ready.set()
+    while not stop.is_set():
+        chunk, _ = inlet.pull_chunk(timeout=0.2)
+        got["lsl"] += len(chunk)
+    osc.shutdown()
+    counts.update(got)
+
+
+# ----------------------------------------------------------------- the analysis side
+def _build(args):
+    from liveaffect.bundle import load_bundle
+    from liveaffect.runtime import engine as engines
+    from liveaffect.runtime.detectors import create_detector
+
+    bundle = load_bundle(args.model)
+    engine = engines.create_engine(bundle, args.engine, tta=False if args.no_tta else None)
+    detector = create_detector("blazeface", None, 0.5)
+    return bundle, engine, detector
+
+
+def _one_run(args, bundle, engine, detector, sinks) -> tuple[float, int]:
+    from liveaffect.runtime.live import Pipeline, run
+    from liveaffect.runtime.sources import open_source
+
+    with open_source(args.source) as source:
+        summary = run(
+            source, Pipeline(detector, engine, bundle.card.preprocess), sinks, None, args.frames
+        )
+    return summary.mean_fps, summary.faces
+
+
+def _start(args, meta, folder: Path):
+    """Open the four outlets and start the clients' process; returns (outlets, process, stop)."""
+    from liveaffect.runtime.streams import open_streams, parse_targets
+
+    lsl_name = f"liveaffect-bench-{os.getpid()}"
+    ctx = mp.get_context("spawn")
+    osc_port, ready, stop = ctx.Value("i", 0), ctx.Event(), ctx.Event()
+    counts = ctx.Manager().dict()
+    # The LSL outlet and the WebSocket server first: the client process connects to them.
+    lsl_sink, ws_sink = open_streams(parse_targets([f"lsl:{lsl_name}", "ws://127.0.0.1:0"]), meta)
+    process = ctx.Process(
+        target=_clients, args=(lsl_name, osc_port, ws_sink.port, ready, stop, counts)
+    )
+    process.start()
+    deadline = time.monotonic() + 60
+    while not (ready.is_set() and osc_port.value and ws_sink.clients):
+        if time.monotonic() > deadline:
+            raise SystemExit("error: the client process did not connect in 60 s")
+        time.sleep(0.05)
+    targets = [f"osc://127.0.0.1:{osc_port.value}", f"jsonl:{folder / 'faces.jsonl'}"]
+    outlets = [lsl_sink, ws_sink, *open_streams(parse_targets(targets), meta)]
+    return outlets, process, stop, counts
+
+
+def _rounds(args, built, outlets) -> list[dict]:
+    """Alternate "none" and "all" runs, flipping the order every round."""
+    rows = []
+    for r in range(args.rounds):
+        order = ("none", "all") if r % 2 == 0 else ("all", "none")
+        row = {}
+        for mode in order:
+            fps, faces = _one_run(args, *built, outlets if mode == "all" else [])
+            row[mode], row[f"faces_{mode}"] = round(fps, 2), faces
+        rows.append(row)
+        print(
+            f"round {r + 1}: none {row['none']:.1f} FPS, all four {row['all']:.1f} FPS", flush=True
+        )
+    return rows
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--source", required=True, help="video file (one face)")
+    p.add_argument("--model", default="final_model", help="bundle folder")
+    p.add_argument("--engine", default="auto", help="engine name, as the app's --engine")
+    p.add_argument("--no-tta", action="store_true", help="one view per face")
+    p.add_argument("--frames", type=int, default=300, help="frames per run")
+    p.add_argument("--rounds", type=int, default=9, help="none/all pairs (medians reported)")
+    p.add_argument("--json", help="write results here")
+    args = p.parse_args()
+
+    from liveaffect.runtime.streams import StreamMeta
+
+    built = _build(args)
+    meta = StreamMeta.from_model(args.model, faces=4, source=args.source)
+    folder = Path(tempfile.mkdtemp(prefix="stream_cost_"))
+    outlets, process, stop, counts = _start(args, meta, folder)
+    _one_run(args, *built, [])  # warm-up: engine, detector, file cache
+    rows = _rounds(args, built, outlets)
+    time.sleep(1.0)  # let the clients drain
+    stop.set()
+    process.join(30)
+    for sink in outlets:
+        sink.close()
+    none = statistics.median(r["none"] for r in rows)
+    all_ = statistics.median(r["all"] for r in rows)
+    result = {
+        "source": args.source,
+        "model": args.model,
+        "frames_per_run": args.frames,
+        "rounds": rows,
+        "median_fps_none": round(none, 2),
+        "median_fps_all": round(all_, 2),
+        "drop_percent": round(100 * (1 - all_ / none), 2),
+        "median_ratio": round(statistics.median(r["all"] / r["none"] for r in rows), 4),
+        "clients_received": dict(counts),
+        "ws_dropped": outlets[1].dropped,
+        "jsonl_lines": outlets[3].lines,
+    }
+    print(
+        f"median FPS: none {none:.1f}, all four targets {all_:.1f} (drop "
+        f"{result['drop_percent']:.1f}%; median per-round ratio {result['median_ratio']:.3f}); "
+        f"clients received {result['clients_received']}, jsonl lines {result['jsonl_lines']}, "
+        f"ws dropped {result['ws_dropped']}"
+    )
+    if args.json:
+        write_result(args.json, result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
