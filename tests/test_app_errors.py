@@ -271,6 +271,8 @@ def test_help_explains_every_option():
         "--max-frames",
         "--threads",
         "--no-tta",
+        "--stream",
+        "--stream-faces",
     ):
         assert option in proc.stdout
 

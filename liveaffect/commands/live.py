@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
-from contextlib import ExitStack
+import threading
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from liveaffect.errors import CliError
 from liveaffect.runtime.options import DEFAULT_MODEL_DIR, LiveOptions
+from liveaffect.runtime.streams.targets import parse_targets
 
 
 def parse_source(text: str | None) -> int | str:
@@ -135,6 +138,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="stop after N frames (default: until the video ends or q is pressed)",
     )
     parser.add_argument(
+        "--stream",
+        action="append",
+        default=None,
+        metavar="TARGET",
+        help="stream every face's affect out, live (repeatable): lsl or lsl:NAME (Lab "
+        "Streaming Layer outlet), osc://HOST:PORT (OSC messages), ws://HOST:PORT (WebSocket "
+        "server, JSON per frame; binds 127.0.0.1 unless a host is given), jsonl:PATH or "
+        "jsonl:- (JSON lines to a file or stdout)",
+    )
+    parser.add_argument(
+        "--stream-faces",
+        default="4",
+        metavar="N",
+        help="face slots in the LSL outlet (faces beyond N are not sent over LSL)",
+    )
+    parser.add_argument(
         "--threads",
         default=None,
         metavar="N",
@@ -159,6 +178,8 @@ def options_from_args(args: argparse.Namespace) -> LiveOptions:
         max_frames=_number(args.max_frames, "max_frames", int),
         threads=_number(args.threads, "threads", int),
         tta=not getattr(args, "no_tta", False),
+        streams=parse_targets(getattr(args, "stream", None) or ()),
+        stream_faces=_number(getattr(args, "stream_faces", "4"), "stream_faces", int),
     )
 
 
@@ -195,19 +216,68 @@ def _check_display(opts: LiveOptions) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the live app; returns 0 (end, q, --max-frames), 1 (stream dropped), 130 (Ctrl-C)."""
+    """Run the live app; returns 0 (end, q, --max-frames), 1 (stream dropped), 130 (Ctrl-C),
+    143 (SIGTERM)."""
     opts = _options(args)
     _check_model_path(opts)
     _check_display(opts)
-    summary = _run(opts)
-    print(summary, flush=True)
+    out = sys.stderr if any(t.to_stdout for t in opts.streams) else sys.stdout
+    with ExitStack() as stack:
+        terminated = stack.enter_context(_sigterm_as_interrupt())
+        streams = _open_streams(opts, stack)
+        summary = _run(opts, streams, out)
+    print(summary, file=out, flush=True)
     if summary.error:
         print(f"error: the stream dropped: {summary.error}", file=sys.stderr)
         return 1
+    if terminated:
+        return 143
     return 130 if summary.stopped == "interrupt" else 0
 
 
-def _run(opts: LiveOptions):
+@contextmanager
+def _sigterm_as_interrupt():
+    """While inside, SIGTERM ends the run like Ctrl-C (every file and socket closed).
+
+    Yields a list that holds the signal number once SIGTERM arrived.
+    """
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def handler(signum, frame):
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _open_streams(opts: LiveOptions, stack: ExitStack) -> list:
+    """Bind and open every ``--stream`` outlet before any capture starts or file is written."""
+    if not opts.streams:
+        return []
+    from liveaffect.bundle import BundleError
+    from liveaffect.runtime.streams import StreamError, StreamMeta, open_streams
+
+    try:
+        meta = StreamMeta.from_model(opts.model, opts.stream_faces, source=str(opts.source))
+    except BundleError as exc:
+        raise CliError(_model_error(opts.model, exc)) from None
+    try:
+        streams = open_streams(opts.streams, meta)
+    except StreamError as exc:
+        raise CliError(str(exc)) from None
+    for sink in streams:
+        stack.callback(sink.close)
+    return streams
+
+
+def _run(opts: LiveOptions, streams: list, out):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
     from liveaffect.bundle import BundleError, load_bundle
     from liveaffect.runtime import engine as engines
@@ -253,6 +323,7 @@ def _run(opts: LiveOptions):
                 sinks.append(stack.enter_context(CsvSink(opts.csv, bundle.card.au_thresholds)))
         except SinkError as exc:
             raise CliError(str(exc)) from None
+        sinks += streams
         tracker = IouTracker()
         pipeline = Pipeline(
             detector,
@@ -261,7 +332,7 @@ def _run(opts: LiveOptions):
             tracker=tracker,
             smoother=PredictionSmoother(opts.smooth, max_idle=tracker.options.max_lost),
         )
-        _print_start(opts, bundle, engine)
+        _print_start(opts, bundle, engine, streams, out)
         try:
             return run(
                 source,
@@ -269,13 +340,13 @@ def _run(opts: LiveOptions):
                 sinks,
                 dashboard=Dashboard(bundle.card),
                 max_frames=opts.max_frames,
-                on_fps=lambda fps: print(f"FPS: {fps:.1f}", flush=True),
+                on_fps=lambda fps: print(f"FPS: {fps:.1f}", file=out, flush=True),
             )
         except SinkError as exc:
             raise CliError(str(exc)) from None
 
 
-def _print_start(opts: LiveOptions, bundle, engine) -> None:
+def _print_start(opts: LiveOptions, bundle, engine, streams, out) -> None:
     untrained = [h for h in ("expr", "va", "au") if not bundle.card.trained(h)]
     note = f" (not trained, hidden: {', '.join(untrained)})" if untrained else ""
     what = f"camera {opts.source}" if isinstance(opts.source, int) else str(opts.source)
@@ -284,5 +355,8 @@ def _print_start(opts: LiveOptions, bundle, engine) -> None:
     print(
         f"liveaffect: {what} | model {bundle.path}{note} | detector {opts.detector} | "
         f"engine {getattr(engine, 'name', '?')}, {views}",
+        file=out,
         flush=True,
     )
+    if streams:
+        print(f"streaming to: {', '.join(s.describe() for s in streams)}", file=out, flush=True)

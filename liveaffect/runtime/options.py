@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from liveaffect.runtime.streams.targets import StreamTarget
+
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "final_model"
 """The shipped default bundle: ``final_model/`` next to the ``liveaffect`` package."""
 
@@ -42,6 +44,8 @@ class LiveOptions:
         threads: CPU threads for TensorFlow and OpenCV (None: library default).
         tta: average the test-time views the model card names (flip, zooms), as its
             reported numbers do; False scores each face once (faster).
+        streams: where to stream every face's affect (parsed ``--stream`` targets).
+        stream_faces: face slots of an LSL outlet.
     """
 
     source: int | str = 0
@@ -58,6 +62,8 @@ class LiveOptions:
     max_frames: int | None = None
     threads: int | None = None
     tta: bool = True
+    streams: tuple[StreamTarget, ...] = ()
+    stream_faces: int = 4
 
     def __post_init__(self) -> None:
         from liveaffect.runtime.detectors import DETECTORS
@@ -109,6 +115,7 @@ class LiveOptions:
         for (a, path_a), (b, path_b) in itertools.combinations(written, 2):
             if path_a is not None and path_b is not None and _same_file(path_a, path_b):
                 raise ValueError(f"{_flag(a)} and {_flag(b)} must be different files")
+        _check_streams(self, video)
 
     @property
     def snapshot_dir(self) -> Path:
@@ -117,6 +124,25 @@ class LiveOptions:
             if path is not None:
                 return path.parent
         return Path(".")
+
+
+def _check_streams(opts: LiveOptions, video: Path | None) -> None:
+    """``--stream-faces`` and the files of ``jsonl:PATH`` targets (ports bind later)."""
+    if opts.stream_faces < 1:
+        raise ValueError(f"--stream-faces must be 1 or more, got {opts.stream_faces}")
+    others = [p for p in (opts.output, opts.output_raw, opts.csv) if p is not None]
+    for target in opts.streams:
+        path = target.path
+        if target.scheme != "jsonl" or path is None:
+            continue
+        if not path.parent.is_dir():
+            raise ValueError(f"--stream {target.text}: folder {path.parent} does not exist")
+        if path.is_dir():
+            raise ValueError(f"--stream {target.text}: {path} is a folder, not a file")
+        if video is not None and _same_file(path, video):
+            raise ValueError(f"--stream {target.text} would overwrite the input video {path}")
+        if any(_same_file(path, other) for other in others):
+            raise ValueError(f"--stream {target.text} names the file of another output")
 
 
 def _same_file(path: Path, other: str | Path) -> bool:
