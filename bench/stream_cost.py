@@ -86,7 +86,10 @@ def _one_run(args, bundle, engine, detector, sinks) -> tuple[float, int]:
 
     with open_source(args.source) as source:
         summary = run(
-            source, Pipeline(detector, engine, bundle.card.preprocess), sinks, None, args.frames
+            source,
+            Pipeline(detector, engine, bundle.card.preprocess),
+            sinks,
+            max_frames=args.frames,
         )
     return summary.mean_fps, summary.faces
 
@@ -113,6 +116,25 @@ def _start(args, meta, folder: Path):
     targets = [f"osc://127.0.0.1:{osc_port.value}", f"jsonl:{folder / 'faces.jsonl'}"]
     outlets = [lsl_sink, ws_sink, *open_streams(parse_targets(targets), meta)]
     return outlets, process, stop, counts
+
+
+class _Timed:
+    """Passes frames on to an outlet and adds up the time its ``write`` takes."""
+
+    draws = False
+    stop_requested = False
+
+    def __init__(self, sink) -> None:
+        self.sink, self.seconds, self.frames = sink, 0.0, 0
+
+    def write(self, frame_bgr, result) -> None:
+        t0 = time.perf_counter()
+        self.sink.write(frame_bgr, result)
+        self.seconds += time.perf_counter() - t0
+        self.frames += 1
+
+    def close(self) -> None:
+        self.sink.close()
 
 
 def _rounds(args, built, outlets) -> list[dict]:
@@ -148,6 +170,7 @@ def main() -> int:
     meta = StreamMeta.from_model(args.model, faces=4, source=args.source)
     folder = Path(tempfile.mkdtemp(prefix="stream_cost_"))
     outlets, process, stop, counts = _start(args, meta, folder)
+    outlets = [_Timed(sink) for sink in outlets]
     _one_run(args, *built, [])  # warm-up: engine, detector, file cache
     rows = _rounds(args, built, outlets)
     time.sleep(1.0)  # let the clients drain
@@ -167,14 +190,17 @@ def main() -> int:
         "drop_percent": round(100 * (1 - all_ / none), 2),
         "median_ratio": round(statistics.median(r["all"] / r["none"] for r in rows), 4),
         "clients_received": dict(counts),
-        "ws_dropped": outlets[1].dropped,
-        "jsonl_lines": outlets[3].lines,
+        "ws_dropped": outlets[1].sink.dropped,
+        "jsonl_lines": outlets[3].sink.lines,
+        "write_ms_per_frame": {
+            t.sink.describe(): round(1000 * t.seconds / max(t.frames, 1), 4) for t in outlets
+        },
     }
     print(
         f"median FPS: none {none:.1f}, all four targets {all_:.1f} (drop "
         f"{result['drop_percent']:.1f}%; median per-round ratio {result['median_ratio']:.3f}); "
         f"clients received {result['clients_received']}, jsonl lines {result['jsonl_lines']}, "
-        f"ws dropped {result['ws_dropped']}"
+        f"ws dropped {result['ws_dropped']}; write() ms per frame {result['write_ms_per_frame']}"
     )
     if args.json:
         write_result(args.json, result)
