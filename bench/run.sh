@@ -45,3 +45,7 @@ python bench/crop_throughput.py --model final_model --data ../shared/data/fer201
 python bench/train_step.py --config configs/default_model.yaml \
     --widths "32,64,128,256;16,64,128,256;24,48,96,192;32,64,128,384" \
     --json bench/results/train_step_widths.json
+# 9. What --stream costs: all four outlets (LSL, OSC, WebSocket, JSON lines) with one client
+#     each against none, one face, alternating rounds (medians).
+python bench/stream_cost.py --source $V/pyfeat_WolfgangLanger_Pexels.mp4 --model final_model \
+    --frames 472 --rounds 11 --json bench/results/stream_cost_single_face.json

@@ -80,10 +80,16 @@ def _build(args):
     return bundle, engine, detector
 
 
-def _one_run(args, bundle, engine, detector, sinks) -> tuple[float, int]:
+def _one_run(args, bundle, engine, detector, sinks, clients=None) -> dict:
+    """One pass over the clip: FPS, faces, and CPU milliseconds per frame of this process
+    (every thread) and of the clients' process (``clients``: a ``psutil.Process``)."""
     from liveaffect.runtime.live import Pipeline, run
     from liveaffect.runtime.sources import open_source
 
+    def client_cpu() -> float:
+        return sum(clients.cpu_times()[:2]) if clients is not None else 0.0
+
+    cpu0, client0 = time.process_time(), client_cpu()
     with open_source(args.source) as source:
         summary = run(
             source,
@@ -91,7 +97,13 @@ def _one_run(args, bundle, engine, detector, sinks) -> tuple[float, int]:
             sinks,
             max_frames=args.frames,
         )
-    return summary.mean_fps, summary.faces
+    frames = max(summary.frames, 1)
+    return {
+        "fps": round(summary.mean_fps, 2),
+        "faces": summary.faces,
+        "cpu_ms": round(1000 * (time.process_time() - cpu0) / frames, 3),
+        "client_cpu_ms": round(1000 * (client_cpu() - client0) / frames, 3),
+    }
 
 
 def _start(args, meta, folder: Path):
@@ -119,38 +131,61 @@ def _start(args, meta, folder: Path):
 
 
 class _Timed:
-    """Passes frames on to an outlet and adds up the time its ``write`` takes."""
+    """Passes frames on to an outlet and adds up the wall time and the analysis thread's
+    CPU time its ``write`` takes (CPU time does not count waiting for a loaded machine)."""
 
     draws = False
     stop_requested = False
 
     def __init__(self, sink) -> None:
-        self.sink, self.seconds, self.frames = sink, 0.0, 0
+        self.sink, self.wall_s, self.cpu_s, self.frames = sink, 0.0, 0.0, 0
 
     def write(self, frame_bgr, result) -> None:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         self.sink.write(frame_bgr, result)
-        self.seconds += time.perf_counter() - t0
+        self.cpu_s += time.thread_time() - c0
+        self.wall_s += time.perf_counter() - t0
         self.frames += 1
+
+    def ms_per_frame(self, seconds: float) -> float:
+        return round(1000 * seconds / max(self.frames, 1), 4)
 
     def close(self) -> None:
         self.sink.close()
 
 
-def _rounds(args, built, outlets) -> list[dict]:
+def _name(timed: _Timed) -> str:
+    return type(timed.sink).__name__.removesuffix("Sink").lower()  # lsl, websocket, osc, jsonl
+
+
+def _rounds(args, built, outlets, clients) -> list[dict]:
     """Alternate "none" and "all" runs, flipping the order every round."""
     rows = []
     for r in range(args.rounds):
         order = ("none", "all") if r % 2 == 0 else ("all", "none")
         row = {}
         for mode in order:
-            fps, faces = _one_run(args, *built, outlets if mode == "all" else [])
-            row[mode], row[f"faces_{mode}"] = round(fps, 2), faces
+            run = _one_run(args, *built, outlets if mode == "all" else [], clients)
+            row[mode] = run.pop("fps")
+            row.update({f"{k}_{mode}": v for k, v in run.items()})
         rows.append(row)
         print(
             f"round {r + 1}: none {row['none']:.1f} FPS, all four {row['all']:.1f} FPS", flush=True
         )
     return rows
+
+
+def _cpu_summary(rows: list[dict]) -> dict:
+    """Median CPU milliseconds per frame of each side, and what streaming adds (percent of
+    the "none" side's CPU per frame; with and without the clients' process)."""
+    med = {k: statistics.median(r[k] for r in rows) for k in rows[0] if "cpu_ms" in k}
+    app = 100 * (med["cpu_ms_all"] / med["cpu_ms_none"] - 1)
+    total = med["cpu_ms_all"] + med["client_cpu_ms_all"] - med["client_cpu_ms_none"]
+    return {
+        **{f"median_{k}": round(v, 3) for k, v in med.items()},
+        "cpu_increase_percent": round(app, 2),
+        "cpu_increase_with_clients_percent": round(100 * (total / med["cpu_ms_none"] - 1), 2),
+    }
 
 
 def main() -> int:
@@ -164,6 +199,8 @@ def main() -> int:
     p.add_argument("--json", help="write results here")
     args = p.parse_args()
 
+    import psutil
+
     from liveaffect.runtime.streams import StreamMeta
 
     built = _build(args)
@@ -172,7 +209,7 @@ def main() -> int:
     outlets, process, stop, counts = _start(args, meta, folder)
     outlets = [_Timed(sink) for sink in outlets]
     _one_run(args, *built, [])  # warm-up: engine, detector, file cache
-    rows = _rounds(args, built, outlets)
+    rows = _rounds(args, built, outlets, psutil.Process(process.pid))
     time.sleep(1.0)  # let the clients drain
     stop.set()
     process.join(30)
@@ -189,18 +226,22 @@ def main() -> int:
         "median_fps_all": round(all_, 2),
         "drop_percent": round(100 * (1 - all_ / none), 2),
         "median_ratio": round(statistics.median(r["all"] / r["none"] for r in rows), 4),
+        **_cpu_summary(rows),
         "clients_received": dict(counts),
         "ws_dropped": outlets[1].sink.dropped,
         "jsonl_lines": outlets[3].sink.lines,
-        "write_ms_per_frame": {
-            t.sink.describe(): round(1000 * t.seconds / max(t.frames, 1), 4) for t in outlets
-        },
+        "write_wall_ms_per_frame": {_name(t): t.ms_per_frame(t.wall_s) for t in outlets},
+        "write_cpu_ms_per_frame": {_name(t): t.ms_per_frame(t.cpu_s) for t in outlets},
     }
     print(
+        f"median CPU ms per frame: none {result['median_cpu_ms_none']:.2f}, all four "
+        f"{result['median_cpu_ms_all']:.2f} (+{result['cpu_increase_percent']:.1f}%; with the "
+        f"clients' process +{result['cpu_increase_with_clients_percent']:.1f}%)\n"
         f"median FPS: none {none:.1f}, all four targets {all_:.1f} (drop "
         f"{result['drop_percent']:.1f}%; median per-round ratio {result['median_ratio']:.3f}); "
         f"clients received {result['clients_received']}, jsonl lines {result['jsonl_lines']}, "
-        f"ws dropped {result['ws_dropped']}; write() ms per frame {result['write_ms_per_frame']}"
+        f"ws dropped {result['ws_dropped']}; write() ms per frame: "
+        f"wall {result['write_wall_ms_per_frame']}, CPU {result['write_cpu_ms_per_frame']}"
     )
     if args.json:
         write_result(args.json, result)
