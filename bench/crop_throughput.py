@@ -55,8 +55,8 @@ def main() -> int:
 
     from liveaffect.bundle import load_bundle
     from liveaffect.data.sources import load_records
+    from liveaffect.engines import create_engine
     from liveaffect.preprocess import prepare_face
-    from liveaffect.runtime.engine import create_engine
     from liveaffect.tta import TTA
 
     bundle = load_bundle(args.model)

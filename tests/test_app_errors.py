@@ -282,7 +282,8 @@ def test_app_averages_the_cards_test_time_views(capsys, monkeypatch, tmp_path, t
     import json
     import shutil
 
-    from liveaffect.runtime import detectors, engine, sources
+    from liveaffect import engines as engine
+    from liveaffect.runtime import detectors, sources
 
     bundle = shutil.copytree(tiny_bundle, tmp_path / "bundle")
     card = json.loads((bundle / "card.json").read_text())

@@ -13,7 +13,7 @@ import pytest
 from conftest import REPO, make_tiny_bundle, shared_path
 
 from liveaffect.bundle import load_bundle
-from liveaffect.runtime.engine import create_engine, engine_names
+from liveaffect.engines import create_engine, engine_names
 
 TOLERANCE = {"tflite": 1e-4, "tflite-fp16": 2e-2, "tflite-int8": 0.15}
 
@@ -65,7 +65,7 @@ def test_tflite_with_views_pads_whole_faces_and_matches_keras(bundle_dir, crops)
     engine = create_engine(bundle, "tflite", batch_size=4, tta=tta)
     ref = create_engine(bundle, "keras", tta=tta).predict(crops)
     inner = engine.inner
-    assert inner.unit == 6 and inner.batch_size == 24  # 4 faces per call, 6 rows each
+    assert inner.rows_per_face == 6 and inner.max_rows == 24  # 4 faces per call, 6 rows each
     one = engine.predict(crops[:1])
     assert 6 in inner._runners and 8 not in inner._runners  # 6 rows, not padded to 8
     three = engine.predict(crops[:3])  # 3 faces: padded to 4 faces (24 rows), not 32

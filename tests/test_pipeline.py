@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from liveaffect.bundle import load_bundle
+from liveaffect.engines import KerasEngine, create_engine, engine_names
 from liveaffect.runtime.dashboard import Dashboard
-from liveaffect.runtime.engine import KerasEngine, create_engine, engine_names
 from liveaffect.runtime.live import FpsMeter, Pipeline, run
 from liveaffect.runtime.sinks import CsvSink
 from liveaffect.runtime.smoothing import PredictionSmoother
@@ -251,7 +251,7 @@ def test_engine_factory_names(bundle):
     names = engine_names()
     assert names[0] == "auto" and "keras" in names
     assert isinstance(create_engine(bundle, "keras"), KerasEngine)
-    from liveaffect.runtime.engine import EngineError
+    from liveaffect.engines import EngineError
 
     with pytest.raises(EngineError, match="unknown engine"):
         create_engine(bundle, "nope")
@@ -260,7 +260,7 @@ def test_engine_factory_names(bundle):
 def test_engine_uses_the_cards_test_time_views(bundle):
     import dataclasses
 
-    from liveaffect.runtime.engine import TTAEngine
+    from liveaffect.engines import TTAEngine
     from liveaffect.tta import TTA
 
     card = dataclasses.replace(bundle.card, tta={"flip": True, "scales": [1.0, 0.9]})

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from liveaffect.bundle import BundleError, ModelCard
-from liveaffect.runtime.engine import TTAEngine
+from liveaffect.engines import TTAEngine
 from liveaffect.tta import TTA, card_tta, parse_scales, zoom
 from liveaffect.types import AffectPrediction
 
@@ -90,14 +90,21 @@ class MeanEngine:
     def __init__(self) -> None:
         self.calls: list[int] = []
 
-    def predict(self, crops):
+    def predict_heads(self, crops):
         self.calls.append(len(crops))
         w = crops.shape[2]
         left = crops[:, :, : w // 2].mean(axis=(1, 2, 3))
         right = crops[:, :, w // 2 :].mean(axis=(1, 2, 3))
+        return {
+            "expr": np.stack([left, right], axis=1).astype(np.float32),
+            "va": np.stack([left - right, np.zeros_like(left)], axis=1),
+        }
+
+    def predict(self, crops):
+        heads = self.predict_heads(crops)
         return [
-            AffectPrediction(expr_probs=np.array([a, b], np.float32), va=np.array([a - b, 0.0]))
-            for a, b in zip(left, right, strict=True)
+            AffectPrediction(expr_probs=e, va=v)
+            for e, v in zip(heads["expr"], heads["va"], strict=True)
         ]
 
 
@@ -115,3 +122,10 @@ def test_tta_engine_scores_all_views_in_one_call_and_keeps_face_order():
         # mirror views cancel the left/right difference: left-heavy faces average to ~0
         assert abs(p.va[0]) < 1e-5 < abs(direct[k].va[0])
     assert engine.predict(faces[:0]) == [] and engine.name == "fake+tta4"
+
+
+def test_tta_engine_refuses_an_inner_engine_built_for_other_views():
+    inner = MeanEngine()
+    inner.rows_per_face = 2
+    with pytest.raises(ValueError, match="rows_per_face=4"):
+        TTAEngine(inner, TTA(flip=True, scales=(1.0, 0.8)))

@@ -319,8 +319,8 @@ def _run_baseline(args, bundle, detector, frames: int) -> dict[str, Any]:
 
 
 def _compare_engines(args, bundle, detector, names: list[str]) -> dict[str, Any]:
-    """Largest |engine - Keras float| on expression probabilities and VA, real crops."""
-    from liveaffect.model.export import cached_tflite, run_tflite
+    """Largest |engine - Keras float| per trained head, one view per face, on real crops."""
+    from liveaffect.engines import ENGINES, create_engine
     from liveaffect.preprocess import prepare_batch
 
     source, _, _ = _open(args.source, 0, False, False)
@@ -339,18 +339,14 @@ def _compare_engines(args, bundle, detector, names: list[str]) -> dict[str, Any]
     if not crops:
         return {"note": "no faces found to compare on"}
     x = np.concatenate(crops)[:64]
-    ref = {k: np.asarray(v) for k, v in bundle.model(x, training=False).items()}
+    ref = create_engine(bundle, "keras", batch_size=len(x), tta=False).predict_heads(x)
     out = {"faces": len(x)}
-    modes = {"tflite": "fp32", "tflite-fp16": "fp16", "tflite-int8": "int8"}
     for name in names:
-        if name not in modes:
+        if name == "keras" or name not in ENGINES:
             continue
-        got = run_tflite(cached_tflite(bundle, modes[name]), x)
-        entry = {}
-        for head in ("expr", "va", "au"):
-            if head in ref and head in got:
-                entry[head] = float(np.abs(ref[head] - got[head]).max())
-        if "expr" in ref and "expr" in got:
+        got = create_engine(bundle, name, batch_size=len(x), tta=False).predict_heads(x)
+        entry = {head: float(np.abs(ref[head] - got[head]).max()) for head in ref}
+        if "expr" in ref:
             entry["expr_top1_agreement"] = float(
                 np.mean(ref["expr"].argmax(1) == got["expr"].argmax(1))
             )
@@ -367,8 +363,8 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--memory-every must be >= 1")
     if not Path(args.source).is_file():
         raise CliError(f"video not found: {args.source}")
+    from liveaffect import engines
     from liveaffect.bundle import BundleError, load_bundle
-    from liveaffect.runtime import engine as engines
     from liveaffect.runtime.detectors import DetectorError, create_detector
     from liveaffect.runtime.options import DEFAULT_MODEL_DIR
 

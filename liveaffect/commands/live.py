@@ -279,8 +279,8 @@ def _open_streams(opts: LiveOptions, stack: ExitStack) -> list:
 
 def _run(opts: LiveOptions, streams: list, out):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
+    from liveaffect import engines
     from liveaffect.bundle import BundleError, load_bundle
-    from liveaffect.runtime import engine as engines
     from liveaffect.runtime.controls import Controls
     from liveaffect.runtime.dashboard import RAW_VIEW, Dashboard
     from liveaffect.runtime.detectors import DetectorError, create_detector

@@ -66,8 +66,8 @@ class LiveOptions:
     stream_faces: int = 4
 
     def __post_init__(self) -> None:
+        from liveaffect.engines import engine_names
         from liveaffect.runtime.detectors import DETECTORS
-        from liveaffect.runtime.engine import engine_names
         from liveaffect.runtime.sources import SourceError, parse_spec
 
         try:

@@ -4,8 +4,8 @@ The conversion is cached beside the bundle and rebuilt when ``model.keras`` chan
 (:func:`liveaffect.model.export.cached_tflite`). All faces of a frame run in one
 call; batches are padded to a power of two so that only a handful of tensor shapes
 are ever allocated (one interpreter per shape, created on first use). With test-time
-views the unit is a face's views (``unit``, set by the TTA wrapper): six views of one
-face run as 6 rows, not padded to 8.
+views a face takes ``rows_per_face`` rows and padding adds whole faces: six views of
+one face run as 6 rows, not padded to 8.
 """
 
 from __future__ import annotations
@@ -15,11 +15,25 @@ from collections import OrderedDict
 
 import numpy as np
 
-from liveaffect.bundle import HEADS, Bundle
-from liveaffect.runtime.engine import EngineError, register_engine, split_outputs
+from liveaffect.bundle import HEAD_WIDTHS, Bundle
+from liveaffect.engines.base import (
+    EngineError,
+    check_crops,
+    concat_heads,
+    to_predictions,
+    trained_heads,
+)
+from liveaffect.model.export import MODES
 from liveaffect.types import AffectPrediction
 
-MODES = {"tflite": "fp32", "tflite-fp16": "fp16", "tflite-int8": "int8"}
+
+def engine_name(mode: str) -> str:
+    """Engine name of a TFLite precision: ``fp32`` -> ``tflite``, ``int8`` -> ``tflite-int8``."""
+    return "tflite" if mode == "fp32" else f"tflite-{mode}"
+
+
+ENGINE_MODES = {engine_name(mode): mode for mode in MODES}
+"""Engine name -> TFLite precision, from the one list of modes in ``model.export``."""
 
 
 def _bucket(n: int, cap: int) -> int:
@@ -41,7 +55,10 @@ class TFLiteEngine:
     Args:
         bundle: the loaded bundle (its Keras model is converted once, then cached).
         mode: ``fp32``, ``fp16`` or ``int8`` (dynamic-range) weights.
-        batch_size: most faces per call; larger frames are split.
+        batch_size: most faces per call (rounded up to a power of two); larger
+            batches are split.
+        rows_per_face: rows each face takes (its test-time views); padding adds
+            whole faces.
         threads: CPU threads for XNNPACK (default: all cores).
         max_interpreters: how many batch shapes stay allocated at once.
     """
@@ -51,11 +68,14 @@ class TFLiteEngine:
         bundle: Bundle,
         mode: str = "fp32",
         batch_size: int = 32,
+        rows_per_face: int = 1,
         threads: int | None = None,
         max_interpreters: int = 4,
     ) -> None:
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if int(rows_per_face) < 1:
+            raise ValueError(f"rows_per_face must be >= 1, got {rows_per_face}")
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError as exc:  # pragma: no cover - a dependency in requirements.txt
@@ -64,12 +84,14 @@ class TFLiteEngine:
             ) from exc
         from liveaffect.model.export import ExportError, cached_tflite
 
-        self.name = "tflite" if mode == "fp32" else f"tflite-{mode}"
+        self.name = engine_name(mode)
         self.bundle = bundle
         self.batch_size = _bucket(int(batch_size), 1 << 10)
+        self.rows_per_face = int(rows_per_face)
+        self.max_rows = self.batch_size * self.rows_per_face
         self.threads = int(threads or os.cpu_count() or 1)
         self.input_shape = tuple(bundle.card.preprocess.input_shape)
-        self.trained = tuple(h for h in HEADS if h in bundle.outputs and bundle.card.trained(h))
+        self.trained = trained_heads(bundle)
         try:
             self.model_path = cached_tflite(bundle, mode)
         except ExportError as exc:
@@ -78,9 +100,6 @@ class TFLiteEngine:
         self._runners: OrderedDict[int, tuple] = OrderedDict()
         self._max = int(max_interpreters)
         self.calls = 0
-        self.unit = 1  # rows that belong together: TTAEngine sets its number of views
-        self._order = sorted(bundle.outputs, key=bundle.outputs.get)
-        self._heads = {h: i for i, h in enumerate(self._order)}
         self._run(np.zeros((1, *self.input_shape), np.float32))  # warm-up
 
     def _runner(self, n: int):
@@ -98,52 +117,37 @@ class TFLiteEngine:
             self._runners.popitem(last=False)
         return self._runners[n]
 
-    def _run(self, batch: np.ndarray) -> list[np.ndarray]:
+    def _run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         n = len(batch)
-        size = _padded(n, self.unit, self.batch_size)
+        size = _padded(n, self.rows_per_face, self.max_rows)
         if size != n:
             pad = np.zeros((size - n, *self.input_shape), np.float32)
             batch = np.concatenate([batch, pad])
         _, sig, name = self._runner(size)
         self.calls += 1
         out = sig(**{name: np.ascontiguousarray(batch, np.float32)})
-        return [np.asarray(out[h])[:n] for h in self._order]
+        return {h: np.asarray(out[h], np.float32)[:n] for h in self.trained}
+
+    def predict_heads(self, crops: np.ndarray) -> dict[str, np.ndarray]:
+        """Score ``(N, H, W, C)`` crops; returns trained head -> ``(N, width)`` array."""
+        crops = check_crops(crops, self.input_shape)
+        parts = [
+            self._run(crops[start : start + self.max_rows])
+            for start in range(0, len(crops), self.max_rows)
+        ]
+        return concat_heads(parts, self.trained, HEAD_WIDTHS)
 
     def predict(self, crops: np.ndarray) -> list[AffectPrediction]:
         """Score ``crops`` of shape (N, H, W, C); returns N predictions."""
-        crops = np.asarray(crops, np.float32)
-        if crops.ndim != 4 or crops.shape[1:] != self.input_shape:
-            raise ValueError(f"crops must have shape (N, {self.input_shape}), got {crops.shape}")
-        results: list[AffectPrediction] = []
-        step = max(self.unit, self.batch_size // self.unit * self.unit)
-        for start in range(0, len(crops), step):
-            outputs = self._run(crops[start : start + step])
-            results.extend(split_outputs(outputs, self._heads, self.trained))
-        return results
+        heads = self.predict_heads(crops)
+        return to_predictions(heads, len(crops))
 
 
-def _factory(mode: str):
-    def build(bundle: Bundle, batch_size: int = 32, **kw) -> TFLiteEngine:
-        if bundle.model is None:
-            raise EngineError("the bundle holds no Keras model to convert")
-        return TFLiteEngine(bundle, mode=mode, batch_size=batch_size, **kw)
-
-    return build
-
-
-for _name, _mode in MODES.items():
-    register_engine(_name, _factory(_mode))
-
-
-def _gpu_visible() -> bool:
+def gpu_visible() -> bool:
+    """Whether TensorFlow sees a GPU (it then runs Keras there)."""
     try:
         import tensorflow as tf
 
         return bool(tf.config.list_physical_devices("GPU"))
     except Exception:  # pragma: no cover
         return False
-
-
-def auto_order() -> list[str]:
-    """Keras when a GPU is visible (TensorFlow uses it); TFLite/XNNPACK on CPU."""
-    return ["keras", "tflite"] if _gpu_visible() else ["tflite", "keras"]

@@ -1,0 +1,141 @@
+"""The one way to run a model: Keras, TFLite, and test-time views around either.
+
+Every caller that scores faces -- the live loop, ``evaluate``, training validation and
+``bench`` -- builds its engine here with :func:`create_engine`. An engine scores every
+face of a batch in one call: ``predict_heads(crops)`` returns trained head ->
+``(N, width)`` array, ``predict(crops)`` one :class:`~liveaffect.types.AffectPrediction`
+per face. Heads that the card marks as untrained are left out (``None``) so that nobody
+shows numbers from random weights. ``"auto"`` picks TFLite (XNNPACK) on a CPU and Keras
+when a GPU is visible. TensorFlow is imported only when an engine is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from liveaffect.bundle import Bundle
+from liveaffect.engines.base import Engine, EngineError
+from liveaffect.engines.keras import KerasEngine
+from liveaffect.engines.tflite import ENGINE_MODES, TFLiteEngine, gpu_visible
+from liveaffect.engines.views import TTAEngine
+from liveaffect.tta import TTA, card_tta
+
+__all__ = [
+    "ENGINES",
+    "Engine",
+    "EngineError",
+    "KerasEngine",
+    "TFLiteEngine",
+    "TTAEngine",
+    "configure_threads",
+    "create_engine",
+    "engine_names",
+    "register_engine",
+]
+
+EngineFactory = Callable[..., Engine]
+
+ENGINES: dict[str, EngineFactory] = {}
+"""Engine name -> factory ``(bundle, batch_size=..., rows_per_face=..., threads=...)``."""
+
+
+def register_engine(name: str, factory: EngineFactory) -> None:
+    """Make ``factory`` available as ``create_engine(bundle, name)``."""
+    ENGINES[name] = factory
+
+
+def engine_names() -> list[str]:
+    """Names accepted by :func:`create_engine` (``"auto"`` first)."""
+    return ["auto", *ENGINES]
+
+
+def auto_order() -> list[str]:
+    """Keras when a GPU is visible (TensorFlow uses it); TFLite/XNNPACK on CPU."""
+    return ["keras", "tflite"] if gpu_visible() else ["tflite", "keras"]
+
+
+def create_engine(
+    bundle: Bundle,
+    name: str = "auto",
+    batch_size: int = 32,
+    tta: TTA | bool | None = None,
+    threads: int | None = None,
+) -> Engine:
+    """Build the engine called ``name`` for ``bundle``.
+
+    Args:
+        bundle: the loaded model bundle.
+        name: ``"auto"`` or a key of :data:`ENGINES`.
+        batch_size: most faces run through the model in one call.
+        tta: test-time views to average (:class:`~liveaffect.tta.TTA`); None: the ones
+            the card names (those its reported numbers used); False: each face once.
+        threads: CPU threads for a TFLite engine (None: all cores); Keras uses TensorFlow's
+            global setting (:func:`configure_threads`).
+
+    Raises:
+        EngineError: unknown name, or no engine could be built.
+    """
+    views = card_tta(bundle.card) if tta is None or tta is True else (tta or TTA())
+    rows = views.n_views if views.active else 1
+    engine = _create_plain(
+        bundle, name, dict(batch_size=batch_size, rows_per_face=rows, threads=threads)
+    )
+    return TTAEngine(engine, views) if views.active else engine
+
+
+def _create_plain(bundle: Bundle, name: str, kw: dict) -> Engine:
+    if name == "auto":
+        reasons = []
+        for candidate in auto_order():
+            try:
+                return ENGINES[candidate](bundle, **kw)
+            except EngineError as exc:
+                reasons.append(f"{candidate}: {exc}")
+        raise EngineError("no engine could be built (" + "; ".join(reasons) + ")")
+    if name not in ENGINES:
+        raise EngineError(f"unknown engine {name!r}; choose from {', '.join(engine_names())}")
+    return ENGINES[name](bundle, **kw)
+
+
+def configure_threads(threads: int | None) -> None:
+    """Limit TensorFlow and OpenCV to ``threads`` CPU threads (None: library defaults).
+
+    Must run before TensorFlow executes its first operation.
+    """
+    if not threads:
+        return
+    import cv2
+    import tensorflow as tf
+
+    cv2.setNumThreads(int(threads))
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+        tf.config.threading.set_inter_op_parallelism_threads(min(int(threads), 2))
+    except RuntimeError:  # TensorFlow already initialised: keep its settings
+        pass
+
+
+def _keras_factory(
+    bundle: Bundle, batch_size: int = 32, rows_per_face: int = 1, threads: int | None = None
+) -> Engine:
+    if bundle.model is None:
+        raise EngineError("the bundle holds no Keras model")
+    return KerasEngine(bundle, batch_size=batch_size, rows_per_face=rows_per_face)
+
+
+def _tflite_factory(mode: str) -> EngineFactory:
+    def build(
+        bundle: Bundle, batch_size: int = 32, rows_per_face: int = 1, threads: int | None = None
+    ) -> Engine:
+        if bundle.model is None:
+            raise EngineError("the bundle holds no Keras model to convert")
+        return TFLiteEngine(
+            bundle, mode=mode, batch_size=batch_size, rows_per_face=rows_per_face, threads=threads
+        )
+
+    return build
+
+
+register_engine("keras", _keras_factory)
+for _name, _mode in ENGINE_MODES.items():
+    register_engine(_name, _tflite_factory(_mode))
