@@ -1,13 +1,16 @@
 """Plain frozen dataclasses that flow through the live pipeline, and the role protocols.
 
 A frame moves: source -> detector -> tracker -> crops -> engine -> smoother -> sinks.
-Each stage takes and returns these values, so the loop is testable without a camera.
+Each stage takes and returns these values, so the loop is testable without a camera:
+the detector gives :class:`Detection` s, and from the tracker on one :class:`FaceResult`
+per face flows to the sinks.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -40,14 +43,6 @@ class Detection:
 
 
 @dataclass(frozen=True)
-class Track:
-    """A detection with the stable identity the tracker gave it."""
-
-    track_id: int
-    detection: Detection
-
-
-@dataclass(frozen=True)
 class AffectPrediction:
     """The model's output for one face. A head that is not trained is ``None``.
 
@@ -64,11 +59,20 @@ class AffectPrediction:
 
 @dataclass(frozen=True)
 class FaceResult:
-    """Everything known about one face in one frame (prediction already smoothed)."""
+    """One face in one frame: the record that flows tracker -> engine -> smoother -> sinks.
+
+    The tracker makes it (``prediction`` None), the loop adds the engine's prediction,
+    the smoother replaces that with the track's smoothed one; sinks receive it.
+
+    Attributes:
+        track_id: the stable id the tracker gave the face (never reused).
+        detection: the detected box in frame pixels.
+        prediction: the model's output for the face, or None before the engine ran.
+    """
 
     track_id: int
     detection: Detection
-    prediction: AffectPrediction
+    prediction: AffectPrediction | None = None
 
 
 @dataclass(frozen=True)
@@ -114,8 +118,43 @@ class AffectEngine(Protocol):
 
 @runtime_checkable
 class Sink(Protocol):
-    """Receives every processed frame (window, video writer, CSV ...)."""
+    """Receives every processed frame (window, video writer, CSV ...).
+
+    Subclass it to inherit the defaults of its two flags.
+
+    Attributes:
+        draws: True for sinks that show or record the drawn frame (boxes, labels);
+            the others receive the frame as read.
+        stop_requested: set by a sink when the user asked to stop (``q`` in a window);
+            the loop ends after the current frame.
+        paused: while set, the loop shows the sink the same frame again (window pause).
+        view: what a drawing sink's canvas shows (``runtime.dashboard.View``); None: the
+            default view.
+    """
+
+    draws: bool = False
+    stop_requested: bool = False
+    paused: bool = False
+    view: Any = None
 
     def write(self, frame_bgr: np.ndarray, result: FrameResult) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class FrameSource(Protocol):
+    """Frames in order from a camera, video file or stream; a context manager.
+
+    Attributes:
+        fps: the source's frame rate (0 when it does not say).
+        error: None, or why a stream stopped delivering frames before its end
+            (the loop reports the run as failed).
+    """
+
+    fps: float
+    error: str | None
+
+    def __iter__(self) -> Iterator[Frame]: ...
 
     def close(self) -> None: ...

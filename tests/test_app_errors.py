@@ -189,7 +189,7 @@ def test_stream_drop_ends_run_with_message_and_closed_files(
         return src
 
     monkeypatch.setattr(sources, "open_source", fake_open)
-    monkeypatch.setattr(detectors, "create_detector", lambda *a, **k: _CentreDetector())
+    monkeypatch.setattr(detectors, "build_detector", lambda *a, **k: _CentreDetector())
     out = tmp_path / "faces.csv"
     code = main(
         [
@@ -290,20 +290,20 @@ def test_app_averages_the_cards_test_time_views(capsys, monkeypatch, tmp_path, t
     card["tta"] = {"flip": True, "scales": [1.0, 0.9]}
     (bundle / "card.json").write_text(json.dumps(card))
     calls = []
-    create = engine.create_engine
+    create = engine.build_engine
 
     def spy(*args, **kwargs):
         made = create(*args, **kwargs)
         calls.append(made)
         return made
 
-    monkeypatch.setattr(engine, "create_engine", spy)
+    monkeypatch.setattr(engine, "build_engine", spy)
     monkeypatch.setattr(
         sources,
         "open_source",
         lambda spec, **kw: sources.FrameSource(_DroppingCapture(3), is_live=True, path_or_url="x"),
     )
-    monkeypatch.setattr(detectors, "create_detector", lambda *a, **k: _CentreDetector())
+    monkeypatch.setattr(detectors, "build_detector", lambda *a, **k: _CentreDetector())
     code = main(
         [
             "live",

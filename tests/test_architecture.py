@@ -52,14 +52,6 @@ loading a ``.keras`` file needs the model's custom loss classes
 KNOWN_CYCLES: set[frozenset[str]] = {
     # issue 17 item 4 removes it: train.py and ensemble.py import each other
     frozenset({"liveaffect.training.train", "liveaffect.training.ensemble"}),
-    # issue 17 item 3 removes it: blazeface.py and yolo.py import DetectorError from the package
-    frozenset(
-        {
-            "liveaffect.runtime.detectors",
-            "liveaffect.runtime.detectors.blazeface",
-            "liveaffect.runtime.detectors.yolo",
-        }
-    ),
 }
 
 

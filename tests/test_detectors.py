@@ -9,7 +9,14 @@ import cv2
 import numpy as np
 import pytest
 
-from liveaffect.runtime.detectors import DETECTORS, DetectorError, as_bgr, create_detector
+from liveaffect.errors import OptionError
+from liveaffect.runtime.detectors import (
+    DETECTORS,
+    DetectorError,
+    DetectorOptions,
+    as_bgr,
+    create_detector,
+)
 from liveaffect.runtime.detectors.blazeface import (
     MODELS,
     BlazeFaceDetector,
@@ -66,8 +73,25 @@ def test_create_detector_defaults_to_blazeface(detector):
 
 
 def test_unknown_detector_lists_choices():
-    with pytest.raises(DetectorError, match=r"unknown face detector 'haar'.*blazeface, yolo"):
+    with pytest.raises(OptionError, match=r"unknown face detector 'haar'.*blazeface, yolo"):
         create_detector("haar")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"name": "haar"}, "--detector: unknown face detector 'haar'"),
+        ({"weights": "/no/such/w.pt"}, "--detector: no such file: /no/such/w.pt"),
+        ({"min_score": 1.5}, "--detector must be in [0, 1], got 1.5"),
+        ({"threads": 0}, "--detector must be 1 or more, got 0"),
+    ],
+)
+def test_detector_options_name_the_field_or_a_flag(kwargs, message):
+    with pytest.raises(OptionError) as caught:
+        DetectorOptions(**kwargs)
+    assert caught.value.name == next(iter(kwargs))
+    assert caught.value.for_flag("--detector").startswith(message)
+    assert DetectorOptions(" YOLO ").name == "yolo"
 
 
 @pytest.mark.parametrize(

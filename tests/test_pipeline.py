@@ -7,6 +7,7 @@ frame, untrained heads hidden, zero faces, odd frames, and the run loop's bookke
 from __future__ import annotations
 
 import csv
+import time
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from liveaffect.runtime.dashboard import Dashboard
 from liveaffect.runtime.live import FpsMeter, Pipeline, run
 from liveaffect.runtime.sinks import CsvSink
 from liveaffect.runtime.smoothing import PredictionSmoother
-from liveaffect.types import Detection, Frame
+from liveaffect.types import Detection, Frame, Sink
 
 H, W = 240, 320
 LEFT, RIGHT = (20.0, 40.0, 120.0, 140.0), (180.0, 40.0, 280.0, 140.0)
@@ -125,8 +126,8 @@ def test_untrained_heads_are_none_and_csv_cells_empty(tmp_path, tiny_bundle_fact
     assert bundle.card.trained("expr") and not bundle.card.trained("au")
     pipe = make_pipeline(bundle, create_engine(bundle, "keras"), [[LEFT]])
     out = tmp_path / "faces.csv"
-    with CsvSink(out, bundle.card.au_thresholds) as sink:
-        summary = run(frames(3), pipe, [sink])
+    with CsvSink(out, bundle.card) as sink:
+        summary = run(ListSource(frames(3)), pipe, [sink])
     assert summary.faces == 3
     result = pipe.process(frames(1)[0])
     pred = result.faces[0].prediction
@@ -173,9 +174,14 @@ def test_odd_frames_and_boxes_outside(bundle, engine, image):
 class ListSource:
     """A list of frames that may end with a dropped-stream error or Ctrl-C."""
 
+    fps = 25.0
+
     def __init__(self, items, error=None, interrupt_at=None):
         self.items, self.error_after, self.interrupt_at = items, error, interrupt_at
         self.error = None
+
+    def close(self):
+        pass
 
     def __iter__(self):
         for i, frame in enumerate(self.items):
@@ -185,7 +191,7 @@ class ListSource:
         self.error = self.error_after
 
 
-class StopAfter:
+class StopAfter(Sink):
     draws = True
 
     def __init__(self, n):
@@ -211,23 +217,28 @@ def test_run_loop_summary_fps_and_stops(bundle, engine):
     assert "\n" not in line and "frames=15" in line and "ids=2" in line
 
     sink = StopAfter(4)
-    summary = run(frames(10), make_pipeline(bundle, engine, script), [sink], Dashboard(bundle.card))
+    summary = run(
+        ListSource(frames(10)),
+        make_pipeline(bundle, engine, script),
+        [sink],
+        Dashboard(bundle.card),
+    )
     assert summary.frames == 4 and summary.stopped == "quit"
     assert not np.array_equal(sink.written[0], frames(1)[0].image_bgr)  # annotated frame
 
-    summary = run(frames(10), make_pipeline(bundle, engine, script), max_frames=3)
+    summary = run(ListSource(frames(10)), make_pipeline(bundle, engine, script), max_frames=3)
     assert summary.frames == 3 and summary.stopped == "max_frames"
 
 
 def test_run_loop_dropped_stream_and_interrupt_keep_csv(bundle, engine, tmp_path):
     out = tmp_path / "faces.csv"
-    with CsvSink(out, bundle.card.au_thresholds) as sink:
+    with CsvSink(out, bundle.card) as sink:
         source = ListSource(frames(5), error="connection lost")
         summary = run(source, make_pipeline(bundle, engine, [[LEFT]]), [sink])
     assert summary.stopped == "error" and summary.error == "connection lost"
     assert len(list(csv.DictReader(out.open()))) == 5
 
-    with CsvSink(out, bundle.card.au_thresholds) as sink:
+    with CsvSink(out, bundle.card) as sink:
         source = ListSource(frames(5), interrupt_at=3)
         summary = run(source, make_pipeline(bundle, engine, [[LEFT]]), [sink])
         # rows are on disk before the file is closed
@@ -251,10 +262,12 @@ def test_engine_factory_names(bundle):
     names = engine_names()
     assert names[0] == "auto" and "keras" in names
     assert isinstance(create_engine(bundle, "keras"), KerasEngine)
-    from liveaffect.engines import EngineError
+    from liveaffect.errors import OptionError
 
-    with pytest.raises(EngineError, match="unknown engine"):
+    with pytest.raises(OptionError, match="unknown engine 'nope'; choose one of: auto, keras"):
         create_engine(bundle, "nope")
+    with pytest.raises(OptionError, match="batch_size must be 1 or more"):
+        create_engine(bundle, "keras", batch_size=0)
 
 
 def test_engine_uses_the_cards_test_time_views(bundle):
@@ -277,7 +290,7 @@ def test_engine_uses_the_cards_test_time_views(bundle):
         np.testing.assert_allclose(pred.va, want, atol=1e-5)
 
 
-class PausingSink:
+class PausingSink(Sink):
     """A drawing sink that pauses on the 2nd frame for three writes and hides the panel."""
 
     draws = True
@@ -312,9 +325,21 @@ class PausingSink:
 def test_run_loop_holds_a_paused_sink_on_the_same_frame(bundle, engine):
     sink, csv_like = PausingSink(), StopAfter(100)
     csv_like.draws = False
-    summary = run(frames(4), make_pipeline(bundle, engine, [[LEFT]]), [sink, csv_like],
+    summary = run(ListSource(frames(4)), make_pipeline(bundle, engine, [[LEFT]]), [sink, csv_like],
                   Dashboard(bundle.card))  # fmt: skip
     assert sink.indices == [0, 1, 1, 1, 1, 2, 3]
     assert len(csv_like.written) == 4  # the other sinks get each frame once
     assert sink.shapes[2][1] > sink.shapes[3][1]  # panel hidden while paused: redrawn at once
     assert summary.frames == 4 and summary.stage_ms["draw"] > 0
+
+
+def test_stage_timer_adds_up_each_stage():
+    from liveaffect.runtime.timing import STAGES, StageTimer
+
+    timer = StageTimer(read=2.5)
+    with timer.stage("detect"):
+        time.sleep(0.01)
+    with timer.stage("detect"):
+        pass
+    assert timer.ms["read"] == 2.5 and 5.0 < timer.ms["detect"] < 500.0
+    assert set(timer.ms) <= set(STAGES)

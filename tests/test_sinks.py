@@ -63,7 +63,7 @@ def test_csv_columns_are_complete_and_named_from_labels():
 
 def test_csv_rows_values_and_flush(tmp_path):
     path = tmp_path / "faces.csv"
-    sink = CsvSink(path, [0.5] * 12)
+    sink = CsvSink(path, ModelCard())
     frame = np.zeros((100, 100, 3), np.uint8)
     sink.write(frame, result(0, box=(-5.0, 20.0, 110.0, 90.0)))
     sink.write(frame, FrameResult(index=1, timestamp_ms=40.0))  # no face: no row
@@ -85,7 +85,7 @@ def test_csv_rows_values_and_flush(tmp_path):
 
 
 def test_csv_untrained_heads_leave_cells_empty():
-    (row,) = face_rows(result(au=False, va=False), [0.5] * 12)
+    (row,) = face_rows(result(au=False, va=False), ModelCard())
     cells = dict(zip(CSV_COLUMNS, row, strict=True))
     assert cells["expression"] == "Happiness"
     empty = ["valence", "arousal", *AU_COLUMNS, *(f"{a}_active" for a in AU_COLUMNS)]
@@ -94,7 +94,7 @@ def test_csv_untrained_heads_leave_cells_empty():
 
 def test_csv_unwritable_path(tmp_path):
     with pytest.raises(SinkError, match="cannot write CSV"):
-        CsvSink(tmp_path / "missing" / "x.csv", [0.5] * 12)
+        CsvSink(tmp_path / "missing" / "x.csv", ModelCard())
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".avi"])
@@ -147,3 +147,15 @@ def test_au_labels_name_every_au():
     assert au_label("AU6") == au_label("au_06") == "AU06 cheek raiser"
     assert au_label("AU99") == "AU99"
     assert len({au_label(a) for a in AUS}) == len(AUS)
+
+
+def test_csv_header_and_rows_take_names_from_the_card(tmp_path):
+    names = ["calm", "cross", "yuck", "scared", "glad", "sad", "wow", "other"]
+    card = ModelCard(expressions=names, aus=["AU1", *(f"AU{k}" for k in range(2, 13))])
+    path = tmp_path / "faces.csv"
+    with CsvSink(path, card) as sink:
+        sink.write(np.zeros((48, 64, 3), np.uint8), result())
+    with open(path, newline="") as f:
+        header, *rows = list(csv.reader(f))
+    assert header[8:16] == [f"p_{n}" for n in names] and "AU01" in header and "AU12" in header
+    assert rows[0][16] in names

@@ -23,8 +23,6 @@ import numpy as np
 
 from liveaffect.errors import CliError
 
-STAGES = ("read", "detect", "track", "preprocess", "infer", "smooth", "draw")
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", required=True, metavar="VIDEO", help="video file to replay")
@@ -194,6 +192,7 @@ class _Series:
 def _run_pipeline(args, bundle, engine, detector, total) -> dict[str, Any]:
     from liveaffect.runtime.dashboard import Dashboard, View
     from liveaffect.runtime.live import Pipeline
+    from liveaffect.runtime.timing import STAGES, StageTimer
 
     pipeline = Pipeline(detector, engine, bundle.card.preprocess)
     dashboard, canvas = Dashboard(bundle.card), None
@@ -212,15 +211,14 @@ def _run_pipeline(args, bundle, engine, detector, total) -> dict[str, Any]:
         it = iter(source)
         n = 0
         while True:
-            t0 = time.perf_counter()
-            frame = next(it, None)
-            t_read = (time.perf_counter() - t0) * 1000.0
+            loop = StageTimer()
+            with loop.stage("read"):
+                frame = next(it, None)
             if frame is None:
                 break
             result = pipeline.process(frame)
-            t1 = time.perf_counter()
-            canvas = dashboard.draw(frame.image_bgr, result, View(), 0.0, out=canvas)
-            t_draw = (time.perf_counter() - t1) * 1000.0
+            with loop.stage("draw"):
+                canvas = dashboard.draw(frame.image_bgr, result, View(), 0.0, out=canvas)
             now_ms = time.monotonic() * 1000.0
             n += 1
             bar.update(1)
@@ -228,9 +226,7 @@ def _run_pipeline(args, bundle, engine, detector, total) -> dict[str, Any]:
                 t_start = time.perf_counter()
                 faces_start = float(faces_per_frame.values().sum())
             if n > args.warmup:
-                timings = dict(result.timings_ms)
-                timings["read"] = t_read
-                timings["draw"] = t_draw
+                timings = {**result.timings_ms, **loop.ms}
                 for s in STAGES:
                     per_stage[s].append(float(timings.get(s, 0.0)))
                 latency_ms.append(now_ms - frame.timestamp_ms)

@@ -283,28 +283,25 @@ def _run(opts: LiveOptions, streams: list, out):
     from liveaffect.bundle import BundleError, load_bundle
     from liveaffect.runtime.controls import Controls
     from liveaffect.runtime.dashboard import RAW_VIEW, Dashboard
-    from liveaffect.runtime.detectors import DetectorError, create_detector
+    from liveaffect.runtime.detectors import DetectorError, build_detector
     from liveaffect.runtime.live import Pipeline, run
     from liveaffect.runtime.sinks import CsvSink, SinkError, VideoSink, WindowSink
     from liveaffect.runtime.smoothing import PredictionSmoother
     from liveaffect.runtime.sources import SourceError, open_source
-    from liveaffect.runtime.tracker import IouTracker
 
-    extra = {"num_threads": opts.threads} if opts.threads and opts.detector == "blazeface" else {}
     with ExitStack() as stack:
         try:
             source = stack.enter_context(open_source(opts.source))
         except SourceError as exc:
             raise CliError(str(exc)) from None
         try:
-            weights = str(opts.detector_weights) if opts.detector_weights else None
-            detector = create_detector(opts.detector, weights, opts.min_face_score, **extra)
+            detector = build_detector(opts.detector_options)
         except (DetectorError, ValueError) as exc:
             raise CliError(f"detector: {exc}") from None
         engines.configure_threads(opts.threads)
         try:
             bundle = load_bundle(opts.model)
-            engine = engines.create_engine(bundle, opts.engine, tta=None if opts.tta else False)
+            engine = engines.build_engine(bundle, opts.engine_options)
         except BundleError as exc:
             raise CliError(_model_error(opts.model, exc)) from None
         except engines.EngineError as exc:
@@ -320,17 +317,12 @@ def _run(opts: LiveOptions, streams: list, out):
                 raw = VideoSink(opts.output_raw, fps=source.fps, view=RAW_VIEW)
                 sinks.append(stack.enter_context(raw))
             if opts.csv is not None:
-                sinks.append(stack.enter_context(CsvSink(opts.csv, bundle.card.au_thresholds)))
+                sinks.append(stack.enter_context(CsvSink(opts.csv, bundle.card)))
         except SinkError as exc:
             raise CliError(str(exc)) from None
         sinks += streams
-        tracker = IouTracker()
         pipeline = Pipeline(
-            detector,
-            engine,
-            bundle.card.preprocess,
-            tracker=tracker,
-            smoother=PredictionSmoother(opts.smooth, max_idle=tracker.options.max_lost),
+            detector, engine, bundle.card.preprocess, smoother=PredictionSmoother(opts.smooth)
         )
         _print_start(opts, bundle, engine, streams, out)
         try:

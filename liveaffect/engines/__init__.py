@@ -12,21 +12,25 @@ when a GPU is visible. TensorFlow is imported only when an engine is built.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from liveaffect.bundle import Bundle
 from liveaffect.engines.base import Engine, EngineError
 from liveaffect.engines.keras import KerasEngine
 from liveaffect.engines.tflite import ENGINE_MODES, TFLiteEngine, gpu_visible
 from liveaffect.engines.views import TTAEngine
+from liveaffect.errors import OptionError
 from liveaffect.tta import TTA, card_tta
 
 __all__ = [
     "ENGINES",
     "Engine",
     "EngineError",
+    "EngineOptions",
     "KerasEngine",
     "TFLiteEngine",
     "TTAEngine",
+    "build_engine",
     "configure_threads",
     "create_engine",
     "engine_names",
@@ -54,18 +58,12 @@ def auto_order() -> list[str]:
     return ["keras", "tflite"] if gpu_visible() else ["tflite", "keras"]
 
 
-def create_engine(
-    bundle: Bundle,
-    name: str = "auto",
-    batch_size: int = 32,
-    tta: TTA | bool | None = None,
-    threads: int | None = None,
-) -> Engine:
-    """Build the engine called ``name`` for ``bundle``.
+@dataclass(frozen=True)
+class EngineOptions:
+    """Which engine to build and how, checked once at construction.
 
-    Args:
-        bundle: the loaded model bundle.
-        name: ``"auto"`` or a key of :data:`ENGINES`.
+    Attributes:
+        name: ``"auto"`` or a key of :data:`ENGINES` (case and spaces ignored).
         batch_size: most faces run through the model in one call.
         tta: test-time views to average (:class:`~liveaffect.tta.TTA`); None: the ones
             the card names (those its reported numbers used); False: each face once.
@@ -73,13 +71,61 @@ def create_engine(
             global setting (:func:`configure_threads`).
 
     Raises:
-        EngineError: unknown name, or no engine could be built.
+        OptionError: a bad value, naming the field.
     """
-    views = card_tta(bundle.card) if tta is None or tta is True else (tta or TTA())
-    rows = views.n_views if views.active else 1
-    engine = _create_plain(
-        bundle, name, dict(batch_size=batch_size, rows_per_face=rows, threads=threads)
+
+    name: str = "auto"
+    batch_size: int = 32
+    tta: TTA | bool | None = None
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        name = str(self.name).strip().lower()
+        object.__setattr__(self, "name", name)
+        if name not in engine_names():
+            choices = ", ".join(engine_names())
+            raise OptionError("name", f"{{}}: unknown engine {name!r}; choose one of: {choices}")
+        if int(self.batch_size) < 1:
+            raise OptionError("batch_size", f"{{}} must be 1 or more, got {self.batch_size}")
+        if self.threads is not None and self.threads < 1:
+            raise OptionError("threads", f"{{}} must be 1 or more, got {self.threads}")
+
+    def views(self, bundle: Bundle) -> TTA:
+        """The test-time views for ``bundle``: the card's when ``tta`` is None or True."""
+        if self.tta is None or self.tta is True:
+            return card_tta(bundle.card)
+        return self.tta or TTA()
+
+
+def create_engine(
+    bundle: Bundle,
+    name: str = "auto",
+    batch_size: int = 32,
+    tta: TTA | bool | None = None,
+    threads: int | None = None,
+) -> Engine:
+    """Build the engine called ``name`` for ``bundle`` (the arguments of :class:`EngineOptions`).
+
+    Raises:
+        OptionError: unknown name, or a bad batch size or thread count.
+        EngineError: no engine could be built.
+    """
+    return build_engine(bundle, EngineOptions(name, batch_size, tta, threads))
+
+
+def build_engine(bundle: Bundle, options: EngineOptions) -> Engine:
+    """Build the engine ``options`` describe for ``bundle``, wrapped in its test-time views.
+
+    Raises:
+        EngineError: no engine could be built.
+    """
+    views = options.views(bundle)
+    kw = dict(
+        batch_size=options.batch_size,
+        rows_per_face=views.n_views if views.active else 1,
+        threads=options.threads,
     )
+    engine = _create_plain(bundle, options.name, kw)
     return TTAEngine(engine, views) if views.active else engine
 
 
@@ -92,8 +138,6 @@ def _create_plain(bundle: Bundle, name: str, kw: dict) -> Engine:
             except EngineError as exc:
                 reasons.append(f"{candidate}: {exc}")
         raise EngineError("no engine could be built (" + "; ".join(reasons) + ")")
-    if name not in ENGINES:
-        raise EngineError(f"unknown engine {name!r}; choose from {', '.join(engine_names())}")
     return ENGINES[name](bundle, **kw)
 
 

@@ -11,26 +11,25 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from liveaffect.preprocess import PreprocessSpec, prepare_batch, to_bgr
 from liveaffect.runtime.dashboard import Dashboard, StageMeans, View
 from liveaffect.runtime.smoothing import PredictionSmoother
+from liveaffect.runtime.timing import STAGES, StageTimer
 from liveaffect.runtime.tracker import IouTracker
 from liveaffect.types import (
     AffectEngine,
     Detection,
     FaceDetector,
-    FaceResult,
     Frame,
     FrameResult,
+    FrameSource,
     Sink,
 )
-
-STAGES = ("read", "detect", "track", "preprocess", "infer", "smooth", "draw")
 
 
 def _visible(det: Detection, width: int, height: int) -> bool:
@@ -63,55 +62,40 @@ class Pipeline:
         self.engine = engine
         self.spec = spec
         self.tracker = tracker or IouTracker()
-        self.smoother = smoother or PredictionSmoother(
-            window=3, max_idle=self.tracker.options.max_lost
-        )
+        self.smoother = smoother or PredictionSmoother(window=3)
 
     def process(self, frame: Frame) -> FrameResult:
         """Detect, track, score and smooth every face of ``frame``.
 
         Grey and 4-channel frames are converted to BGR; an empty frame has no faces.
         """
-        timings = {"read": float(frame.capture_ms)}
-        t0 = time.perf_counter()
+        timer = StageTimer(read=frame.capture_ms)
         image = frame.image_bgr
-        if image is None or image.size == 0:
-            detections: list[Detection] = []
-        else:
-            image = to_bgr(image)
-            h, w = image.shape[:2]
-            detections = [d for d in self.detector.detect(image) if _visible(d, w, h)]
-        t1 = time.perf_counter()
-        tracks = self.tracker.update(detections)
-        t2 = time.perf_counter()
-        crops = prepare_batch(image, [t.detection.xyxy for t in tracks], self.spec)
-        t3 = time.perf_counter()
-        predictions = self.engine.predict(crops) if tracks else []
-        if len(predictions) != len(tracks):
+        with timer.stage("detect"):
+            if image is None or image.size == 0:
+                detections: list[Detection] = []
+            else:
+                image = to_bgr(image)
+                h, w = image.shape[:2]
+                detections = [d for d in self.detector.detect(image) if _visible(d, w, h)]
+        with timer.stage("track"):
+            faces = self.tracker.update(detections)
+        with timer.stage("preprocess"):
+            crops = prepare_batch(image, [f.detection.xyxy for f in faces], self.spec)
+        with timer.stage("infer"):
+            predictions = self.engine.predict(crops) if faces else []
+        if len(predictions) != len(faces):
             raise RuntimeError(
-                f"engine returned {len(predictions)} predictions for {len(tracks)} faces"
+                f"engine returned {len(predictions)} predictions for {len(faces)} faces"
             )
-        t4 = time.perf_counter()
-        raw = [
-            FaceResult(track_id=t.track_id, detection=t.detection, prediction=p)
-            for t, p in zip(tracks, predictions, strict=True)
-        ]
-        faces = self.smoother.update(raw)
-        self.smoother.retain(self.tracker.track_ids)
-        t5 = time.perf_counter()
-        for name, start, end in (
-            ("detect", t0, t1),
-            ("track", t1, t2),
-            ("preprocess", t2, t3),
-            ("infer", t3, t4),
-            ("smooth", t4, t5),
-        ):
-            timings[name] = (end - start) * 1000.0
+        with timer.stage("smooth"):
+            scored = [replace(f, prediction=p) for f, p in zip(faces, predictions, strict=True)]
+            smoothed = self.smoother.update(scored)
         return FrameResult(
             index=frame.index,
             timestamp_ms=frame.timestamp_ms,
-            faces=tuple(faces),
-            timings_ms=timings,
+            faces=tuple(smoothed),
+            timings_ms=timer.ms,
         )
 
 
@@ -190,9 +174,9 @@ class _Drawing:
 
     def canvas(self, sink, frame: Frame, result: FrameResult, fps: float, cache: dict):
         """The drawn canvas for ``sink``'s view (the raw frame for sinks that do not draw)."""
-        if self.dashboard is None or not getattr(sink, "draws", False):
+        if self.dashboard is None or not sink.draws:
             return frame.image_bgr
-        view = getattr(sink, "view", View())
+        view = sink.view or View()
         if view not in cache:
             cache[view] = self._canvases[view] = self.dashboard.draw(
                 frame.image_bgr, result, view, fps, self.means.means(),
@@ -203,12 +187,12 @@ class _Drawing:
     def emit(self, frame: Frame, result: FrameResult, fps: float) -> float:
         """Write the frame to every sink; returns the milliseconds spent drawing."""
         cache: dict[View, np.ndarray] = {}
-        draw_ms = 0.0
+        timer = StageTimer(draw=0.0)
         for sink in self.sinks:
-            t0 = time.perf_counter()
-            image = self.canvas(sink, frame, result, fps, cache)
-            draw_ms += (time.perf_counter() - t0) * 1000.0
+            with timer.stage("draw"):
+                image = self.canvas(sink, frame, result, fps, cache)
             sink.write(image, result)
+        draw_ms = timer.ms["draw"]
         self.means.add({**result.timings_ms, "draw": draw_ms})
         return draw_ms
 
@@ -217,7 +201,7 @@ class _Drawing:
         returns the seconds spent paused."""
         t0 = time.perf_counter()
         while True:
-            paused = [s for s in self.sinks if getattr(s, "paused", False)]
+            paused = [s for s in self.sinks if s.paused]
             if not paused:
                 return time.perf_counter() - t0
             for sink in paused:
@@ -225,7 +209,7 @@ class _Drawing:
 
 
 def run(
-    source: Iterable[Frame],
+    source: FrameSource,
     pipeline: Pipeline,
     sinks: Sequence[Sink] = (),
     dashboard: Dashboard | None = None,
@@ -236,8 +220,8 @@ def run(
     """Process frames until the source ends, a sink asks to stop, or ``max_frames``.
 
     Args:
-        source: frames in order (a ``FrameSource``); its ``error`` attribute, if set
-            after the loop, marks a stream that dropped.
+        source: frames in order; its ``error``, if set after the loop, marks a stream
+            that dropped.
         pipeline: the per-frame work.
         sinks: receive every frame; those with ``draws = True`` get the canvas drawn
             for their ``view``; one with ``paused`` set is shown the same frame
@@ -271,7 +255,7 @@ def run(
             if paused:
                 paused_s += paused
                 meter.shift(paused)
-            if any(getattr(s, "stop_requested", False) for s in sinks):
+            if any(s.stop_requested for s in sinks):
                 summary.stopped = "quit"
                 break
             if max_frames is not None and summary.frames >= max_frames:
@@ -280,7 +264,6 @@ def run(
     except KeyboardInterrupt:
         summary.stopped = "interrupt"
     summary.elapsed_s = time.perf_counter() - start - paused_s
-    error = getattr(source, "error", None)
-    if error and summary.stopped == "end":
-        summary.stopped, summary.error = "error", str(error)
+    if source.error and summary.stopped == "end":
+        summary.stopped, summary.error = "error", str(source.error)
     return summary

@@ -7,9 +7,15 @@ naming the field, before any camera opens or TensorFlow loads.
 from __future__ import annotations
 
 import itertools
-import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from liveaffect.errors import OptionError
+
+if TYPE_CHECKING:
+    from liveaffect.engines import EngineOptions
+    from liveaffect.runtime.detectors import DetectorOptions
 
 from liveaffect.runtime.streams.targets import StreamTarget
 
@@ -66,9 +72,7 @@ class LiveOptions:
     stream_faces: int = 4
 
     def __post_init__(self) -> None:
-        from liveaffect.engines import engine_names
-        from liveaffect.runtime.detectors import DETECTORS
-        from liveaffect.runtime.sources import SourceError, parse_spec
+        from liveaffect.runtime.sources import SourceError, check_video_file, parse_spec
 
         try:
             kind, target = parse_spec(self.source)
@@ -76,27 +80,22 @@ class LiveOptions:
             raise ValueError(f"source: {exc}") from None
         video = Path(target) if kind == "file" else None
         if video is not None:
-            _check_video_path(video)
-        if self.detector not in DETECTORS:
-            raise ValueError(
-                f"--detector: unknown face detector {self.detector!r}; "
-                f"choose one of: {', '.join(DETECTORS)}"
-            )
-        if self.detector_weights is not None and not self.detector_weights.is_file():
-            raise ValueError(f"--detector-weights: no such file: {self.detector_weights}")
-        if not 0.0 <= self.min_face_score <= 1.0:
-            raise ValueError(f"--min-face-score must be in [0, 1], got {self.min_face_score}")
+            try:
+                check_video_file(video)
+            except SourceError as exc:
+                raise ValueError(str(exc)) from None
+        for build, flags in (
+            (lambda: self.detector_options, _DETECTOR_FLAGS),
+            (lambda: self.engine_options, _ENGINE_FLAGS),
+        ):
+            try:
+                build()
+            except OptionError as exc:
+                raise ValueError(exc.for_flag(flags.get(exc.name, _flag(exc.name)))) from None
         if self.smooth < 1:
             raise ValueError(f"--smooth must be 1 (off) or more, got {self.smooth}")
-        if self.engine not in engine_names():
-            raise ValueError(
-                f"--engine: unknown engine {self.engine!r}; choose one of: "
-                f"{', '.join(engine_names())}"
-            )
         if self.max_frames is not None and self.max_frames < 1:
             raise ValueError(f"--max-frames must be 1 or more, got {self.max_frames}")
-        if self.threads is not None and self.threads < 1:
-            raise ValueError(f"--threads must be 1 or more, got {self.threads}")
         for name in ("output", "output_raw"):
             path = getattr(self, name)
             if path is not None and path.suffix.lower() not in VIDEO_SUFFIXES:
@@ -125,6 +124,30 @@ class LiveOptions:
                 return path.parent
         return Path(".")
 
+    @property
+    def detector_options(self) -> DetectorOptions:
+        """The face detector to build (checked: OptionError names the field)."""
+        from liveaffect.runtime.detectors import DetectorOptions
+
+        return DetectorOptions(
+            self.detector, self.detector_weights, self.min_face_score, self.threads
+        )
+
+    @property
+    def engine_options(self) -> EngineOptions:
+        """The engine to build (checked: OptionError names the field)."""
+        from liveaffect.engines import EngineOptions
+
+        return EngineOptions(self.engine, tta=None if self.tta else False)
+
+
+_DETECTOR_FLAGS = {
+    "name": "--detector",
+    "weights": "--detector-weights",
+    "min_score": "--min-face-score",
+}
+_ENGINE_FLAGS = {"name": "--engine"}
+
 
 def _check_streams(opts: LiveOptions, video: Path | None) -> None:
     """``--stream-faces`` and the files of ``jsonl:PATH`` targets (ports bind later)."""
@@ -150,12 +173,3 @@ def _same_file(path: Path, other: str | Path) -> bool:
         return path.resolve() == Path(other).resolve()
     except OSError:
         return False
-
-
-def _check_video_path(path: Path) -> None:
-    if not path.exists():
-        raise ValueError(f"video file not found: {path}")
-    if path.is_dir():
-        raise ValueError(f"source {path} is a folder, not a video file")
-    if not os.access(path, os.R_OK):
-        raise ValueError(f"cannot read video file {path} (permission denied)")

@@ -16,44 +16,53 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from liveaffect.labels import AU_COLUMNS, EXPRESSIONS
+from liveaffect.bundle import ModelCard
 from liveaffect.runtime.controls import Controls
 from liveaffect.runtime.dashboard import DEFAULT_VIEW, View
 from liveaffect.runtime.hud import draw_notes
 from liveaffect.runtime.style import Style
-from liveaffect.types import FrameResult
+from liveaffect.types import FrameResult, Sink
 
 PAUSED_POLL_MS = 30
 """How often a paused window looks at the keyboard."""
 
-CSV_COLUMNS: tuple[str, ...] = (
-    "frame",
-    "timestamp_ms",
-    "face_id",
-    "x1",
-    "y1",
-    "x2",
-    "y2",
-    "det_score",
-    *(f"p_{name}" for name in EXPRESSIONS),
-    "expression",
-    "valence",
-    "arousal",
-    *AU_COLUMNS,
-    *(f"{au}_active" for au in AU_COLUMNS),
-)
-"""Header of the per-face CSV, in order."""
+
+def au_column(name: str) -> str:
+    """The CSV column of an action unit: zero-padded, ``AU1`` -> ``AU01``."""
+    return f"AU{int(name[2:]):02d}"
+
+
+def csv_columns(card: ModelCard) -> tuple[str, ...]:
+    """Header of the per-face CSV, in order, with the card's class and AU names."""
+    aus = [au_column(a) for a in card.aus]
+    return (
+        "frame",
+        "timestamp_ms",
+        "face_id",
+        "x1",
+        "y1",
+        "x2",
+        "y2",
+        "det_score",
+        *(f"p_{name}" for name in card.expressions),
+        "expression",
+        "valence",
+        "arousal",
+        *aus,
+        *(f"{au}_active" for au in aus),
+    )
+
+
+CSV_COLUMNS: tuple[str, ...] = csv_columns(ModelCard())
+"""The header for a card with the standard label spaces (``liveaffect.labels``)."""
 
 
 class SinkError(Exception):
     """A sink cannot be opened (unwritable path, no video codec ...)."""
 
 
-class _Closing:
-    """Context-manager plumbing shared by the sinks."""
-
-    draws = False
-    stop_requested = False
+class _Closing(Sink):
+    """Context-manager plumbing shared by the sinks (``draws``, ``stop_requested``: False)."""
 
     def __enter__(self):
         return self
@@ -203,13 +212,13 @@ def _fmt(value: float, digits: int = 4) -> str:
 
 
 def face_rows(
-    result: FrameResult, au_thresholds, frame_size: tuple[int, int] | None = None
+    result: FrameResult, card: ModelCard, frame_size: tuple[int, int] | None = None
 ) -> list[list[str]]:
-    """The CSV rows of one frame, one per face (see :data:`CSV_COLUMNS`).
+    """The CSV rows of one frame, one per face (see :func:`csv_columns`).
 
     Args:
         result: the frame's faces.
-        au_thresholds: per-AU decision thresholds.
+        card: the model card: class names and per-AU decision thresholds.
         frame_size: (width, height); boxes are clipped to the frame when given.
 
     A head that is ``None`` (not trained) leaves its cells empty.
@@ -229,15 +238,16 @@ def face_rows(
         ]
         if pred.expr_probs is not None:
             row += [_fmt(p) for p in pred.expr_probs]
-            row.append(EXPRESSIONS[int(np.argmax(pred.expr_probs))])
+            row.append(card.expressions[int(np.argmax(pred.expr_probs))])
         else:
-            row += [""] * (len(EXPRESSIONS) + 1)
+            row += [""] * (len(card.expressions) + 1)
         row += [_fmt(v) for v in pred.va] if pred.va is not None else ["", ""]
         if pred.au_probs is not None:
+            thresholds = card.au_thresholds
             row += [_fmt(p) for p in pred.au_probs]
-            row += [str(int(p >= t)) for p, t in zip(pred.au_probs, au_thresholds, strict=True)]
+            row += [str(int(p >= t)) for p, t in zip(pred.au_probs, thresholds, strict=True)]
         else:
-            row += [""] * (2 * len(AU_COLUMNS))
+            row += [""] * (2 * len(card.aus))
         rows.append(row)
     return rows
 
@@ -247,20 +257,18 @@ class CsvSink(_Closing):
 
     Args:
         path: output CSV file; its folder must exist.
-        au_thresholds: per-AU decision thresholds (the card's).
+        card: the model card (class and AU names, AU thresholds).
     """
 
-    def __init__(self, path: str | os.PathLike, au_thresholds) -> None:
+    def __init__(self, path: str | os.PathLike, card: ModelCard) -> None:
         self.path = Path(path)
-        self.au_thresholds = [float(t) for t in au_thresholds]
-        if len(self.au_thresholds) != len(AU_COLUMNS):
-            raise ValueError(f"au_thresholds needs {len(AU_COLUMNS)} values")
+        self.card = card
         try:
             self._file = open(self.path, "w", newline="", encoding="utf-8")  # noqa: SIM115
         except OSError as exc:
             raise SinkError(f"cannot write CSV {self.path}: {exc.strerror}") from exc
         self._writer = csv.writer(self._file)
-        self._writer.writerow(CSV_COLUMNS)
+        self._writer.writerow(csv_columns(card))
         self._file.flush()
         self.rows_written = 0
 
@@ -269,7 +277,7 @@ class CsvSink(_Closing):
         if self._file.closed:
             return
         size = (frame_bgr.shape[1], frame_bgr.shape[0]) if frame_bgr is not None else None
-        rows = face_rows(result, self.au_thresholds, size)
+        rows = face_rows(result, self.card, size)
         if rows:
             self._writer.writerows(rows)
             self._file.flush()

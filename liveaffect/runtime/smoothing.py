@@ -2,8 +2,11 @@
 
 Each track keeps a ``deque(maxlen=N)`` of its last N predictions and reports their
 mean, head by head. State is keyed by track id (ids are never reused), so two
-people are never averaged together; the state of a track that is gone for good is
-dropped.
+people are never averaged together. The smoother forgets a track by itself once it
+has been absent for ``max_idle`` frames; as ids are never reused, forgetting only
+frees memory and never changes an output, as long as ``max_idle`` is at least the
+tracker's ``max_lost`` (both default to 15), so that a face the detector missed for a
+few frames comes back to its own history.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ class PredictionSmoother:
     Args:
         window: how many predictions to average (``1`` turns smoothing off).
         max_idle: frames a track may go without a prediction before its history is
-            forgotten (normally the tracker's ``max_lost``).
+            forgotten.
 
     Raises:
         ValueError: ``window`` < 1 or ``max_idle`` < 0.
@@ -80,11 +83,6 @@ class PredictionSmoother:
         for track_id in track_ids:
             self._history.pop(track_id, None)
             self._idle.pop(track_id, None)
-
-    def retain(self, alive_ids: Iterable[int]) -> None:
-        """Keep only the histories of ``alive_ids`` (e.g. the tracker's live ids)."""
-        alive = set(alive_ids)
-        self.forget([t for t in self._history if t not in alive])
 
     def reset(self) -> None:
         """Forget everything."""

@@ -258,6 +258,16 @@ def parse_spec(spec: str | int | os.PathLike | None) -> tuple[str, str | int]:
     return "file", str(Path(text).expanduser())
 
 
+def check_video_file(path: Path) -> None:
+    """Raise :class:`SourceError` unless ``path`` is a readable file (not yet decoded)."""
+    if not path.exists():
+        raise SourceError(f"video file not found: {path}")
+    if path.is_dir():
+        raise SourceError(f"source {path} is a folder, not a video file")
+    if not os.access(path, os.R_OK):
+        raise SourceError(f"cannot read video file {path} (permission denied)")
+
+
 def open_source(
     spec: str | int | os.PathLike | None = None,
     *,
@@ -286,10 +296,7 @@ def open_source(
     kind, target = parse_spec(spec)
     if kind == "file":
         path = Path(target)
-        if not path.exists():
-            raise SourceError(f"video file not found: {path}")
-        if path.is_dir():
-            raise SourceError(f"{path} is a folder, not a video file")
+        check_video_file(path)
         with _quiet_opencv():
             capture = cv2.VideoCapture(str(path))
         what = f"cannot read {path} as a video (not a video file, or a format FFmpeg cannot decode)"

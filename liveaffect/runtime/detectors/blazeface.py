@@ -41,7 +41,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from liveaffect.runtime.detectors import DetectorError, as_bgr, is_empty
+from liveaffect.runtime.detectors.base import DetectorError, as_bgr, is_empty
 from liveaffect.types import Detection
 
 RAW_SCORE_CLIP = 100.0

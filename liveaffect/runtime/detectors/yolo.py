@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from liveaffect.runtime.detectors import DetectorError, as_bgr, is_empty
+from liveaffect.runtime.detectors.base import DetectorError, as_bgr, is_empty
 from liveaffect.types import Detection
 
 HF_REPO = "AdamCodd/YOLOv11n-face-detection"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from liveaffect.types import Sink
+
 
 class StreamError(Exception):
     """An outlet cannot be opened (port in use, unknown host, unwritable file ...).
@@ -10,15 +12,13 @@ class StreamError(Exception):
     """
 
 
-class StreamSink:
+class StreamSink(Sink):
     """Base of the outlets: a :class:`liveaffect.types.Sink` that never draws or stops the run.
 
     Subclasses implement ``write(frame_bgr, result)`` and ``_close()``; :meth:`close` is
     safe to call twice.
     """
 
-    draws = False
-    stop_requested = False
     closed = False
 
     def describe(self) -> str:
