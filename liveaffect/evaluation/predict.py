@@ -1,7 +1,8 @@
 """Run a model bundle over labelled records: read, (detect,) prepare, batch, predict.
 
 Each image goes through :func:`liveaffect.preprocess.prepare_face`, the one
-preprocessing function shared with training and the live app. With a face detector
+preprocessing function shared with training and the live app, and the model runs
+through the app's Keras engine (:mod:`liveaffect.engines`). With a face detector
 the full image is searched first and the highest-scoring face is cropped with the
 card's margin; images without a face are *misses*: counted, reported and left out of
 every metric. Unreadable images are counted, warned about and skipped.
@@ -14,7 +15,6 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
 
 import cv2
 import numpy as np
@@ -22,6 +22,7 @@ import numpy as np
 from liveaffect.bundle import HEAD_WIDTHS, HEADS, Bundle
 from liveaffect.data import io
 from liveaffect.data.records import Record
+from liveaffect.engines import create_engine
 from liveaffect.evaluation.result import EvaluationResult, evaluate_arrays
 from liveaffect.labels import EXPRESSIONS
 from liveaffect.preprocess import PreprocessSpec, crop_face, prepare_face
@@ -147,28 +148,6 @@ def read_image(path: str) -> np.ndarray | None:
     return image
 
 
-def _model_runner(bundle: Bundle) -> Any:
-    """A ``batch -> list of per-output arrays`` function (one traced graph, any batch size)."""
-    import tensorflow as tf
-
-    model = bundle.model
-    shape = tuple(bundle.card.preprocess.input_shape)
-    spec = tf.TensorSpec((None, *shape), tf.float32)
-    fn = tf.function(lambda x: model(x, training=False), input_signature=[spec])
-    names = [str(n) for n in getattr(model, "output_names", None) or []]
-
-    def run(batch: np.ndarray) -> list[np.ndarray]:
-        out = fn(batch)
-        if isinstance(out, dict):  # dict outputs: model.outputs follows output_names
-            keys = names if all(n in out for n in names) else sorted(out)
-            out = [out[k] for k in keys]
-        elif not isinstance(out, list | tuple):
-            out = [out]
-        return [np.asarray(o, np.float32) for o in out]
-
-    return run
-
-
 def _best_face(detector: FaceDetector, image: np.ndarray, spec: PreprocessSpec):
     detections = detector.detect(image)
     if not detections:
@@ -219,8 +198,8 @@ def predict_records(
     kept: list[Record] = []
     unreadable: list[str] = []
     misses: list[str] = []
-    run = _model_runner(bundle) if active else None
     tta = tta if tta is not None else TTA(flip=bool(tta_flip))
+    engine = create_engine(bundle, "keras", int(batch_size), tta) if active else None
     workers = workers or min(8, os.cpu_count() or 1)
 
     if degrade is not None:
@@ -263,12 +242,11 @@ def predict_records(
                 faces.append(item)
                 kept.append(record)
             bar.update(len(chunk))
-            if not faces or run is None:
+            if not faces or engine is None:
                 continue
-            batch = np.stack(faces).astype(np.float32, copy=False)
-            result = run(tta.views(batch))
+            result = engine.predict_heads(np.stack(faces).astype(np.float32, copy=False))
             for head in active:
-                outputs[head].append(tta.merge(result[bundle.outputs[head]], len(faces)))
+                outputs[head].append(result[head])
     if len(unreadable) > _MAX_WARNINGS:
         log.warning("%d unreadable images skipped in all", len(unreadable))
 
