@@ -89,16 +89,25 @@ class PreprocessSpec:
 
 
 def to_bgr(image: np.ndarray) -> np.ndarray:
-    """Return a 3-channel uint8 BGR view of a grey, BGR or BGRA image."""
+    """Return a 3-channel uint8 BGR image from a grey, BGR or BGRA image.
+
+    A BGR uint8 image is returned as is (no copy); other dtypes are clipped to [0, 255].
+
+    Raises:
+        ValueError: the array is not an image (e.g. 5 channels).
+    """
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        image = np.clip(np.nan_to_num(image), 0, 255).astype(np.uint8)
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = np.ascontiguousarray(image[:, :, 0])
     if image.ndim == 2:
         return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    if image.ndim == 3 and image.shape[2] == 1:
-        return cv2.cvtColor(image[:, :, 0], cv2.COLOR_GRAY2BGR)
     if image.ndim == 3 and image.shape[2] == 4:
         return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
     if image.ndim == 3 and image.shape[2] == 3:
         return image
-    raise ValueError(f"expected a grey, BGR or BGRA image, got shape {image.shape}")
+    raise ValueError(f"expected a grey, BGR or BGRA image, got an array of shape {image.shape}")
 
 
 def expand_box(

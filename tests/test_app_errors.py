@@ -179,16 +179,16 @@ class _DroppingCapture:
 def test_stream_drop_ends_run_with_message_and_closed_files(
     capsys, monkeypatch, tmp_path, tiny_bundle
 ):
-    from liveaffect.runtime import detectors, sources
+    from liveaffect.runtime import detectors, video
 
     opened = []
 
     def fake_open(spec, **kwargs):
-        src = sources.FrameSource(_DroppingCapture(6), is_live=True, path_or_url=str(spec))
+        src = video.VideoSource(_DroppingCapture(6), is_live=True, path_or_url=str(spec))
         opened.append(src)
         return src
 
-    monkeypatch.setattr(sources, "open_source", fake_open)
+    monkeypatch.setattr(video, "open_source", fake_open)
     monkeypatch.setattr(detectors, "build_detector", lambda *a, **k: _CentreDetector())
     out = tmp_path / "faces.csv"
     code = main(
@@ -283,7 +283,7 @@ def test_app_averages_the_cards_test_time_views(capsys, monkeypatch, tmp_path, t
     import shutil
 
     from liveaffect import engines as engine
-    from liveaffect.runtime import detectors, sources
+    from liveaffect.runtime import detectors, video
 
     bundle = shutil.copytree(tiny_bundle, tmp_path / "bundle")
     card = json.loads((bundle / "card.json").read_text())
@@ -299,9 +299,9 @@ def test_app_averages_the_cards_test_time_views(capsys, monkeypatch, tmp_path, t
 
     monkeypatch.setattr(engine, "build_engine", spy)
     monkeypatch.setattr(
-        sources,
+        video,
         "open_source",
-        lambda spec, **kw: sources.FrameSource(_DroppingCapture(3), is_live=True, path_or_url="x"),
+        lambda spec, **kw: video.VideoSource(_DroppingCapture(3), is_live=True, path_or_url="x"),
     )
     monkeypatch.setattr(detectors, "build_detector", lambda *a, **k: _CentreDetector())
     code = main(

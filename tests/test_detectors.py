@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from liveaffect.errors import OptionError
+from liveaffect.preprocess import to_bgr
 from liveaffect.runtime.detectors import (
     DETECTORS,
     DetectorError,
     DetectorOptions,
-    as_bgr,
     create_detector,
 )
 from liveaffect.runtime.detectors.blazeface import (
@@ -220,9 +220,9 @@ def test_odd_frames_do_not_crash(frame, model):
         assert_in_frame(found, frame)
 
 
-def test_as_bgr_rejects_non_images():
+def test_to_bgr_rejects_non_images():
     with pytest.raises(ValueError, match="shape"):
-        as_bgr(np.zeros((4, 4, 5), np.uint8))
+        to_bgr(np.zeros((4, 4, 5), np.uint8))
 
 
 def test_weights_folder_and_single_file():

@@ -15,7 +15,7 @@ import pytest
 from liveaffect.bundle import load_bundle
 from liveaffect.engines import KerasEngine, create_engine, engine_names
 from liveaffect.runtime.dashboard import Dashboard
-from liveaffect.runtime.live import FpsMeter, Pipeline, run
+from liveaffect.runtime.live import FpsMeter, Pipeline, run_loop
 from liveaffect.runtime.sinks import CsvSink
 from liveaffect.runtime.smoothing import PredictionSmoother
 from liveaffect.types import Detection, Frame, Sink
@@ -127,7 +127,7 @@ def test_untrained_heads_are_none_and_csv_cells_empty(tmp_path, tiny_bundle_fact
     pipe = make_pipeline(bundle, create_engine(bundle, "keras"), [[LEFT]])
     out = tmp_path / "faces.csv"
     with CsvSink(out, bundle.card) as sink:
-        summary = run(ListSource(frames(3)), pipe, [sink])
+        summary = run_loop(ListSource(frames(3)), pipe, [sink])
     assert summary.faces == 3
     result = pipe.process(frames(1)[0])
     pred = result.faces[0].prediction
@@ -209,7 +209,7 @@ def test_run_loop_summary_fps_and_stops(bundle, engine):
     script = [[LEFT, RIGHT]] * 12 + [[]] * 3
     fps_calls = []
     pipe = make_pipeline(bundle, engine, script)
-    summary = run(ListSource(frames(15)), pipe, on_fps=fps_calls.append)
+    summary = run_loop(ListSource(frames(15)), pipe, on_fps=fps_calls.append)
     assert (summary.frames, summary.faces, summary.frames_with_faces) == (15, 24, 12)
     assert summary.track_ids == {1, 2} and summary.stopped == "end"
     assert len(fps_calls) == 1 and summary.mean_fps > 0
@@ -217,7 +217,7 @@ def test_run_loop_summary_fps_and_stops(bundle, engine):
     assert "\n" not in line and "frames=15" in line and "ids=2" in line
 
     sink = StopAfter(4)
-    summary = run(
+    summary = run_loop(
         ListSource(frames(10)),
         make_pipeline(bundle, engine, script),
         [sink],
@@ -226,7 +226,7 @@ def test_run_loop_summary_fps_and_stops(bundle, engine):
     assert summary.frames == 4 and summary.stopped == "quit"
     assert not np.array_equal(sink.written[0], frames(1)[0].image_bgr)  # annotated frame
 
-    summary = run(ListSource(frames(10)), make_pipeline(bundle, engine, script), max_frames=3)
+    summary = run_loop(ListSource(frames(10)), make_pipeline(bundle, engine, script), max_frames=3)
     assert summary.frames == 3 and summary.stopped == "max_frames"
 
 
@@ -234,13 +234,13 @@ def test_run_loop_dropped_stream_and_interrupt_keep_csv(bundle, engine, tmp_path
     out = tmp_path / "faces.csv"
     with CsvSink(out, bundle.card) as sink:
         source = ListSource(frames(5), error="connection lost")
-        summary = run(source, make_pipeline(bundle, engine, [[LEFT]]), [sink])
+        summary = run_loop(source, make_pipeline(bundle, engine, [[LEFT]]), [sink])
     assert summary.stopped == "error" and summary.error == "connection lost"
     assert len(list(csv.DictReader(out.open()))) == 5
 
     with CsvSink(out, bundle.card) as sink:
         source = ListSource(frames(5), interrupt_at=3)
-        summary = run(source, make_pipeline(bundle, engine, [[LEFT]]), [sink])
+        summary = run_loop(source, make_pipeline(bundle, engine, [[LEFT]]), [sink])
         # rows are on disk before the file is closed
         assert len(list(csv.DictReader(out.open()))) == 3
     assert summary.stopped == "interrupt" and summary.frames == 3
@@ -325,8 +325,8 @@ class PausingSink(Sink):
 def test_run_loop_holds_a_paused_sink_on_the_same_frame(bundle, engine):
     sink, csv_like = PausingSink(), StopAfter(100)
     csv_like.draws = False
-    summary = run(ListSource(frames(4)), make_pipeline(bundle, engine, [[LEFT]]), [sink, csv_like],
-                  Dashboard(bundle.card))  # fmt: skip
+    pipeline = make_pipeline(bundle, engine, [[LEFT]])
+    summary = run_loop(ListSource(frames(4)), pipeline, [sink, csv_like], Dashboard(bundle.card))
     assert sink.indices == [0, 1, 1, 1, 1, 2, 3]
     assert len(csv_like.written) == 4  # the other sinks get each frame once
     assert sink.shapes[2][1] > sink.shapes[3][1]  # panel hidden while paused: redrawn at once

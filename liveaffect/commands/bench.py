@@ -15,11 +15,8 @@ import json
 import os
 import resource
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from liveaffect.errors import CliError
 
@@ -66,67 +63,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", metavar="FILE", help="write the results as JSON")
 
 
-# ----------------------------------------------------------------- sources
-class _LoopingCapture:
-    """cv2.VideoCapture-like reader that rewinds at the end (for long memory runs)."""
-
-    def __init__(self, path: str, total: int, realtime_fps: float = 0.0) -> None:
-        import cv2
-
-        self._cv2 = cv2
-        self._cap = cv2.VideoCapture(path)
-        self._left = total
-        self._period = 1.0 / realtime_fps if realtime_fps > 0 else 0.0
-        self._next = time.monotonic()
-
-    def read(self):
-        if self._left <= 0:
-            return False, None
-        if self._period:
-            delay = self._next - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            self._next = max(self._next + self._period, time.monotonic() - self._period)
-        ok, img = self._cap.read()
-        if not ok:
-            self._cap.set(self._cv2.CAP_PROP_POS_FRAMES, 0)
-            ok, img = self._cap.read()
-        if ok:
-            self._left -= 1
-        return ok, img
-
-    def get(self, prop):
-        return self._cap.get(prop)
-
-    def isOpened(self):
-        return self._cap.isOpened()
-
-    def release(self):
-        self._cap.release()
-
-
-def _open(path: str, frames: int, loop: bool, camera: bool):
-    import cv2
-
-    from liveaffect.runtime.sources import FrameSource, SourceError, open_source
-
-    try:
-        probe = open_source(path)
-    except SourceError as exc:
-        raise CliError(str(exc)) from None
-    fps = probe.fps or 25.0
-    count = int(probe.frame_count or 0)
-    probe.close()
-    total = frames if (frames and (loop or camera)) else (min(frames, count) if frames else count)
-    if not loop and not camera:
-        return open_source(path), total, fps
-    cap = _LoopingCapture(path, total, fps if camera else 0.0)
-    if not cap.isOpened():
-        raise CliError(f"cannot open {path}")
-    del cv2
-    return FrameSource(cap, is_live=camera, path_or_url=path), total, fps
-
-
 # ----------------------------------------------------------------- models
 def _random_bundle(spec: str, out: Path):
     from liveaffect.bundle import HEADS, HeadInfo, ModelCard, save_bundle
@@ -150,253 +86,25 @@ def _random_bundle(spec: str, out: Path):
     return save_bundle(model, card, out)
 
 
-def _stats(values) -> dict[str, float]:
-    if len(values) == 0:
-        return {"median_ms": None, "p95_ms": None}
-    a = np.asarray(values)
-    return {
-        "median_ms": round(float(np.median(a)), 3),
-        "p95_ms": round(float(np.percentile(a, 95)), 3),
-    }
-
-
-def _rss_mb() -> float:
-    """Resident memory in MiB (the unit of ``ru_maxrss`` / 1024 too)."""
-    import psutil
-
-    return psutil.Process().memory_info().rss / 2**20
-
-
-class _Series:
-    """A preallocated float array, so that recording 10,000 frames of timings does not
-    itself show up as memory growth (a Python list of floats grows ~300 B a frame)."""
-
-    def __init__(self, capacity: int) -> None:
-        self._data = np.zeros(max(int(capacity), 16), np.float64)
-        self._n = 0
-
-    def append(self, value: float) -> None:
-        if self._n == len(self._data):  # unknown length: grow (rare)
-            self._data = np.concatenate([self._data, np.zeros_like(self._data)])
-        self._data[self._n] = value
-        self._n += 1
-
-    def __len__(self) -> int:
-        return self._n
-
-    def values(self) -> np.ndarray:
-        return self._data[: self._n]
-
-
-# ----------------------------------------------------------------- runs
-def _run_pipeline(args, bundle, engine, detector, total) -> dict[str, Any]:
-    from liveaffect.runtime.dashboard import Dashboard, View
-    from liveaffect.runtime.live import Pipeline
-    from liveaffect.runtime.timing import STAGES, StageTimer
-
-    pipeline = Pipeline(detector, engine, bundle.card.preprocess)
-    dashboard, canvas = Dashboard(bundle.card), None
-    source, total, fps = _open(args.source, total, args.loop, args.camera_sim)
-    cap = (total or 10_000) + 16
-    per_stage = {s: _Series(cap) for s in STAGES}
-    faces_per_frame, lag_frames, latency_ms = _Series(cap), _Series(cap), _Series(cap)
-    rss: list[tuple[int, float]] = []
-    from tqdm import tqdm
-
-    bar = tqdm(
-        total=total, desc=f"bench {engine.name if hasattr(engine, 'name') else ''}", unit="frame"
-    )
-    t_start = None
-    with source:
-        it = iter(source)
-        n = 0
-        while True:
-            loop = StageTimer()
-            with loop.stage("read"):
-                frame = next(it, None)
-            if frame is None:
-                break
-            result = pipeline.process(frame)
-            with loop.stage("draw"):
-                canvas = dashboard.draw(frame.image_bgr, result, View(), 0.0, out=canvas)
-            now_ms = time.monotonic() * 1000.0
-            n += 1
-            bar.update(1)
-            if n == args.warmup:
-                t_start = time.perf_counter()
-                faces_start = float(faces_per_frame.values().sum())
-            if n > args.warmup:
-                timings = {**result.timings_ms, **loop.ms}
-                for s in STAGES:
-                    per_stage[s].append(float(timings.get(s, 0.0)))
-                latency_ms.append(now_ms - frame.timestamp_ms)
-                if args.camera_sim:
-                    lag_frames.append(source.frames_read - 1 - frame.index)
-            faces_per_frame.append(len(result.faces))
-            if n % args.memory_every == 0:
-                rss.append((n, _rss_mb()))
-            if total and n >= total:
-                break
-    bar.close()
-    elapsed = time.perf_counter() - t_start if t_start else float("nan")
-    timed = max(n - args.warmup, 0)
-    fpf = faces_per_frame.values()
-    faces_timed = float(fpf.sum()) - faces_start if t_start else 0
-    out: dict[str, Any] = {
-        "frames": n,
-        "frames_timed": timed,
-        "frames_with_faces": int((fpf > 0).sum()),
-        "faces_per_frame_mean": round(float(fpf.mean()), 2) if len(fpf) else 0,
-        "faces_per_frame_max": int(fpf.max()) if len(fpf) else 0,
-        "fps": round(timed / elapsed, 2) if timed else None,
-        "faces_per_s": round(faces_timed / elapsed, 1) if timed else None,
-        "stages": {s: _stats(v.values()) for s, v in per_stage.items()},
-        "compute_ms_per_frame": round(
-            float(
-                sum(
-                    np.median(per_stage[s].values())
-                    for s in STAGES
-                    if s != "read" and len(per_stage[s])
-                )
-            ),
-            3,
-        ),
-        "capture_to_display_ms": _stats(latency_ms.values()),
-        "frames_dropped": int(getattr(source, "frames_dropped", 0)),
-        "source_fps": fps,
-    }
-    if args.camera_sim:
-        out["frames_behind_newest"] = {
-            "max": int(lag_frames.values().max()) if len(lag_frames) else 0,
-            "mean": round(float(lag_frames.values().mean()), 3) if len(lag_frames) else None,
-        }
-    if rss:
-        vals = np.array([r for _, r in rss])
-        k = max(len(vals) // 10, 1)
-        out["memory"] = {
-            "samples": [(int(i), round(r, 1)) for i, r in rss],
-            "unit": "MiB",
-            "rss_first_mb": round(float(np.median(vals[:k])), 1),
-            "rss_last_mb": round(float(np.median(vals[-k:])), 1),
-            "growth_mb": round(float(np.median(vals[-k:]) - np.median(vals[:k])), 1),
-            "slope_mb_per_1000_frames": round(
-                float(np.polyfit([i for i, _ in rss], vals, 1)[0] * 1000), 3
-            )
-            if len(vals) > 2
-            else None,
-        }
-    return out
-
-
-def _run_baseline(args, bundle, detector, frames: int) -> dict[str, Any]:
-    """The original design: per frame, per face, ``model.predict`` on the Keras model."""
-    from liveaffect.preprocess import crop_face, prepare_face
-
-    spec = bundle.card.preprocess
-    model = bundle.model
-    source, _, _ = _open(args.source, frames + args.warmup, True, False)
-    times, faces = [], 0
-    with source:
-        for i, frame in enumerate(source):
-            t0 = time.perf_counter()
-            dets = detector.detect(frame.image_bgr)
-            for d in dets:
-                crop = crop_face(frame.image_bgr, d.xyxy, spec.crop_margin, spec.square)
-                model.predict(prepare_face(crop, spec)[None], verbose=0)
-            if i >= args.warmup:
-                times.append(time.perf_counter() - t0)
-                faces += len(dets)
-    total = sum(times)
-    return {
-        "frames_timed": len(times),
-        "fps": round(len(times) / total, 2) if total else None,
-        "ms_per_face": round(1000 * total / faces, 1) if faces else None,
-    }
-
-
-def _compare_engines(args, bundle, detector, names: list[str]) -> dict[str, Any]:
-    """Largest |engine - Keras float| per trained head, one view per face, on real crops."""
-    from liveaffect.engines import ENGINES, create_engine
-    from liveaffect.preprocess import prepare_batch
-
-    source, _, _ = _open(args.source, 0, False, False)
-    crops = []
-    with source:
-        for frame in source:
-            dets = detector.detect(frame.image_bgr)
-            if dets:
-                crops.append(
-                    prepare_batch(
-                        frame.image_bgr, [d.xyxy for d in dets[:4]], bundle.card.preprocess
-                    )
-                )
-            if sum(len(c) for c in crops) >= 64:
-                break
-    if not crops:
-        return {"note": "no faces found to compare on"}
-    x = np.concatenate(crops)[:64]
-    ref = create_engine(bundle, "keras", batch_size=len(x), tta=False).predict_heads(x)
-    out = {"faces": len(x)}
-    for name in names:
-        if name == "keras" or name not in ENGINES:
-            continue
-        got = create_engine(bundle, name, batch_size=len(x), tta=False).predict_heads(x)
-        entry = {head: float(np.abs(ref[head] - got[head]).max()) for head in ref}
-        if "expr" in ref:
-            entry["expr_top1_agreement"] = float(
-                np.mean(ref["expr"].argmax(1) == got["expr"].argmax(1))
-            )
-        out[name] = entry
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    for name in ("frames", "warmup", "baseline_frames", "threads"):
-        if getattr(args, name) < 0:
-            raise CliError(f"--{name.replace('_', '-')} must be >= 0")
-    if args.memory_every < 1:
-        raise CliError("--memory-every must be >= 1")
-    if not Path(args.source).is_file():
-        raise CliError(f"video not found: {args.source}")
-    from liveaffect import engines
-    from liveaffect.bundle import BundleError, load_bundle
-    from liveaffect.runtime.detectors import DetectorError, create_detector
-    from liveaffect.runtime.options import DEFAULT_MODEL_DIR
-
+    _check(args)
     tmp = None
     if args.random_model:
         tmp = tempfile.TemporaryDirectory(prefix="liveaffect-bench-")
         model_path = _random_bundle(args.random_model, Path(tmp.name) / "bundle")
     else:
+        from liveaffect.runtime.options import DEFAULT_MODEL_DIR
+
         model_path = Path(args.model) if args.model else DEFAULT_MODEL_DIR
+    bundle, engine, detector = _load(args, model_path)
+    from liveaffect.runtime.video import SourceError
+
     try:
-        engines.configure_threads(args.threads or None)
-        bundle = load_bundle(model_path)
-        engine = engines.create_engine(bundle, args.engine, tta=False if args.no_tta else None)
-        detector = create_detector(args.detector)
-    except (BundleError, engines.EngineError, DetectorError, ValueError) as exc:
+        report = _measure(args, bundle, engine, detector)
+    except SourceError as exc:
         raise CliError(str(exc)) from None
-    report: dict[str, Any] = {
-        "source": args.source,
-        "model": args.random_model or str(model_path),
-        "engine": getattr(engine, "name", args.engine),
-        "detector": args.detector,
-        "input": list(bundle.card.preprocess.input_shape),
-        "cpu_threads": os.cpu_count(),
-    }
-    report["pipeline"] = _run_pipeline(args, bundle, engine, detector, args.frames)
-    report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    if args.baseline_frames:
-        report["baseline_keras_predict_per_face"] = _run_baseline(
-            args, bundle, detector, args.baseline_frames
-        )
-        base = report["baseline_keras_predict_per_face"]["fps"]
-        ours = report["pipeline"]["fps"]
-        report["speedup_vs_baseline"] = round(ours / base, 2) if base and ours else None
-    names = [n.strip() for n in args.compare.split(",") if n.strip()]
-    if names:
-        report["engine_differences_vs_keras"] = _compare_engines(args, bundle, detector, names)
+    report["model"] = args.random_model or str(model_path)
     _print(report)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
@@ -404,6 +112,72 @@ def run(args: argparse.Namespace) -> int:
     if tmp is not None:
         tmp.cleanup()
     return 0
+
+
+def _check(args: argparse.Namespace) -> None:
+    for name in ("frames", "warmup", "baseline_frames", "threads"):
+        if getattr(args, name) < 0:
+            raise CliError(f"--{name.replace('_', '-')} must be >= 0")
+    if args.memory_every < 1:
+        raise CliError("--memory-every must be >= 1")
+    if not Path(args.source).is_file():
+        raise CliError(f"video not found: {args.source}")
+
+
+def _load(args: argparse.Namespace, model_path: Path):
+    from liveaffect import engines
+    from liveaffect.bundle import BundleError, load_bundle
+    from liveaffect.runtime.detectors import DetectorError, create_detector
+
+    try:
+        engines.configure_threads(args.threads or None)
+        bundle = load_bundle(model_path)
+        engine = engines.create_engine(bundle, args.engine, tta=False if args.no_tta else None)
+        detector = create_detector(args.detector)
+    except (BundleError, engines.EngineError, DetectorError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    return bundle, engine, detector
+
+
+def _measure(args: argparse.Namespace, bundle, engine, detector) -> dict[str, Any]:
+    from liveaffect.runtime import benchmark
+    from liveaffect.runtime.dashboard import Dashboard, View
+    from liveaffect.runtime.live import Pipeline
+
+    settings = benchmark.ReplaySettings(
+        args.source, args.frames, args.loop, args.camera_sim, args.warmup, args.memory_every
+    )
+    dashboard, canvas = Dashboard(bundle.card), [None]
+
+    def draw(frame, result) -> None:  # the window's view, into one reused canvas
+        canvas[0] = dashboard.draw(frame.image_bgr, result, View(), 0.0, out=canvas[0])
+
+    report: dict[str, Any] = {
+        "source": args.source,
+        "model": None,
+        "engine": getattr(engine, "name", args.engine),
+        "detector": args.detector,
+        "input": list(bundle.card.preprocess.input_shape),
+        "cpu_threads": os.cpu_count(),
+    }
+    report["pipeline"] = benchmark.replay_pipeline(
+        settings,
+        Pipeline(detector, engine, bundle.card.preprocess),
+        draw,
+        label=getattr(engine, "name", ""),
+    )
+    report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    if args.baseline_frames:
+        base = benchmark.baseline_predict_per_face(settings, bundle, detector, args.baseline_frames)
+        report["baseline_keras_predict_per_face"] = base
+        ours = report["pipeline"]["fps"]
+        speedup = round(ours / base["fps"], 2) if base["fps"] and ours else None
+        report["speedup_vs_baseline"] = speedup
+    names = [n.strip() for n in args.compare.split(",") if n.strip()]
+    if names:
+        crops = benchmark.face_crops(args.source, bundle, detector)
+        report["engine_differences_vs_keras"] = benchmark.compare_engines(bundle, crops, names)
+    return report
 
 
 def _print(r: dict[str, Any]) -> None:

@@ -284,10 +284,10 @@ def _run(opts: LiveOptions, streams: list, out):
     from liveaffect.runtime.controls import Controls
     from liveaffect.runtime.dashboard import RAW_VIEW, Dashboard
     from liveaffect.runtime.detectors import DetectorError, build_detector
-    from liveaffect.runtime.live import Pipeline, run
+    from liveaffect.runtime.live import Pipeline, run_loop
     from liveaffect.runtime.sinks import CsvSink, SinkError, VideoSink, WindowSink
     from liveaffect.runtime.smoothing import PredictionSmoother
-    from liveaffect.runtime.sources import SourceError, open_source
+    from liveaffect.runtime.video import SourceError, open_source
 
     with ExitStack() as stack:
         try:
@@ -326,7 +326,7 @@ def _run(opts: LiveOptions, streams: list, out):
         )
         _print_start(opts, bundle, engine, streams, out)
         try:
-            return run(
+            return run_loop(
                 source,
                 pipeline,
                 sinks,

@@ -1,7 +1,7 @@
 """The live loop: frame -> detector -> tracker -> crops -> engine -> smoother -> sinks.
 
 :class:`Pipeline` turns one :class:`~liveaffect.types.Frame` into a
-:class:`~liveaffect.types.FrameResult`, timing every stage; :func:`run` drives it
+:class:`~liveaffect.types.FrameResult`, timing every stage; :func:`run_loop` drives it
 over a source, feeds the sinks, measures a rolling FPS and returns a
 :class:`RunSummary`. Nothing here opens a camera or loads a model, so the loop is
 tested with a fake detector and a tiny model.
@@ -208,7 +208,7 @@ class _Drawing:
                 sink.write(self.canvas(sink, frame, result, fps, {}), result)
 
 
-def run(
+def run_loop(
     source: FrameSource,
     pipeline: Pipeline,
     sinks: Sequence[Sink] = (),

@@ -72,10 +72,10 @@ class LiveOptions:
     stream_faces: int = 4
 
     def __post_init__(self) -> None:
-        from liveaffect.runtime.sources import SourceError, check_video_file, parse_spec
+        from liveaffect.runtime.video import SourceError, check_video_file, parse_source_spec
 
         try:
-            kind, target = parse_spec(self.source)
+            kind, target = parse_source_spec(self.source)
         except SourceError as exc:
             raise ValueError(f"source: {exc}") from None
         video = Path(target) if kind == "file" else None

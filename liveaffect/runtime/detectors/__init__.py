@@ -17,14 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from liveaffect.errors import OptionError
-from liveaffect.runtime.detectors.base import DetectorError, as_bgr, is_empty
+from liveaffect.runtime.detectors.base import DetectorError, is_empty
 from liveaffect.types import FaceDetector
 
 __all__ = [
     "DETECTORS",
     "DetectorError",
     "DetectorOptions",
-    "as_bgr",
     "build_detector",
     "create_detector",
     "is_empty",

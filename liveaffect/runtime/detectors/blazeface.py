@@ -41,7 +41,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from liveaffect.runtime.detectors.base import DetectorError, as_bgr, is_empty
+from liveaffect.preprocess import to_bgr
+from liveaffect.runtime.detectors.base import DetectorError, is_empty
 from liveaffect.types import Detection
 
 RAW_SCORE_CLIP = 100.0
@@ -263,7 +264,7 @@ class BlazeFaceDetector:
         """Find faces in a grey, BGR or BGRA frame; boxes in frame pixels, best first."""
         if is_empty(frame_bgr):
             return []
-        bgr = as_bgr(frame_bgr)
+        bgr = to_bgr(frame_bgr)
         if self.model != "auto":
             return self._models[self.model](bgr, self.min_score)
         found = self._models["short"](bgr, self.min_score)

@@ -17,7 +17,8 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from liveaffect.runtime.detectors.base import DetectorError, as_bgr, is_empty
+from liveaffect.preprocess import to_bgr
+from liveaffect.runtime.detectors.base import DetectorError, is_empty
 from liveaffect.types import Detection
 
 HF_REPO = "AdamCodd/YOLOv11n-face-detection"
@@ -124,7 +125,7 @@ class YoloFaceDetector:
         """Find faces in a grey, BGR or BGRA frame; boxes in frame pixels, best first."""
         if is_empty(frame_bgr):
             return []
-        bgr = as_bgr(frame_bgr)
+        bgr = to_bgr(frame_bgr)
         results = self.model.predict(
             bgr, conf=self.min_score, imgsz=self.imgsz, device=self.device, verbose=False
         )

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from liveaffect.runtime.sources import FrameSource, SourceError, open_source, parse_spec
+from liveaffect.runtime.video import SourceError, VideoSource, open_source, parse_source_spec
 
 VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos"
 
@@ -144,18 +144,18 @@ def test_unreachable_stream_fails_fast():
     ],
 )
 def test_parse_spec(spec, expected):
-    assert parse_spec(spec) == expected
+    assert parse_source_spec(spec) == expected
 
 
 @pytest.mark.parametrize("spec", [-1, "ftp://host/a.mp4"])
 def test_parse_spec_rejects(spec):
     with pytest.raises(SourceError):
-        parse_spec(spec)
+        parse_source_spec(spec)
 
 
 def test_live_source_keeps_newest_frame_and_counts_drops():
     capture = FakeCapture(n=200, delay_s=0.001)
-    with FrameSource(capture, is_live=True, path_or_url="0") as source:
+    with VideoSource(capture, is_live=True, path_or_url="0") as source:
         assert source.fps == 30.0
         first = next(source)
         time.sleep(0.15)  # the reader moves on while we are busy
@@ -177,7 +177,7 @@ def test_live_source_keeps_newest_frame_and_counts_drops():
 def test_live_source_that_goes_silent_times_out():
     gate = threading.Event()
     capture = FakeCapture(block=gate)
-    source = FrameSource(capture, is_live=True, path_or_url="rtsp://cam/x", read_timeout_s=0.2)
+    source = VideoSource(capture, is_live=True, path_or_url="rtsp://cam/x", read_timeout_s=0.2)
     start = time.monotonic()
     assert list(source) == []
     assert 0.15 < time.monotonic() - start < 2
@@ -189,7 +189,7 @@ def test_live_source_that_goes_silent_times_out():
 
 
 def test_read_exception_ends_iteration_with_error():
-    with FrameSource(FakeCapture(fail_at=3), is_live=True, path_or_url="1") as source:
+    with VideoSource(FakeCapture(fail_at=3), is_live=True, path_or_url="1") as source:
         frames = list(source)
     assert 1 <= len(frames) <= 3
     assert "device unplugged" in source.error
@@ -197,7 +197,7 @@ def test_read_exception_ends_iteration_with_error():
 
 def test_close_twice_stops_reader_and_releases():
     capture = FakeCapture(n=None)
-    source = FrameSource(capture, is_live=False, path_or_url="endless.mp4", queue_size=2)
+    source = VideoSource(capture, is_live=False, path_or_url="endless.mp4", queue_size=2)
     next(source)
     time.sleep(0.05)  # the reader now waits on the full queue (back-pressure)
     assert source.is_running

@@ -3,7 +3,7 @@
 ``open_source(spec)`` takes what the user typed: nothing or ``None`` for webcam 0, an int or a
 digit string for that camera, an ``rtsp://``, ``http://`` or ``https://`` URL (also ``rtmp``,
 ``udp``, ``tcp``, ``srt``) for a stream, anything else for a video file. The returned
-:class:`FrameSource` is a context manager and an iterator of :class:`~liveaffect.types.Frame`.
+:class:`VideoSource` is a context manager and an iterator of :class:`~liveaffect.types.Frame`.
 
 Live sources (cameras, streams) keep only the newest frame: a slow consumer gets the latest
 picture, never a backlog, and ``frames_dropped`` counts what it missed. Files go through a
@@ -41,7 +41,7 @@ class SourceError(RuntimeError):
     """A frame source cannot be opened or read; the message is one sentence for the user."""
 
 
-class FrameSource:
+class VideoSource:
     """Iterates frames read by a background thread from an OpenCV-like capture.
 
     Args:
@@ -107,7 +107,7 @@ class FrameSource:
             stamp = time.monotonic() if first_timestamp_s is None else first_timestamp_s
             first = (first_image, stamp)
         self._thread = threading.Thread(
-            target=self._run, args=(first,), name=f"FrameSource({path_or_url})", daemon=True
+            target=self._run, args=(first,), name=f"VideoSource({path_or_url})", daemon=True
         )
         self._thread.start()
 
@@ -156,7 +156,7 @@ class FrameSource:
         return f"camera {self.path_or_url}" if self.path_or_url.isdigit() else self.path_or_url
 
     # -- consumer side -------------------------------------------------------------------
-    def __iter__(self) -> FrameSource:
+    def __iter__(self) -> VideoSource:
         return self
 
     def __next__(self) -> Frame:
@@ -200,7 +200,7 @@ class FrameSource:
             # the capture itself when that read returns.
             self._thread.join(join_timeout_s)
 
-    def __enter__(self) -> FrameSource:
+    def __enter__(self) -> VideoSource:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -234,7 +234,7 @@ def _quiet_opencv():
         log.setLogLevel(previous)
 
 
-def parse_spec(spec: str | int | os.PathLike | None) -> tuple[str, str | int]:
+def parse_source_spec(spec: str | int | os.PathLike | None) -> tuple[str, str | int]:
     """Classify a source spec as ("camera", index), ("stream", url) or ("file", path)."""
     if spec is None:
         return "camera", 0
@@ -275,7 +275,7 @@ def open_source(
     read_timeout_s: float | None = 10.0,
     open_timeout_s: float = 10.0,
     camera_size: tuple[int, int] | None = None,
-) -> FrameSource:
+) -> VideoSource:
     """Open a webcam, video file or stream and start reading it.
 
     Args:
@@ -287,13 +287,13 @@ def open_source(
         camera_size: cameras: (width, height) to ask the device for; it may pick another.
 
     Returns:
-        A started :class:`FrameSource`; use it in a ``with`` block.
+        A started :class:`VideoSource`; use it in a ``with`` block.
 
     Raises:
         SourceError: missing or unreadable file, camera that does not open, stream that
             cannot be opened, or a source that opens but yields no frame.
     """
-    kind, target = parse_spec(spec)
+    kind, target = parse_source_spec(spec)
     if kind == "file":
         path = Path(target)
         check_video_file(path)
@@ -324,7 +324,7 @@ def open_source(
         if kind == "camera":
             raise SourceError(f"camera {target} opened but delivered no frame")
         raise SourceError(what if kind == "file" else f"the stream {target} delivered no frame")
-    return FrameSource(
+    return VideoSource(
         capture,
         is_live=kind != "file",
         path_or_url=str(target),
