@@ -75,8 +75,3 @@ def test_the_woman_in_the_pexels_clip_goes_from_sad_to_happy(tmp_path):
     assert happy_last >= happy_first + 0.4, (happy_first, happy_last)
     valence = np.array([float(r["valence"]) for r in rows])
     assert valence[-third:].mean() > valence[:third].mean()
-
-
-def test_card_preprocessing_matches_the_model():
-    bundle = load_bundle(FINAL)
-    assert tuple(bundle.model.inputs[0].shape[1:]) == bundle.card.preprocess.input_shape

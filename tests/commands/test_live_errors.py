@@ -20,7 +20,7 @@ import pytest
 from liveaffect.cli import main
 from liveaffect.commands import live as live_command
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

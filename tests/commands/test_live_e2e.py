@@ -19,7 +19,7 @@ from conftest import shared_path
 
 from liveaffect.runtime.sinks import CSV_COLUMNS
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def parse_summary(stdout: str) -> dict[str, str]:

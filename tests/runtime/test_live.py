@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from liveaffect.bundle import load_bundle
-from liveaffect.engines import KerasEngine, create_engine, engine_names
+from liveaffect.engines import KerasEngine, create_engine
 from liveaffect.runtime.dashboard import Dashboard
 from liveaffect.runtime.live import FpsMeter, Pipeline, run_loop
 from liveaffect.runtime.sinks import CsvSink
@@ -258,10 +258,7 @@ def test_fps_meter_rolling_window():
     assert meter.fps == pytest.approx(20.0)
 
 
-def test_engine_factory_names(bundle):
-    names = engine_names()
-    assert names[0] == "auto" and "keras" in names
-    assert isinstance(create_engine(bundle, "keras"), KerasEngine)
+def test_engine_options_are_checked_once(bundle):
     from liveaffect.errors import OptionError
 
     with pytest.raises(OptionError, match="unknown engine 'nope'; choose one of: auto, keras"):

@@ -13,7 +13,7 @@ import pytest
 
 from liveaffect.runtime.video import SourceError, VideoSource, open_source, parse_source_spec
 
-VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos"
+VIDEOS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "videos"
 
 
 def write_video(path: Path, n: int, size=(64, 48), is_color=True, fourcc="mp4v") -> Path:

@@ -11,7 +11,7 @@ from liveaffect.data import folders, sources
 from liveaffect.data.io import DatasetError
 from liveaffect.data.sampling import class_counts
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 FER = SHARED / "fer2013"
 DIFFUSIONFER = SHARED / "diffusionfer"
 

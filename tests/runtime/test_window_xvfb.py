@@ -28,7 +28,7 @@ from conftest import shared_path
 
 from liveaffect.runtime.style import id_color
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 WINDOW = "liveaffect"
 TOOLS = ("Xvfb", "xdotool", "import")
 
