@@ -35,9 +35,7 @@ scratch; ``tiny`` exists for tests."""
 
 BN_MOMENTUM = 0.9
 """Default momentum of the batch norms the builder adds (the ``cnn`` backbone and the fusion
-head), as in Keras' EfficientNetV2. With Keras' default 0.99 the moving statistics lag
-behind the weights for hundreds of steps: on a short synthetic run the AU head scored
-F1 1.0 with batch statistics but 0.47 with the lagging moving ones."""
+head), as in Keras' EfficientNetV2 (why not Keras' 0.99: ``final_model/MODEL_CARD.md``)."""
 
 
 @dataclass
@@ -55,9 +53,7 @@ class HeadConfig:
         expr_l2: L2 kernel regulariser on the expression output (the seed's).
         pool: how the spatial map becomes one vector: ``mean`` (global average, the
             seed's; position-free) or ``flatten`` (keeps where on the face each feature
-            is; for the small ``cnn`` maps, e.g. 3x3 at 48 px). In the one FER2013 run
-            tried (batch 64, lr 1.5e-3) the flatten head stalled at constant predictions
-            from epoch 2, which the default model's ``mean`` head at 2.5e-3 did not.
+            is; for the small ``cnn`` maps, e.g. 3x3 at 48 px).
     """
 
     dropout_in: float = 0.2
