@@ -88,6 +88,24 @@ class PreprocessSpec:
         return cls(**known)
 
 
+def decode_image(data: bytes) -> np.ndarray | None:
+    """Decode an encoded image (JPEG, PNG ...) as stored; None when it is not one.
+
+    The one decoder of training, evaluation and export: ``cv2.IMREAD_UNCHANGED`` (grey,
+    BGR or BGRA as stored), 16-bit images scaled to 8 bits.
+    """
+    buffer = np.frombuffer(data, np.uint8)
+    try:
+        image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED) if buffer.size else None
+    except cv2.error:
+        return None
+    if image is None or image.size == 0:
+        return None
+    if image.dtype != np.uint8:
+        image = cv2.convertScaleAbs(image, alpha=255.0 / max(float(image.max()), 1.0))
+    return image
+
+
 def to_bgr(image: np.ndarray) -> np.ndarray:
     """Return a 3-channel uint8 BGR image from a grey, BGR or BGRA image.
 

@@ -12,13 +12,12 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
-import cv2
 import numpy as np
 
 from liveaffect.data import io
 from liveaffect.data.records import Record
 from liveaffect.labels import AU_MISSING, EXPR_MISSING, NUM_AUS, VA_MISSING
-from liveaffect.preprocess import PreprocessSpec, face_pixels, normalize
+from liveaffect.preprocess import PreprocessSpec, decode_image, face_pixels, normalize
 
 
 @dataclass
@@ -70,12 +69,9 @@ def load_face(path: str, spec: PreprocessSpec) -> np.ndarray:
     Raises:
         ValueError: the file is not a decodable image (names the path).
     """
-    data = np.frombuffer(io.read_bytes(path), np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    image = decode_image(io.read_bytes(path))
     if image is None:
         raise ValueError(f"{path}: not a readable image")
-    if image.dtype != np.uint8:  # 16-bit PNGs
-        image = cv2.convertScaleAbs(image, alpha=255.0 / max(float(image.max()), 1.0))
     return face_pixels(image, spec)
 
 

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
 from liveaffect.bundle import HEAD_WIDTHS, HEADS, Bundle
@@ -25,7 +24,7 @@ from liveaffect.data.records import Record
 from liveaffect.engines import create_engine
 from liveaffect.evaluation.result import EvaluationResult, evaluate_arrays
 from liveaffect.labels import EXPRESSIONS
-from liveaffect.preprocess import PreprocessSpec, crop_face, prepare_face
+from liveaffect.preprocess import PreprocessSpec, crop_face, decode_image, prepare_face
 from liveaffect.tta import TTA
 from liveaffect.types import FaceDetector
 
@@ -132,20 +131,14 @@ def label_arrays(records: Sequence[Record]) -> dict[str, np.ndarray]:
 def read_image(path: str) -> np.ndarray | None:
     """Read and decode an image (local or ``gs://``); None when unreadable.
 
-    Decoding matches the training pipeline: ``cv2.IMREAD_UNCHANGED``, 16-bit images
-    scaled to 8 bits.
+    Decoded by :func:`liveaffect.preprocess.decode_image`, as in training.
     """
     try:
-        data = np.frombuffer(io.read_bytes(path), np.uint8)
-        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    except (OSError, ValueError, cv2.error) as exc:
+        data = io.read_bytes(path)
+    except (OSError, ValueError) as exc:
         log.debug("cannot read %s: %s", path, exc)
         return None
-    if image is None or image.size == 0:
-        return None
-    if image.dtype != np.uint8:
-        image = cv2.convertScaleAbs(image, alpha=255.0 / max(float(image.max()), 1.0))
-    return image
+    return decode_image(data)
 
 
 def _best_face(detector: FaceDetector, image: np.ndarray, spec: PreprocessSpec):
