@@ -185,80 +185,98 @@ def predict_records(
 
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    spec = bundle.card.preprocess
     active = [h for h in HEADS if h in bundle.outputs and bundle.card.trained(h)]
     outputs: dict[str, list[np.ndarray]] = {h: [] for h in active}
-    kept: list[Record] = []
-    unreadable: list[str] = []
-    misses: list[str] = []
     tta = tta if tta is not None else TTA(flip=bool(tta_flip))
     engine = create_engine(bundle, "keras", int(batch_size), tta) if active else None
-    workers = workers or min(8, os.cpu_count() or 1)
-
-    if degrade is not None:
-        from liveaffect.data.degrade import KINDS, degrade_copy
-
-        if degrade not in KINDS:
-            raise ValueError(f"degrade must be one of {', '.join(KINDS)}, got {degrade!r}")
-
-    def load(item: tuple[int, Record]) -> np.ndarray | None:
-        index, record = item
-        image = read_image(record.path)
-        if image is not None and degrade is not None:
-            if image.ndim == 3 and image.shape[2] == 4:
-                image = image[..., :3]
-            image = degrade_copy(image, degrade, np.random.default_rng([degrade_seed, index]))
-        if image is None or detector is not None:
-            return image
-        return prepare_face(image, spec)
-
+    loader = _FaceLoader(bundle.card.preprocess, detector, degrade, degrade_seed)
     with (
-        ThreadPoolExecutor(workers) as pool,
+        ThreadPoolExecutor(workers or min(8, os.cpu_count() or 1)) as pool,
         tqdm(total=len(records), disable=not progress, unit="img", desc="evaluate") as bar,
     ):
         for start in range(0, len(records), int(batch_size)):
             chunk = records[start : start + int(batch_size)]
-            faces: list[np.ndarray] = []
-            items = pool.map(load, enumerate(chunk, start=start))
-            for record, item in zip(chunk, items, strict=True):
-                if item is None:
-                    unreadable.append(record.path)
-                    if len(unreadable) <= _MAX_WARNINGS:
-                        log.warning("unreadable image skipped: %s", record.path)
-                    continue
-                if detector is not None:
-                    crop = _best_face(detector, item, spec)
-                    if crop is None:
-                        misses.append(record.path)
-                        continue
-                    item = prepare_face(crop, spec)
-                faces.append(item)
-                kept.append(record)
+            items = pool.map(loader.read, enumerate(chunk, start=start))
+            faces = [loader.face(record, item) for record, item in zip(chunk, items, strict=True)]
+            faces = [f for f in faces if f is not None]
             bar.update(len(chunk))
-            if not faces or engine is None:
-                continue
-            result = engine.predict_heads(np.stack(faces).astype(np.float32, copy=False))
-            for head in active:
-                outputs[head].append(result[head])
-    if len(unreadable) > _MAX_WARNINGS:
-        log.warning("%d unreadable images skipped in all", len(unreadable))
-
-    def stacked(head: str) -> np.ndarray | None:
-        if head not in outputs:
-            return None
-        parts = outputs[head]
-        return np.concatenate(parts) if parts else np.zeros((0, HEAD_WIDTHS[head]), np.float32)
-
+            if faces and engine is not None:
+                result = engine.predict_heads(np.stack(faces).astype(np.float32, copy=False))
+                for head in active:
+                    outputs[head].append(result[head])
+    if len(loader.unreadable) > _MAX_WARNINGS:
+        log.warning("%d unreadable images skipped in all", len(loader.unreadable))
     return Predictions(
-        records=kept,
-        expr_probs=stacked("expr"),
-        va=stacked("va"),
-        au_probs=stacked("au"),
+        records=loader.kept,
+        expr_probs=_stacked(outputs, "expr"),
+        va=_stacked(outputs, "va"),
+        au_probs=_stacked(outputs, "au"),
         n_total=len(records),
-        unreadable=unreadable,
-        misses=misses,
+        unreadable=loader.unreadable,
+        misses=loader.misses,
         detect=detector is not None,
         tta_flip=tta.flip,
         tta=tta.describe(),
         degrade=degrade or "",
     )
+
+
+def _stacked(outputs: dict[str, list[np.ndarray]], head: str) -> np.ndarray | None:
+    if head not in outputs:
+        return None
+    parts = outputs[head]
+    return np.concatenate(parts) if parts else np.zeros((0, HEAD_WIDTHS[head]), np.float32)
+
+
+class _FaceLoader:
+    """Reads (and degrades) images on worker threads; turns them into model-ready faces
+    in order, keeping count of the unreadable images and the detector's misses."""
+
+    def __init__(
+        self,
+        spec: PreprocessSpec,
+        detector: FaceDetector | None,
+        degrade: str | None,
+        degrade_seed: int,
+    ) -> None:
+        if degrade is not None:
+            from liveaffect.data.degrade import KINDS
+
+            if degrade not in KINDS:
+                raise ValueError(f"degrade must be one of {', '.join(KINDS)}, got {degrade!r}")
+        self.spec, self.detector = spec, detector
+        self.degrade, self.degrade_seed = degrade, degrade_seed
+        self.kept: list[Record] = []
+        self.unreadable: list[str] = []
+        self.misses: list[str] = []
+
+    def read(self, item: tuple[int, Record]) -> np.ndarray | None:
+        """The image of record number ``index`` (a prepared face when no detector runs)."""
+        index, record = item
+        image = read_image(record.path)
+        if image is not None and self.degrade is not None:
+            from liveaffect.data.degrade import degrade_copy
+
+            if image.ndim == 3 and image.shape[2] == 4:
+                image = image[..., :3]
+            rng = np.random.default_rng([self.degrade_seed, index])
+            image = degrade_copy(image, self.degrade, rng)
+        if image is None or self.detector is not None:
+            return image
+        return prepare_face(image, self.spec)
+
+    def face(self, record: Record, item: np.ndarray | None) -> np.ndarray | None:
+        """The model-ready face of ``record`` (None: unreadable or no face found)."""
+        if item is None:
+            self.unreadable.append(record.path)
+            if len(self.unreadable) <= _MAX_WARNINGS:
+                log.warning("unreadable image skipped: %s", record.path)
+            return None
+        if self.detector is not None:
+            crop = _best_face(self.detector, item, self.spec)
+            if crop is None:
+                self.misses.append(record.path)
+                return None
+            item = prepare_face(crop, self.spec)
+        self.kept.append(record)
+        return item
