@@ -184,9 +184,29 @@ def markdown(
 ) -> str:
     """The Markdown report text; ``plots`` (kind -> file) are linked by file name."""
     plots = plots or {}
-    expr, va, au = result.expr, result.va, result.au
     out = [f"# {title or 'liveaffect evaluation'}", ""]
-    out += ["## Summary", ""]
+    out += _summary_section(result)
+    out += _expression_section(result)
+    out += _plot_links(plots, (("confusion", "confusion matrix"), ("f1", "per-class F1")))
+    out += _au_section(result)
+    out += _plot_links(plots, (("au_f1", "per-AU F1"),))
+    out += _va_section(result)
+    out += _plot_links(plots, (("va", "valence and arousal"),))
+    out += markdown_section(result.robustness)
+    out += _plot_links(plots, (("shares", "prediction share per class"),))
+    return "\n".join(out)
+
+
+def _plot_links(plots: dict[str, Path], kinds) -> list[str]:
+    out = []
+    for kind, alt in kinds:
+        if kind in plots:
+            out += [f"![{alt}]({Path(plots[kind]).name})", ""]
+    return out
+
+
+def _summary_section(result: EvaluationResult) -> list[str]:
+    out = ["## Summary", ""]
     out += _table(["metric", "value", "frames"], [list(r) for r in result.summary_rows()])
     out.append(
         "The multi-task score is P_VA + P_EXPR + P_AU (mean CCC + macro F1 + mean AU F1), "
@@ -206,66 +226,57 @@ def markdown(
         ]
     if result.notes:
         out += ["## Notes", "", *(f"- {n}" for n in result.notes), ""]
-    out += _meta_lines(meta)
-    out += ["## Expressions", ""]
+    return out + _meta_lines(meta)
+
+
+def _expression_section(result: EvaluationResult) -> list[str]:
+    expr = result.expr
+    out = ["## Expressions", ""]
     if expr.n == 0:
-        out += ["No expression labels.", ""]
-    else:
-        rows = [
-            [name, _fmt(v["precision"]), _fmt(v["recall"]), _fmt(v["f1"]), str(v["support"])]
-            for name, v in expr.per_class.items()
-        ]
-        rows.append(
-            [
-                "**macro** (classes present)",
-                _fmt(expr.macro_precision),
-                _fmt(expr.macro_recall),
-                _fmt(expr.macro_f1),
-                str(expr.n),
-            ]
-        )
-        out += _table(["class", "precision", "recall", "F1", "support"], rows)
-        out += [f"Accuracy: {_fmt(expr.accuracy)} over {expr.n} frames.", ""]
-    for kind, alt in (("confusion", "confusion matrix"), ("f1", "per-class F1")):
-        if kind in plots:
-            out += [f"![{alt}]({Path(plots[kind]).name})", ""]
-    out += ["## Action units", ""]
+        return [*out, "No expression labels.", ""]
+    rows = [
+        [name, _fmt(v["precision"]), _fmt(v["recall"]), _fmt(v["f1"]), str(v["support"])]
+        for name, v in expr.per_class.items()
+    ]
+    macro = [_fmt(expr.macro_precision), _fmt(expr.macro_recall), _fmt(expr.macro_f1)]
+    rows.append(["**macro** (classes present)", *macro, str(expr.n)])
+    out += _table(["class", "precision", "recall", "F1", "support"], rows)
+    return [*out, f"Accuracy: {_fmt(expr.accuracy)} over {expr.n} frames.", ""]
+
+
+def _au_section(result: EvaluationResult) -> list[str]:
+    au = result.au
+    out = ["## Action units", ""]
     if au.n == 0:
-        out += ["No action-unit labels.", ""]
-    else:
-        rows = [
-            [
-                name,
-                _fmt(v["f1"]),
-                _fmt(v["precision"]),
-                _fmt(v["recall"]),
-                f"{v['threshold']:.2f}",
-                str(v["positives"]),
-                str(v["n"]),
-            ]
-            for name, v in au.per_au.items()
+        return [*out, "No action-unit labels.", ""]
+    rows = [
+        [
+            name,
+            _fmt(v["f1"]),
+            _fmt(v["precision"]),
+            _fmt(v["recall"]),
+            f"{v['threshold']:.2f}",
+            str(v["positives"]),
+            str(v["n"]),
         ]
-        rows.append(["**mean**", _fmt(au.mean_f1), "", "", "", "", str(au.n)])
-        out += _table(["AU", "F1", "precision", "recall", "threshold", "positives", "n"], rows)
-    if "au_f1" in plots:
-        out += [f"![per-AU F1]({Path(plots['au_f1']).name})", ""]
-    out += ["## Valence and arousal", ""]
+        for name, v in au.per_au.items()
+    ]
+    rows.append(["**mean**", _fmt(au.mean_f1), "", "", "", "", str(au.n)])
+    return out + _table(["AU", "F1", "precision", "recall", "threshold", "positives", "n"], rows)
+
+
+def _va_section(result: EvaluationResult) -> list[str]:
+    va = result.va
+    out = ["## Valence and arousal", ""]
     if va.n == 0:
-        out += ["No valence/arousal labels.", ""]
-    else:
-        rows = [
-            ["valence", _fmt(va.ccc_valence), str(va.n_valence)],
-            ["arousal", _fmt(va.ccc_arousal), str(va.n_arousal)],
-            ["mean (P_VA)", _fmt(va.ccc_mean), str(va.n)],
-        ]
-        out += _table(["", "CCC", "frames"], rows)
-        out += ["CCC is pooled over all valid frames (population moments, as in ABAW).", ""]
-    if "va" in plots:
-        out += [f"![valence and arousal]({Path(plots['va']).name})", ""]
-    out += markdown_section(result.robustness)
-    if "shares" in plots:
-        out += [f"![prediction share per class]({Path(plots['shares']).name})", ""]
-    return "\n".join(out)
+        return [*out, "No valence/arousal labels.", ""]
+    rows = [
+        ["valence", _fmt(va.ccc_valence), str(va.n_valence)],
+        ["arousal", _fmt(va.ccc_arousal), str(va.n_arousal)],
+        ["mean (P_VA)", _fmt(va.ccc_mean), str(va.n)],
+    ]
+    out += _table(["", "CCC", "frames"], rows)
+    return [*out, "CCC is pooled over all valid frames (population moments, as in ABAW).", ""]
 
 
 def write_report(
