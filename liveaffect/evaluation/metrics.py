@@ -95,21 +95,7 @@ def expression_metrics(
     """
     names = tuple(class_names)
     num = len(names)
-    y = np.asarray(labels).astype(np.int64).reshape(-1)
-    p = np.asarray(predictions)
-    if p.ndim == 2:
-        if p.shape[1] != num:
-            raise ValueError(f"expression probabilities need {num} columns, got {p.shape[1]}")
-        p = np.argmax(p, axis=1)
-    p = p.astype(np.int64).reshape(-1)
-    if len(p) != len(y):
-        raise ValueError(f"{len(y)} expression labels but {len(p)} predictions")
-    valid = y != EXPR_MISSING
-    y, p = y[valid], p[valid]
-    if np.any((y < 0) | (y >= num)):
-        raise ValueError(f"expression labels must be -1 or 0..{num - 1}")
-    if np.any((p < 0) | (p >= num)):
-        raise ValueError(f"expression predictions must be 0..{num - 1}")
+    y, p = _labelled_classes(labels, predictions, num)
     confusion = np.bincount(y * num + p, minlength=num * num).reshape(num, num)
     tp = np.diag(confusion).astype(np.float64)
     support = confusion.sum(axis=1)
@@ -141,6 +127,26 @@ def expression_metrics(
         confusion=confusion,
         class_names=names,
     )
+
+
+def _labelled_classes(labels, predictions, num: int) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and predicted classes of the frames with a label, checked to lie in 0..num-1."""
+    y = np.asarray(labels).astype(np.int64).reshape(-1)
+    p = np.asarray(predictions)
+    if p.ndim == 2:
+        if p.shape[1] != num:
+            raise ValueError(f"expression probabilities need {num} columns, got {p.shape[1]}")
+        p = np.argmax(p, axis=1)
+    p = p.astype(np.int64).reshape(-1)
+    if len(p) != len(y):
+        raise ValueError(f"{len(y)} expression labels but {len(p)} predictions")
+    valid = y != EXPR_MISSING
+    y, p = y[valid], p[valid]
+    if np.any((y < 0) | (y >= num)):
+        raise ValueError(f"expression labels must be -1 or 0..{num - 1}")
+    if np.any((p < 0) | (p >= num)):
+        raise ValueError(f"expression predictions must be 0..{num - 1}")
+    return y, p
 
 
 # --------------------------------------------------------------------------- action units
