@@ -54,7 +54,7 @@ def main() -> int:
     import numpy as np
 
     from liveaffect.bundle import load_bundle
-    from liveaffect.data.sources import load_records
+    from liveaffect.data.loaders import load_records
     from liveaffect.engines import create_engine
     from liveaffect.preprocess import prepare_face
     from liveaffect.tta import TTA

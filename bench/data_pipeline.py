@@ -30,8 +30,8 @@ def main() -> int:
     p.add_argument("--json", help="write results here")
     args = p.parse_args()
 
-    from liveaffect.data.pipeline import AugmentConfig, make_dataset
-    from liveaffect.data.sources import load_records
+    from liveaffect.data.dataset import AugmentConfig, make_dataset
+    from liveaffect.data.loaders import load_records
     from liveaffect.preprocess import PreprocessSpec
 
     records = load_records(args.data)

@@ -17,7 +17,7 @@ from liveaffect.errors import CliError
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "live": ("liveaffect.commands.live", "analyse a webcam, video file or stream (default)"),
-    "train": ("liveaffect.training.cli", "train a multi-task model bundle"),
+    "train": ("liveaffect.commands.train", "train a multi-task model bundle"),
     "evaluate": ("liveaffect.commands.evaluate", "evaluate a bundle with the ABAW metrics"),
     "export": ("liveaffect.commands.export", "export a bundle to TFLite"),
     "bench": ("liveaffect.commands.bench", "benchmark the live pipeline stage by stage"),

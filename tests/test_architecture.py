@@ -49,10 +49,8 @@ ALLOWED: dict[str, set[str]] = {
 loading a ``.keras`` file needs the model's custom loss classes
 (``liveaffect.model.custom_objects``)."""
 
-KNOWN_CYCLES: set[frozenset[str]] = {
-    # issue 17 item 4 removes it: train.py and ensemble.py import each other
-    frozenset({"liveaffect.training.train", "liveaffect.training.ensemble"}),
-}
+KNOWN_CYCLES: set[frozenset[str]] = set()
+"""Cycles tolerated for now (none left)."""
 
 
 def modules() -> dict[str, Path]:

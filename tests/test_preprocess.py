@@ -1,6 +1,6 @@
 """Parity: the training dataset and the live path make identical tensors from the same pixels.
 
-Training reads a face crop from disk (``data.pipeline.make_dataset``, no augmentation); the
+Training reads a face crop from disk (``data.dataset.make_dataset``, no augmentation); the
 live app crops the same pixels out of a frame (``preprocess.prepare_batch``). Both must give
 the model the same input (to float32 rounding) for every colour order, normalisation and size.
 """
@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from liveaffect.data.pipeline import make_dataset
+from liveaffect.data.dataset import make_dataset
 from liveaffect.data.records import Record
 from liveaffect.preprocess import PreprocessSpec, prepare_batch
 

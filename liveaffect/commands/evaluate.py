@@ -116,7 +116,7 @@ def _load_bundle(path: str) -> Any:
 
 def _load_records(specs: list[str], split: str | None, group_by: str | None = None) -> list:
     from liveaffect.data.io import DatasetError
-    from liveaffect.data.sources import load_records, parse_spec
+    from liveaffect.data.loaders import load_records, parse_spec
 
     def read(spec: str, part: str | None) -> list:
         kind, root = parse_spec(spec)

@@ -22,8 +22,8 @@ def sample_faces(
     spec: Any, source: str | None, n: int = 64, seed: int = 0
 ) -> tuple[np.ndarray, str]:
     """Up to ``n`` real face images from a dataset root, prepared for the model."""
-    from liveaffect.data.pipeline import load_face
-    from liveaffect.data.sources import load_records
+    from liveaffect.data.dataset import load_face
+    from liveaffect.data.loaders import load_records
     from liveaffect.preprocess import normalize
 
     records = load_records(source)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from liveaffect.data.records import Record
 from liveaffect.labels import EXPRESSIONS, expression_index
@@ -276,3 +276,40 @@ def count_report(
         lines.append(f"{name:<{width}}  {b:>10}  {a:>10}  {ratio:>7}")
     lines.insert(-1, "-" * len(lines[0]))
     return "\n".join(lines) + "\n"
+
+
+def member_splits(
+    train: Sequence[Record],
+    val: Sequence[Record],
+    k: int,
+    recipe: SeedRecipe | None = None,
+    seed: int = 0,
+) -> list[tuple[list[Record], list[Record]]]:
+    """``(train, validation)`` records of each of ``k`` ensemble members.
+
+    With a ``recipe`` (``data.sampling: seed``) the balanced pool is cut into ``k + 2``
+    class-stratified subsets (at least the recipe's ``n_subsets``); member ``i`` trains on
+    subset ``i`` with its class balancer and every member validates on the recipe's
+    balanced validation subset. Without, the training records are dealt into ``k`` parts
+    by recording (:func:`liveaffect.data.splits.split_into_parts`) and every member
+    validates on ``val``.
+
+    Raises:
+        ValueError: too little data for ``k`` members.
+    """
+    if recipe is None:
+        from liveaffect.data.splits import split_into_parts
+
+        return [(part, list(val)) for part in split_into_parts(train, k, seed)]
+    recipe = replace(recipe, n_subsets=max(recipe.n_subsets, k + 2))
+    splits = apply_seed_recipe(train, recipe)
+    return [(member, list(splits.validation)) for member in splits.members[:k]]
+
+
+def members_report(before: Mapping[str, int], members: Sequence[Sequence[Record]]) -> str:
+    """Each member's class counts before and after sampling, as printed during training."""
+    parts = []
+    for i, member in enumerate(members):
+        parts.append(f"member {i}: class counts before and after sampling\n")
+        parts.append(count_report(before, class_counts(member)))
+    return "".join(parts)

@@ -151,3 +151,32 @@ def holdout_part(
         return held
     test, val = split_by_recording(held, 0.5, seed)
     return val if part == "holdout_val" else test
+
+
+def split_into_parts(records: Sequence[Record], k: int, seed: int = 0) -> list[list[Record]]:
+    """Deal whole recordings (``Record.video``) into ``k`` disjoint parts of similar size.
+
+    Recordings are shuffled with ``seed``, then, largest first, each goes to the part
+    that holds the fewest records so far. Records keep their input order in each part.
+
+    Raises:
+        ValueError: fewer recordings than parts.
+    """
+    sizes: dict[str, int] = defaultdict(int)
+    for record in records:
+        sizes[record.video] += 1
+    if len(sizes) < k:
+        raise ValueError(f"{len(sizes)} recordings cannot make {k} disjoint ensemble members")
+    keys = sorted(sizes)
+    random.Random(seed).shuffle(keys)
+    keys.sort(key=lambda key: -sizes[key])
+    totals = [0] * k
+    part_of: dict[str, int] = {}
+    for key in keys:
+        part = totals.index(min(totals))
+        part_of[key] = part
+        totals[part] += sizes[key]
+    parts: list[list[Record]] = [[] for _ in range(k)]
+    for record in records:
+        parts[part_of[record.video]].append(record)
+    return parts

@@ -118,7 +118,7 @@ def label_arrays(records: Sequence[Record]) -> dict[str, np.ndarray]:
 
     The training pipeline's stacking, in the integer/float64 types the metrics take.
     """
-    from liveaffect.data.pipeline import label_arrays as stack
+    from liveaffect.data.dataset import label_arrays as stack
 
     labels = stack(records)
     return {

@@ -8,9 +8,9 @@ from typing import Any
 
 import yaml
 
-from liveaffect.data.pipeline import AugmentConfig
+from liveaffect.data.dataset import AugmentConfig
 from liveaffect.data.sampling import SeedRecipe
-from liveaffect.data.splits import PARTS
+from liveaffect.data.splits import PARTS, STRATEGIES
 from liveaffect.model.mtl import HeadConfig, ModelConfig
 from liveaffect.tta import TTA
 
@@ -70,6 +70,11 @@ class DataConfig:
             one subset and validates on the recipe's balanced validation subset.
         recipe: overrides of :class:`liveaffect.data.sampling.SeedRecipe`'s numbers
             (``pool_size``, ``n_subsets``, ``boost_add`` ...), used with ``sampling: seed``.
+        split: how validation is cut from the training sources when ``validation`` is
+            empty: ``auto`` (the sources' official validation or test split when they
+            have one, else by recording), ``recording``, ``official``, or ``random`` (the
+            seed's frame-level split: the same people on both sides, so validation
+            scores read high; a warning is printed).
     """
 
     train: list[SourceSpec] = field(default_factory=list)
@@ -79,6 +84,7 @@ class DataConfig:
     cache: str = "memory"
     sampling: str = "none"
     recipe: dict[str, Any] = field(default_factory=dict)
+    split: str = "auto"
 
     def __post_init__(self) -> None:
         self.train = [s if isinstance(s, SourceSpec) else _source(s) for s in self.train]
@@ -87,6 +93,10 @@ class DataConfig:
             raise ValueError(f"data.cache must be memory, file or none, got {self.cache!r}")
         if self.sampling not in ("none", "seed"):
             raise ValueError(f"data.sampling must be none or seed, got {self.sampling!r}")
+        if self.split not in ("auto", *STRATEGIES):
+            raise ValueError(
+                f"data.split must be auto, {', '.join(STRATEGIES)}, got {self.split!r}"
+            )
         self.recipe = dict(self.recipe or {})
         self.seed_recipe()
 

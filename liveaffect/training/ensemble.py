@@ -19,70 +19,33 @@ Members' training records:
 from __future__ import annotations
 
 import json
-import random
-from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 from liveaffect.bundle import HEADS, HeadInfo, ModelCard, load_bundle, save_bundle
 from liveaffect.data.records import Record
 from liveaffect.training.config import RunConfig
-from liveaffect.training.train import TrainingError
+from liveaffect.training.inputs import TrainingError
 
 ENSEMBLE_FILE = "ensemble.json"
-
-
-def split_members(records: Sequence[Record], k: int, seed: int = 0) -> list[list[Record]]:
-    """Deal whole recordings (``Record.video``) into ``k`` disjoint parts of similar size.
-
-    Recordings are shuffled with ``seed``, then, largest first, each goes to the part
-    that holds the fewest records so far. Records keep their input order in each part.
-
-    Raises:
-        TrainingError: fewer recordings than parts.
-    """
-    sizes: dict[str, int] = defaultdict(int)
-    for record in records:
-        sizes[record.video] += 1
-    if len(sizes) < k:
-        raise TrainingError(f"{len(sizes)} recordings cannot make {k} disjoint ensemble members")
-    keys = sorted(sizes)
-    random.Random(seed).shuffle(keys)
-    keys.sort(key=lambda key: -sizes[key])
-    totals = [0] * k
-    part_of: dict[str, int] = {}
-    for key in keys:
-        part = totals.index(min(totals))
-        part_of[key] = part
-        totals[part] += sizes[key]
-    parts: list[list[Record]] = [[] for _ in range(k)]
-    for record in records:
-        parts[part_of[record.video]].append(record)
-    return parts
 
 
 def member_records(
     cfg: RunConfig, train: Sequence[Record], val: Sequence[Record], k: int
 ) -> list[tuple[list[Record], list[Record]]]:
     """``(train, validation)`` records of each of ``k`` members (see the module doc)."""
-    if cfg.data.sampling == "seed":
-        from liveaffect.data.sampling import apply_seed_recipe
+    from liveaffect.data.sampling import class_counts, member_splits, members_report
 
-        recipe = cfg.data.seed_recipe()
-        recipe = replace(recipe, n_subsets=max(recipe.n_subsets, k + 2))
-        try:
-            splits = apply_seed_recipe(train, recipe)
-        except ValueError as exc:
-            raise TrainingError(f"the seed recipe cannot be applied: {exc}") from exc
-        from liveaffect.data.sampling import class_counts, count_report
-
-        before = class_counts(train)
-        for i, member in enumerate(splits.members[:k]):
-            print(f"member {i}: class counts before and after sampling")
-            print(count_report(before, class_counts(member)))
-        return [(member, list(splits.validation)) for member in splits.members[:k]]
-    return [(part, list(val)) for part in split_members(train, k, cfg.train.seed)]
+    recipe = cfg.data.seed_recipe() if cfg.data.sampling == "seed" else None
+    try:
+        parts = member_splits(train, val, k, recipe, cfg.train.seed)
+    except ValueError as exc:
+        if recipe is None:
+            raise TrainingError(str(exc)) from exc
+        raise TrainingError(f"the seed recipe cannot be applied: {exc}") from exc
+    if recipe is not None:
+        print(members_report(class_counts(train), [member for member, _ in parts]))
+    return parts
 
 
 def average_models(models: Sequence, name: str = "liveaffect_ensemble"):
@@ -149,7 +112,8 @@ def train_ensemble(
         TrainingError: K < 1, too little data for K members, or a resume with a
             different config or K.
     """
-    from liveaffect.training.train import resolve_records, train
+    from liveaffect.training.inputs import resolve_records
+    from liveaffect.training.train import train
 
     if members < 1:
         raise TrainingError(f"an ensemble needs at least 1 member, got {members}")
@@ -167,8 +131,8 @@ def train_ensemble(
 
 
 def _save_ensemble(cfg, run_dir: Path, bundles: list[Path], parts, command: str) -> Path:
+    from liveaffect.training.inputs import preprocess_spec
     from liveaffect.training.monitor import ValidationSet, evaluate_model
-    from liveaffect.training.train import preprocess_spec
 
     loaded = [load_bundle(path) for path in bundles]
     model = average_models([b.model for b in loaded])
@@ -176,7 +140,7 @@ def _save_ensemble(cfg, run_dir: Path, bundles: list[Path], parts, command: str)
     val_records = parts[0][1]
     metrics: dict = {"members": [b.card.metrics for b in loaded]}
     if val_records:
-        from liveaffect.data.pipeline import decode_all, label_arrays
+        from liveaffect.data.dataset import decode_all, label_arrays
 
         images = decode_all(val_records, spec, progress=False)
         val = ValidationSet(images, label_arrays(val_records))

@@ -3,17 +3,16 @@ checkpoints (best and last, written atomically), early stopping, training curves
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from liveaffect.preprocess import PreprocessSpec, normalize
 from liveaffect.training.config import RunConfig
+from liveaffect.training.state import TrainState
 from liveaffect.tta import TTA
 
 
@@ -25,25 +24,40 @@ class ValidationSet:
     labels: dict[str, np.ndarray]
 
 
-def predict_arrays(model, images: np.ndarray, spec: PreprocessSpec, tta: TTA | bool, batch=256):
+def validation_engine(model, spec: PreprocessSpec, tta: TTA | bool, batch: int = 256):
+    """The Keras engine (:mod:`liveaffect.engines`) for a model being trained, with views."""
+    from pathlib import Path
+
+    from liveaffect.bundle import Bundle, ModelCard, map_outputs
+    from liveaffect.engines import create_engine
+
+    bundle = Bundle(model=model, card=ModelCard(preprocess=spec), path=Path("."),
+                    outputs=map_outputs(model))  # fmt: skip
+    views = tta if isinstance(tta, TTA) else TTA(flip=bool(tta))
+    return create_engine(bundle, "keras", batch_size=batch, tta=views)
+
+
+def predict_arrays(
+    model, images: np.ndarray, spec: PreprocessSpec, tta: TTA | bool, batch=256, engine=None
+):
     """Run the model on uint8 faces; returns dict head -> array, averaged over the
-    test-time views ``tta`` (True: face and mirror, as older callers asked)."""
-    tta = tta if isinstance(tta, TTA) else TTA(flip=bool(tta))
+    test-time views ``tta`` (True: face and mirror, as older callers asked). ``engine``:
+    one made by :func:`validation_engine` for this model (made here when None)."""
+    engine = engine or validation_engine(model, spec, tta, batch)
     outs: dict[str, list[np.ndarray]] = {"expr": [], "va": [], "au": []}
     for i in range(0, len(images), batch):
         x = normalize(images[i : i + batch].astype(np.float32), spec)
-        n = len(x)
-        y = model(tta.views(x), training=False)
+        y = engine.predict_heads(x)
         for k in outs:
-            outs[k].append(tta.merge(np.asarray(y[k]), n))
+            outs[k].append(y[k])
     return {k: np.concatenate(v) if v else np.zeros((0,)) for k, v in outs.items()}
 
 
-def evaluate_model(model, val: ValidationSet, spec, tta: TTA | bool, thresholds=None):
-    """ABAW metrics of ``model`` on the validation set."""
+def evaluate_model(model, val: ValidationSet, spec, tta: TTA | bool, thresholds=None, engine=None):
+    """ABAW metrics of ``model`` on the validation set (``engine``: see predict_arrays)."""
     from liveaffect.evaluation.result import evaluate_arrays
 
-    p = predict_arrays(model, val.images, spec, tta)
+    p = predict_arrays(model, val.images, spec, tta, engine=engine)
     lab = val.labels
     return evaluate_arrays(
         lab["expr"], p["expr"], lab["va"], p["va"], lab["au"].astype(np.int64), p["au"], thresholds
@@ -62,7 +76,9 @@ def selection_score(res, accuracy_weight: float = 0.0) -> float:
     return float(score)
 
 
-def epoch_callbacks(cfg: RunConfig, run_dir: Path, val: ValidationSet, spec: PreprocessSpec, state):
+def epoch_callbacks(
+    cfg: RunConfig, run_dir: Path, val: ValidationSet, spec: PreprocessSpec, state: TrainState
+):
     import keras
 
     ckpt_dir = run_dir / "checkpoints"
@@ -70,32 +86,22 @@ def epoch_callbacks(cfg: RunConfig, run_dir: Path, val: ValidationSet, spec: Pre
     class EpochEnd(keras.callbacks.Callback):
         """Validate, log ``val_*`` metrics, checkpoint, early-stop, plot curves."""
 
+        engine = None
+
         def on_epoch_end(self, epoch, logs=None):
             logs = logs if logs is not None else {}
             t0 = time.time()
-            res = evaluate_model(self.model, val, spec, cfg.train.select_tta)
+            if self.engine is None:  # one traced function for the whole fit
+                self.engine = validation_engine(self.model, spec, cfg.train.select_tta)
+            res = evaluate_model(self.model, val, spec, cfg.train.select_tta, engine=self.engine)
             score = selection_score(res, cfg.train.select_accuracy_weight)
-            logs.update(
-                {
-                    "val_score": score,
-                    "val_expr_macro_f1": _nan(res.expr.macro_f1),
-                    "val_expr_accuracy": _nan(res.expr.accuracy),
-                    "val_va_ccc_mean": _nan(res.va.ccc_mean),
-                    "val_au_mean_f1": _nan(res.au.mean_f1),
-                    "lr": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
-                }
-            )
-            improved = score > state["best_score"]
+            logs.update(_epoch_logs(res, score, self.model))
+            improved = state.record_epoch(epoch + 1, score, res.to_dict())
             if improved:
-                state["best_score"], state["best_epoch"], state["wait"] = score, epoch + 1, 0
                 self.model.save(ckpt_dir / "best.keras")
-                state["best_metrics"] = res.to_dict()
-            else:
-                state["wait"] += 1
-            state["epoch_done"] = epoch + 1
             self.model.save(ckpt_dir / "last.keras.tmp.keras")
             os.replace(ckpt_dir / "last.keras.tmp.keras", ckpt_dir / "last.keras")
-            write_state(run_dir, state)
+            state.save(run_dir)
             print(
                 f"\nepoch {epoch + 1}: val score {score:.4f} (expr macro-F1 "
                 f"{logs['val_expr_macro_f1']:.4f}, acc {logs['val_expr_accuracy']:.4f}, "
@@ -103,8 +109,8 @@ def epoch_callbacks(cfg: RunConfig, run_dir: Path, val: ValidationSet, spec: Pre
                 f"{' *best*' if improved else ''} [{time.time() - t0:.0f}s validation]",
                 flush=True,
             )
-            if state["wait"] >= cfg.train.early_stopping_patience:
-                print(f"early stopping: no better validation score for {state['wait']} epochs")
+            if state.wait >= cfg.train.early_stopping_patience:
+                print(f"early stopping: no better validation score for {state.wait} epochs")
                 self.model.stop_training = True
 
     class Curves(keras.callbacks.Callback):
@@ -118,14 +124,21 @@ def epoch_callbacks(cfg: RunConfig, run_dir: Path, val: ValidationSet, spec: Pre
     ]
 
 
+def _epoch_logs(res, score: float, model) -> dict[str, float]:
+    import keras
+
+    return {
+        "val_score": score,
+        "val_expr_macro_f1": _nan(res.expr.macro_f1),
+        "val_expr_accuracy": _nan(res.expr.accuracy),
+        "val_va_ccc_mean": _nan(res.va.ccc_mean),
+        "val_au_mean_f1": _nan(res.au.mean_f1),
+        "lr": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
+    }
+
+
 def _nan(v: float | None) -> float:
     return float("nan") if v is None else float(v)
-
-
-def write_state(run_dir: Path, state: dict[str, Any]) -> None:
-    tmp = run_dir / "checkpoints" / "state.json.tmp"
-    tmp.write_text(json.dumps(state, indent=2))
-    os.replace(tmp, run_dir / "checkpoints" / "state.json")
 
 
 def plot_curves(log_csv: Path, out_png: Path) -> None:

@@ -352,7 +352,7 @@ def test_cli_degraded_copies_report_drop_and_class_shares(bundle_dir, tmp_path, 
         )
     # the model really sees degraded faces: its outputs move, the same way each time
     from liveaffect.bundle import load_bundle
-    from liveaffect.data.sources import load_records
+    from liveaffect.data.loaders import load_records
     from liveaffect.evaluation.predict import predict_records
 
     bundle, records = load_bundle(bundle_dir), load_records(str(data / "val"))

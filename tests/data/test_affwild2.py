@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from liveaffect.data import affwild2, io, sources
+from liveaffect.data import affwild2, io, loaders
 from liveaffect.data.affwild2 import read_affwild2_with_stats, read_mtl_with_stats
 from liveaffect.data.io import DatasetError
 
@@ -264,8 +264,8 @@ def test_mtl_single_file_release(tmp_path):
     assert third.expr == -1 and third.has_au and third.path.endswith("v2_left/00001.jpg")
     assert stats.missing_images == 1 and stats.lines == 5
     assert [r.frame for r in affwild2.read_mtl(str(tmp_path), split="validation")] == [1]
-    assert sources.detect_kind(str(tmp_path)) == "mtl"
-    assert {r.source for r in sources.load_records(str(tmp_path))} == {"affwild2-mtl"}
+    assert loaders.detect_kind(str(tmp_path)) == "mtl"
+    assert {r.source for r in loaders.load_records(str(tmp_path))} == {"affwild2-mtl"}
 
 
 def test_mtl_malformed_line(tmp_path):
@@ -281,8 +281,8 @@ def test_mtl_malformed_line(tmp_path):
 
 def test_sources_detects_affwild2(tmp_path):
     standard(tmp_path)
-    assert sources.detect_kind(str(tmp_path)) == "affwild2"
-    assert len(sources.load_records(str(tmp_path), split="train")) == 3
+    assert loaders.detect_kind(str(tmp_path)) == "affwild2"
+    assert len(loaders.load_records(str(tmp_path), split="train")) == 3
 
 
 def test_io_joins_urls_and_local_paths_never_import_tensorflow(tmp_path):
@@ -294,8 +294,8 @@ def test_io_joins_urls_and_local_paths_never_import_tensorflow(tmp_path):
     assert io.dirname("gs://bucket/data/x.csv") == "gs://bucket/data"
     standard(tmp_path)
     code = (
-        "import sys; from liveaffect.data import sources;"
-        f"r = sources.load_records({str(tmp_path)!r});"
+        "import sys; from liveaffect.data import loaders;"
+        f"r = loaders.load_records({str(tmp_path)!r});"
         "assert len(r) == 3; assert 'tensorflow' not in sys.modules, 'tensorflow imported'"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -358,7 +358,7 @@ def test_reads_through_tensorflow_gfile_end_to_end():
     write(f"{root}/fer/test/happy/a.jpg", b"x")
     write(f"{root}/vaset/labels.csv", b"path,valence,arousal\nimages/a.jpg,0.5,0.5\n")
     write(f"{root}/vaset/images/a.jpg", b"x")
-    records = sources.load_many([root, f"{root}/fer", f"{root}/vaset"])
+    records = loaders.load_many([root, f"{root}/fer", f"{root}/vaset"])
     assert [(r.path, r.video, r.split) for r in records] == [
         (f"{root}/cropped_aligned/v_right/00002.jpg", "v", "validation"),
         (f"{root}/fer/test/happy/a.jpg", f"{root}/fer/test/happy/a.jpg", "test"),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from liveaffect.data import folders, sources
+from liveaffect.data import folders, loaders
 from liveaffect.data.io import DatasetError
 from liveaffect.data.sampling import class_counts
 
@@ -63,7 +63,7 @@ def test_split_folders_set_record_split(tmp_path, val_name):
         "validation"
     ]
     assert len(folders.read_class_folders(str(tmp_path), "test")) == 3
-    assert sources.detect_kind(str(tmp_path)) == "folders"
+    assert loaders.detect_kind(str(tmp_path)) == "folders"
 
 
 def write_csv(path: Path, text: str, crlf: bool = False) -> Path:
@@ -149,30 +149,30 @@ def test_csv_without_path_column_or_split(tmp_path):
 
 def test_sources_detection_errors_and_load_many(tmp_path):
     with pytest.raises(DatasetError, match="does not exist"):
-        sources.load_records(str(tmp_path / "missing"))
+        loaders.load_records(str(tmp_path / "missing"))
     (tmp_path / "empty" / "misc").mkdir(parents=True)
     with pytest.raises(DatasetError, match="cannot tell what dataset"):
-        sources.load_records(str(tmp_path / "empty"))
+        loaders.load_records(str(tmp_path / "empty"))
     with pytest.raises(DatasetError, match="no dataset"):
-        sources.load_many([])
+        loaders.load_many([])
     touch(tmp_path / "fer" / "happy", 2)
     touch(tmp_path / "vaset" / "images", 1)
     write_csv(tmp_path / "vaset" / "labels.csv", "path,valence,arousal\nimages/img0.jpg,0.2,0.3\n")
-    assert sources.detect_kind(str(tmp_path / "vaset")) == "csv"
-    assert sources.detect_kind(str(tmp_path / "vaset" / "labels.csv")) == "csv"
-    records = sources.load_many([str(tmp_path / "fer"), f"csv:{tmp_path / 'vaset'}"])
+    assert loaders.detect_kind(str(tmp_path / "vaset")) == "csv"
+    assert loaders.detect_kind(str(tmp_path / "vaset" / "labels.csv")) == "csv"
+    records = loaders.load_many([str(tmp_path / "fer"), f"csv:{tmp_path / 'vaset'}"])
     assert [(r.source, r.expr, r.va) for r in records] == [
         ("fer", 4, None),
         ("fer", 4, None),
         ("vaset", -1, (0.2, 0.3)),
     ]
-    assert sources.parse_spec("gs://bucket/x") == ("auto", "gs://bucket/x")
-    assert sources.parse_spec("folders:/data/x") == ("folders", "/data/x")
+    assert loaders.parse_spec("gs://bucket/x") == ("auto", "gs://bucket/x")
+    assert loaders.parse_spec("folders:/data/x") == ("folders", "/data/x")
 
 
 @pytest.mark.skipif(not DIFFUSIONFER.is_dir(), reason="../shared/data/diffusionfer is absent")
 def test_real_diffusionfer_csv():
-    records = sources.load_records(str(DIFFUSIONFER))
+    records = loaders.load_records(str(DIFFUSIONFER))
     assert len(records) == 1285
     assert all(r.has_va and r.has_expr and r.au is None for r in records)
     assert class_counts(records)["Happiness"] == 339
@@ -182,7 +182,7 @@ def test_real_diffusionfer_csv():
 @pytest.mark.skipif(not FER.is_dir(), reason="../shared/data/fer2013 is absent")
 def test_real_fer2013_train_lists_fast():
     start = time.perf_counter()
-    records = sources.load_records(str(FER), split="train")
+    records = loaders.load_records(str(FER), split="train")
     elapsed = time.perf_counter() - start
     assert len(records) == 28709
     counts = class_counts(records)

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from liveaffect.data import degrade, folders, sources
+from liveaffect.data import degrade, folders, loaders
 from liveaffect.data.io import DatasetError
 from liveaffect.data.splits import holdout_part
 from liveaffect.training.config import SourceSpec
@@ -27,7 +27,7 @@ def _manifest(tmp_path, n_subjects=10, per_subject=6):
 
 
 def test_group_by_keeps_each_subject_on_one_side_of_every_part(tmp_path):
-    records = sources.load_records(str(_manifest(tmp_path)), group_by="subject")
+    records = loaders.load_records(str(_manifest(tmp_path)), group_by="subject")
     assert {r.group for r in records} == {f"S{s}" for s in range(10)}
     assert records[0].video == "s0_seq0"  # the recording stays what it was
     parts = {p: holdout_part(records, 0.4, 3, p) for p in ("rest", "holdout_val", "holdout_test")}
@@ -42,7 +42,7 @@ def test_group_by_keeps_each_subject_on_one_side_of_every_part(tmp_path):
 
 
 def test_without_group_by_a_subject_is_cut_by_sequence(tmp_path):
-    records = sources.load_records(str(_manifest(tmp_path)))
+    records = loaders.load_records(str(_manifest(tmp_path)))
     assert all(r.group == "" for r in records)
     rest = {r.video for r in holdout_part(records, 0.4, 3, "rest")}
     held = {r.video for r in holdout_part(records, 0.4, 3, "holdout")}
@@ -62,7 +62,7 @@ def test_group_by_errors(tmp_path):
     (tmp_path / "fer" / "happy").mkdir(parents=True)
     cv2.imwrite(str(tmp_path / "fer" / "happy" / "a.png"), np.zeros((8, 8), np.uint8))
     with pytest.raises(DatasetError, match="group_by needs a CSV"):
-        sources.load_records(str(tmp_path / "fer"), group_by="subject")
+        loaders.load_records(str(tmp_path / "fer"), group_by="subject")
     with pytest.raises(ValueError, match="needs a holdout fraction"):
         SourceSpec(path="x.csv", part="holdout_val")
     with pytest.raises(ValueError, match="part must be one of"):
@@ -71,7 +71,7 @@ def test_group_by_errors(tmp_path):
 
 def test_real_ckplus_split_by_subject():
     root = shared_path("ckplus_au")
-    records = sources.load_records(str(root), group_by="subject")
+    records = loaders.load_records(str(root), group_by="subject")
     assert len(records) == 654
     assert len({r.group for r in records}) == 78
     assert all(r.has_au and r.has_expr for r in records)

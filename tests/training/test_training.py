@@ -1,4 +1,4 @@
-"""Training end to end on synthetic faces with learnable cues (liveaffect.training.synthetic).
+"""Training end to end on synthetic faces with learnable cues (tests/synthetic.py).
 
 Checks: a short run's loss falls and it leaves the bundle, log, curves, config and a card
 with the right heads; a head without labels is marked untrained; masked labels teach
@@ -17,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from synthetic import write_synthetic_set
 
 from liveaffect.bundle import load_bundle
-from liveaffect.data.pipeline import AugmentConfig, augmenter, decode_all, label_arrays
-from liveaffect.data.sources import load_records
+from liveaffect.data.dataset import AugmentConfig, augmenter, decode_all, label_arrays
+from liveaffect.data.loaders import load_records
 from liveaffect.evaluation.metrics import ccc as ccc_score
 from liveaffect.evaluation.metrics import tune_au_thresholds
 from liveaffect.evaluation.result import evaluate_arrays
@@ -35,7 +36,6 @@ from liveaffect.training.config import (
     load_config,
 )
 from liveaffect.training.monitor import predict_arrays
-from liveaffect.training.synthetic import write_synthetic_set
 from liveaffect.training.train import TrainingError, preprocess_spec, train
 
 SIZE = 32
@@ -448,8 +448,9 @@ def _records(videos: dict[str, int]) -> list:
 
 
 def test_members_get_disjoint_recordings_of_similar_size():
-    from liveaffect.training.ensemble import split_members
+    from liveaffect.data.splits import split_into_parts
 
+    split_members = split_into_parts
     records = _records({f"vid{i}": n for i, n in enumerate([30, 5, 8, 12, 3, 3, 20, 9, 1, 7])})
     parts = split_members(records, 3, seed=0)
     assert sorted(r.path for p in parts for r in p) == sorted(r.path for r in records)
@@ -460,7 +461,7 @@ def test_members_get_disjoint_recordings_of_similar_size():
     assert [[r.path for r in p] for p in split_members(records, 3, seed=0)] == [
         [r.path for r in p] for p in parts
     ]
-    with pytest.raises(TrainingError, match="10 recordings cannot make 11"):
+    with pytest.raises(ValueError, match="10 recordings cannot make 11"):
         split_members(records, 11)
 
 
@@ -568,7 +569,7 @@ def test_random_erasing_paints_grey_rectangles_at_the_given_rate():
 
 
 def test_degrade_augmentation_reaches_the_training_batches():
-    from liveaffect.data.pipeline import make_dataset
+    from liveaffect.data.dataset import make_dataset
     from liveaffect.data.records import Record
     from liveaffect.preprocess import PreprocessSpec
 

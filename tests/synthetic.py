@@ -11,7 +11,7 @@ Each image is a dark noisy square with three independent cues, one per task:
 
 The cues are drawn whether or not the label is kept, so a record whose label is masked
 still shows the pattern (a masking leak then teaches the wrong thing). Images are PNGs
-listed in a CSV manifest that :func:`liveaffect.data.sources.load_records` reads.
+listed in a CSV manifest that :func:`liveaffect.data.loaders.load_records` reads.
 """
 
 from __future__ import annotations
