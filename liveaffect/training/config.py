@@ -139,7 +139,7 @@ class TrainConfig:
             12 binary tasks, so each AU weighs 1/12 of the expression task at weight 1;
             with the seed's head (dropout 0.7) the AU head then stayed at its prior on a
             learnable synthetic set, while 5 let all three heads learn (see
-            tests/test_training.py::test_every_head_learns_with_the_seed_head).
+            tests/training/test_training.py::test_every_head_learns_with_the_seed_head).
         au_pos_weight: ``auto`` (negatives/positives per AU, clipped to [1, 20]) or ``none``.
         early_stopping_patience: epochs without a better validation score before stopping.
         tta_flip: average each face with its mirror image when validating, in
