@@ -97,7 +97,7 @@ def tiny_run(sets, tmp_path_factory) -> tuple[RunConfig, Path, Path]:
 
 # ------------------------------------------------------------------ the synthetic faces
 def test_synthetic_faces_carry_their_cues():
-    from liveaffect.training.synthetic import SyntheticFace, au_centers, draw_face
+    from synthetic import SyntheticFace, au_centers, draw_face
 
     rng = np.random.default_rng(0)
     for q in range(4):
