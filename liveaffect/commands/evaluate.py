@@ -57,6 +57,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="run the BlazeFace detector on full images and crop the best face "
         "(images without a face are counted as misses and excluded)",
     )
+    _add_view_and_output_arguments(parser)
+
+
+def _add_view_and_output_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tta-flip",
         action=argparse.BooleanOptionalAction,
@@ -258,10 +262,26 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--tune-au-thresholds needs a model whose AU head is trained")
     tta = _tta(bundle, args)
     detector = _detector() if args.detect else None
+    result, thresholds = _evaluate(args, bundle, records, tta, detector)
+    for kind in kinds:
+        _score_degraded(result, bundle, records, tta, detector, thresholds, kind, args)
+    result.meta.update(
+        model=str(args.model),
+        data=list(args.data),
+        split=args.split,
+        detect=bool(args.detect),
+    )
+    if card_file is not None:
+        _update_card(args, bundle, card_file, result, thresholds, tta)
+    _write_outputs(args, result)
+    print(result)
+    return 0
 
+
+def _evaluate(args: argparse.Namespace, bundle, records, tta, detector):
+    """Score the clean images (tuning AU thresholds when asked); returns (result, thresholds)."""
     from liveaffect.evaluation.metrics import tune_au_thresholds
     from liveaffect.evaluation.predict import predict_records
-    from liveaffect.evaluation.report import write_json, write_report
 
     preds = predict_records(
         bundle,
@@ -277,42 +297,42 @@ def run(args: argparse.Namespace) -> int:
         )
     thresholds = list(bundle.card.au_thresholds)
     result = preds.evaluate(au_thresholds=thresholds)
-    if args.tune_au_thresholds:
-        if result.au.n == 0:
-            raise CliError("--tune-au-thresholds needs AU labels on images that could be scored")
-        before = result.au.mean_f1
-        thresholds = [float(t) for t in tune_au_thresholds(preds.au_probs, preds.labels()["au"])]
-        result = preds.evaluate(au_thresholds=thresholds)
-        result.meta["au_mean_f1_before_tuning"] = before
-        result.notes.append(
-            "AU thresholds were tuned on this same data, so the AU F1 is optimistic; "
-            "report it on data the thresholds were not tuned on."
-        )
-    for kind in kinds:
-        _score_degraded(result, bundle, records, tta, detector, thresholds, kind, args)
-    result.meta.update(
-        model=str(args.model),
-        data=list(args.data),
-        split=args.split,
-        detect=bool(args.detect),
+    if not args.tune_au_thresholds:
+        return result, thresholds
+    if result.au.n == 0:
+        raise CliError("--tune-au-thresholds needs AU labels on images that could be scored")
+    before = result.au.mean_f1
+    thresholds = [float(t) for t in tune_au_thresholds(preds.au_probs, preds.labels()["au"])]
+    result = preds.evaluate(au_thresholds=thresholds)
+    result.meta["au_mean_f1_before_tuning"] = before
+    result.notes.append(
+        "AU thresholds were tuned on this same data, so the AU F1 is optimistic; "
+        "report it on data the thresholds were not tuned on."
     )
-    if args.tune_au_thresholds or args.save_to_card:
-        card = bundle.card
-        if args.tune_au_thresholds:
-            card.au_thresholds = thresholds
-        if args.save_to_card:
-            key = f"{'+'.join(args.data)} [{args.split}]"
-            if args.holdout:
-                key += f" holdout {args.holdout}"
-            entry = _summary_for_card(result.to_dict())
-            entry.update(tta_flip=tta.flip, tta=tta.to_dict(), detect=bool(args.detect))
-            card.metrics.setdefault("evaluation", {})[key] = entry
-        card.save(card_file)
-        print(f"updated {card_file}")
+    return result, thresholds
+
+
+def _update_card(args: argparse.Namespace, bundle, card_file: Path, result, thresholds, tta):
+    """Store tuned AU thresholds and/or this evaluation's summary in the bundle's card."""
+    card = bundle.card
+    if args.tune_au_thresholds:
+        card.au_thresholds = thresholds
+    if args.save_to_card:
+        key = f"{'+'.join(args.data)} [{args.split}]"
+        if args.holdout:
+            key += f" holdout {args.holdout}"
+        entry = _summary_for_card(result.to_dict())
+        entry.update(tta_flip=tta.flip, tta=tta.to_dict(), detect=bool(args.detect))
+        card.metrics.setdefault("evaluation", {})[key] = entry
+    card.save(card_file)
+    print(f"updated {card_file}")
+
+
+def _write_outputs(args: argparse.Namespace, result) -> None:
+    from liveaffect.evaluation.report import write_json, write_report
+
     if args.json:
         print(f"wrote {write_json(result, args.json)}")
     if args.report:
         files = write_report(result, args.report, title=f"Evaluation of {args.model}")
         print(f"wrote {', '.join(str(p) for p in files.values())}")
-    print(result)
-    return 0
