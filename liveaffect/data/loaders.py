@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import re
 
-from liveaffect.data import affwild2, folders, io
+from liveaffect.data import affwild2, affwild2_layout, folders, io
 from liveaffect.data.io import DatasetError
 from liveaffect.data.records import Record
 
@@ -53,12 +53,12 @@ def detect_kind(root: str) -> str:
     if not io.isdir(root):
         if root.lower().endswith(".csv"):
             return "csv"
-        if affwild2.find_mtl_files(root):
+        if affwild2_layout.find_mtl_files(root):
             return "mtl"
         raise DatasetError(f"{root} is a file but neither a .csv manifest nor an MTL file")
-    if affwild2.find_annotation_root(root) is not None:
+    if affwild2_layout.find_annotation_root(root) is not None:
         return "affwild2"
-    if affwild2.find_mtl_files(root):
+    if affwild2_layout.find_mtl_files(root):
         return "mtl"
     if _find_csv(root) is not None:
         return "csv"
