@@ -70,8 +70,8 @@ def _clients(lsl_name: str, osc_port_box, ws_port: int, ready, stop, counts) -> 
 
 # ----------------------------------------------------------------- the analysis side
 def _build(args):
+    from liveaffect import engines
     from liveaffect.bundle import load_bundle
-    from liveaffect.runtime import engine as engines
     from liveaffect.runtime.detectors import create_detector
 
     bundle = load_bundle(args.model)
@@ -83,15 +83,15 @@ def _build(args):
 def _one_run(args, bundle, engine, detector, sinks, clients=None) -> dict:
     """One pass over the clip: FPS, faces, and CPU milliseconds per frame of this process
     (every thread) and of the clients' process (``clients``: a ``psutil.Process``)."""
-    from liveaffect.runtime.live import Pipeline, run
-    from liveaffect.runtime.sources import open_source
+    from liveaffect.runtime.live import Pipeline, run_loop
+    from liveaffect.runtime.video import open_source
 
     def client_cpu() -> float:
         return sum(clients.cpu_times()[:2]) if clients is not None else 0.0
 
     cpu0, client0 = time.process_time(), client_cpu()
     with open_source(args.source) as source:
-        summary = run(
+        summary = run_loop(
             source,
             Pipeline(detector, engine, bundle.card.preprocess),
             sinks,

@@ -40,7 +40,7 @@ class LiveOptions:
         detector_weights: a local weights file for the detector, or None for its default.
         min_face_score: detections below this confidence are ignored, in [0, 1].
         smooth: predictions averaged per face (1 = no smoothing).
-        engine: inference engine name (see ``liveaffect.runtime.engine.engine_names``).
+        engine: inference engine name (see ``liveaffect.engines.engine_names``).
         display: show the OpenCV window.
         output: write the drawn view (video, boxes, tags, side panel) here
             (``.mp4`` or ``.avi``).

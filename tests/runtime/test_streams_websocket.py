@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from liveaffect.runtime.live import run
+from liveaffect.runtime.live import run_loop
 from liveaffect.runtime.streams import StreamError, StreamMeta
 from liveaffect.runtime.streams.websocket import WebSocketSink
 from liveaffect.types import AffectPrediction, Detection, FaceResult, Frame, FrameResult
@@ -91,6 +91,15 @@ class _Replay:
         return result(frame.index, faces=40)
 
 
+class _Frames(list):
+    """Frames in a list, as a FrameSource (never drops)."""
+
+    fps, error = 25.0, None
+
+    def close(self) -> None:
+        pass
+
+
 def test_a_stalled_client_loses_old_messages_but_not_frames(caplog):
     from websockets.sync.client import connect
 
@@ -99,7 +108,7 @@ def test_a_stalled_client_loses_old_messages_but_not_frames(caplog):
         stalled = _stalled_client(sink.port)
         with connect(f"ws://127.0.0.1:{sink.port}", max_size=None) as live:
             wait_for(lambda: len(sink.clients) == 2)
-            summary = run(frames, _Replay(), [sink])
+            summary = run_loop(_Frames(frames), _Replay(), [sink])
             assert summary.frames == 600 and summary.stopped == "end"
             wait_for(lambda: sink.dropped > 0)  # the stalled client really fell behind
             last = None

@@ -20,7 +20,7 @@ from conftest import shared_path
 
 from liveaffect.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
