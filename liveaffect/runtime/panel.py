@@ -47,7 +47,7 @@ QUADRANTS = (("tense", -1, 1), ("excited", 1, 1), ("sad", -1, -1), ("calm", 1, -
 """Circumplex quadrant words and their (valence, arousal) signs (Russell, 1980)."""
 
 TRAIL_MS = 2000.0
-FADE_LEVELS = 6
+FADE_LEVELS = 4
 
 
 class VaTrails:
@@ -110,6 +110,7 @@ class Panel:
         self.heads = tuple(h for h in ("expr", "va", "au") if card.trained(h))
         self.note = panel_note([h for h in ("expr", "va", "au") if not card.trained(h)])
         self.trails = VaTrails(trail_ms)
+        self._au_labels = [au_label(a) for a in card.aus]
         self._layouts: dict[int, tuple[PanelLayout, np.ndarray]] = {}
         self._order: list[int] = []
         self._frame: int | None = None
@@ -176,7 +177,7 @@ class Panel:
             self._circumplex(image, slot.va, style)
         if slot.au is not None:
             for k, (label, bar) in enumerate(self._au_rows(slot.au, style)):
-                put_text(image, au_label(self.card.aus[k]), label[:2], style.small, DIM_TEXT_COLOR)
+                put_text(image, self._au_labels[k], label[:2], style.small, DIM_TEXT_COLOR)
                 _fill(image, bar, BAR_BACK_COLOR)
                 tick = bar[0] + round(self.card.au_thresholds[k] * (bar[2] - bar[0]))
                 _fill(image, (tick, bar[1] - 2, tick + 1, bar[1]), TEXT_COLOR)  # the threshold,
@@ -260,9 +261,7 @@ class Panel:
             end = bar[0] + round(p * (bar[2] - bar[0]))
             _fill(image, (bar[0], bar[1], end, bar[3]), color if active else BAR_COLOR)
             if active:
-                blit_text(
-                    image, au_label(self.card.aus[k]), label[:2], style.small, color, CARD_COLOR
-                )
+                blit_text(image, self._au_labels[k], label[:2], style.small, color, CARD_COLOR)
 
     def _va_dot(self, image, box: Box, track_id: int, va, color, now_ms: float) -> None:
         x1, y1, x2, y2 = box
