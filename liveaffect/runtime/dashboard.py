@@ -19,7 +19,7 @@ import numpy as np
 
 from liveaffect.bundle import ModelCard
 from liveaffect.preprocess import to_bgr
-from liveaffect.runtime.hud import draw_hud
+from liveaffect.runtime.hud import corner_boxes, draw_hud
 from liveaffect.runtime.panel import Panel
 from liveaffect.runtime.style import BACKGROUND, Style
 from liveaffect.runtime.tags import draw_faces
@@ -142,7 +142,10 @@ class Dashboard:
             cv2.resize(image, (vw, ch), dst=canvas[:, :vw], interpolation=cv2.INTER_LINEAR)
         video = canvas[:, :vw]
         style = Style.for_height(ch)
-        draw_faces(video, result.faces, style, self.card.expressions, scale, tags=view.tags)
+        fps = fps if view.fps else None
+        timings = (timings_ms or {}) if view.timings else None
+        hud = corner_boxes(style, fps, timings)
+        draw_faces(video, result.faces, style, self.card.expressions, scale, view.tags, hud)
         if view.panel:
             self.panel.draw(canvas[:, vw:], result)
         else:
@@ -150,8 +153,8 @@ class Dashboard:
         draw_hud(
             video,
             style,
-            fps=fps if view.fps else None,
-            timings_ms=(timings_ms or {}) if view.timings else None,
+            fps=fps,
+            timings_ms=timings,
             help_overlay=view.help,
         )
         return canvas

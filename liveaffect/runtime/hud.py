@@ -46,10 +46,32 @@ def text_block(
     return width, height
 
 
-def timing_lines(timings_ms: Mapping[str, float]) -> list[str]:
-    """``detect   5.31 ms`` per stage in pipeline order (stages without a time are left out)."""
-    width = max(len(s) for s in TIMED_STAGES)
-    return [f"{s:<{width}} {timings_ms[s]:6.2f} ms" for s in TIMED_STAGES if s in timings_ms]
+def timing_lines(timings_ms: Mapping[str, float]) -> list[tuple[str, str]]:
+    """(stage, ``5.31 ms``) in pipeline order (stages without a time are left out)."""
+    return [(s, f"{timings_ms[s]:.2f} ms") for s in TIMED_STAGES if s in timings_ms]
+
+
+def _timing_table(timings_ms: Mapping[str, float], style: Style) -> tuple[list, int, int]:
+    rows = timing_lines(timings_ms) or [("timings", "...")]
+    name_w = max(text_size(n, style.font)[0] for n, _ in rows) + 2 * style.pad
+    value_w = max(text_size(v, style.font)[0] for _, v in rows)
+    return rows, name_w, value_w
+
+
+def corner_boxes(
+    style: Style, fps: float | None, timings_ms: Mapping[str, float] | None
+) -> list[tuple[int, int, int, int]]:
+    """Where :func:`draw_hud` puts the FPS and the timings (xyxy), so tags can keep clear."""
+    boxes, y = [], style.pad
+    if fps is not None:
+        w = text_size(f"FPS {fps:.1f}", style.font)[0] + 2 * style.pad
+        boxes.append((style.pad, y, style.pad + w, y + style.line_h + style.pad))
+        y = boxes[-1][3] + style.pad
+    if timings_ms is not None:
+        rows, name_w, value_w = _timing_table(timings_ms, style)
+        w, h = name_w + value_w + 2 * style.pad, len(rows) * style.line_h + style.pad
+        boxes.append((style.pad, y, style.pad + w, y + h))
+    return boxes
 
 
 def draw_hud(
@@ -68,33 +90,21 @@ def draw_hud(
         timings_ms: per-stage milliseconds to list under the FPS (None: hidden).
         help_overlay: the key list in the middle.
     """
-    y = style.pad
+    boxes = iter(corner_boxes(style, fps, timings_ms))
     if fps is not None:
-        y += text_block(image, [f"FPS {fps:.1f}"], (style.pad, y), style, FPS_COLOR)[1] + style.pad
+        x1, y1, _, _ = next(boxes)
+        text_block(image, [f"FPS {fps:.1f}"], (x1, y1), style, FPS_COLOR)
     if timings_ms is not None:
-        text_block(image, timing_lines(timings_ms) or ["no timings yet"], (style.pad, y), style)
+        x1, y1, x2, y2 = next(boxes)
+        _box(image, x1, y1, x2 - x1, y2 - y1)
+        rows, name_w, value_w = _timing_table(timings_ms, style)
+        for i, (name, value) in enumerate(rows):
+            top = y1 + style.pad + i * style.line_h
+            put_text(image, name, (x1 + style.pad, top), style.font, TEXT_COLOR)
+            right = x1 + style.pad + name_w + value_w - text_size(value, style.font)[0]
+            put_text(image, value, (right, top), style.font, FPS_COLOR)
     if help_overlay:
         _help(image, style)
-
-
-def draw_notes(
-    image: np.ndarray,
-    style: Style,
-    help_line: bool = False,
-    paused: bool = False,
-    message: str | None = None,
-) -> None:
-    """Passing notes stacked at the bottom left, in place: the one-line key summary,
-    ``PAUSED`` and a message (e.g. where a snapshot went)."""
-    bottom = image.shape[0] - style.pad
-    for text, color in (
-        (HELP_LINE if help_line else None, TEXT_COLOR),
-        ("PAUSED (space resumes)" if paused else None, FPS_COLOR),
-        (message, TEXT_COLOR),
-    ):
-        if text:
-            bottom -= style.line_h + style.pad
-            text_block(image, [text], (style.pad, bottom), style, color)
 
 
 def _help(image: np.ndarray, style: Style) -> None:

@@ -93,7 +93,11 @@ def _first_free(cands: np.ndarray, obstacles: np.ndarray, width: int, height: in
 
 
 def place_tags(
-    requests: Sequence[TagRequest], frame_size: tuple[int, int], gap: int = 3, rings: int = 4
+    requests: Sequence[TagRequest],
+    frame_size: tuple[int, int],
+    gap: int = 3,
+    rings: int = 4,
+    reserved: Sequence[Box] = (),
 ) -> list[PlacedTag | None]:
     """Place every tag outside all faces and apart from each other.
 
@@ -102,6 +106,7 @@ def place_tags(
         frame_size: (width, height); tags stay inside.
         gap: pixels between a tag and its face.
         rings: how many steps further out to look when the spots next to the face are taken.
+        reserved: more rectangles no tag may cover (e.g. the FPS box).
 
     Returns:
         One entry per request, in the same order: where the tag goes, or None when
@@ -110,12 +115,13 @@ def place_tags(
     width, height = frame_size
     faces = np.asarray([r.face_box for r in requests], np.int64).reshape(-1, 4)
     areas = (faces[:, 2] - faces[:, 0]) * (faces[:, 3] - faces[:, 1])
+    fixed = np.concatenate([faces, np.asarray(reserved, np.int64).reshape(-1, 4)])
     order = sorted(range(len(requests)), key=lambda i: (-int(areas[i]), i))
     taken: list[Box] = []
     placed: list[PlacedTag | None] = [None] * len(requests)
     for i in order:
         req = requests[i]
-        obstacles = np.concatenate([faces, np.asarray(taken, np.int64).reshape(-1, 4)])
+        obstacles = np.concatenate([fixed, np.asarray(taken, np.int64).reshape(-1, 4)])
         sizes = (
             [(req.compact, True)] if req.small_face else [(req.full, False), (req.compact, True)]
         )
@@ -161,6 +167,7 @@ def draw_faces(
     expressions: Sequence[str],
     scale: float = 1.0,
     tags: bool = True,
+    reserved: Sequence[Box] = (),
 ) -> list[PlacedTag | None]:
     """Draw every face's box in its colour and (``tags``) its tag, in place.
 
@@ -171,6 +178,7 @@ def draw_faces(
         expressions: expression names in the model's order.
         scale: canvas pixels per source-frame pixel.
         tags: False draws the boxes only.
+        reserved: rectangles the tags keep clear of (the FPS and timings boxes).
 
     Returns:
         The placed tags, one per face whose box is inside the canvas.
@@ -190,7 +198,7 @@ def draw_faces(
         cv2.rectangle(image, box[:2], box[2:], id_color(face.track_id), style.thick + 1)
     if not tags:
         return []
-    placed = place_tags(requests, (w, h), gap=style.thick + 2)
+    placed = place_tags(requests, (w, h), gap=style.thick + 2, reserved=reserved)
     for (face, box), spot, (full, compact) in zip(shown, placed, texts, strict=True):
         if spot is not None:
             _draw_tag(image, box, spot, compact if spot.compact else full, face.track_id, style)

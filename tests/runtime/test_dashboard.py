@@ -51,8 +51,10 @@ def test_tags_never_overlap_each_other_or_faces(seed):
         s = int(rng.integers(20, 120))
         x, y = int(rng.integers(0, size[0] - s)), int(rng.integers(0, size[1] - s))
         requests.append(TagRequest((x, y, x + s, y + s), (130, 18), (30, 18), s < 40))
-    placed = place_tags(requests, size)
+    fps_box = (0, 0, 90, 30)  # e.g. the FPS in the corner
+    placed = place_tags(requests, size, reserved=[fps_box])
     rects = [p.rect for p in placed if p is not None]
+    assert not any(overlaps(rect, fps_box) for rect in rects)
     for a, b in itertools.combinations(rects, 2):
         assert not overlaps(a, b)
     for rect in rects:
@@ -221,7 +223,7 @@ def test_odd_frames_and_hud_text():
     )
     assert grey.shape[0] == 720
     lines = timing_lines({"infer": 7.1, "read": 0.05, "draw": 1.2})
-    assert [line.split()[0] for line in lines] == ["read", "infer", "draw"]
+    assert lines == [("read", "0.05 ms"), ("infer", "7.10 ms"), ("draw", "1.20 ms")]
     assert {k for k, _ in KEYS} >= {"q / Esc", "space", "s", "p", "t", "h / ?"}
     means = StageMeans(window=2)
     for ms in (1.0, 2.0, 4.0):
