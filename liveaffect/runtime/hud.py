@@ -107,6 +107,26 @@ def draw_hud(
         _help(image, style)
 
 
+def draw_notes(
+    image: np.ndarray,
+    style: Style,
+    help_line: bool = False,
+    paused: bool = False,
+    message: str | None = None,
+) -> None:
+    """Passing notes stacked at the bottom left, in place: the one-line key summary,
+    ``PAUSED`` and a message (e.g. where a snapshot went)."""
+    bottom = image.shape[0] - style.pad
+    for text, color in (
+        (HELP_LINE if help_line else None, TEXT_COLOR),
+        ("PAUSED (space resumes)" if paused else None, FPS_COLOR),
+        (message, TEXT_COLOR),
+    ):
+        if text:
+            bottom -= style.line_h + style.pad
+            text_block(image, [text], (style.pad, bottom), style, color)
+
+
 def _help(image: np.ndarray, style: Style) -> None:
     """The key list, keys in one column and what they do in the next, centred."""
     h, w = image.shape[:2]

@@ -273,3 +273,16 @@ def cv2_read(path):
     import cv2
 
     return cv2.imread(str(path))
+
+
+def test_notes_stack_at_the_bottom_left():
+    from liveaffect.runtime.hud import draw_notes
+
+    image = np.zeros((360, 640, 3), np.uint8)
+    style = Style.for_height(360)
+    draw_notes(image, style)
+    assert not image.any()  # nothing to say: nothing drawn
+    draw_notes(image, style, help_line=True, paused=True, message="saved x.png")
+    rows = np.flatnonzero(image.any(axis=(1, 2)))
+    assert rows.min() > 360 - 3 * (style.line_h + style.pad) - style.pad - 2
+    assert image[:, :60].any()  # at the left edge
