@@ -49,3 +49,7 @@ python bench/train_step.py --config configs/default_model.yaml \
 #     each against none, one face, alternating rounds (medians).
 python bench/stream_cost.py --source $V/pyfeat_WolfgangLanger_Pexels.mp4 --model final_model \
     --frames 472 --rounds 11 --json bench/results/stream_cost_single_face.json
+# 10. Drawing the live view at 1280x720 with four faces (every head, and the default card).
+python bench/draw_cost.py --size 1280x720 --faces 4 --json bench/results/draw_cost_all_heads.json
+python bench/draw_cost.py --size 1280x720 --faces 4 --card final_model \
+    --json bench/results/draw_cost_default_card.json

@@ -84,3 +84,19 @@ def test_stream_cost_alternates_runs_and_the_clients_receive(tmp_path):
     assert result["clients_received"]["lsl"] == 16 and result["clients_received"]["ws"] == 16
     assert result["clients_received"]["osc"] == 16  # one /frame message per frame, no faces
     assert "median FPS" in text
+
+
+def test_draw_cost_times_the_live_view(tmp_path):
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for i in range(3):
+        writer.write(np.full((48, 64, 3), 60 * i, np.uint8))
+    writer.release()
+    out = tmp_path / "draw.json"
+    text = _run("bench/draw_cost.py", "--source", str(video), "--size", "320x180",
+                "--faces", "5", "--frames", "5", "--json", str(out))  # fmt: skip
+    result = json.loads(out.read_text())
+    assert result["faces"] == 5 and result["frames"] == 5
+    assert result["heads"] == ["expr", "va", "au"]
+    assert result["canvas"][1] == 540  # a 180-pixel frame is enlarged for the text
+    assert 0 < result["cpu_ms_median"] <= result["cpu_ms_p95"] and "draw 320x180" in text
