@@ -28,6 +28,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from _results import write_result
 
+from liveaffect.types import Sink
+
 
 # ----------------------------------------------------------------- the clients' process
 def _clients(lsl_name: str, osc_port_box, ws_port: int, ready, stop, counts) -> None:
@@ -130,12 +132,9 @@ def _start(args, meta, folder: Path):
     return outlets, process, stop, counts
 
 
-class _Timed:
+class _Timed(Sink):
     """Passes frames on to an outlet and adds up the wall time and the analysis thread's
     CPU time its ``write`` takes (CPU time does not count waiting for a loaded machine)."""
-
-    draws = False
-    stop_requested = False
 
     def __init__(self, sink) -> None:
         self.sink, self.wall_s, self.cpu_s, self.frames = sink, 0.0, 0.0, 0
