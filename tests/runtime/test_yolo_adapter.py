@@ -20,6 +20,7 @@ import huggingface_hub  # noqa: E402
 from huggingface_hub import constants  # noqa: E402
 from huggingface_hub.errors import LocalEntryNotFoundError  # noqa: E402
 
+from liveaffect.errors import OptionError  # noqa: E402
 from liveaffect.runtime.detectors import DetectorError, create_detector  # noqa: E402
 from liveaffect.runtime.detectors import yolo as yolo_mod  # noqa: E402
 from liveaffect.runtime.detectors.yolo import (  # noqa: E402
@@ -131,7 +132,8 @@ def test_create_detector_loads_a_local_pt(random_yolo, tmp_path):
 
 
 def test_missing_or_bad_pt(tmp_path):
-    with pytest.raises(DetectorError, match="not found"):
+    # a missing file is refused when the options are checked, before YOLO loads
+    with pytest.raises(OptionError, match="no such file"):
         create_detector("yolo", weights=str(tmp_path / "missing.pt"))
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
