@@ -197,22 +197,28 @@ def _card_file(bundle: Any) -> Path:
     )
 
 
-def _score_degraded(result, bundle, records, tta, detector, thresholds, kind, args) -> None:
-    """Score the ``kind`` copy of every image and add its entry to ``result.robustness``."""
+def _predict(args: argparse.Namespace, bundle, records, tta, detector, degrade=None):
+    """Run the bundle over ``records`` with the command's batch size and progress setting."""
     from liveaffect.evaluation.predict import predict_records
-    from liveaffect.evaluation.robustness import copy_entry
 
-    if not args.no_progress:
-        print(f"degraded copy '{kind}': {DESCRIPTIONS[kind]}")
-    preds = predict_records(
+    return predict_records(
         bundle,
         records,
         batch_size=args.batch_size,
         tta=tta,
         detector=detector,
         progress=not args.no_progress,
-        degrade=kind,
+        degrade=degrade,
     )
+
+
+def _score_degraded(result, bundle, records, tta, detector, thresholds, kind, args) -> None:
+    """Score the ``kind`` copy of every image and add its entry to ``result.robustness``."""
+    from liveaffect.evaluation.robustness import copy_entry
+
+    if not args.no_progress:
+        print(f"degraded copy '{kind}': {DESCRIPTIONS[kind]}")
+    preds = _predict(args, bundle, records, tta, detector, degrade=kind)
     degraded = preds.evaluate(au_thresholds=thresholds)
     share = degraded.robustness.get("share", {"n": 0})
     entry = copy_entry(kind, DESCRIPTIONS[kind], result, degraded, share)
@@ -281,16 +287,8 @@ def run(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace, bundle, records, tta, detector):
     """Score the clean images (tuning AU thresholds when asked); returns (result, thresholds)."""
     from liveaffect.evaluation.metrics import tune_au_thresholds
-    from liveaffect.evaluation.predict import predict_records
 
-    preds = predict_records(
-        bundle,
-        records,
-        batch_size=args.batch_size,
-        tta=tta,
-        detector=detector,
-        progress=not args.no_progress,
-    )
+    preds = _predict(args, bundle, records, tta, detector)
     if not preds.records:
         raise CliError(
             f"none of the {preds.n_total} images could be scored (unreadable, or no face found)"
