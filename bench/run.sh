@@ -53,3 +53,9 @@ python bench/stream_cost.py --source $V/pyfeat_WolfgangLanger_Pexels.mp4 --model
 python bench/draw_cost.py --size 1280x720 --faces 4 --json bench/results/draw_cost_all_heads.json
 python bench/draw_cost.py --size 1280x720 --faces 4 --card final_model \
     --json bench/results/draw_cost_default_card.json
+# 11. Batch analysis: analyze vs the live loop on the same clip (interleaved rounds, medians).
+python bench/analyze_speed.py --source $V/pyfeat_WolfgangLanger_Pexels.mp4 --model final_model \
+    --rounds 5 --json bench/results/analyze_vs_live.json
+# 12. analyze on a local 2-worker Ray cluster (needs requirements-ray.txt): per-worker FPS in
+#     each DIR/<video>/summary.json (bench/results/analyze_ray_local_2workers.json summarises them).
+python -m liveaffect analyze $V --out /tmp/liveaffect_ray_bench --ray --workers 2 --quiet --force

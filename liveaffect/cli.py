@@ -1,4 +1,4 @@
-"""Command line: ``python -m liveaffect {live,train,evaluate,export,bench} ...``.
+"""Command line: ``python -m liveaffect {live,train,evaluate,export,bench,analyze} ...``.
 
 Each subcommand lives in its own module under ``liveaffect.commands`` exposing
 ``add_arguments(parser)`` and ``run(args) -> int``; they are imported here by name, so
@@ -21,6 +21,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("liveaffect.commands.evaluate", "evaluate a bundle with the ABAW metrics"),
     "export": ("liveaffect.commands.export", "export a bundle to TFLite"),
     "bench": ("liveaffect.commands.bench", "benchmark the live pipeline stage by stage"),
+    "analyze": (
+        "liveaffect.commands.analyze",
+        "analyse an archive of videos: per-video CSV, report and summary (optionally on Ray)",
+    ),
 }
 
 

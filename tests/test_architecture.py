@@ -32,7 +32,7 @@ ALLOWED: dict[str, set[str]] = {
         *BASE,
     },
     "runtime": {"engines", *BASE},
-    "analysis": {"runtime", "engines", "evaluation", *BASE},
+    "analysis": {"runtime", "engines", "evaluation", "data", *BASE},  # data.io: gs:// output
     "training": {"evaluation", "engines", "data", "model", *BASE},
     "evaluation": {"engines", "data", *BASE},
     "engines": {"model", *BASE},

@@ -100,3 +100,22 @@ def test_draw_cost_times_the_live_view(tmp_path):
     assert result["heads"] == ["expr", "va", "au"]
     assert result["canvas"][1] == 540  # a 180-pixel frame is enlarged for the text
     assert 0 < result["cpu_ms_median"] <= result["cpu_ms_p95"] and "draw 320x180" in text
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+def test_analyze_speed_times_live_and_analyze_alike(tmp_path):
+    from conftest import shared_path
+
+    bundle = make_tiny_bundle(tmp_path / "bundle", trained=("expr", "va"))
+    out = tmp_path / "speed.json"
+    clip = shared_path("videos", "pyfeat_single_face.mp4")
+    text = _run(
+        "bench/analyze_speed.py", "--source", str(clip), "--model", str(bundle),
+        "--rounds", "1", "--json", str(out),
+    )  # fmt: skip
+    result = json.loads(out.read_text())
+    assert len(result["live_fps"]) == len(result["analyze_fps"]) == 1
+    assert result["live_fps_median"] > 0 and result["analyze_fps_median"] > 0
+    assert result["csv_rows_equal_count"] is True  # both wrote a row per face per frame
+    assert "median: live" in text and result["command"].startswith("bench/analyze_speed.py")

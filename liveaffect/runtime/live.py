@@ -25,6 +25,7 @@ from liveaffect.types import (
     AffectEngine,
     Detection,
     FaceDetector,
+    FaceResult,
     Frame,
     FrameResult,
     FrameSource,
@@ -69,6 +70,18 @@ class Pipeline:
 
         Grey and 4-channel frames are converted to BGR; an empty frame has no faces.
         """
+        located = self.locate(frame)
+        with located.timer.stage("infer"):
+            predictions = self.engine.predict(located.crops) if located.faces else []
+        return self.finish(located, predictions)
+
+    def locate(self, frame: Frame) -> LocatedFrame:
+        """The stages before the model: detect, track and crop the faces of ``frame``.
+
+        :meth:`process` is ``finish(locate(frame), engine.predict(crops))``; batch analysis
+        calls the two halves itself to score the faces of several frames in one engine
+        call. Frames must be located in order and finished in the same order.
+        """
         timer = StageTimer(read=frame.capture_ms)
         image = frame.image_bgr
         with timer.stage("detect"):
@@ -82,21 +95,43 @@ class Pipeline:
             faces = self.tracker.update(detections)
         with timer.stage("preprocess"):
             crops = prepare_batch(image, [f.detection.xyxy for f in faces], self.spec)
-        with timer.stage("infer"):
-            predictions = self.engine.predict(crops) if faces else []
+        return LocatedFrame(frame, tuple(faces), crops, timer)
+
+    def finish(self, located: LocatedFrame, predictions: Sequence) -> FrameResult:
+        """Smooth the model's ``predictions`` (one per face of ``located``) into the result."""
+        faces = located.faces
         if len(predictions) != len(faces):
             raise RuntimeError(
                 f"engine returned {len(predictions)} predictions for {len(faces)} faces"
             )
+        timer = located.timer
         with timer.stage("smooth"):
             scored = [replace(f, prediction=p) for f, p in zip(faces, predictions, strict=True)]
             smoothed = self.smoother.update(scored)
+        frame = located.frame
         return FrameResult(
             index=frame.index,
             timestamp_ms=frame.timestamp_ms,
             faces=tuple(smoothed),
             timings_ms=timer.ms,
         )
+
+
+@dataclass
+class LocatedFrame:
+    """A frame after detection and tracking, waiting for the model (``Pipeline.locate``).
+
+    Attributes:
+        frame: the frame as read.
+        faces: its faces with their ids (no prediction yet), in detection order.
+        crops: the prepared model inputs, one per face, ``(N, H, W, C)``.
+        timer: the frame's stage timings so far.
+    """
+
+    frame: Frame
+    faces: tuple[FaceResult, ...]
+    crops: np.ndarray
+    timer: StageTimer
 
 
 class FpsMeter:

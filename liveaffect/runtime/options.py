@@ -85,8 +85,8 @@ class LiveOptions:
             except SourceError as exc:
                 raise ValueError(str(exc)) from None
         for build, flags in (
-            (lambda: self.detector_options, _DETECTOR_FLAGS),
-            (lambda: self.engine_options, _ENGINE_FLAGS),
+            (lambda: self.detector_options, DETECTOR_FLAGS),
+            (lambda: self.engine_options, ENGINE_FLAGS),
         ):
             try:
                 build()
@@ -141,12 +141,13 @@ class LiveOptions:
         return EngineOptions(self.engine, tta=None if self.tta else False)
 
 
-_DETECTOR_FLAGS = {
+# The command-line flag of each options field (also used by ``analyze``'s settings).
+DETECTOR_FLAGS = {
     "name": "--detector",
     "weights": "--detector-weights",
     "min_score": "--min-face-score",
 }
-_ENGINE_FLAGS = {"name": "--engine"}
+ENGINE_FLAGS = {"name": "--engine"}
 
 
 def _check_streams(opts: LiveOptions, video: Path | None) -> None:

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from liveaffect.cli import main
-from liveaffect.commands import live as live_command
+from liveaffect.commands import model_options
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -128,7 +128,7 @@ def test_unreadable_video_names_the_path(capsys, tmp_path, video, fake_bundle_di
 
 
 def test_no_model_at_all_says_how_to_get_one(capsys, monkeypatch, tmp_path, video):
-    monkeypatch.setattr(live_command, "DEFAULT_MODEL_DIR", tmp_path / "final_model")
+    monkeypatch.setattr(model_options, "DEFAULT_MODEL_DIR", tmp_path / "final_model")
     (tmp_path / "final_model").mkdir()
     code, err = run_cli(capsys, str(video), "--no-display")
     assert_one_line_error(code, err, "no model found", "python -m liveaffect train", "--model")

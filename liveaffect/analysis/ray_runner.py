@@ -1,0 +1,191 @@
+"""The same per-video work on a Ray cluster: ``analyze ... --ray [ADDRESS]``.
+
+Each worker is a Ray actor holding one :class:`~liveaffect.analysis.runner.VideoAnalyzer`
+(the model is loaded once per worker); a video is the unit of work
+(:func:`~liveaffect.analysis.job.process_video`, the code the single-process run uses,
+so the rows are the same). The driver hands the next video to whichever worker is free.
+When a worker process dies (killed, out of memory, its node lost) Ray restarts the actor
+(it reloads the model) and runs the video again; a video's files are written under
+temporary names and renamed when complete, so a death leaves nothing that looks whole,
+and the retry cleans up what it left. A video that keeps killing workers is recorded as
+failed and the others go on.
+
+Without an address a local cluster is started on this machine (one worker per core);
+with ``auto`` or ``ray://host:10001`` an existing cluster is joined, and ``--out`` must
+then be a path every node can write (NFS, or ``gs://`` through ``tf.io.gfile``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from liveaffect.analysis.archive import (
+    ArchiveResult,
+    pending_jobs,
+    progress_bar,
+    write_summary,
+)
+from liveaffect.analysis.inputs import VideoJob
+from liveaffect.analysis.job import failure
+from liveaffect.analysis.runner import AnalysisSettings
+from liveaffect.analysis.storage import OutputStore
+
+MAX_RESTARTS = 4
+"""Times Ray restarts a dead worker (each restart reloads the model)."""
+MAX_TASK_RETRIES = 2
+"""Times a video is run again after the worker running it died."""
+
+
+class RayUnavailable(RuntimeError):
+    """Ray is not installed (it is an optional extra)."""
+
+
+def import_ray():
+    """Import Ray, or explain how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise RayUnavailable(
+            "--ray needs Ray, which is not installed: pip install -r requirements-ray.txt"
+        ) from None
+    return ray
+
+
+class VideoWorker:
+    """What a Ray actor holds: one analyzer (one model copy) and the output store.
+
+    Args:
+        settings: how to analyse (the model path must exist on the worker's node).
+        out: the ``--out`` folder or URL.
+        show_progress: show a per-video frame bar (Ray's distributed tqdm).
+    """
+
+    def __init__(self, settings: AnalysisSettings, out: str, show_progress: bool = True) -> None:
+        from liveaffect.analysis.runner import VideoAnalyzer
+
+        self.analyzer = VideoAnalyzer(settings)
+        self.store = OutputStore(out)
+        self.show_progress = show_progress
+
+    def pid(self) -> int:
+        """The worker's process id."""
+        return os.getpid()
+
+    def run(self, job: VideoJob, force: bool) -> dict[str, Any]:
+        """Analyse one video (see :func:`~liveaffect.analysis.job.process_video`)."""
+        from liveaffect.analysis.job import process_video
+
+        bar = None
+        if self.show_progress:
+            from ray.experimental.tqdm_ray import tqdm as ray_tqdm
+
+            bar = ray_tqdm(desc=job.name[:30], total=1)
+        try:
+            result = process_video(self.analyzer, job, self.store, force, bar)
+        finally:
+            if bar is not None:
+                bar.close()
+        return {**result, "worker_pid": os.getpid()}
+
+
+def _connect(ray, address: str | None, workers: int | None, quiet: bool) -> int:
+    """Start or join a cluster; returns how many workers it can hold."""
+    common = {
+        "runtime_env": {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "3"}},
+        "ignore_reinit_error": True,
+        "logging_level": logging.WARNING,
+        "log_to_driver": not quiet,  # the workers' output (their progress bars)
+    }
+    if address:
+        ray.init(address=address, **common)
+    else:
+        cpus = int(workers or os.cpu_count() or 1)
+        ray.init(num_cpus=cpus, include_dashboard=False, **common)
+    return int(workers or ray.cluster_resources().get("CPU", 1))
+
+
+def analyze_on_ray(
+    jobs: list[VideoJob],
+    settings: AnalysisSettings,
+    out: str,
+    force: bool = False,
+    quiet: bool = False,
+    address: str | None = None,
+    workers: int | None = None,
+    on_workers: Callable[[list[int]], Any] | None = None,
+) -> ArchiveResult:
+    """Analyse ``jobs`` on Ray; the same results and ``summary.csv`` as a local run.
+
+    Args:
+        address: None to start a local cluster, else ``auto`` or ``ray://host:port``.
+        workers: actors to start (default: one per CPU of the cluster, at most one per video).
+        on_workers: called with the workers' process ids once they are up (tests use it).
+
+    Raises:
+        RayUnavailable: Ray is not installed.
+    """
+    ray = import_ray()
+    store = OutputStore(out)
+    out = store.root  # absolute: workers do not share the driver's working directory
+    settings = replace(settings, model=Path(settings.model).absolute())
+    done, todo = pending_jobs(jobs, store, force)
+    records: dict[str, dict] = dict(done)
+    result = ArchiveResult()
+    if todo:
+        started_here = not ray.is_initialized()
+        try:
+            capacity = _connect(ray, address, workers, quiet)
+            n = max(1, min(capacity, len(todo)))
+            _run(ray, todo, settings, out, force, quiet, n, on_workers, records, result)
+        finally:
+            if started_here and ray.is_initialized():
+                ray.shutdown()
+    result.videos = [records[job.name] for job in jobs if job.name in records]
+    result.summary_path = write_summary(store, result.videos)
+    return result
+
+
+def _run(ray, todo, settings, out, force, quiet, n, on_workers, records, result):
+    # a worker uses --threads cores (default 1: one model copy beside its detector)
+    settings = replace(settings, threads=settings.threads or 1)
+    options = {"max_restarts": MAX_RESTARTS, "max_task_retries": MAX_TASK_RETRIES}
+    remote = ray.remote(num_cpus=settings.threads, **options)(VideoWorker)
+    actors = [remote.remote(settings, out, not quiet) for _ in range(n)]
+    if on_workers is not None:
+        on_workers(ray.get([a.pid.remote() for a in actors]))
+    queue: deque[VideoJob] = deque(todo)
+    running: dict[Any, tuple[Any, VideoJob]] = {}
+    overall = progress_bar(quiet, total=len(todo), unit="video", desc="videos")
+    try:
+        while queue or running:
+            idle = [a for a in actors if all(a is not b for b, _ in running.values())]
+            for actor in idle:
+                if queue:
+                    job = queue.popleft()
+                    running[actor.run.remote(job, force)] = (actor, job)
+            ready, _ = ray.wait(list(running), num_returns=1)
+            actor, job = running.pop(ready[0])
+            try:
+                records[job.name] = ray.get(ready[0])
+            except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as exc:
+                records[job.name] = failure(job, f"worker died {MAX_TASK_RETRIES + 1} times: {exc}")
+                actors = [a for a in actors if a is not actor] or [
+                    remote.remote(settings, out, not quiet)
+                ]
+            overall.update(1)
+    except KeyboardInterrupt:
+        result.interrupted = True
+        for _, job in running.values():
+            records[job.name] = failure(job, "Ctrl-C", status="interrupted")
+        for job in queue:
+            records[job.name] = failure(job, "Ctrl-C", status="not started")
+    finally:
+        overall.close()
+        for actor in actors:
+            ray.kill(actor, no_restart=True)

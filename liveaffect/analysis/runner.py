@@ -1,0 +1,300 @@
+"""One video, every frame: the live app's detector, tracker, model and smoothing, batched.
+
+:class:`VideoAnalyzer` loads the face detector and the model engine once and then
+analyses videos one after another, each with a fresh tracker and smoother (ids start at
+1 in every video). Per video three things run at the same time:
+
+* the decoder thread of :func:`liveaffect.runtime.video.open_source` (bounded queue,
+  every frame in order, time stamps = the position in the video);
+* this thread: ``Pipeline.locate`` (detect, track, crop) frame after frame;
+* inference threads, each with its own copy of the engine (one CPU thread each): the
+  faces of up to ``batch_frames`` frames (at most ``batch_faces`` faces) go through an
+  engine in one call, while this thread goes on detecting and the other engines score
+  the batches before and after; the results are then smoothed in frame order
+  (``Pipeline.finish``) and written by the live app's ``CsvSink``.
+
+So the rows are the live app's rows for the same frames (same stages, same order); only
+``timestamp_ms`` differs: here it is the position in the video.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from liveaffect.errors import OptionError
+from liveaffect.runtime.live import LocatedFrame, Pipeline
+from liveaffect.runtime.options import DETECTOR_FLAGS, ENGINE_FLAGS
+from liveaffect.runtime.sinks import CsvSink
+from liveaffect.runtime.smoothing import PredictionSmoother
+
+if TYPE_CHECKING:
+    from liveaffect.engines import EngineOptions
+    from liveaffect.runtime.detectors import DetectorOptions
+
+
+class VideoError(RuntimeError):
+    """A video that cannot be read, or that failed midway; the message is the reason."""
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    """How videos are analysed (the options shared with ``live`` plus batching).
+
+    Attributes:
+        model: bundle folder or ``.keras`` file.
+        detector: face detector name.
+        detector_weights: local detector weights, or None.
+        min_face_score: detections below this confidence are ignored.
+        smooth: predictions averaged per face (1 = off).
+        engine: inference engine name (``auto``: TFLite on a CPU, Keras with a GPU).
+        threads: CPU cores to use (None: all): as many inference threads, each running
+            its own engine copy on one core, beside the detecting thread.
+        tta: average the card's test-time views, as ``live`` does.
+        batch_frames: most frames whose faces share one engine call.
+        batch_faces: most faces per engine call.
+        queue_frames: frames the decoder thread keeps ready.
+    """
+
+    model: Path
+    detector: str = "blazeface"
+    detector_weights: Path | None = None
+    min_face_score: float = 0.5
+    smooth: int = 3
+    engine: str = "auto"
+    threads: int | None = None
+    tta: bool = True
+    batch_frames: int = 8
+    batch_faces: int = 16
+    queue_frames: int = 16
+
+    def __post_init__(self) -> None:
+        for name in ("batch_frames", "batch_faces", "queue_frames"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be 1 or more, got {getattr(self, name)}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"--threads must be 1 or more, got {self.threads}")
+        if self.smooth < 1:
+            raise ValueError(f"--smooth must be 1 (off) or more, got {self.smooth}")
+        for name, flags in (("detector_options", DETECTOR_FLAGS), ("engine_options", ENGINE_FLAGS)):
+            try:
+                getattr(self, name)
+            except OptionError as exc:
+                raise ValueError(exc.for_flag(flags.get(exc.name, exc.name))) from None
+
+    @property
+    def inference_threads(self) -> int:
+        """Engine copies scoring batches side by side (one core each)."""
+        return max(1, int(self.threads or os.cpu_count() or 1))
+
+    @property
+    def detector_options(self) -> DetectorOptions:
+        """The face detector (one thread: it runs beside the inference threads)."""
+        from liveaffect.runtime.detectors import DetectorOptions
+
+        return DetectorOptions(self.detector, self.detector_weights, self.min_face_score, 1)
+
+    @property
+    def engine_options(self) -> EngineOptions:
+        """One engine copy: ``batch_faces`` faces per call, one CPU thread."""
+        from liveaffect.engines import EngineOptions
+
+        tta = None if self.tta else False
+        return EngineOptions(self.engine, batch_size=self.batch_faces, tta=tta, threads=1)
+
+
+@dataclass
+class VideoStats:
+    """What analysing one video did."""
+
+    frames: int = 0
+    face_rows: int = 0
+    face_ids: set[int] = field(default_factory=set)
+    fps: float = 0.0
+    announced_frames: int = 0
+    frame_size: tuple[int, int] = (0, 0)
+    last_timestamp_ms: float = 0.0
+    elapsed_s: float = 0.0
+
+    @property
+    def duration_s(self) -> float:
+        """Length of the video: frames / fps (or the last frame's time stamp)."""
+        if self.fps > 0:
+            return self.frames / self.fps
+        return self.last_timestamp_ms / 1000.0
+
+    @property
+    def processing_fps(self) -> float:
+        return self.frames / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+class Progress(Protocol):
+    """A progress bar (tqdm's interface): ``total`` is set to the video's frame count, then
+    ``update(n)`` is called with the frames just finished."""
+
+    total: Any
+
+    def update(self, n: int) -> Any: ...
+
+
+class VideoAnalyzer:
+    """The detector and the model, loaded once, applied to one video at a time.
+
+    Args:
+        settings: what to load and how to batch.
+
+    Raises:
+        liveaffect.bundle.BundleError, liveaffect.runtime.engine.EngineError,
+        liveaffect.runtime.detectors.DetectorError: the model or detector cannot be built.
+    """
+
+    def __init__(self, settings: AnalysisSettings) -> None:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        from liveaffect import engines
+        from liveaffect.bundle import load_bundle
+        from liveaffect.runtime.detectors import build_detector
+
+        self.settings = settings
+        self.detector = build_detector(settings.detector_options)
+        engines.configure_threads(settings.inference_threads)
+        self.bundle = load_bundle(settings.model)
+        self.card = self.bundle.card
+        self.engines: queue.SimpleQueue = queue.SimpleQueue()
+        for _ in range(settings.inference_threads):
+            self.engine = engines.build_engine(self.bundle, settings.engine_options)
+            self.engines.put(self.engine)
+
+    @property
+    def trained_heads(self) -> tuple[str, ...]:
+        """Heads whose values are shown (the card marks the others untrained)."""
+        return tuple(h for h in ("expr", "va", "au") if self.card.trained(h))
+
+    def new_pipeline(self) -> Pipeline:
+        """A pipeline with a fresh tracker and smoother, built as the live app builds it."""
+        smoother = PredictionSmoother(self.settings.smooth)
+        return Pipeline(self.detector, self.engine, self.card.preprocess, smoother=smoother)
+
+    def analyze(self, video: str, csv_path: str, progress: Progress | None = None) -> VideoStats:
+        """Analyse every frame of ``video`` into the CSV file ``csv_path``.
+
+        Raises:
+            VideoError: the video cannot be opened, or decoding stopped early.
+            KeyboardInterrupt: passed on after the reader, the CSV and the thread are closed.
+        """
+        from liveaffect.runtime.video import SourceError, open_source
+
+        try:
+            source = open_source(
+                video, queue_size=self.settings.queue_frames, position_timestamps=True
+            )
+        except SourceError as exc:
+            raise VideoError(str(exc)) from None
+        stats = VideoStats(fps=source.fps, announced_frames=source.frame_count)
+        if progress is not None and source.frame_count:
+            progress.total = source.frame_count
+        start = time.perf_counter()
+        with (
+            source,
+            CsvSink(csv_path, self.card) as sink,
+            ThreadPoolExecutor(
+                self.settings.inference_threads, thread_name_prefix="liveaffect-infer"
+            ) as pool,
+        ):
+            loop = _BatchLoop(self, self.new_pipeline(), sink, pool, stats, progress)
+            for frame in source:
+                loop.add(frame)
+            loop.drain()
+            stats.frame_size = tuple(source.frame_size)
+            error = source.error
+        stats.elapsed_s = time.perf_counter() - start
+        _check_complete(stats, error)
+        return stats
+
+
+def _check_complete(stats: VideoStats, error: str | None) -> None:
+    if error:
+        raise VideoError(f"decoding failed after {stats.frames} frames: {error}")
+    announced = stats.announced_frames
+    if stats.frames == 0:
+        raise VideoError("the video holds no frame that can be decoded")
+    if announced and stats.frames < 0.98 * announced - 2:
+        raise VideoError(
+            f"decoding stopped after frame {stats.frames} of the {announced} the file announces "
+            "(truncated or corrupt)"
+        )
+
+
+def predict_frames(engines: queue.SimpleQueue, frames: list[LocatedFrame]) -> list[list]:
+    """Score the faces of several located frames in one call of a free engine from
+    ``engines`` (given back afterwards); returns one list of predictions per frame."""
+    batches = [f.crops for f in frames if f.faces]
+    if not batches:
+        return [[] for _ in frames]
+    engine = engines.get()
+    try:
+        predictions = engine.predict(np.concatenate(batches))
+    finally:
+        engines.put(engine)
+    out, at = [], 0
+    for f in frames:
+        out.append(predictions[at : at + len(f.faces)])
+        at += len(f.faces)
+    return out
+
+
+class _BatchLoop:
+    """Collects located frames into batches, keeps one batch per inference thread in
+    flight while the next is being located, and finishes batches in order."""
+
+    def __init__(self, analyzer, pipeline, sink, pool, stats, progress) -> None:
+        self.engines = analyzer.engines
+        self.max_inflight = analyzer.settings.inference_threads
+        self.max_frames = analyzer.settings.batch_frames
+        self.max_faces = analyzer.settings.batch_faces
+        self.pipeline, self.sink, self.pool = pipeline, sink, pool
+        self.stats, self.progress = stats, progress
+        self.pending: list[LocatedFrame] = []
+        self.faces = 0
+        self.inflight: deque[tuple[list[LocatedFrame], Future]] = deque()
+
+    def add(self, frame) -> None:
+        located = self.pipeline.locate(frame)
+        self.pending.append(located)
+        self.faces += len(located.faces)
+        if len(self.pending) >= self.max_frames or self.faces >= self.max_faces:
+            self._submit()
+            while len(self.inflight) > self.max_inflight or (
+                self.inflight and self.inflight[0][1].done()
+            ):
+                self._finish_oldest()
+
+    def drain(self) -> None:
+        if self.pending:
+            self._submit()
+        while self.inflight:
+            self._finish_oldest()
+
+    def _submit(self) -> None:
+        batch, self.pending, self.faces = self.pending, [], 0
+        self.inflight.append((batch, self.pool.submit(predict_frames, self.engines, batch)))
+
+    def _finish_oldest(self) -> None:
+        batch, future = self.inflight.popleft()
+        stats = self.stats
+        for located, predictions in zip(batch, future.result(), strict=True):
+            result = self.pipeline.finish(located, predictions)
+            self.sink.write(located.frame.image_bgr, result)
+            stats.frames += 1
+            stats.face_rows += len(result.faces)
+            stats.face_ids.update(f.track_id for f in result.faces)
+            stats.last_timestamp_ms = result.timestamp_ms
+        if self.progress is not None:
+            self.progress.update(len(batch))

@@ -1,0 +1,162 @@
+"""Analyse a whole archive of videos: every face in every frame, a report per video, one table.
+
+``python -m liveaffect analyze INPUT... --out DIR`` writes, per video, ``DIR/<video>/``
+``faces.csv`` (the live app's columns; ``timestamp_ms`` is the position in the video),
+``report.png`` and ``summary.json``, and ``DIR/summary.csv`` across the videos. Videos
+complete from an earlier run are skipped (``--force`` redoes them); a video that fails is
+recorded and the others go on (exit status 1). ``--ray`` runs the videos on a Ray cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from liveaffect.commands.model_options import (
+    add_model_arguments,
+    check_model_path,
+    model_arguments,
+    model_error,
+    number,
+)
+from liveaffect.errors import CliError
+
+LOCAL_RAY = "local"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``analyze`` options to ``parser``."""
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="video files, folders (searched recursively for videos) or glob patterns "
+        "(quote them: 'sessions/**/*.mp4')",
+    )
+    parser.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="output folder: DIR/<video>/{faces.csv,report.png,summary.json} and "
+        "DIR/summary.csv; with --ray on a cluster, a path every node can write "
+        "(NFS, or gs://bucket/path)",
+    )
+    add_model_arguments(parser)
+    parser.add_argument(
+        "--force", action="store_true", help="redo videos whose results are already complete"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--batch",
+        default="8",
+        metavar="N",
+        help="frames whose faces go through the model in one call",
+    )
+    parser.add_argument(
+        "--ray",
+        nargs="?",
+        const=LOCAL_RAY,
+        default=None,
+        metavar="ADDRESS",
+        help="run the videos on Ray (pip install -r requirements-ray.txt): alone, a local "
+        "cluster on this machine; 'auto' or ray://HOST:10001, an existing cluster",
+    )
+    parser.add_argument(
+        "--workers",
+        default=None,
+        metavar="N",
+        help="with --ray: workers (one model copy each; default: one per CPU of the cluster)",
+    )
+
+
+def _settings(args: argparse.Namespace):
+    from liveaffect.analysis.runner import AnalysisSettings
+
+    try:
+        batch = number(args.batch, "batch", int)
+        if batch is None or batch < 1:
+            raise ValueError(f"--batch must be 1 or more, got {args.batch}")
+        return AnalysisSettings(**model_arguments(args), batch_frames=batch, batch_faces=2 * batch)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _check_out(out: str) -> None:
+    from liveaffect.data.io import is_url
+
+    if is_url(out):
+        return
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise CliError(f"--out {out} is a file, not a folder")
+    parent = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(parent):
+        raise CliError(f"--out: folder {parent} does not exist")
+
+
+def _jobs(inputs: list[str], out: str):
+    from liveaffect.analysis.inputs import InputError, find_jobs
+
+    try:
+        jobs = find_jobs(inputs)
+    except InputError as exc:
+        raise CliError(str(exc)) from None
+    out_abs = os.path.abspath(out)
+    for job in jobs:
+        if os.path.abspath(job.path).startswith(out_abs + os.sep):
+            raise CliError(f"input {job.path} lies inside --out {out}; choose another --out")
+    return jobs
+
+
+def _workers(args: argparse.Namespace) -> int | None:
+    try:
+        workers = number(args.workers, "workers", int)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    if workers is not None and workers < 1:
+        raise CliError(f"--workers must be 1 or more, got {workers}")
+    if workers is not None and args.ray is None:
+        raise CliError("--workers needs --ray")
+    return workers
+
+
+def run(args: argparse.Namespace) -> int:
+    """Analyse the videos; returns 0 (all complete), 1 (a video failed), 130 (Ctrl-C)."""
+    settings = _settings(args)
+    workers = _workers(args)
+    _check_out(args.out)
+    check_model_path(settings.model)
+    jobs = _jobs(args.inputs, args.out)
+    result = _analyze(args, settings, jobs, workers)
+    for video in result.videos:
+        if video.get("status") == "failed":
+            print(f"failed: {video['video']}: {video.get('reason', '')}", file=sys.stderr)
+    print(result.line(), flush=True)
+    return result.exit_code
+
+
+def _analyze(args, settings, jobs, workers):
+    from liveaffect.bundle import BundleError
+    from liveaffect.engines import EngineError
+    from liveaffect.runtime.detectors import DetectorError
+
+    try:
+        if args.ray is not None:
+            from liveaffect.analysis.ray_runner import RayUnavailable, analyze_on_ray
+
+            address = None if args.ray == LOCAL_RAY else args.ray
+            try:
+                return analyze_on_ray(
+                    jobs, settings, args.out, args.force, args.quiet, address, workers
+                )
+            except RayUnavailable as exc:
+                raise CliError(str(exc)) from None
+        from liveaffect.analysis.archive import analyze_archive
+
+        return analyze_archive(jobs, settings, args.out, args.force, args.quiet)
+    except BundleError as exc:
+        raise CliError(model_error(settings.model, exc)) from None
+    except (DetectorError, EngineError) as exc:
+        raise CliError(f"{type(exc).__name__}: {exc}") from None
+    except OSError as exc:
+        raise CliError(f"--out {args.out}: {exc.strerror or exc}") from None

