@@ -59,3 +59,5 @@ python bench/analyze_speed.py --source $V/pyfeat_WolfgangLanger_Pexels.mp4 --mod
 # 12. analyze on a local 2-worker Ray cluster (needs requirements-ray.txt): per-worker FPS in
 #     each DIR/<video>/summary.json (bench/results/analyze_ray_local_2workers.json summarises them).
 python -m liveaffect analyze $V --out /tmp/liveaffect_ray_bench --ray --workers 2 --quiet --force
+# 13. How the default --min-face-score was chosen: detections per threshold on the clips.
+python bench/face_score.py --videos $V --json bench/results/face_score.json

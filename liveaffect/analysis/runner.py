@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from liveaffect.errors import OptionError
+from liveaffect.runtime.detectors import DEFAULT_MIN_SCORE
 from liveaffect.runtime.live import LocatedFrame, Pipeline
 from liveaffect.runtime.options import DETECTOR_FLAGS, ENGINE_FLAGS
 from liveaffect.runtime.sinks import CsvSink
@@ -67,7 +68,7 @@ class AnalysisSettings:
     model: Path
     detector: str = "blazeface"
     detector_weights: Path | None = None
-    min_face_score: float = 0.5
+    min_face_score: float = DEFAULT_MIN_SCORE
     smooth: int = 3
     engine: str = "auto"
     threads: int | None = None

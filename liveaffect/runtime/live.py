@@ -18,6 +18,7 @@ import numpy as np
 
 from liveaffect.preprocess import PreprocessSpec, prepare_batch, to_bgr
 from liveaffect.runtime.dashboard import Dashboard, StageMeans, View
+from liveaffect.runtime.shotcut import ShotCutDetector
 from liveaffect.runtime.smoothing import PredictionSmoother
 from liveaffect.runtime.timing import STAGES, StageTimer
 from liveaffect.runtime.tracker import IouTracker
@@ -49,6 +50,8 @@ class Pipeline:
         spec: how crops are prepared (the bundle card's ``preprocess``).
         tracker: gives faces stable ids (a new :class:`IouTracker` if None).
         smoother: per-track averaging (a 3-frame :class:`PredictionSmoother` if None).
+        cuts: shot-cut detection; every track ends at a cut (a new
+            :class:`ShotCutDetector` if None; ``False`` turns it off).
     """
 
     def __init__(
@@ -58,12 +61,14 @@ class Pipeline:
         spec: PreprocessSpec,
         tracker: IouTracker | None = None,
         smoother: PredictionSmoother | None = None,
+        cuts: ShotCutDetector | bool | None = None,
     ) -> None:
         self.detector = detector
         self.engine = engine
         self.spec = spec
         self.tracker = tracker or IouTracker()
         self.smoother = smoother or PredictionSmoother(window=3)
+        self.cuts = ShotCutDetector() if cuts is None else (cuts or None)
 
     def process(self, frame: Frame) -> FrameResult:
         """Detect, track, score and smooth every face of ``frame``.
@@ -92,6 +97,8 @@ class Pipeline:
                 h, w = image.shape[:2]
                 detections = [d for d in self.detector.detect(image) if _visible(d, w, h)]
         with timer.stage("track"):
+            if self.cuts is not None and image is not None and self.cuts.update(image):
+                self.tracker.reset()  # a new shot: whoever is there now is someone new
             faces = self.tracker.update(detections)
         with timer.stage("preprocess"):
             crops = prepare_batch(image, [f.detection.xyxy for f in faces], self.spec)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from liveaffect.errors import OptionError
+from liveaffect.runtime.detectors import DEFAULT_MIN_SCORE
 
 if TYPE_CHECKING:
     from liveaffect.engines import EngineOptions
@@ -58,7 +59,7 @@ class LiveOptions:
     model: Path = DEFAULT_MODEL_DIR
     detector: str = "blazeface"
     detector_weights: Path | None = None
-    min_face_score: float = 0.5
+    min_face_score: float = DEFAULT_MIN_SCORE
     smooth: int = 3
     engine: str = "auto"
     display: bool = True

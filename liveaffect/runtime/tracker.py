@@ -4,7 +4,12 @@ Detections of a new frame are assigned to the known tracks with scipy's Hungaria
 solver (:func:`scipy.optimize.linear_sum_assignment`) on box overlap (IoU). A face
 that the detector misses for up to ``max_lost`` frames keeps its id when it comes
 back near where it was: lost tracks also match by centre distance relative to their
-box size. Ids are never reused, so per-face state (smoothing) can never mix people.
+box size. Each track keeps a constant-velocity estimate of its box (a running mean of how
+far the box moved per frame), and matching compares detections with where each track is
+*predicted* to be, so a face that crosses the frame fast, or is missed for a frame or two
+while it moves, keeps its id. Ids are never reused, so per-face state (smoothing) can
+never mix people. :meth:`IouTracker.reset` ends every track (the live loop calls it at a
+shot cut, see :mod:`liveaffect.runtime.shotcut`).
 """
 
 from __future__ import annotations
@@ -26,13 +31,17 @@ class TrackerOptions:
         iou_threshold: minimum IoU for a detection to continue a track.
         max_lost: frames a track survives without a detection before its id retires.
         max_center_distance: a detection whose centre lies within this many box sizes
-            (the larger side of the track's last box) of a track's centre may also
-            continue it when the boxes barely overlap (fast motion, a missed frame).
+            (the larger side of the track's last box) of a track's predicted centre may
+            also continue it when the boxes barely overlap (fast motion, a missed frame).
+        velocity_weight: how much each new step counts in a track's velocity estimate
+            (an exponential moving average of the per-frame box motion); 0 turns motion
+            prediction off (a track is expected where it was last seen).
     """
 
     iou_threshold: float = 0.3
     max_lost: int = 15
     max_center_distance: float = 0.6
+    velocity_weight: float = 0.5
 
     def __post_init__(self) -> None:
         if not 0.0 < self.iou_threshold <= 1.0:
@@ -41,6 +50,8 @@ class TrackerOptions:
             raise ValueError(f"max_lost must be >= 0, got {self.max_lost}")
         if self.max_center_distance < 0:
             raise ValueError(f"max_center_distance must be >= 0, got {self.max_center_distance}")
+        if not 0.0 <= self.velocity_weight <= 1.0:
+            raise ValueError(f"velocity_weight must be in [0, 1], got {self.velocity_weight}")
 
 
 @dataclass
@@ -48,6 +59,23 @@ class _TrackState:
     track_id: int
     detection: Detection
     lost: int = 0
+    velocity: np.ndarray | None = None  # xyxy pixels per frame; None until seen twice
+
+    def predicted_box(self) -> np.ndarray:
+        """Where the box should be now: last box + velocity x frames since it was seen."""
+        box = np.asarray(self.detection.xyxy, np.float64)
+        if self.velocity is None:
+            return box
+        return box + self.velocity * (self.lost + 1)
+
+    def observe(self, det: Detection, weight: float) -> None:
+        """Continue the track with ``det``, updating the velocity estimate."""
+        step = (np.asarray(det.xyxy, np.float64) - self.detection.xyxy) / (self.lost + 1)
+        if self.velocity is None:
+            self.velocity = step * (weight > 0)
+        else:
+            self.velocity = (1.0 - weight) * self.velocity + weight * step
+        self.detection, self.lost = det, 0
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -125,10 +153,10 @@ class IouTracker:
         opts = self.options
         dets = list(detections)
         det_boxes = np.array([d.xyxy for d in dets], np.float64).reshape(-1, 4)
-        trk_boxes = np.array([t.detection.xyxy for t in self._tracks], np.float64).reshape(-1, 4)
+        trk_boxes = np.array([t.predicted_box() for t in self._tracks], np.float64).reshape(-1, 4)
         matches: dict[int, int] = {}  # detection index -> track index
 
-        # 1) overlap with every live track (recently lost ones included).
+        # 1) overlap with every live track's predicted box (recently lost ones included).
         iou = iou_matrix(trk_boxes, det_boxes)
         for ti, di in _assign(-iou, iou >= opts.iou_threshold):
             matches[di] = ti
@@ -146,7 +174,7 @@ class IouTracker:
         for di, det in enumerate(dets):
             if di in matches:
                 state = self._tracks[matches[di]]
-                state.detection, state.lost = det, 0
+                state.observe(det, opts.velocity_weight)
             else:
                 state = _TrackState(track_id=self._next_id, detection=det)
                 self._next_id += 1

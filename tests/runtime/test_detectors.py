@@ -12,6 +12,8 @@ import pytest
 from liveaffect.errors import OptionError
 from liveaffect.preprocess import to_bgr
 from liveaffect.runtime.detectors import (
+    DEFAULT_MIN_SCORE,
+    DETECTORS,
     DetectorError,
     DetectorOptions,
     create_detector,
@@ -23,7 +25,7 @@ from liveaffect.runtime.detectors.blazeface import (
     ssd_anchors,
     weighted_nms,
 )
-from liveaffect.types import Detection
+from liveaffect.types import Detection, FaceDetector
 
 VIDEOS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "videos"
 
@@ -63,6 +65,13 @@ def assert_in_frame(detections: list[Detection], frame: np.ndarray) -> None:
         assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h
         assert 0.0 <= d.score <= 1.0
         assert d.keypoints.shape == (6, 2) and np.isfinite(d.keypoints).all()
+
+
+def test_create_detector_defaults_to_blazeface(detector):
+    assert isinstance(detector, FaceDetector)
+    assert isinstance(detector, BlazeFaceDetector) and detector.model == "both"
+    assert DETECTORS == ("blazeface", "yolo")
+    assert detector.min_score == DEFAULT_MIN_SCORE == DetectorOptions().min_score == 0.6
 
 
 def test_unknown_detector_lists_choices():
@@ -154,7 +163,7 @@ def test_finds_several_small_faces_in_the_crowd_clip(detector):
 
 
 @pytest.mark.shared
-@pytest.mark.parametrize("model", ["short", "full", "auto"])
+@pytest.mark.parametrize("model", ["both", "short", "full", "auto"])
 def test_every_model_finds_a_webcam_face(model, face_frame):
     found = BlazeFaceDetector(model=model).detect(face_frame)
     assert len(found) == 1 and found[0].score > 0.7
@@ -205,7 +214,7 @@ def test_blank_frames_have_no_face(detector):
     ],
     ids=["empty", "7x5", "grey7x5", "1x1", "odd", "tall-bgra", "wide-1ch", "float"],
 )
-@pytest.mark.parametrize("model", ["full", "short"])
+@pytest.mark.parametrize("model", ["both", "full", "short"])
 def test_odd_frames_do_not_crash(frame, model):
     found = BlazeFaceDetector(model=model).detect(frame)
     assert isinstance(found, list)
@@ -220,7 +229,7 @@ def test_to_bgr_rejects_non_images():
 
 def test_weights_folder_and_single_file():
     folder = model_dir()
-    assert BlazeFaceDetector(weights=folder).model == "full"
+    assert BlazeFaceDetector(weights=folder).model == "both"
     single = BlazeFaceDetector(model="short", weights=folder / MODELS["short"].filename)
     assert single.detect(np.zeros((10, 10, 3), np.uint8)) == []
 
@@ -229,3 +238,66 @@ def test_weights_folder_and_single_file():
 def test_yolo_without_ultralytics_says_how_to_install():
     with pytest.raises(DetectorError, match=r"pip install -r requirements-yolo\.txt"):
         create_detector("yolo")
+
+
+def _tight_crop(frame: np.ndarray, det: Detection, size: int = 256) -> np.ndarray:
+    """The face box, squared and barely enlarged, resized to ``size``: the face fills it."""
+    x1, y1, x2, y2 = det.xyxy
+    cx, cy, half = (x1 + x2) / 2, (y1 + y2) / 2, max(x2 - x1, y2 - y1) * 0.525
+    h, w = frame.shape[:2]
+    a, b = int(max(0, cx - half)), int(max(0, cy - half))
+    c, d = int(min(w, cx + half)), int(min(h, cy + half))
+    return cv2.resize(frame[b:d, a:c], (size, size), interpolation=cv2.INTER_CUBIC)
+
+
+@pytest.fixture(scope="module")
+def close_ups() -> dict[str, list[np.ndarray]]:
+    """Faces that fill the frame: CK+ faces upscaled to 256 px, tight crops of the clips."""
+    import csv
+
+    root = VIDEOS.parent / "ckplus_au"
+    if not root.exists():
+        pytest.skip(f"shared data not present: {root}")
+    rows = list(csv.DictReader((root / "labels.csv").open()))[::3]
+    ck = [
+        cv2.resize(cv2.imread(str(root / r["path"])), (256, 256), interpolation=cv2.INTER_CUBIC)
+        for r in rows
+    ]
+    finder = BlazeFaceDetector(model="full", min_score=0.6)
+    clips = []
+    for name in (
+        "pyfeat_single_face.mp4",
+        "pyfeat_WolfgangLanger_Pexels.mp4",
+        "pyfeat_face_noface.mov",
+        "facenet_pytorch_video.mp4",
+    ):
+        for frame in read_frames(name, step=8):
+            clips += [_tight_crop(frame, d) for d in finder.detect(frame)]
+    return {"ckplus": ck, "clips": clips}
+
+
+@pytest.mark.shared
+def test_default_detector_finds_faces_that_fill_the_frame(detector, close_ups):
+    """>= 97% of close-ups found by the default; full range alone (the old default) misses
+    most of them."""
+    found = {k: [bool(detector.detect(im)) for im in v] for k, v in close_ups.items()}
+    everything = found["ckplus"] + found["clips"]
+    assert len(found["ckplus"]) >= 200 and len(found["clips"]) >= 100
+    assert np.mean(everything) >= 0.97, {k: np.mean(v) for k, v in found.items()}
+    full = BlazeFaceDetector(model="full")
+    assert np.mean([bool(full.detect(im)) for im in close_ups["ckplus"]]) < 0.6
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize(("height", "frame_size"), [(24, (320, 180)), (40, (640, 360))])
+def test_default_detector_finds_small_faces(detector, face_frame, height, frame_size):
+    """The smallest faces found: about 7% of the frame's longer side (24 px in 320x180,
+    40 px in 640x360; the full-range model sees the frame at 192 px)."""
+    (face,) = detector.detect(face_frame)
+    scale = height / face.height
+    small = cv2.resize(face_frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    w, h = frame_size
+    canvas = np.full((h, w, 3), 127, np.uint8)
+    canvas[: min(h, small.shape[0]), : min(w, small.shape[1])] = small[:h, :w]
+    found = detector.detect(canvas)
+    assert len(found) == 1 and 0.7 * height < found[0].height < 1.3 * height

@@ -90,3 +90,40 @@ def test_new_face_next_to_existing_one_gets_its_own_id():
 def test_bad_options_raise(kwargs):
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         TrackerOptions(**kwargs)
+
+
+def _fast_walker(tracker: IouTracker, frames: int = 12, step: float = 25.0) -> list[int]:
+    """A 50 px face moving half a box width per frame (12 box widths a second at 25 fps),
+    seen in the first two frames, then missed by the detector every other frame."""
+    seen = []
+    for i in range(frames):
+        if i % 2 and i > 1:
+            tracker.update([])
+            continue
+        x = 100 + step * i
+        seen += ids(tracker.update([det(x, 100, x + 50, 150)]))
+    return seen
+
+
+def test_fast_face_keeps_its_id_with_motion_prediction():
+    assert set(_fast_walker(IouTracker())) == {1}
+
+
+def test_without_motion_prediction_the_fast_face_gets_many_ids():
+    """The same walker with prediction off (the old tracker): a new id almost every step."""
+    assert len(set(_fast_walker(IouTracker(TrackerOptions(velocity_weight=0.0))))) >= 5
+
+
+def test_motion_prediction_does_not_swap_two_crossing_faces():
+    tracker = IouTracker()
+    for i in range(10):
+        a, b = 20 + 30 * i, 400 - 30 * i  # walking toward each other, 10 px apart vertically
+        tracks = tracker.update([det(a, 0, a + 60, 60), det(b, 70, b + 60, 130)])
+        assert ids(tracks) == [1, 2]
+
+
+def test_reset_ends_every_track_so_faces_after_a_cut_get_new_ids():
+    tracker = IouTracker()
+    assert ids(tracker.update([det(100, 100, 200, 200)])) == [1]
+    tracker.reset()
+    assert ids(tracker.update([det(100, 100, 200, 200)])) == [2]
