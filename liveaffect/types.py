@@ -81,7 +81,8 @@ class FrameResult:
 
     Attributes:
         index: 0-based frame number from the source.
-        timestamp_ms: monotonic capture time in milliseconds.
+        timestamp_ms: a file's frame: its position in the video; a camera's or stream's:
+            its capture time as Unix time; both in milliseconds.
         faces: one FaceResult per tracked face in this frame.
         timings_ms: time spent per stage on this frame (read, detect, ...).
     """
@@ -94,12 +95,22 @@ class FrameResult:
 
 @dataclass(frozen=True)
 class Frame:
-    """A frame as read from a source."""
+    """A frame as read from a source.
+
+    Attributes:
+        index: 0-based frame number.
+        timestamp_ms: a file's frame: its position in the video (ms from the start); a
+            camera's or stream's: when it was captured, Unix time in ms.
+        image_bgr: the picture.
+        capture_ms: how long the read took.
+        read_at_ms: when the reader got it, ``time.monotonic()`` in ms (for latency).
+    """
 
     index: int
     timestamp_ms: float
     image_bgr: np.ndarray
     capture_ms: float = 0.0
+    read_at_ms: float = 0.0
 
 
 @runtime_checkable

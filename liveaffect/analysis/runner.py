@@ -13,8 +13,8 @@ analyses videos one after another, each with a fresh tracker and smoother (ids s
   the batches before and after; the results are then smoothed in frame order
   (``Pipeline.finish``) and written by the live app's ``CsvSink``.
 
-So the rows are the live app's rows for the same frames (same stages, same order); only
-``timestamp_ms`` differs: here it is the position in the video.
+So the rows are the live app's rows for the same frames (same stages, same order, and the
+same ``timestamp_ms``: a file frame's position in the video).
 """
 
 from __future__ import annotations
@@ -193,9 +193,7 @@ class VideoAnalyzer:
         from liveaffect.runtime.video import SourceError, open_source
 
         try:
-            source = open_source(
-                video, queue_size=self.settings.queue_frames, position_timestamps=True
-            )
+            source = open_source(video, queue_size=self.settings.queue_frames)
         except SourceError as exc:
             raise VideoError(str(exc)) from None
         stats = VideoStats(fps=source.fps, announced_frames=source.frame_count)

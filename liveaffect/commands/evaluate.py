@@ -54,8 +54,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--detect",
         action="store_true",
-        help="run the BlazeFace detector on full images and crop the best face "
-        "(images without a face are counted as misses and excluded)",
+        help="run the BlazeFace detector on full images and crop the best face; the "
+        "detection rate is printed and stored, and images without a face are handled as "
+        "--no-face says",
+    )
+    parser.add_argument(
+        "--no-face",
+        default="error",
+        choices=("error", "whole", "skip"),
+        help="with --detect, an image without a detected face: 'error' counts it as wrong "
+        "in every metric (default: a detector that misses hard faces cannot flatter the "
+        "numbers), 'whole' scores the whole image as the face, 'skip' leaves it out",
     )
     _add_view_and_output_arguments(parser)
 
@@ -209,6 +218,7 @@ def _predict(args: argparse.Namespace, bundle, records, tta, detector, degrade=N
         detector=detector,
         progress=not args.no_progress,
         degrade=degrade,
+        no_face=args.no_face,
     )
 
 

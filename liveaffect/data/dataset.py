@@ -8,6 +8,7 @@ so a model never sees faces prepared differently from how it was trained.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -18,6 +19,9 @@ from liveaffect.data import io
 from liveaffect.data.records import Record
 from liveaffect.labels import AU_MISSING, EXPR_MISSING, NUM_AUS, VA_MISSING
 from liveaffect.preprocess import PreprocessSpec, decode_image, face_pixels, normalize
+
+log = logging.getLogger(__name__)
+_MAX_NAMED = 10  # unreadable images named one by one before only the count is given
 
 
 @dataclass
@@ -93,25 +97,97 @@ def label_arrays(records: Sequence[Record]) -> dict[str, np.ndarray]:
 def decode_all(
     records: Sequence[Record], spec: PreprocessSpec, workers: int = 4, progress: bool = True
 ) -> np.ndarray:
-    """Decode every record into one uint8 array (N, H, W, C), in parallel with a progress bar."""
+    """Decode every record into one uint8 array (N, H, W, C), in parallel with a progress bar.
+
+    Raises:
+        UnreadableImagesError: an image cannot be read (names it); see
+            :func:`decode_readable` to skip such images instead.
+    """
+    images, _ = decode_readable(records, spec, workers, progress, max_unreadable=0.0)
+    return images
+
+
+MAX_UNREADABLE = 0.01
+"""Default share of unreadable images a training run skips before it gives up."""
+
+
+class UnreadableImagesError(io.DatasetError):
+    """More images than allowed could not be read; the message names the first few."""
+
+
+def decode_readable(
+    records: Sequence[Record],
+    spec: PreprocessSpec,
+    workers: int = 4,
+    progress: bool = True,
+    max_unreadable: float = MAX_UNREADABLE,
+    keep_images: bool = True,
+) -> tuple[np.ndarray | None, list[Record]]:
+    """Decode every record, skipping the images that cannot be read.
+
+    Each skipped image is named in a warning (the first ten, then a count); the run stops
+    only when more than ``max_unreadable`` of the images are unreadable.
+
+    Args:
+        records: the faces to decode.
+        spec: the model's preprocessing.
+        workers: decoding threads.
+        progress: show a progress bar.
+        max_unreadable: the largest share (0-1) of unreadable images that is tolerated.
+        keep_images: False only checks the images (returns None for them; saves memory).
+
+    Returns:
+        The decoded images (N', H, W, C) uint8 of the readable records, and those records.
+
+    Raises:
+        UnreadableImagesError: more than ``max_unreadable`` of the images are unreadable.
+    """
     from tqdm import tqdm
 
-    out = np.empty((len(records), *spec.input_shape), np.uint8)
+    out = np.empty((len(records) if keep_images else 0, *spec.input_shape), np.uint8)
 
-    def work(i: int) -> None:
-        out[i] = load_face(records[i].path, spec)
+    def work(i: int) -> bool:
+        try:
+            face = load_face(records[i].path, spec)
+        except (OSError, ValueError) as exc:
+            log.debug("cannot read %s: %s", records[i].path, exc)
+            return False
+        if keep_images:
+            out[i] = face
+        return True
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        list(
-            tqdm(
-                pool.map(work, range(len(records))),
-                total=len(records),
-                desc="decode faces",
-                disable=not progress,
-                unit="img",
-            )
+        results = pool.map(work, range(len(records)))
+        bar = tqdm(
+            results, total=len(records), desc="decode faces", disable=not progress, unit="img"
         )
-    return out
+        readable = np.fromiter(bar, bool, count=len(records))
+    bad = [records[i].path for i in np.flatnonzero(~readable)]
+    if max_unreadable > 0:
+        for path in bad[:_MAX_NAMED]:
+            log.warning("unreadable image skipped: %s", path)
+    _check_unreadable(bad, len(records), max_unreadable)
+    kept = [r for r, ok in zip(records, readable, strict=True) if ok]
+    if not keep_images:
+        return None, kept
+    return (out[readable] if bad else out), kept
+
+
+def _check_unreadable(bad: list[str], total: int, max_unreadable: float) -> None:
+    if not bad:
+        return
+    share = len(bad) / max(total, 1)
+    names = ", ".join(bad[:3]) + (" ..." if len(bad) > 3 else "")
+    if max_unreadable <= 0:
+        raise UnreadableImagesError(f"{len(bad)} of {total} images are unreadable: {names}")
+    if share > max_unreadable:
+        raise UnreadableImagesError(
+            f"{len(bad)} of {total} images ({share:.1%}) are unreadable, more than the "
+            f"{max_unreadable:.1%} allowed (data.max_unreadable): {names}"
+        )
+    log.warning(
+        "%d of %d images (%.2f%%) were unreadable and skipped", len(bad), total, 100 * share
+    )
 
 
 def augmenter(cfg: AugmentConfig, seed: int | None = None):

@@ -40,7 +40,8 @@ from liveaffect.labels import (
 
 logger = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+IMAGE_EXTENSIONS = io.IMAGE_SUFFIXES
+"""Every still-image format OpenCV's ``imread`` decodes (the file's contents decide)."""
 SPLITS = (None, "train", "validation", "test")
 _PATH_COLUMNS = ("path", "image", "image_path", "file", "filename")
 _EXPR_COLUMNS = ("expression", "expr", "label", "emotion", "class")

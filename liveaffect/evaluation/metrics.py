@@ -75,6 +75,10 @@ class ExprMetrics:
         }
 
 
+NO_PREDICTION = -1
+"""An expression prediction that was not made (no face found): counted as wrong."""
+
+
 def expression_metrics(
     labels: Sequence[int] | np.ndarray,
     predictions: np.ndarray,
@@ -84,7 +88,9 @@ def expression_metrics(
 
     Args:
         labels: (N,) int class indices; ``-1`` marks a missing label (ignored).
-        predictions: (N, C) probabilities (argmax is taken) or (N,) predicted ints.
+        predictions: (N, C) probabilities (argmax is taken) or (N,) predicted ints;
+            ``-1`` is no prediction (e.g. no face found): wrong for its frame, and a false
+            positive for no class.
         class_names: the C class names in index order.
 
     Returns:
@@ -96,9 +102,10 @@ def expression_metrics(
     names = tuple(class_names)
     num = len(names)
     y, p = _labelled_classes(labels, predictions, num)
-    confusion = np.bincount(y * num + p, minlength=num * num).reshape(num, num)
+    made = p != NO_PREDICTION
+    confusion = np.bincount(y[made] * num + p[made], minlength=num * num).reshape(num, num)
     tp = np.diag(confusion).astype(np.float64)
-    support = confusion.sum(axis=1)
+    support = np.bincount(y, minlength=num)
     predicted = confusion.sum(axis=0)
     precision = _safe_div(tp, predicted)
     recall = _safe_div(tp, support)
@@ -130,7 +137,8 @@ def expression_metrics(
 
 
 def _labelled_classes(labels, predictions, num: int) -> tuple[np.ndarray, np.ndarray]:
-    """Labels and predicted classes of the frames with a label, checked to lie in 0..num-1."""
+    """Labels and predicted classes of the frames with a label, checked to lie in 0..num-1
+    (a prediction may also be -1: none made)."""
     y = np.asarray(labels).astype(np.int64).reshape(-1)
     p = np.asarray(predictions)
     if p.ndim == 2:
@@ -144,8 +152,8 @@ def _labelled_classes(labels, predictions, num: int) -> tuple[np.ndarray, np.nda
     y, p = y[valid], p[valid]
     if np.any((y < 0) | (y >= num)):
         raise ValueError(f"expression labels must be -1 or 0..{num - 1}")
-    if np.any((p < 0) | (p >= num)):
-        raise ValueError(f"expression predictions must be 0..{num - 1}")
+    if np.any((p < NO_PREDICTION) | (p >= num)):
+        raise ValueError(f"expression predictions must be 0..{num - 1} (or -1: none)")
     return y, p
 
 

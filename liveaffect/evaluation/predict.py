@@ -4,8 +4,11 @@ Each image goes through :func:`liveaffect.preprocess.prepare_face`, the one
 preprocessing function shared with training and the live app, and the model runs
 through the app's Keras engine (:mod:`liveaffect.engines`). With a face detector
 the full image is searched first and the highest-scoring face is cropped with the
-card's margin; images without a face are *misses*: counted, reported and left out of
-every metric. Unreadable images are counted, warned about and skipped.
+card's margin; images without a face are *misses*, always counted and reported with the
+detection rate, and by default (``no_face="error"``) counted as wrong in every metric, so
+that a detector that misses hard faces cannot flatter the numbers; ``"whole"`` scores the
+whole image instead and ``"skip"`` leaves them out. Unreadable images are counted, warned
+about and skipped.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from liveaffect.bundle import HEAD_WIDTHS, HEADS, Bundle
 from liveaffect.data import io
 from liveaffect.data.records import Record
 from liveaffect.engines import create_engine
+from liveaffect.evaluation.metrics import NO_PREDICTION
 from liveaffect.evaluation.result import EvaluationResult, evaluate_arrays
 from liveaffect.labels import EXPRESSIONS
 from liveaffect.preprocess import PreprocessSpec, crop_face, decode_image, prepare_face
@@ -31,6 +35,7 @@ from liveaffect.types import FaceDetector
 log = logging.getLogger(__name__)
 
 _MAX_WARNINGS = 10
+NO_FACE_MODES = ("error", "whole", "skip")
 
 
 @dataclass
@@ -46,6 +51,9 @@ class Predictions:
         unreadable: paths of images that could not be read or decoded.
         misses: paths of images in which the detector found no face (``detect`` only).
         detect: whether a face detector ran on the full images.
+        no_face: what was done with the misses: ``error``, ``whole`` or ``skip``.
+        missed_records: with ``no_face="error"``, the records without a face (scored as
+            errors by :meth:`evaluate`).
         tta_flip: whether the views include each image's mirror.
         tta: the test-time views averaged (:meth:`liveaffect.tta.TTA.describe`).
         degrade: the degraded copy scored (:data:`liveaffect.data.degrade.KINDS`), or "".
@@ -59,6 +67,8 @@ class Predictions:
     unreadable: list[str] = field(default_factory=list)
     misses: list[str] = field(default_factory=list)
     detect: bool = False
+    no_face: str = "skip"
+    missed_records: list[Record] = field(default_factory=list)
     tta_flip: bool = False
     tta: str = "none (1 view)"
     degrade: str = ""
@@ -76,14 +86,15 @@ class Predictions:
 
         A head that was not trained gets no metrics (None) and a note saying why.
         """
-        y = self.labels()
+        records, expr, va, au = self._with_misses()
+        y = label_arrays(records)
         result = evaluate_arrays(
             y["expr"],
-            self.expr_probs,
+            expr,
             y["va"],
-            self.va,
+            va,
             y["au"],
-            self.au_probs,
+            au,
             au_thresholds=au_thresholds,
             class_names=class_names,
         )
@@ -97,20 +108,49 @@ class Predictions:
         if self.unreadable:
             result.notes.append(f"{len(self.unreadable)} unreadable image(s) were skipped.")
         if self.detect:
-            result.meta["detection_misses"] = len(self.misses)
-            result.notes.append(
-                f"Faces were found with a detector; {len(self.misses)} image(s) without a "
-                "detected face are excluded from all metrics."
-            )
-        if self.expr_probs is not None and (y["expr"] >= 0).any():
+            self._detection_meta(result)
+        scored = self.labels()["expr"]  # the images the model saw (not the misses)
+        if self.expr_probs is not None and (scored >= 0).any():
             from liveaffect.evaluation.robustness import prediction_share
 
             key = "share" if self.degrade else "clean"
-            result.robustness[key] = prediction_share(y["expr"], self.expr_probs, class_names)
+            result.robustness[key] = prediction_share(scored, self.expr_probs, class_names)
         for head, preds in (("expr", self.expr_probs), ("va", self.va), ("au", self.au_probs)):
             if preds is None:
                 result.notes.append(f"The {head} head is not trained: no {head} metrics.")
         return result
+
+    def _with_misses(self):
+        """Records and outputs to score: with ``no_face="error"`` every miss is appended
+        as a wrong answer (no expression, valence/arousal 0, no AU active)."""
+        expr, va, au = self.expr_probs, self.va, self.au_probs
+        n_missed = len(self.missed_records) if self.no_face == "error" else 0
+        if not n_missed:
+            return self.records, expr, va, au
+        if expr is not None:
+            made = np.argmax(expr, axis=1) if len(expr) else np.zeros(0, np.int64)
+            expr = np.concatenate([made, np.full(n_missed, NO_PREDICTION)])
+        va = None if va is None else np.concatenate([va, np.zeros((n_missed, 2))])
+        au = None if au is None else np.concatenate([au, np.zeros((n_missed, au.shape[1]))])
+        return [*self.records, *self.missed_records], expr, va, au
+
+    def _detection_meta(self, result: EvaluationResult) -> None:
+        """The detection rate and what happened to the misses, in meta and notes."""
+        readable = self.n_total - len(self.unreadable)
+        found = readable - len(self.misses)
+        rate = found / readable if readable else 0.0
+        result.meta.update(
+            detection_misses=len(self.misses), detection_rate=rate, no_face=self.no_face
+        )
+        what = {
+            "error": "are counted as errors in every metric",
+            "whole": "were scored on the whole image",
+            "skip": "are excluded from all metrics",
+        }[self.no_face]
+        result.notes.append(
+            f"Face detection rate {rate:.3f}: a face was found in {found} of {readable} "
+            f"images; the {len(self.misses)} without one {what} (--no-face {self.no_face})."
+        )
 
 
 def label_arrays(records: Sequence[Record]) -> dict[str, np.ndarray]:
@@ -160,6 +200,7 @@ def predict_records(
     tta: TTA | None = None,
     degrade: str | None = None,
     degrade_seed: int = 0,
+    no_face: str = "error",
 ) -> Predictions:
     """Predict every record's image with the bundle's model.
 
@@ -177,6 +218,9 @@ def predict_records(
             :data:`liveaffect.data.degrade.KINDS`), made from the image as read, before
             detection and cropping; noise draws are seeded by ``degrade_seed`` and the
             record's position, so a copy is the same on every run.
+        no_face: with ``detector``, images without a face are ``"error"`` (counted as
+            wrong by :meth:`Predictions.evaluate`), ``"whole"`` (the whole image is scored)
+            or ``"skip"`` (left out); all three count them in the detection rate.
 
     Returns:
         The predictions; heads the card marks untrained are None.
@@ -185,11 +229,13 @@ def predict_records(
 
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if no_face not in NO_FACE_MODES:
+        raise ValueError(f"no_face must be one of {', '.join(NO_FACE_MODES)}, got {no_face!r}")
     active = [h for h in HEADS if h in bundle.outputs and bundle.card.trained(h)]
     outputs: dict[str, list[np.ndarray]] = {h: [] for h in active}
     tta = tta if tta is not None else TTA(flip=bool(tta_flip))
     engine = create_engine(bundle, "keras", int(batch_size), tta) if active else None
-    loader = _FaceLoader(bundle.card.preprocess, detector, degrade, degrade_seed)
+    loader = _FaceLoader(bundle.card.preprocess, detector, degrade, degrade_seed, no_face)
     with (
         ThreadPoolExecutor(workers or min(8, os.cpu_count() or 1)) as pool,
         tqdm(total=len(records), disable=not progress, unit="img", desc="evaluate") as bar,
@@ -215,6 +261,8 @@ def predict_records(
         unreadable=loader.unreadable,
         misses=loader.misses,
         detect=detector is not None,
+        no_face=no_face,
+        missed_records=loader.missed_records,
         tta_flip=tta.flip,
         tta=tta.describe(),
         degrade=degrade or "",
@@ -230,7 +278,8 @@ def _stacked(outputs: dict[str, list[np.ndarray]], head: str) -> np.ndarray | No
 
 class _FaceLoader:
     """Reads (and degrades) images on worker threads; turns them into model-ready faces
-    in order, keeping count of the unreadable images and the detector's misses."""
+    in order, keeping count of the unreadable images and the detector's misses (handled
+    as ``no_face`` says: see :func:`predict_records`)."""
 
     def __init__(
         self,
@@ -238,6 +287,7 @@ class _FaceLoader:
         detector: FaceDetector | None,
         degrade: str | None,
         degrade_seed: int,
+        no_face: str = "error",
     ) -> None:
         if degrade is not None:
             from liveaffect.data.degrade import KINDS
@@ -246,9 +296,11 @@ class _FaceLoader:
                 raise ValueError(f"degrade must be one of {', '.join(KINDS)}, got {degrade!r}")
         self.spec, self.detector = spec, detector
         self.degrade, self.degrade_seed = degrade, degrade_seed
+        self.no_face = no_face
         self.kept: list[Record] = []
         self.unreadable: list[str] = []
         self.misses: list[str] = []
+        self.missed_records: list[Record] = []
 
     def read(self, item: tuple[int, Record]) -> np.ndarray | None:
         """The image of record number ``index`` (a prepared face when no detector runs)."""
@@ -276,7 +328,11 @@ class _FaceLoader:
             crop = _best_face(self.detector, item, self.spec)
             if crop is None:
                 self.misses.append(record.path)
-                return None
+                if self.no_face != "whole":
+                    if self.no_face == "error":
+                        self.missed_records.append(record)
+                    return None
+                crop = item
             item = prepare_face(crop, self.spec)
         self.kept.append(record)
         return item

@@ -168,6 +168,14 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return [*lines, ""]
 
 
+NO_FACE_TEXT = {
+    "skip": "they are excluded from every metric above.",
+    "error": "they count as errors in every metric above (no expression predicted, "
+    "valence/arousal 0, no AU active).",
+    "whole": "the whole image was scored as the face instead.",
+}
+
+
 def _meta_lines(meta: dict[str, Any]) -> list[str]:
     if not meta:
         return []
@@ -220,8 +228,9 @@ def _summary_section(result: EvaluationResult) -> list[str]:
         out += [
             "## Face detection",
             "",
-            f"The face detector found no face in **{misses}** image(s); they are excluded "
-            "from every metric above.",
+            f"The face detector found no face in **{misses}** image(s) (detection rate "
+            f"{meta.get('detection_rate', float('nan')):.3f}); "
+            + NO_FACE_TEXT.get(meta.get("no_face", "skip"), ""),
             "",
         ]
     if result.notes:

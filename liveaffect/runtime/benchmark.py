@@ -156,7 +156,7 @@ class _Recorder:
         if self.n > self.settings.warmup:
             for s in STAGES:
                 self.per_stage[s].append(float(ms.get(s, 0.0)))
-            self.latency.append(now_ms - frame.timestamp_ms)
+            self.latency.append(now_ms - frame.read_at_ms)
             if self.settings.camera_sim:
                 self.lag.append(source.frames_read - 1 - frame.index)
         self.faces.append(len(result.faces))

@@ -11,6 +11,12 @@ small bounded queue instead: every frame is delivered, in order, and the reader 
 consumer (back-pressure). OpenCV converts grey or 4-channel video to 3-channel BGR by default
 (``CAP_PROP_CONVERT_RGB``); frames are passed on as OpenCV returns them.
 
+A frame's ``timestamp_ms`` is, for a file, its position in the video (the container's
+timestamp, ``CAP_PROP_POS_MSEC``; else index / fps), so it does not depend on how fast the
+file is processed; for a camera or stream, the time it was captured, as Unix time in
+milliseconds (``time.time()``), to line it up with other recordings. ``read_at_ms`` is
+when the reader thread got the frame on the monotonic clock, for latency measurements.
+
 Example:
     >>> with open_source("clip.mp4") as source:
     ...     for frame in source:
@@ -54,9 +60,6 @@ class VideoSource:
             arrives for this long; None waits forever.
         first_image: a frame already read (``open_source`` reads one to validate the source).
         first_timestamp_s: ``time.monotonic()`` when ``first_image`` was captured.
-        position_timestamps: files only: stamp frames with their position in the video
-            (the capture's ``CAP_PROP_POS_MSEC``; frame index / fps where the container
-            gives none) instead of the monotonic capture time.
 
     Attributes:
         is_live, path_or_url: as given.
@@ -78,7 +81,6 @@ class VideoSource:
         read_timeout_s: float | None = 10.0,
         first_image: np.ndarray | None = None,
         first_timestamp_s: float | None = None,
-        position_timestamps: bool = False,
     ) -> None:
         if queue_size < 1:
             raise ValueError(f"queue_size must be >= 1; got {queue_size}")
@@ -100,7 +102,6 @@ class VideoSource:
         self._capture = capture
         self._capacity = 1 if self.is_live else int(queue_size)
         self._read_timeout_s = read_timeout_s if self.is_live else None
-        self._positions = bool(position_timestamps) and not self.is_live
         self._buffer: collections.deque[Frame] = collections.deque()
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -110,7 +111,7 @@ class VideoSource:
         first = None
         if first_image is not None:
             stamp = time.monotonic() if first_timestamp_s is None else first_timestamp_s
-            first = (first_image, self._position_s(0) if self._positions else stamp)
+            first = (first_image, stamp)
         self._thread = threading.Thread(
             target=self._run, args=(first,), name=f"VideoSource({path_or_url})", daemon=True
         )
@@ -129,8 +130,7 @@ class VideoSource:
                     if self.is_live and not self._stop.is_set():
                         self.error = f"{self._name()} stopped delivering frames"
                     break
-                stamp = self._position_s(self.frames_read) if self._positions else end
-                self._deliver(image, stamp, (end - start) * 1000.0)
+                self._deliver(image, end, (end - start) * 1000.0, time.time())
         except Exception as exc:  # a backend failure ends the source, the loop prints why
             self.error = f"reading {self._name()} failed: {exc}"
         finally:
@@ -140,15 +140,15 @@ class VideoSource:
                 self._done = True
                 self._cond.notify_all()
 
-    def _position_s(self, index: int) -> float:
-        """Seconds into the video of the frame just read (number ``index``)."""
-        position_ms = _prop(self._capture, cv2.CAP_PROP_POS_MSEC)
-        if index > 0 and position_ms <= 0.0:  # the container gave no time stamp
-            position_ms = index * 1000.0 / self.fps if self.fps else 0.0
-        return position_ms / 1000.0
-
-    def _deliver(self, image: np.ndarray, captured_s: float, capture_ms: float) -> None:
-        frame = Frame(self.frames_read, captured_s * 1000.0, image, capture_ms)
+    def _deliver(
+        self, image: np.ndarray, captured_s: float, capture_ms: float, wall_s: float | None = None
+    ) -> None:
+        index = self.frames_read
+        if self.is_live:  # when it was captured (Unix time)
+            stamp = (time.time() if wall_s is None else wall_s) * 1000.0
+        else:  # where it is in the video
+            stamp = self._position_ms(index)
+        frame = Frame(index, stamp, image, capture_ms, captured_s * 1000.0)
         if 0 in self.frame_size and getattr(image, "ndim", 0) >= 2:
             self.frame_size = (int(image.shape[1]), int(image.shape[0]))
         with self._cond:
@@ -164,6 +164,14 @@ class VideoSource:
                     return
             self._buffer.append(frame)
             self._cond.notify_all()
+
+    def _position_ms(self, index: int) -> float:
+        """A file frame's position in the video: the container's timestamp of the frame just
+        read (``CAP_PROP_POS_MSEC``), else its index over the frame rate."""
+        position = _prop(self._capture, cv2.CAP_PROP_POS_MSEC)
+        if position > 0 or index == 0:
+            return position
+        return index * 1000.0 / self.fps if self.fps > 0 else 0.0
 
     def _name(self) -> str:
         return f"camera {self.path_or_url}" if self.path_or_url.isdigit() else self.path_or_url
@@ -288,7 +296,6 @@ def open_source(
     read_timeout_s: float | None = 10.0,
     open_timeout_s: float = 10.0,
     camera_size: tuple[int, int] | None = None,
-    position_timestamps: bool = False,
 ) -> VideoSource:
     """Open a webcam, video file or stream and start reading it.
 
@@ -299,8 +306,6 @@ def open_source(
         read_timeout_s: a live source silent this long ends iteration with ``error`` set.
         open_timeout_s: streams: how long FFmpeg may take to connect and to read a frame.
         camera_size: cameras: (width, height) to ask the device for; it may pick another.
-        position_timestamps: files: ``timestamp_ms`` is the frame's position in the video
-            rather than the time it was decoded (batch analysis).
 
     Returns:
         A started :class:`VideoSource`; use it in a ``with`` block.
@@ -348,5 +353,4 @@ def open_source(
         read_timeout_s=read_timeout_s,
         first_image=first,
         first_timestamp_s=first_timestamp_s,
-        position_timestamps=position_timestamps,
     )

@@ -75,6 +75,9 @@ class DataConfig:
             have one, else by recording), ``recording``, ``official``, or ``random`` (the
             seed's frame-level split: the same people on both sides, so validation
             scores read high; a warning is printed).
+        max_unreadable: share (0-1) of training or validation images that may be
+            unreadable (corrupt, truncated, not an image): they are skipped with a warning
+            naming them; above this share the run stops before training.
     """
 
     train: list[SourceSpec] = field(default_factory=list)
@@ -85,6 +88,7 @@ class DataConfig:
     sampling: str = "none"
     recipe: dict[str, Any] = field(default_factory=dict)
     split: str = "auto"
+    max_unreadable: float = 0.01
 
     def __post_init__(self) -> None:
         self.train = [s if isinstance(s, SourceSpec) else _source(s) for s in self.train]
@@ -97,6 +101,8 @@ class DataConfig:
             raise ValueError(
                 f"data.split must be auto, {', '.join(STRATEGIES)}, got {self.split!r}"
             )
+        if not 0.0 <= self.max_unreadable <= 1.0:
+            raise ValueError(f"data.max_unreadable must be in [0, 1], got {self.max_unreadable}")
         self.recipe = dict(self.recipe or {})
         self.seed_recipe()
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from liveaffect.bundle import ModelCard, save_bundle
-from liveaffect.data.dataset import decode_all, label_arrays, make_dataset
+from liveaffect.data.dataset import decode_readable, label_arrays, make_dataset
 from liveaffect.data.records import Record
 from liveaffect.labels import AU_MISSING
 from liveaffect.preprocess import PreprocessSpec
@@ -190,10 +190,14 @@ def _datasets(run: _Run, progress: bool):
     cfg, spec = run.cfg, run.spec
     workers = max(os.cpu_count() or 2, 2)
     cache = None if cfg.data.cache == "none" else "memory"
-    images = None
-    if cfg.data.cache == "memory":
-        images = decode_all(run.train_records, spec, workers, progress)
-    elif cfg.data.cache == "file":
+    limit = cfg.data.max_unreadable
+    # Unreadable images are skipped (named in warnings) before training starts; the run
+    # stops only when more than data.max_unreadable of them are unreadable.
+    images, run.train_records = decode_readable(
+        run.train_records, spec, workers, progress, limit, keep_images=cfg.data.cache == "memory"
+    )
+    val_images, run.val_records = decode_readable(run.val_records, spec, workers, progress, limit)
+    if cfg.data.cache == "file":
         cache = str(run.run_dir / "cache" / "train")
         (run.run_dir / "cache").mkdir(exist_ok=True)
     ds = make_dataset(
@@ -206,7 +210,6 @@ def _datasets(run: _Run, progress: bool):
         images=images,
         seed=cfg.train.seed,
     )
-    val_images = decode_all(run.val_records, spec, workers, progress)
     return ds, ValidationSet(val_images, label_arrays(run.val_records))
 
 

@@ -142,7 +142,9 @@ def test_detector_crops_best_face_and_counts_misses(tiny_bundle, tmp_path):
         img[0, 0] = 255 if i % 2 == 0 else 0
         cv2.imwrite(str(tmp_path / f"{i}.png"), img)
         records.append(Record(path=str(tmp_path / f"{i}.png"), expr=i, va=(0.1 * i, -0.1)))
-    preds = predict_records(bundle, records, detector=FakeDetector(), progress=False)
+    preds = predict_records(
+        bundle, records, detector=FakeDetector(), progress=False, no_face="skip"
+    )
     assert [r.expr for r in preds.records] == [0, 2]
     assert preds.misses == [records[1].path, records[3].path]
     img = cv2.imread(records[0].path, cv2.IMREAD_UNCHANGED)
@@ -151,10 +153,26 @@ def test_detector_crops_best_face_and_counts_misses(tiny_bundle, tmp_path):
         preds.expr_probs[0], _direct(bundle, face[None])["expr"][0], atol=1e-5
     )
     result = preds.evaluate()
-    assert result.meta["detection_misses"] == 2
+    assert result.meta["detection_misses"] == 2 and result.meta["detection_rate"] == 0.5
     assert result.expr.n == 2 and result.va.n == 2
     text = write_report(result, tmp_path / "r.md")["report"].read_text()
-    assert "no face in **2** image(s)" in text and "excluded" in text
+    assert "no face in **2** image(s) (detection rate 0.500)" in text and "excluded" in text
+
+    # the default: a miss is an error in every metric (no expression, VA 0, no AU)
+    errors = predict_records(bundle, records, detector=FakeDetector(), progress=False)
+    assert errors.no_face == "error" and len(errors.missed_records) == 2
+    result = errors.evaluate()
+    assert result.expr.n == 4 and result.va.n == 4
+    assert result.expr.accuracy <= 0.5  # the two misses can never be right
+    assert result.expr.per_class["Anger"]["recall"] == 0.0  # record 1 (Anger) was missed
+    assert sum(c["predicted"] for c in result.expr.per_class.values()) == 2  # no extra FPs
+    assert "count as errors" in write_report(result, tmp_path / "e.md")["report"].read_text()
+
+    # whole: the whole image is scored instead of a crop
+    whole = predict_records(
+        bundle, records, detector=FakeDetector(), progress=False, no_face="whole"
+    )
+    assert len(whole.records) == 4 and whole.evaluate().meta["detection_rate"] == 0.5
 
 
 def test_untrained_heads_give_none(tiny_bundle_factory, tmp_path):
@@ -268,7 +286,7 @@ def test_cli_card_updates_need_a_card(bundle_dir, tmp_path):
     assert card["metrics"]["evaluation"]
 
 
-def test_cli_detect_reports_misses(tiny_bundle, tmp_path, monkeypatch):
+def test_cli_detect_reports_misses(tiny_bundle, tmp_path, monkeypatch, capsys):
     import liveaffect.runtime.detectors as detectors
 
     asked = []
@@ -284,9 +302,33 @@ def test_cli_detect_reports_misses(tiny_bundle, tmp_path, monkeypatch):
     assert run_cli([*argv, "--report", str(out_md)]) == 0
     d = json.loads(out_json.read_text())
     assert asked == ["blazeface"] and d["meta"]["detect"] is True
-    assert d["meta"]["detection_misses"] == 4 and d["expr"]["n"] == 2
-    assert d["expr"]["classes_present"] == ["Happiness"]
+    assert d["meta"]["detection_misses"] == 4 and d["meta"]["detection_rate"] == pytest.approx(
+        1 / 3
+    )
+    assert d["meta"]["no_face"] == "error" and d["expr"]["n"] == 6  # misses count as errors
+    assert d["expr"]["per_class"]["Sadness"]["recall"] == 0.0
     assert "no face in **4** image(s)" in out_md.read_text()
+    assert "Face detection rate 0.333" in capsys.readouterr().out
+    assert run_cli([*argv, "--no-face", "skip"]) == 0
+    d = json.loads(out_json.read_text())
+    assert d["expr"]["n"] == 2 and d["expr"]["classes_present"] == ["Happiness"]
+    assert d["meta"]["detection_rate"] == pytest.approx(1 / 3)
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".tiff", ".webp", ".pgm", ".ppm", ".jp2", ".jpe"])
+def test_cli_reads_every_still_format_opencv_reads(bundle_dir, tmp_path, suffix):
+    data = write_class_folders(tmp_path / "fer", per_class=2)
+    for path in list(data.rglob("*.jpg")):
+        image = cv2.imread(str(path))
+        if suffix in (".pgm",):
+            image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        assert cv2.imwrite(str(path.with_suffix(suffix)), image)
+        path.unlink()
+    out_json = tmp_path / "eval.json"
+    argv = ["--model", str(bundle_dir), "--data", str(data), "--json", str(out_json)]
+    assert run_cli(argv) == 0
+    d = json.loads(out_json.read_text())
+    assert d["expr"]["n"] == 6 and d["meta"]["unreadable"] == 0
 
 
 def test_cli_test_time_views_from_card_and_flags(bundle_dir, tmp_path):

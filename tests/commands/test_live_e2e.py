@@ -77,6 +77,8 @@ def test_single_face_video_headless(tmp_path, tiny_bundle):
         assert sum(probs) == pytest.approx(1.0, abs=1e-3)
         assert row["expression"] in {c[2:] for c in CSV_COLUMNS if c.startswith("p_")}
         assert {row[c] for c in CSV_COLUMNS if c.endswith("_active")} <= {"0", "1"}
+        # a file's timestamp is the frame's position in the video (30 fps), not a clock
+        assert float(row["timestamp_ms"]) == pytest.approx(int(row["frame"]) * 1000 / 30, abs=1)
 
     cap = cv2.VideoCapture(str(out_mp4))
     written = 0

@@ -68,9 +68,12 @@ def test_video_file_yields_every_frame_in_order(tmp_path):
     assert [f.index for f in frames] == list(range(20))
     levels = [float(f.image_bgr.mean()) for f in frames]
     assert np.allclose(levels, 10 * np.arange(20), atol=4)
+    # timestamp_ms of a file frame is its position in the video (10 fps: 100 ms apart),
+    # however fast or slow it was read
     stamps = np.array([f.timestamp_ms for f in frames])
-    assert np.all(np.diff(stamps) >= 0)
-    assert abs(stamps[-1] - time.monotonic() * 1000) < 10_000
+    np.testing.assert_allclose(stamps, 100.0 * np.arange(20), atol=1.0)
+    reads = np.array([f.read_at_ms for f in frames])
+    assert np.all(np.diff(reads) >= 0) and abs(reads[-1] - time.monotonic() * 1000) < 10_000
     assert source.frames_read == 20 and source.frames_dropped == 0 and source.error is None
 
 
@@ -252,3 +255,31 @@ def test_mjpeg_http_stream_on_loopback():
     assert source.frames_dropped == 40 - len(frames) > 0
     assert frames[-1].index == 39
     assert source.error is not None and "stopped delivering" in source.error
+
+
+def test_live_frames_are_stamped_with_their_capture_time():
+    """Cameras and streams: timestamp_ms is when the frame was captured, as Unix time."""
+    from liveaffect.runtime.video import VideoSource
+
+    class Camera:
+        def __init__(self):
+            self.n = 0
+
+        def read(self):
+            self.n += 1
+            time.sleep(0.01)
+            return (self.n <= 5), np.zeros((8, 8, 3), np.uint8)
+
+        def get(self, prop):
+            return 0.0
+
+        def release(self):
+            pass
+
+    before = time.time() * 1000
+    with VideoSource(Camera(), is_live=True, path_or_url="0") as source:
+        frames = [source.read() for _ in range(3)]
+    after = time.time() * 1000
+    stamps = [f.timestamp_ms for f in frames if f is not None]
+    assert stamps and all(before <= t <= after for t in stamps)
+    assert stamps == sorted(stamps)
