@@ -195,6 +195,40 @@ def map_outputs(model: Any) -> dict[str, int]:
     return found
 
 
+def with_head_outputs(model: Any, outputs: dict[str, int]) -> tuple[Any, dict[str, int]]:
+    """The model with its outputs as a dict keyed ``expr``/``va``/``au``, as trained bundles are.
+
+    A functional model whose outputs are a list (or named otherwise) is wrapped, sharing its
+    layers and weights, so that every consumer (Keras and TFLite engines, ``bench``,
+    ``export``) reads the heads by name. A model already shaped so is returned as is.
+    """
+    names = [str(n).split("/")[0] for n in model.output_names]
+    try:
+        structure = model.output
+    except (AttributeError, ValueError):  # not a functional model
+        structure = None
+    if isinstance(structure, dict) and set(structure) == set(outputs):
+        return model, outputs
+    import keras
+
+    order = sorted(outputs, key=outputs.get)
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    try:
+        heads = {  # output layers named by head, so output_names == the dict's keys
+            h: model.outputs[outputs[h]]
+            if names[outputs[h]] == h
+            else keras.layers.Identity(name=h)(model.outputs[outputs[h]])
+            for h in order
+        }
+        wrapped = keras.Model(inputs, heads, name=model.name)
+    except (ValueError, TypeError, AttributeError) as exc:  # e.g. a subclassed model
+        raise BundleError(
+            f"cannot read the outputs {names} of {model.name!r} by head; save a functional "
+            "model whose outputs are named expr/va/au"
+        ) from exc
+    return wrapped, map_outputs(wrapped)
+
+
 def card_for_plain_model(model: Any, outputs: dict[str, int]) -> ModelCard:
     """A conservative card for a ``.keras`` trained elsewhere: 0..255 RGB input."""
     shape = tuple(model.inputs[0].shape)
@@ -230,6 +264,7 @@ def load_bundle(path: str | os.PathLike, compile: bool = False) -> Bundle:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BundleError(f"{model_file}: cannot load the model ({reason[:200]})") from exc
     outputs = map_outputs(model)
+    model, outputs = with_head_outputs(model, outputs)
     if card is None:
         card = card_for_plain_model(model, outputs)
     else:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 MODES = ("fp32", "fp16", "int8")
+CACHE_FORMAT = 2  # 2: outputs keyed by head name (list-output models are wrapped first)
 
 
 class ExportError(Exception):
@@ -80,6 +81,7 @@ def cached_tflite(bundle: Any, mode: str = "fp32") -> Path:
                 target.exists()
                 and stamp.exists()
                 and json.loads(stamp.read_text()).get("sha256") == digest
+                and json.loads(stamp.read_text()).get("format") == CACHE_FORMAT
             ):
                 return target
         except (OSError, ValueError):
@@ -90,7 +92,9 @@ def cached_tflite(bundle: Any, mode: str = "fp32") -> Path:
             tmp = target.with_suffix(f".{os.getpid()}.tmp")  # processes may race here
             tmp.write_bytes(data)
             os.replace(tmp, target)
-            stamp.write_text(json.dumps({"sha256": digest, "source": str(model_file)}))
+            stamp.write_text(
+                json.dumps({"sha256": digest, "source": str(model_file), "format": CACHE_FORMAT})
+            )
             return target
         except OSError:
             continue
