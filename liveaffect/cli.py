@@ -28,12 +28,37 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Adds "(default: X)" to an option's help unless it has no default or says it already."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text.lower()
+            or default in (None, False, argparse.SUPPRESS)
+            or action.option_strings == []
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _add_version(parser: argparse.ArgumentParser) -> None:
+    from liveaffect import __version__
+
+    parser.add_argument(
+        "--version", action="version", version=f"liveaffect {__version__}", help="print the version"
+    )
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The argument parser; with ``only``, just that subcommand's module is imported."""
     parser = argparse.ArgumentParser(
         prog="python -m liveaffect",
-        description="liveaffect: real-time facial expression, valence/arousal and action units.",
+        description="liveaffect: real-time facial expression, valence/arousal and action units. "
+        "Without a COMMAND, `live` runs: `python -m liveaffect clip.mp4` analyses that clip.",
     )
+    _add_version(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         if only is not None and name != only:
@@ -44,9 +69,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             name,
             help=help_text,
             description=(module.__doc__ or help_text).strip().splitlines()[0],
-            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+            formatter_class=_HelpFormatter,
         )
         module.add_arguments(p)
+        _add_version(p)
         p.set_defaults(_module=module)
     return parser
 
@@ -54,7 +80,14 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run the subcommand; returns the process exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    only = argv[0] if argv and argv[0] in SUBCOMMANDS else None
+    if argv[:1] == ["--version"]:  # answered without importing any command
+        from liveaffect import __version__
+
+        print(f"liveaffect {__version__}")
+        return 0
+    if not argv or (argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help", "--version")):
+        argv = ["live", *argv]  # live is the default command
+    only = argv[0] if argv[0] in SUBCOMMANDS else None
     args = build_parser(only).parse_args(argv)
     try:
         return int(args._module.run(args) or 0)

@@ -88,6 +88,14 @@ class PreprocessSpec:
         return cls(**known)
 
 
+IMAGE_SUFFIXES = (
+    *(".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".avif"),
+    *(".jp2", ".pbm", ".pgm", ".ppm", ".pnm", ".pxm", ".pfm", ".sr", ".ras", ".exr", ".hdr"),
+    ".pic",
+)
+"""Every still-image format OpenCV decodes (:func:`decode_image`; the contents decide)."""
+
+
 def decode_image(data: bytes) -> np.ndarray | None:
     """Decode an encoded image (JPEG, PNG ...) as stored; None when it is not one.
 

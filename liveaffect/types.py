@@ -141,16 +141,22 @@ class Sink(Protocol):
         paused: while set, the loop shows the sink the same frame again (window pause).
         view: what a drawing sink's canvas shows (``runtime.dashboard.View``); None: the
             default view.
+        error: set by ``close()`` when what the sink wrote turns out incomplete (a video
+            that cannot be read back whole); the run then reports an error.
     """
 
     draws: bool = False
     stop_requested: bool = False
     paused: bool = False
     view: Any = None
+    error: str | None = None
 
     def write(self, frame_bgr: np.ndarray, result: FrameResult) -> None: ...
 
     def close(self) -> None: ...
+
+    def hold(self) -> None:
+        """Keep the last frame shown until the user is done (a window; others: nothing)."""
 
 
 @runtime_checkable

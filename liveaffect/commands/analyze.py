@@ -121,18 +121,36 @@ def _workers(args: argparse.Namespace) -> int | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Analyse the videos; returns 0 (all complete), 1 (a video failed), 130 (Ctrl-C)."""
+    """Analyse the videos; returns 0 (all complete), 1 (a video failed), 130 (Ctrl-C),
+    143 (SIGTERM), 129 (SIGHUP)."""
+    from liveaffect.runtime.signals import StopSignals
+
     settings = _settings(args)
     workers = _workers(args)
     _check_out(args.out)
     check_model_path(settings.model)
     jobs = _jobs(args.inputs, args.out)
-    result = _analyze(args, settings, jobs, workers)
+    with StopSignals(interrupt=True) as signals:  # SIGTERM/SIGHUP stop as Ctrl-C does
+        result = _analyze(args, settings, jobs, workers)
     for video in result.videos:
         if video.get("status") == "failed":
             print(f"failed: {video['video']}: {video.get('reason', '')}", file=sys.stderr)
     print(result.line(), flush=True)
+    if result.interrupted and signals.exit_status:
+        return signals.exit_status
     return result.exit_code
+
+
+def _quiet_analyzer(verbose: bool):
+    """Builds the analyzer with TensorFlow's and LiteRT's start-up lines hidden."""
+    from liveaffect.analysis.runner import VideoAnalyzer
+    from liveaffect.runtime.quiet import quiet_native_stderr
+
+    def make(settings):
+        with quiet_native_stderr(not verbose):
+            return VideoAnalyzer(settings)
+
+    return make
 
 
 def _analyze(args, settings, jobs, workers):
@@ -153,7 +171,8 @@ def _analyze(args, settings, jobs, workers):
                 raise CliError(str(exc)) from None
         from liveaffect.analysis.archive import analyze_archive
 
-        return analyze_archive(jobs, settings, args.out, args.force, args.quiet)
+        make = _quiet_analyzer(bool(getattr(args, "verbose", False)))
+        return analyze_archive(jobs, settings, args.out, args.force, args.quiet, make)
     except BundleError as exc:
         raise CliError(model_error(settings.model, exc)) from None
     except (DetectorError, EngineError) as exc:

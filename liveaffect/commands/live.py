@@ -9,11 +9,8 @@ gets one clear line (exit status 2).
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 import sys
-import threading
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 from liveaffect.commands.model_options import (
@@ -41,6 +38,16 @@ def parse_source(text: str | None) -> int | str:
     return text
 
 
+def parse_window_size(text: str | None) -> tuple[int, int] | None:
+    """``"1280x720"`` -> (1280, 720); None stays None (fit to the screen)."""
+    if text is None:
+        return None
+    width, sep, height = text.strip().lower().partition("x")
+    if not (sep and width.isdigit() and height.isdigit()):
+        raise ValueError(f"--window-size must be WIDTHxHEIGHT, e.g. 1280x720; got {text!r}")
+    return int(width), int(height)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``live`` options to ``parser``."""
     parser.epilog = (
@@ -61,6 +68,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-display",
         action="store_true",
         help="do not open a window (headless: use with --csv, --output and/or --output-raw)",
+    )
+    parser.add_argument(
+        "--window-size",
+        default=None,
+        metavar="WxH",
+        help="window size at start, e.g. 1280x720 (default: the video's size, shrunk to fit "
+        "the screen); the window can be resized and labels are drawn at the size shown",
+    )
+    parser.add_argument(
+        "--fast",
+        action="store_true",
+        help="with a window, play a video file as fast as it is processed instead of at "
+        "its own frame rate (headless runs are always as fast as possible)",
     )
     parser.add_argument(
         "--output",
@@ -118,6 +138,8 @@ def options_from_args(args: argparse.Namespace) -> LiveOptions:
         max_frames=number(args.max_frames, "max_frames", int),
         streams=parse_targets(getattr(args, "stream", None) or ()),
         stream_faces=number(getattr(args, "stream_faces", "4"), "stream_faces", int),
+        window_size=parse_window_size(getattr(args, "window_size", None)),
+        fast=bool(getattr(args, "fast", False)),
         **model_arguments(args),
     )
 
@@ -134,51 +156,41 @@ def _check_model_path(opts: LiveOptions) -> None:
 
 
 def _check_display(opts: LiveOptions) -> None:
-    headless = not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-    if opts.display and sys.platform.startswith("linux") and headless:
-        raise CliError("no display found (DISPLAY is not set); run with --no-display")
+    """Before anything is opened: a window must be able to open (Qt would abort)."""
+    from liveaffect.runtime.display import display_problem
+
+    problem = display_problem() if opts.display else None
+    if problem:
+        raise CliError(f"{problem}; run with --no-display")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the live app; returns 0 (end, q, --max-frames), 1 (stream dropped), 130 (Ctrl-C),
-    143 (SIGTERM)."""
+    """Run the live app; returns 0 (end, q, --max-frames), 1 (stream dropped, or an output
+    could not be written), 130 (Ctrl-C), 143 (SIGTERM), 129 (SIGHUP)."""
+    from liveaffect.runtime.signals import StopSignals
+    from liveaffect.runtime.sinks import SinkError
+
     opts = _options(args)
     _check_model_path(opts)
     _check_display(opts)
     out = sys.stderr if any(t.to_stdout for t in opts.streams) else sys.stdout
-    with ExitStack() as stack:
-        terminated = stack.enter_context(_sigterm_as_interrupt())
-        streams = _open_streams(opts, stack)
-        summary = _run(opts, streams, out)
+    verbose = bool(getattr(args, "verbose", False))
+    try:
+        with StopSignals() as signals, ExitStack() as stack:
+            streams = _open_streams(opts, stack)
+            summary = _run(opts, streams, out, signals.reason, verbose)
+    except SinkError as exc:  # an output could not be opened
+        if exc.exit_status == 2:
+            raise CliError(str(exc)) from None
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_status
     print(summary, file=out, flush=True)
     if summary.error:
-        print(f"error: the stream dropped: {summary.error}", file=sys.stderr)
+        print(f"error: {summary.error}", file=sys.stderr)
         return 1
-    if terminated:
-        return 143
+    if signals.exit_status:
+        return signals.exit_status
     return 130 if summary.stopped == "interrupt" else 0
-
-
-@contextmanager
-def _sigterm_as_interrupt():
-    """While inside, SIGTERM ends the run like Ctrl-C (every file and socket closed).
-
-    Yields a list that holds the signal number once SIGTERM arrived.
-    """
-    received: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield received
-        return
-
-    def handler(signum, frame):
-        received.append(signum)
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield received
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _open_streams(opts: LiveOptions, stack: ExitStack) -> list:
@@ -201,65 +213,90 @@ def _open_streams(opts: LiveOptions, stack: ExitStack) -> list:
     return streams
 
 
-def _run(opts: LiveOptions, streams: list, out):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
-    from liveaffect import engines
-    from liveaffect.bundle import BundleError, load_bundle
-    from liveaffect.runtime.controls import Controls
-    from liveaffect.runtime.dashboard import RAW_VIEW, Dashboard
-    from liveaffect.runtime.detectors import DetectorError, build_detector
-    from liveaffect.runtime.live import Pipeline, run_loop
-    from liveaffect.runtime.sinks import CsvSink, SinkError, VideoSink, WindowSink
-    from liveaffect.runtime.smoothing import PredictionSmoother
-    from liveaffect.runtime.video import SourceError, open_source
+def _run(opts: LiveOptions, streams: list, out, stop, verbose: bool = False):
+    from liveaffect.runtime.quiet import quiet_native_stderr
 
     with ExitStack() as stack:
-        try:
-            source = stack.enter_context(open_source(opts.source))
-        except SourceError as exc:
-            raise CliError(str(exc)) from None
-        try:
-            detector = build_detector(opts.detector_options)
-        except (DetectorError, ValueError) as exc:
-            raise CliError(f"detector: {exc}") from None
-        engines.configure_threads(opts.threads)
-        try:
-            bundle = load_bundle(opts.model)
-            engine = engines.build_engine(bundle, opts.engine_options)
-        except BundleError as exc:
-            raise CliError(model_error(opts.model, exc)) from None
-        except engines.EngineError as exc:
-            raise CliError(f"engine: {exc}") from None
-        sinks = []
-        try:
-            if opts.display:
-                controls = Controls(opts.snapshot_dir)
-                sinks.append(stack.enter_context(WindowSink("liveaffect", controls)))
-            if opts.output is not None:
-                sinks.append(stack.enter_context(VideoSink(opts.output, fps=source.fps)))
-            if opts.output_raw is not None:
-                raw = VideoSink(opts.output_raw, fps=source.fps, view=RAW_VIEW)
-                sinks.append(stack.enter_context(raw))
-            if opts.csv is not None:
-                sinks.append(stack.enter_context(CsvSink(opts.csv, bundle.card)))
-        except SinkError as exc:
-            raise CliError(str(exc)) from None
-        sinks += streams
-        pipeline = Pipeline(
-            detector, engine, bundle.card.preprocess, smoother=PredictionSmoother(opts.smooth)
+        with quiet_native_stderr(not verbose):  # TensorFlow/LiteRT start-up chatter
+            source, detector, engine, bundle = _open_parts(opts, stack)
+        return _loop(opts, stack, (source, detector, engine, bundle), streams, out, stop)
+
+
+def _open_parts(opts: LiveOptions, stack: ExitStack):
+    """Open the source, the detector and the model (CliError naming what failed)."""
+    from liveaffect import engines
+    from liveaffect.bundle import BundleError, load_bundle
+    from liveaffect.runtime.detectors import DetectorError, build_detector
+    from liveaffect.runtime.video import SourceError, open_source
+
+    try:
+        source = stack.enter_context(open_source(opts.source))
+    except SourceError as exc:
+        raise CliError(str(exc)) from None
+    try:
+        detector = build_detector(opts.detector_options)
+    except (DetectorError, ValueError) as exc:
+        raise CliError(f"detector: {exc}") from None
+    engines.configure_threads(opts.threads)
+    try:
+        bundle = load_bundle(opts.model)
+        engine = engines.build_engine(bundle, opts.engine_options)
+    except BundleError as exc:
+        raise CliError(model_error(opts.model, exc)) from None
+    except engines.EngineError as exc:
+        raise CliError(f"engine: {exc}") from None
+    return source, detector, engine, bundle
+
+
+def _loop(opts: LiveOptions, stack: ExitStack, parts, streams: list, out, stop):
+    """Open the window, then the outputs, run the live loop, and close every sink."""
+    source, detector, engine, bundle = parts
+    from liveaffect.runtime.dashboard import Dashboard
+    from liveaffect.runtime.live import Pipeline, close_sinks, run_loop
+    from liveaffect.runtime.smoothing import PredictionSmoother
+
+    dashboard = Dashboard(bundle.card)
+    sinks = _open_sinks(opts, stack, source, bundle.card, dashboard) + streams
+    pipeline = Pipeline(
+        detector, engine, bundle.card.preprocess, smoother=PredictionSmoother(opts.smooth)
+    )
+    _print_start(opts, bundle, engine, streams, out)
+    summary = run_loop(
+        source,
+        pipeline,
+        sinks,
+        dashboard=dashboard,
+        max_frames=opts.max_frames,
+        on_fps=lambda fps: print(f"FPS: {fps:.1f}", file=out, flush=True),
+        stop=stop,
+        hold_last=source.is_still,
+    )
+    return close_sinks(sinks, summary)  # every file finished; an unreadable video is an error
+
+
+def _open_sinks(opts: LiveOptions, stack: ExitStack, source, card, dashboard) -> list:
+    """The window first, then the output files: nothing is truncated until all else opened."""
+    from liveaffect.runtime.controls import Controls
+    from liveaffect.runtime.dashboard import RAW_VIEW
+    from liveaffect.runtime.sinks import CsvSink, VideoSink, WindowSink
+
+    sinks: list = []
+    if opts.display:
+        pace = None if opts.fast or source.is_live else source.fps
+        window = WindowSink(
+            "liveaffect", Controls(opts.snapshot_dir), size=opts.window_size, pace_fps=pace
         )
-        _print_start(opts, bundle, engine, streams, out)
-        try:
-            return run_loop(
-                source,
-                pipeline,
-                sinks,
-                dashboard=Dashboard(bundle.card),
-                max_frames=opts.max_frames,
-                on_fps=lambda fps: print(f"FPS: {fps:.1f}", file=out, flush=True),
-            )
-        except SinkError as exc:
-            raise CliError(str(exc)) from None
+        sinks.append(stack.enter_context(window))
+        known = min(source.frame_size) > 0
+        window.open(dashboard.canvas_size(source.frame_size) if known else None)
+    if opts.output is not None:
+        sinks.append(stack.enter_context(VideoSink(opts.output, fps=source.fps)))
+    if opts.output_raw is not None:
+        raw = VideoSink(opts.output_raw, fps=source.fps, view=RAW_VIEW)
+        sinks.append(stack.enter_context(raw))
+    if opts.csv is not None:
+        sinks.append(stack.enter_context(CsvSink(opts.csv, card)))
+    return sinks
 
 
 def _print_start(opts: LiveOptions, bundle, engine, streams, out) -> None:

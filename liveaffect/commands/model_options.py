@@ -1,9 +1,9 @@
 """The options every command that runs the face pipeline shares (``live``, ``analyze``).
 
 One definition of ``--model``, ``--detector``, ``--detector-weights``, ``--min-face-score``,
-``--smooth``, ``--engine``, ``--no-tta`` and ``--threads``: their flags, defaults and help
-text, how their strings become values, and the model path check that runs before
-TensorFlow loads.
+``--smooth``, ``--engine``, ``--no-tta``, ``--threads`` and ``--verbose``: their flags,
+defaults and help text, how their strings become values, and the model path check that
+runs before TensorFlow loads.
 """
 
 from __future__ import annotations
@@ -83,6 +83,11 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="N",
         help="CPU threads for the model and OpenCV (default: all cores)",
+    )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show TensorFlow's and LiteRT's own start-up log lines (hidden by default)",
     )
 
 

@@ -37,10 +37,11 @@ from liveaffect.labels import (
     au_index,
     expression_index,
 )
+from liveaffect.preprocess import IMAGE_SUFFIXES
 
 logger = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = io.IMAGE_SUFFIXES
+IMAGE_EXTENSIONS = IMAGE_SUFFIXES
 """Every still-image format OpenCV's ``imread`` decodes (the file's contents decide)."""
 SPLITS = (None, "train", "validation", "test")
 _PATH_COLUMNS = ("path", "image", "image_path", "file", "filename")

@@ -11,13 +11,9 @@ import os
 import re
 from typing import IO, Any
 
+from liveaffect.preprocess import IMAGE_SUFFIXES
+
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
-IMAGE_SUFFIXES = (
-    *(".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".avif"),
-    *(".jp2", ".pbm", ".pgm", ".ppm", ".pnm", ".pxm", ".pfm", ".sr", ".ras", ".exr", ".hdr"),
-    ".pic",
-)
-"""Every still-image format OpenCV's ``imread`` decodes (the file's contents decide)."""
 _FILE_SUFFIXES = (*IMAGE_SUFFIXES, ".txt", ".csv", ".json")
 
 

@@ -19,6 +19,7 @@ import numpy as np
 from liveaffect.preprocess import PreprocessSpec, prepare_batch, to_bgr
 from liveaffect.runtime.dashboard import Dashboard, StageMeans, View
 from liveaffect.runtime.shotcut import ShotCutDetector
+from liveaffect.runtime.sinks import SinkError
 from liveaffect.runtime.smoothing import PredictionSmoother
 from liveaffect.runtime.timing import STAGES, StageTimer
 from liveaffect.runtime.tracker import IouTracker
@@ -174,8 +175,11 @@ class RunSummary:
         track_ids: every face id that appeared.
         elapsed_s: wall time of the loop.
         stopped: why it ended: ``"end"`` (source exhausted), ``"quit"`` (window),
-            ``"max_frames"``, ``"interrupt"`` (Ctrl-C) or ``"error"`` (stream dropped).
-        error: the source's message when the stream dropped.
+            ``"max_frames"``, ``"interrupt"`` (Ctrl-C), ``"sigterm"``/``"sighup"`` (asked
+            to stop by a signal) or ``"error"`` (stream dropped, or an output could not
+            be written).
+        error: what went wrong, one sentence (``stopped == "error"``, or an output that
+            turned out incomplete when it was closed).
         stage_ms: total milliseconds per pipeline stage.
     """
 
@@ -258,6 +262,8 @@ def run_loop(
     max_frames: int | None = None,
     on_fps: Callable[[float], None] | None = None,
     fps_every: int = 10,
+    stop: Callable[[], str | None] | None = None,
+    hold_last: bool = False,
 ) -> RunSummary:
     """Process frames until the source ends, a sink asks to stop, or ``max_frames``.
 
@@ -272,6 +278,12 @@ def run_loop(
         max_frames: stop after this many frames (None: no limit).
         on_fps: called with the rolling FPS every ``fps_every`` frames.
         fps_every: how often ``on_fps`` is called.
+        stop: asked after every frame; a reason (e.g. ``"sigterm"``) ends the run there.
+        hold_last: when the source ends by itself, keep the last frame on screen until a key
+            is pressed (each sink's ``hold()``: the window's; a still image).
+
+    A sink that cannot write (disk full) ends the run with ``stopped="error"``. The sinks
+    stay open (a caller may run again into them); :func:`close_sinks` finishes them.
 
     Returns:
         The run's summary. Ctrl-C ends the loop and still returns it.
@@ -297,15 +309,36 @@ def run_loop(
             if paused:
                 paused_s += paused
                 meter.shift(paused)
-            if any(s.stop_requested for s in sinks):
-                summary.stopped = "quit"
-                break
-            if max_frames is not None and summary.frames >= max_frames:
-                summary.stopped = "max_frames"
+            reason = _stop_reason(sinks, summary.frames, max_frames, stop)
+            if reason:
+                summary.stopped = reason
                 break
     except KeyboardInterrupt:
         summary.stopped = "interrupt"
+    except SinkError as exc:
+        summary.stopped, summary.error = "error", str(exc)
     summary.elapsed_s = time.perf_counter() - start - paused_s
     if source.error and summary.stopped == "end":
-        summary.stopped, summary.error = "error", str(source.error)
+        summary.stopped, summary.error = "error", f"the stream dropped: {source.error}"
+    if hold_last and summary.stopped == "end":
+        for sink in sinks:
+            sink.hold()
+    return summary
+
+
+def _stop_reason(sinks, frames: int, max_frames: int | None, stop) -> str | None:
+    if any(s.stop_requested for s in sinks):
+        return "quit"
+    if max_frames is not None and frames >= max_frames:
+        return "max_frames"
+    return stop() if stop is not None else None
+
+
+def close_sinks(sinks: Sequence[Sink], summary: RunSummary) -> RunSummary:
+    """Close every sink (safe twice); one that reports an ``error`` on closing (a video
+    that cannot be read back whole) turns the summary into an error."""
+    for sink in sinks:
+        sink.close()
+        if sink.error and not summary.error:
+            summary.stopped, summary.error = "error", sink.error
     return summary

@@ -53,6 +53,9 @@ class LiveOptions:
             reported numbers do; False scores each face once (faster).
         streams: where to stream every face's affect (parsed ``--stream`` targets).
         stream_faces: face slots of an LSL outlet.
+        window_size: (width, height) of the window at start; None fits it to the screen.
+        fast: a video file with a window plays as fast as it is processed instead of at
+            its own frame rate.
     """
 
     source: int | str = 0
@@ -71,6 +74,8 @@ class LiveOptions:
     tta: bool = True
     streams: tuple[StreamTarget, ...] = ()
     stream_faces: int = 4
+    window_size: tuple[int, int] | None = None
+    fast: bool = False
 
     def __post_init__(self) -> None:
         from liveaffect.runtime.video import SourceError, check_video_file, parse_source_spec
@@ -97,6 +102,8 @@ class LiveOptions:
             raise ValueError(f"--smooth must be 1 (off) or more, got {self.smooth}")
         if self.max_frames is not None and self.max_frames < 1:
             raise ValueError(f"--max-frames must be 1 or more, got {self.max_frames}")
+        if self.window_size is not None and min(self.window_size) < 32:
+            raise ValueError(f"--window-size must be at least 32x32, got {self.window_size}")
         for name in ("output", "output_raw"):
             path = getattr(self, name)
             if path is not None and path.suffix.lower() not in VIDEO_SUFFIXES:

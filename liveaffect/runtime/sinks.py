@@ -9,8 +9,13 @@ attribute is True receives the drawn canvas for its ``view``
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
+import io
 import os
+import shutil
+import time
 from pathlib import Path
 
 import cv2
@@ -19,6 +24,7 @@ import numpy as np
 from liveaffect.bundle import ModelCard
 from liveaffect.runtime.controls import Controls
 from liveaffect.runtime.dashboard import DEFAULT_VIEW, View
+from liveaffect.runtime.display import fit_window, screen_size
 from liveaffect.runtime.hud import draw_notes
 from liveaffect.runtime.style import Style
 from liveaffect.types import FrameResult, Sink
@@ -58,7 +64,29 @@ CSV_COLUMNS: tuple[str, ...] = csv_columns(ModelCard())
 
 
 class SinkError(Exception):
-    """A sink cannot be opened (unwritable path, no video codec ...)."""
+    """A sink cannot be opened or written (unwritable path, no codec, disk full ...).
+
+    Attributes:
+        exit_status: 2 for a bad output path or codec (bad input), 1 for a write that
+            failed (disk full): the run stopped and what was written before is kept.
+    """
+
+    def __init__(self, message: str, exit_status: int = 2) -> None:
+        super().__init__(message)
+        self.exit_status = exit_status
+
+
+DISK_FULL_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EFBIG, *(getattr(errno, n) for n in ("EDQUOT",) if hasattr(errno, n))}
+)
+MIN_FREE_BYTES = 1 << 20
+"""A video stops being written when its disk has less than this left (1 MiB)."""
+
+
+def write_failed(path: Path, exc: OSError, kept: str) -> SinkError:
+    """The one-line error for a failed write; ``kept`` says what the file still holds."""
+    what = "disk full" if exc.errno in DISK_FULL_ERRNOS else "write failed"
+    return SinkError(f"{what}: cannot write {path} ({exc.strerror}); {kept}", exit_status=1)
 
 
 class _Closing(Sink):
@@ -92,18 +120,90 @@ class WindowSink(_Closing):
     the first seconds, PAUSED, the snapshot's path) are drawn on a copy, so the
     snapshots do not carry them.
 
+    The window is resizable (Qt scales the canvas to it, keeping its aspect ratio) and
+    opens at the canvas's size shrunk to fit the screen, or at ``size``.
+
     Args:
         name: the window title.
         controls: the keys' state (default: snapshots go to the current folder).
+        size: (width, height) at start; None fits the first canvas to the screen.
+        pace_fps: show at most this many frames a second (a video file's own rate);
+            None shows each frame as soon as it is ready.
     """
 
     draws = True
 
-    def __init__(self, name: str = "liveaffect", controls: Controls | None = None) -> None:
+    def __init__(
+        self,
+        name: str = "liveaffect",
+        controls: Controls | None = None,
+        size: tuple[int, int] | None = None,
+        pace_fps: float | None = None,
+    ) -> None:
         self.name = name
         self.controls = controls if controls is not None else Controls()
+        self.size = size
+        self.pace_s = 1.0 / pace_fps if pace_fps and pace_fps > 0 else 0.0
+        self._next_show: float | None = None
+        self._canvas_size: tuple[int, int] | None = None
         self._opened = False
         self._closed = False
+
+    def open(self, canvas_size: tuple[int, int] | None = None) -> None:
+        """Create the (resizable) window now: before any output file is opened."""
+        if self._opened:
+            return
+        _point_qt_at_system_fonts()
+        flags = cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL
+        cv2.namedWindow(self.name, flags)
+        self._opened = True
+        if self.size is None and canvas_size is not None and min(canvas_size) > 0:
+            self.size = fit_window(canvas_size, screen_size())
+        if self.size is not None:
+            cv2.resizeWindow(self.name, *self.size)
+        self._canvas_size = canvas_size
+
+    def _refit(self, canvas_size: tuple[int, int]) -> None:
+        """The canvas changed shape (``p`` shows or hides the panel): keep the window's
+        height, give it the canvas's aspect ratio (shrunk to fit the screen), so the whole
+        canvas stays visible at the same scale."""
+        previous, self._canvas_size = self._canvas_size, canvas_size
+        if previous == canvas_size:
+            return
+        if previous is None:  # opened before the canvas's size was known
+            if self.size is None:
+                self.size = fit_window(canvas_size, screen_size())
+                cv2.resizeWindow(self.name, *self.size)
+            return
+        try:
+            height = int(cv2.getWindowImageRect(self.name)[3])
+        except cv2.error:
+            height = 0
+        height = height if height > 0 else (self.size or canvas_size)[1]
+        width = round(height * canvas_size[0] / max(canvas_size[1], 1))
+        self.size = fit_window((width, height), screen_size())
+        cv2.resizeWindow(self.name, *self.size)
+
+    def _delay_ms(self) -> int:
+        """How long to wait for the file's frame rate (1 ms when not pacing or late)."""
+        if not self.pace_s:
+            return 1
+        now = time.perf_counter()
+        if self._next_show is None:
+            self._next_show = now
+        self._next_show += self.pace_s
+        if self._next_show < now:  # processing is slower than the file: do not wait
+            self._next_show = now
+            return 1
+        return max(1, round((self._next_show - now) * 1000))
+
+    def hold(self) -> None:
+        """Keep the last frame on screen until a key is pressed or the window is closed."""
+        if not self._opened or self._closed or self.stop_requested:
+            return
+        while self.is_visible():
+            if cv2.waitKey(100) != -1:
+                break
 
     @property
     def view(self) -> View:
@@ -118,20 +218,20 @@ class WindowSink(_Closing):
         """Show the canvas and poll the keyboard and the window state."""
         if self._closed or self.stop_requested:
             return
+        canvas_size = (frame_bgr.shape[1], frame_bgr.shape[0])
         if not self._opened:
-            _point_qt_at_system_fonts()
-            cv2.namedWindow(self.name, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
-            self._opened = True
+            self.open(canvas_size)
         elif not self.is_visible():  # the user closed the window: do not reopen it
             self.stop_requested = True
             return
+        self._refit(canvas_size)
         notes = self.controls.notes()
         shown = frame_bgr
         if any(notes.values()):
             shown = frame_bgr.copy()
             draw_notes(shown, Style.for_height(shown.shape[0]), **notes)
         cv2.imshow(self.name, shown)
-        key = cv2.waitKey(PAUSED_POLL_MS if self.controls.paused else 1)
+        key = cv2.waitKey(PAUSED_POLL_MS if self.controls.paused else self._delay_ms())
         self.controls.handle_key(key, frame_bgr)
         if self.controls.quit or not self.is_visible():
             self.stop_requested = True
@@ -196,15 +296,47 @@ class VideoSink(_Closing):
             self._writer, self._size = writer, (w, h)
         if (w, h) != self._size:
             frame_bgr = cv2.resize(frame_bgr, self._size)
+        if self.frames_written % 10 == 0:
+            self._check_space()
         self._writer.write(frame_bgr)
         self.frames_written += 1
 
+    def _check_space(self) -> None:
+        """OpenCV's writer never reports a failed write: stop before the disk is full."""
+        try:
+            free = shutil.disk_usage(self.path.parent).free
+        except OSError:
+            return
+        if free < MIN_FREE_BYTES:
+            self.close()
+            raise SinkError(
+                f"disk full: {free // 1024} KiB left beside {self.path}; stopped writing the "
+                f"video after {self.frames_written} frames",
+                exit_status=1,
+            )
+
     def close(self) -> None:
-        """Finish the file (safe twice)."""
+        """Finish the file (safe twice). ``error`` is set when it cannot be read back whole."""
         self._closed = True
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
+        if self._writer is None:
+            return
+        self._writer.release()
+        self._writer = None
+        readable = _frames_in(self.path)
+        if readable < self.frames_written:
+            self.error = (
+                f"the video {self.path} is incomplete: {readable} of {self.frames_written} "
+                "frames can be read back (disk full, or a file-size limit?)"
+            )
+
+
+def _frames_in(path: Path) -> int:
+    """Frames a video file can be read back with (0 when it does not open)."""
+    capture = cv2.VideoCapture(str(path))
+    try:
+        return int(max(0.0, capture.get(cv2.CAP_PROP_FRAME_COUNT))) if capture.isOpened() else 0
+    finally:
+        capture.release()
 
 
 def _fmt(value: float, digits: int = 4) -> str:
@@ -253,7 +385,11 @@ def face_rows(
 
 
 class CsvSink(_Closing):
-    """Writes one row per face per frame; every frame's rows are flushed at once.
+    """Writes one row per face per frame; every frame's rows go to disk at once.
+
+    A write that fails (disk full, file-size limit) raises :class:`SinkError` (exit status
+    1) after cutting the file back to the end of the last whole frame, so every row in it
+    is complete.
 
     Args:
         path: output CSV file; its folder must exist.
@@ -264,27 +400,45 @@ class CsvSink(_Closing):
         self.path = Path(path)
         self.card = card
         try:
-            self._file = open(self.path, "w", newline="", encoding="utf-8")  # noqa: SIM115
+            self._file = open(self.path, "wb", buffering=0)  # noqa: SIM115
         except OSError as exc:
             raise SinkError(f"cannot write CSV {self.path}: {exc.strerror}") from exc
-        self._writer = csv.writer(self._file)
-        self._writer.writerow(csv_columns(card))
-        self._file.flush()
+        self._good = 0  # bytes of whole frames on disk
         self.rows_written = 0
+        self._append([list(csv_columns(card))])
+
+    def _append(self, rows: list[list[str]]) -> None:
+        text = io.StringIO()
+        csv.writer(text).writerows(rows)
+        data = memoryview(text.getvalue().encode("utf-8"))
+        try:
+            while data:
+                n = self._file.write(data)
+                data = data[n or 0 :]
+                if not n:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        except OSError as exc:
+            self._truncate_to_good()
+            kept = f"its {self.rows_written} rows written before are kept"
+            raise write_failed(self.path, exc, kept) from None
+        self._good = self._file.tell()
+
+    def _truncate_to_good(self) -> None:
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._file.fileno(), self._good)
+        self._file.close()
 
     def write(self, frame_bgr: np.ndarray, result: FrameResult) -> None:
-        """Append this frame's faces and flush them to disk."""
+        """Append this frame's faces (on disk when this returns)."""
         if self._file.closed:
             return
         size = (frame_bgr.shape[1], frame_bgr.shape[0]) if frame_bgr is not None else None
         rows = face_rows(result, self.card, size)
         if rows:
-            self._writer.writerows(rows)
-            self._file.flush()
+            self._append(rows)
             self.rows_written += len(rows)
 
     def close(self) -> None:
-        """Flush and close the file (safe twice)."""
+        """Close the file (safe twice)."""
         if not self._file.closed:
-            self._file.flush()
             self._file.close()

@@ -37,6 +37,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from liveaffect.preprocess import IMAGE_SUFFIXES
 from liveaffect.types import Frame
 
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
@@ -63,6 +64,8 @@ class VideoSource:
 
     Attributes:
         is_live, path_or_url: as given.
+        is_still: a file whose name says it is a still image (one frame; the live app keeps
+            it on screen until a key is pressed).
         fps: frames per second from the container or device; 0.0 when unknown.
         frame_size: (width, height) in pixels (from the device, else from the first frame).
         frame_count: number of frames a file claims to hold; 0 when unknown or live.
@@ -88,6 +91,7 @@ class VideoSource:
             raise ValueError(f"read_timeout_s must be > 0 or None; got {read_timeout_s}")
         self.is_live = bool(is_live)
         self.path_or_url = str(path_or_url)
+        self.is_still = not self.is_live and self.path_or_url.lower().endswith(IMAGE_SUFFIXES)
         self.fps = _prop(capture, cv2.CAP_PROP_FPS)
         self.frame_size = (
             int(_prop(capture, cv2.CAP_PROP_FRAME_WIDTH)),

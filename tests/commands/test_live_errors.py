@@ -323,3 +323,197 @@ def test_app_averages_the_cards_test_time_views(capsys, monkeypatch, tmp_path, t
     else:
         assert calls[0].tta.n_views == 4
         assert "engine keras+tta4, test-time views flip x scales 1/0.9 (4 views)" in out
+
+
+# ------------------------------------------------------------------ the fault matrix
+# Every way a run can be stopped or an output can fail: one `error:` line (or none for a
+# clean stop), the documented exit status, no traceback, and nothing already written lost.
+
+PRECIOUS = "frame,face_id\n0,1\n"  # an existing file that must survive a failed start
+
+
+def assert_no_traceback(err: str) -> None:
+    assert "Traceback" not in err, err[-3000:]
+
+
+@pytest.mark.parametrize("display", [":77", "nohost.invalid:3"])
+def test_unreachable_display_touches_no_file(capsys, monkeypatch, tmp_path, video, display):
+    """A DISPLAY that is not there: exit 2 suggesting --no-display, files untouched (Qt
+    would abort the process with 134 after truncating the CSV)."""
+    monkeypatch.setenv("DISPLAY", display)
+    out = tmp_path / "faces.csv"
+    out.write_text(PRECIOUS)
+    code, err = run_cli(capsys, str(video), "--csv", str(out), "--output", str(tmp_path / "o.mp4"))
+    assert_one_line_error(code, err, "--no-display", display)
+    assert out.read_text() == PRECIOUS and not (tmp_path / "o.mp4").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("broken", ["model", "source"])
+def test_no_output_is_opened_before_source_and_model(capsys, tmp_path, video, files, broken):
+    """A model that does not load or a camera that does not open leaves outputs untouched."""
+    out = tmp_path / "faces.csv"
+    out.write_text(PRECIOUS)
+    source = "7" if broken == "source" else str(video)
+    model = str(files["corrupt"]) if broken == "model" else "final_model"
+    code, err = run_cli(capsys, source, "--no-display", "--model", model, "--csv", str(out))
+    assert code == 2 and err.startswith("error:")
+    assert out.read_text() == PRECIOUS
+
+
+def _fake_world(monkeypatch, frames: int = 6):
+    from liveaffect.runtime import detectors, video
+
+    def fake_open(spec, **kwargs):
+        return video.VideoSource(_DroppingCapture(frames), is_live=False, path_or_url="x.avi")
+
+    monkeypatch.setattr(video, "open_source", fake_open)
+    monkeypatch.setattr(detectors, "build_detector", lambda *a, **k: _CentreDetector())
+
+
+def test_full_disk_at_the_csv_is_one_line_exit_1(capsys, monkeypatch, tiny_bundle):
+    """--csv on a full disk (/dev/full): one error line, exit 1."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full")
+    _fake_world(monkeypatch)
+    argv = ["--no-display", "--model", str(tiny_bundle), "--csv", "/dev/full", "--engine", "keras"]
+    code = main(["live", str(REPO / "README.md"), *argv])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "disk full" in lines[0] and "/dev/full" in lines[0]
+    assert_no_traceback(err)
+
+
+_LIMITED_RUN = """
+import resource, sys
+from liveaffect.cli import main
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]), int(sys.argv[1])))
+sys.exit(main(["live", *sys.argv[2:]]))
+"""
+
+
+def _limited(limit: int, *argv: str) -> subprocess.CompletedProcess:
+    """The live app with a file-size limit: every file it writes beyond it fails (EFBIG)."""
+    return subprocess.run(
+        [sys.executable, "-c", _LIMITED_RUN, str(limit), *argv],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+@pytest.mark.parametrize("output", ["csv", "video"])
+def test_output_filling_up_mid_run_stops_with_exit_1(tmp_path, tiny_bundle, output):
+    """The disk fills while writing: the run stops, says so in one line, exits 1, and the
+    CSV keeps only whole rows (the video: reported incomplete)."""
+    from conftest import shared_path
+
+    from liveaffect.runtime.sinks import CSV_COLUMNS
+
+    clip = shared_path("videos", "pyfeat_single_face.mp4")
+    path = tmp_path / ("faces.csv" if output == "csv" else "annotated.avi")
+    flag = "--csv" if output == "csv" else "--output"
+    limit = 4000 if output == "csv" else 300_000
+    common = ["--no-display", "--model", str(tiny_bundle), "--engine", "keras"]
+    proc = _limited(limit, str(clip), *common, flag, str(path))
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, proc.stderr[-3000:]
+    assert_no_traceback(proc.stderr)
+    assert "summary: frames=" in proc.stdout
+    frames = int(proc.stdout.split("summary: frames=")[1].split()[0])
+    if output == "csv":
+        assert "disk full" in errors[0] and str(path) in errors[0]
+        assert 0 < frames < 72  # it stopped early
+        rows = list(csv.reader(path.open()))
+        assert rows[0] == list(CSV_COLUMNS) and len(rows) > 1
+        assert all(len(r) == len(CSV_COLUMNS) for r in rows)  # no torn row
+        assert path.read_bytes().endswith(b"\n")
+    else:
+        assert "incomplete" in errors[0] and str(path) in errors[0]
+
+
+def _mount_tmpfs(where: Path, size: str) -> bool:
+    if os.geteuid() != 0:
+        return False
+    where.mkdir()
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True
+    )
+    return proc.returncode == 0
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+def test_real_full_disk_stops_the_video_with_exit_1(tmp_path, tiny_bundle):
+    """A real, small file system (tmpfs, root only) fills up under --output."""
+    from conftest import shared_path
+
+    disk = tmp_path / "disk"
+    if not _mount_tmpfs(disk, "3m"):
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        clip = shared_path("videos", "pyfeat_WolfgangLanger_Pexels.mp4")
+        out = disk / "annotated.avi"
+        common = ["--no-display", "--model", str(tiny_bundle), "--engine", "keras"]
+        proc = subprocess.run(
+            [sys.executable, "emotion_classifier.py", str(clip), *common, "--output", str(out)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert proc.returncode == 1, proc.stderr[-3000:]
+        errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and "disk full" in errors[0], proc.stderr[-3000:]
+        assert_no_traceback(proc.stderr)
+        frames = int(proc.stdout.split("summary: frames=")[1].split()[0])
+        assert 0 < frames < 472
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+@pytest.mark.parametrize(("signame", "status"), [("SIGTERM", 143), ("SIGHUP", 129)])
+def test_signals_stop_like_ctrl_c_and_keep_a_playable_video(tmp_path, tiny_bundle, signame, status):
+    """docker stop / timeout (SIGTERM) and a closed terminal (SIGHUP): the frame finishes,
+    the writers close, the summary prints, and the exit status is 128 + the signal."""
+    import signal as signals
+    import time
+
+    from conftest import shared_path
+
+    clip = shared_path("videos", "pyfeat_WolfgangLanger_Pexels.mp4")
+    out, rows = tmp_path / "annotated.mp4", tmp_path / "faces.csv"
+    cmd = [sys.executable, "emotion_classifier.py", str(clip), "--no-display"]
+    cmd += ["--model", str(tiny_bundle), "--output", str(out), "--csv", str(rows)]
+    app = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in app.stdout:  # wait until frames flow
+            if line.startswith("FPS:"):
+                break
+        time.sleep(0.3)
+        app.send_signal(getattr(signals, signame))
+        stdout, stderr = app.communicate(timeout=120)
+    finally:
+        if app.poll() is None:
+            app.kill()
+    assert app.returncode == status, stderr[-3000:]
+    assert_no_traceback(stderr)
+    assert not [line for line in stderr.splitlines() if line.startswith("error:")]
+    summary = [line for line in stdout.splitlines() if line.startswith("summary:")]
+    assert len(summary) == 1 and f"stop={signame.lower()}" in summary[0]
+    frames = int(summary[0].split("frames=")[1].split()[0])
+    assert 0 < frames < 472
+    capture = cv2.VideoCapture(str(out))  # playable: every frame decodes
+    decoded = 0
+    while capture.read()[0]:
+        decoded += 1
+    capture.release()
+    assert decoded == frames
+    assert len(list(csv.DictReader(rows.open()))) == int(summary[0].split(" faces=")[1].split()[0])

@@ -164,7 +164,7 @@ def test_sigterm_closes_every_outlet(tmp_path, tiny_bundle):
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err[-2000:]
-    assert "stop=interrupt" in out and "Traceback" not in err
+    assert "stop=sigterm" in out and "Traceback" not in err
     written = lines.read_text()
     assert written.endswith("\n")
     assert all(json.loads(line)["faces"] == [] for line in written.splitlines())

@@ -235,7 +235,7 @@ def test_run_loop_dropped_stream_and_interrupt_keep_csv(bundle, engine, tmp_path
     with CsvSink(out, bundle.card) as sink:
         source = ListSource(frames(5), error="connection lost")
         summary = run_loop(source, make_pipeline(bundle, engine, [[LEFT]]), [sink])
-    assert summary.stopped == "error" and summary.error == "connection lost"
+    assert summary.stopped == "error" and summary.error == "the stream dropped: connection lost"
     assert len(list(csv.DictReader(out.open()))) == 5
 
     with CsvSink(out, bundle.card) as sink:

@@ -46,10 +46,24 @@ pytestmark = [
 
 @pytest.fixture
 def xvfb():
+    """Xvfb with a screen wide enough for the whole canvas; yields ':N'."""
+    with _xvfb(SCREEN) as display:
+        yield display
+
+
+@pytest.fixture
+def laptop_xvfb():
+    """Xvfb with a small (1024x768) screen, where windows must be fitted; yields ':N'."""
+    with _xvfb("1024x768x24") as display:
+        yield display
+
+
+@contextlib.contextmanager
+def _xvfb(screen: str):
     """Start Xvfb on a free display (it picks the number itself); yields ':N'."""
     read_fd, write_fd = os.pipe()
     proc = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", SCREEN, "-nolisten", "tcp"],
+        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", screen, "-nolisten", "tcp"],
         pass_fds=(write_fd,),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -231,3 +245,141 @@ def test_closing_the_window_quits(xvfb, tmp_path, tiny_bundle):
         summary, _ = finished(app, tmp_path)
     assert summary["stop"] == "quit"
     assert len(list(csv.DictReader(csv_path.open()))) == int(summary["faces"])
+
+
+_WINDOW_SCRIPT = """
+import json, sys, time
+import cv2, numpy as np
+from liveaffect.runtime.sinks import WindowSink
+from liveaffect.types import FrameResult
+mode = sys.argv[1]
+frame = np.full((1080, 1920, 3), 90, np.uint8)
+cv2.rectangle(frame, (800, 300), (1120, 700), (0, 200, 0), 6)
+if mode == "resize":
+    sink = WindowSink("liveaffect")
+    sink.open((1920, 1080))
+    end = time.monotonic() + 40
+    while time.monotonic() < end and not sink.stop_requested:
+        sink.write(frame, FrameResult(0, 0.0))
+        rect = cv2.getWindowImageRect("liveaffect")
+        print(json.dumps({"rect": rect[2:]}), flush=True)
+        time.sleep(0.05)
+elif mode == "panel":  # p shows/hides the panel: the canvas's width changes
+    sink = WindowSink("liveaffect")
+    sink.open((640, 360))
+    end = time.monotonic() + 40
+    i = 0
+    while time.monotonic() < end and not sink.stop_requested:
+        width = 640 if (i // 40) % 2 == 0 else 1000  # 40 frames each, then back
+        sink.write(frame[:360, :width], FrameResult(i, 0.0))
+        rect = cv2.getWindowImageRect("liveaffect")
+        print(json.dumps({"canvas": width, "rect": rect[2:]}), flush=True)
+        i += 1
+        time.sleep(0.02)
+elif mode == "pace":
+    sink = WindowSink("liveaffect", pace_fps=20)
+    start = time.monotonic()
+    for i in range(21):
+        sink.write(frame[:360, :640], FrameResult(i, 0.0))
+    print(json.dumps({"elapsed": time.monotonic() - start}), flush=True)
+else:  # hold: a still image stays until a key
+    sink = WindowSink("liveaffect")
+    sink.write(frame, FrameResult(0, 0.0))
+    print("shown", flush=True)
+    sink.hold()
+    print("released", flush=True)
+sink.close()
+"""
+
+
+def _script(display: str, mode: str) -> subprocess.Popen:
+    env = {**os.environ, "DISPLAY": display, "QT_QPA_PLATFORM": "xcb"}
+    env.pop("WAYLAND_DISPLAY", None)
+    return subprocess.Popen(
+        [sys.executable, "-c", _WINDOW_SCRIPT, mode],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_1080p_window_fits_the_screen_and_can_be_resized(laptop_xvfb):
+    """On a 1024x768 screen a 1920x1080 source opens at most 85% of it, 16:9 (it used to
+    open at 1920x1080, off the screen, and could not be resized)."""
+    import json
+
+    xvfb = laptop_xvfb
+    app = _script(xvfb, "resize")
+    try:
+        (window, *_) = wait_for_window(xvfb, app)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # Qt applies the first size a few frames late
+            first = json.loads(app.stdout.readline())
+            if first["rect"][0] < 1000:
+                break
+        assert first["rect"][0] <= 0.86 * 1024 and first["rect"][1] <= 0.86 * 768
+        assert abs(first["rect"][0] / first["rect"][1] - 16 / 9) < 0.02
+        x(xvfb, "xdotool", "windowsize", window, "480", "270")
+        while time.monotonic() < deadline:
+            now = json.loads(app.stdout.readline())
+            if now["rect"][0] <= 490:
+                break
+        else:
+            pytest.fail(f"the window did not follow the resize: {now}")
+        assert abs(now["rect"][0] - 480) <= 4 and abs(now["rect"][1] - 270) <= 4
+    finally:
+        app.kill()
+        app.wait(10)
+
+
+def test_a_file_plays_at_its_frame_rate_with_a_window(xvfb):
+    import json
+
+    app = _script(xvfb, "pace")
+    out, err = app.communicate(timeout=120)
+    assert app.returncode == 0, err[-2000:]
+    assert json.loads(out.splitlines()[-1])["elapsed"] >= 0.95  # 20 frame gaps at 20 fps
+
+
+def test_a_still_image_stays_until_a_key(xvfb):
+    app = _script(xvfb, "hold")
+    try:
+        (window, *_) = wait_for_window(xvfb, app)
+        assert app.stdout.readline().strip() == "shown"
+        time.sleep(1.5)
+        assert app.poll() is None  # still on screen
+        x(xvfb, "xdotool", "key", "--window", window, "space", check=False)
+        out, _ = app.communicate(timeout=30)
+        assert "released" in out and app.returncode == 0
+    finally:
+        if app.poll() is None:
+            app.kill()
+            app.wait(10)
+
+
+def test_the_window_follows_the_canvas_when_the_panel_is_toggled(laptop_xvfb):
+    """`p` changes the canvas's width: the window keeps its height (shrunk only to fit the
+    screen) and takes the canvas's aspect ratio, so the whole canvas stays visible."""
+    import json
+
+    app = _script(laptop_xvfb, "panel")
+    try:
+        wait_for_window(laptop_xvfb, app)
+        seen: dict[int, list] = {640: [], 1000: []}
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (len(seen[1000]) < 30 or len(seen[640]) < 60):
+            line = json.loads(app.stdout.readline())
+            seen[line["canvas"]].append(line["rect"])
+        for width, rects in seen.items():  # Qt applies a new size a few frames late
+            w, h = rects[-1]
+            assert abs(w / h - width / 360) < 0.03, (width, rects[-5:])  # all of the canvas
+            assert w <= 0.86 * 1024, (width, rects[-5:])  # on the screen
+        # with the panel the canvas is too wide for 85% of the screen: the window shrank to
+        # 870 px wide; hiding the panel again keeps that height
+        assert abs(seen[1000][-1][0] - round(0.85 * 1024)) <= 4
+        assert abs(seen[640][-1][1] - seen[1000][-1][1]) <= 4
+    finally:
+        app.kill()
+        app.wait(10)
