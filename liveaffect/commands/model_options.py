@@ -49,7 +49,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "--detector-weights",
         default=None,
         metavar="FILE",
-        help="local weights for the detector (yolo: a .pt file; needed offline)",
+        help="local weights for the detector (yolo: a ultralytics .pt file, exported once to "
+        "ONNX and run with ONNX Runtime, or that .onnx export; needed offline)",
     )
     parser.add_argument(
         "--min-face-score",

@@ -301,3 +301,31 @@ def test_default_detector_finds_small_faces(detector, face_frame, height, frame_
     canvas[: min(h, small.shape[0]), : min(w, small.shape[1])] = small[:h, :w]
     found = detector.detect(canvas)
     assert len(found) == 1 and 0.7 * height < found[0].height < 1.3 * height
+
+
+def test_yolo_weights_that_are_not_pt_or_onnx_get_a_clear_error(tmp_path):
+    weights = tmp_path / "face.h5"
+    weights.write_bytes(b"\x89HDF")
+    with pytest.raises(DetectorError, match=r"must be a ultralytics \.pt file or its \.onnx"):
+        create_detector("yolo", weights=str(weights))
+
+
+def test_yolo_onnx_output_is_decoded_into_frame_boxes():
+    """The ONNX export's (4 + classes, anchors) output: letterbox undone, NMS, best first."""
+    from liveaffect.runtime.detectors.yolo_onnx import YoloOnnxDetector
+
+    det = object.__new__(YoloOnnxDetector)
+    det.min_score, det.face_classes, det.size = 0.5, None, 640
+    # a 1280x720 frame letterboxed into 640: scale 0.5, 140 px of padding above
+    out = np.array(
+        [
+            [320.0, 320.0, 100.0, 100.0, 0.9],  # a face in the middle
+            [322.0, 321.0, 100.0, 100.0, 0.8],  # the same face again (suppressed)
+            [100.0, 200.0, 40.0, 60.0, 0.7],  # a second face
+            [500.0, 500.0, 50.0, 50.0, 0.2],  # below the score
+        ]
+    )
+    found = det._decode(out, 0.5, 0, 140, 1280, 720)
+    assert [round(d.score, 2) for d in found] == [0.9, 0.7]
+    np.testing.assert_allclose(found[0].xyxy, (540.0, 260.0, 740.0, 460.0))
+    np.testing.assert_allclose(found[1].xyxy, (160.0, 60.0, 240.0, 180.0))

@@ -123,12 +123,59 @@ def test_real_yolo11n_through_the_adapter(random_yolo):
         assert isinstance(detector.detect(odd), list)
 
 
-def test_create_detector_loads_a_local_pt(random_yolo, tmp_path):
+def test_create_detector_loads_a_local_pt_through_onnx(random_yolo, tmp_path):
+    """The app's path: the .pt is exported to ONNX in a child process (cached beside it)
+    and run with ONNX Runtime; the export's boxes match ultralytics' own on the same frame."""
+    from liveaffect.runtime.detectors.yolo_onnx import YoloOnnxDetector
+
     weights = tmp_path / "face.pt"
     random_yolo.save(str(weights))
     detector = create_detector("yolo", weights=str(weights), min_score=0.9, imgsz=96, device="cpu")
-    assert isinstance(detector, YoloFaceDetector) and detector.min_score == 0.9
+    assert isinstance(detector, YoloOnnxDetector) and detector.min_score == 0.9
+    assert list(tmp_path.glob("face.*.96.onnx"))  # cached: the next start skips the export
     assert isinstance(detector.detect(np.zeros((48, 64, 3), np.uint8)), list)
+    frame = np.random.default_rng(3).integers(0, 255, (96, 96, 3), dtype=np.uint8)
+    onnx = create_detector("yolo", weights=str(weights), min_score=0.0, imgsz=96)
+    ref = YoloFaceDetector(random_yolo, min_score=0.0, imgsz=96, device="cpu")
+    got, want = onnx.detect(frame), ref.detect(frame)
+    assert got and want  # the best box agrees (ultralytics' NMS is per class, ours is not)
+    np.testing.assert_allclose(got[0].xyxy, want[0].xyxy, atol=2.0)
+    assert abs(got[0].score - want[0].score) < 1e-3
+
+
+_BESIDE_TF = """
+import sys
+import numpy as np
+import tensorflow as tf
+from liveaffect.runtime.detectors import create_detector
+detector = create_detector("yolo", weights=sys.argv[1], min_score=0.0, imgsz=96)
+tf.constant(1.0) + 1.0
+found = detector.detect(np.zeros((90, 160, 3), np.uint8))
+print("torch-imported" if "torch" in sys.modules else "no-torch", len(found) >= 0)
+"""
+
+
+def test_yolo_runs_beside_tensorflow_in_one_process(random_yolo, tmp_path):
+    """The crash this avoids: TensorFlow and triton (from PyTorch) in one process."""
+    import importlib.util
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if importlib.util.find_spec("tensorflow") is None:
+        pytest.skip("tensorflow is not installed in this environment")
+    weights = tmp_path / "face.pt"
+    random_yolo.save(str(weights))
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(
+        [sys.executable, "-c", _BESIDE_TF, str(weights)],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]  # -11 was the SIGSEGV
+    assert proc.stdout.split()[-2:] == ["no-torch", "True"]
 
 
 def test_missing_or_bad_pt(tmp_path):

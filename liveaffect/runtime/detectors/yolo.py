@@ -174,20 +174,42 @@ def _load_model(path: Path) -> Any:
 
 def load_yolo_detector(
     weights: str | os.PathLike | None = None, min_score: float = 0.5, **kw: Any
-) -> YoloFaceDetector:
-    """Build the YOLO face detector from a local ``.pt`` file or the hub's cached weights.
+) -> Any:
+    """Build the app's YOLO face detector, which never imports PyTorch in this process.
+
+    A ``.pt`` (local, or ``HF_REPO/HF_FILENAME`` downloaded once) is exported to ONNX in a
+    child process and cached (:func:`~liveaffect.runtime.detectors.yolo_onnx.export_onnx`);
+    an ``.onnx`` export is used as is. Both run with ONNX Runtime
+    (:class:`~liveaffect.runtime.detectors.yolo_onnx.YoloOnnxDetector`), so the detector
+    lives safely beside TensorFlow (TensorFlow and the ``triton`` that PyTorch's CUDA builds
+    bring crash when imported in one process). :class:`YoloFaceDetector` runs a model with
+    ultralytics itself, for processes without TensorFlow.
 
     Args:
-        weights: a local ``.pt`` file; None downloads (once) ``HF_REPO/HF_FILENAME``.
+        weights: a local ``.pt`` or ``.onnx`` file; None downloads (once) the hub's ``.pt``.
         min_score: detections below this confidence are dropped.
-        **kw: ``imgsz`` and ``device`` for :class:`YoloFaceDetector`.
+        **kw: ``imgsz`` (export size, default 640) and ``num_threads``; ``device`` is
+            accepted and ignored (ONNX Runtime runs on the CPU).
 
     Raises:
-        DetectorError: ultralytics missing, weights missing, or no network and no cached copy.
+        DetectorError: a weights file that is neither .pt nor .onnx, a missing file, a
+            missing optional package, or no network and no cached copy.
     """
-    try:
-        import ultralytics  # noqa: F401
-    except ImportError as exc:
-        raise DetectorError(f"the yolo detector needs ultralytics; run: {INSTALL_HINT}") from exc
-    path = Path(weights) if weights is not None else Path(download_weights())
-    return YoloFaceDetector(path, min_score=min_score, **kw)
+    import importlib.util
+
+    from liveaffect.runtime.detectors.yolo_onnx import YoloOnnxDetector, export_onnx
+
+    path = Path(weights) if weights is not None else None
+    if path is not None and path.suffix.lower() not in (".pt", ".onnx"):
+        raise DetectorError(
+            f"YOLO weights must be a ultralytics .pt file or its .onnx export; got {path.name}"
+        )
+    needs_export = path is None or path.suffix.lower() == ".pt"
+    if needs_export and importlib.util.find_spec("ultralytics") is None:
+        raise DetectorError(f"the yolo detector needs ultralytics; run: {INSTALL_HINT}")
+    if path is None:
+        path = Path(download_weights())
+    if not path.is_file():
+        raise DetectorError(f"YOLO weights not found: {path}")
+    onnx = export_onnx(path, int(kw.get("imgsz", 640))) if needs_export else path
+    return YoloOnnxDetector(onnx, min_score=min_score, threads=kw.get("num_threads"))
