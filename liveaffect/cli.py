@@ -10,10 +10,13 @@ answer fast.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 
 from liveaffect.errors import CliError
+
+_DISK_FULL = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "live": ("liveaffect.commands.live", "analyse a webcam, video file or stream (default)"),
@@ -94,6 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        if exc.errno not in _DISK_FULL:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: disk full: cannot write {where}{exc.strerror}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -1,12 +1,12 @@
-"""Stop a run cleanly when the process is asked to: SIGTERM and SIGHUP, like Ctrl-C.
+"""Stop a run cleanly when the process is asked to: Ctrl-C (SIGINT), SIGTERM and SIGHUP.
 
 ``docker stop``, systemd and ``timeout`` send SIGTERM; closing the terminal sends SIGHUP.
 Inside :class:`StopSignals` the first such signal only records itself: the live loop
 finishes the frame it is on, closes every writer (a playable video, a complete CSV),
 prints its summary and the process exits with the shell's status for that signal
-(128 + its number: 143 for SIGTERM, 129 for SIGHUP). A second signal of the same kind
-stops at once (as Ctrl-C does). SIGXFSZ (a file-size limit was hit) is ignored, so the
-write fails with an error the sinks report instead of killing the process.
+(128 + its number: 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP). A second signal of
+the same kind stops at once (KeyboardInterrupt). SIGXFSZ (a file-size limit was hit) is
+ignored, so the write fails with an error the sinks report instead of killing the process.
 
 ``StopSignals(interrupt=True)`` is for commands whose Ctrl-C path already stops cleanly
 (``analyze``): there the first signal raises ``KeyboardInterrupt`` at once, and the exit
@@ -19,11 +19,11 @@ import signal
 import threading
 from types import FrameType
 
-HANDLED = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n))
+HANDLED = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
 
 
 class StopSignals:
-    """Context manager: records SIGTERM/SIGHUP instead of dying (main thread only).
+    """Context manager: records SIGINT/SIGTERM/SIGHUP instead of dying (main thread only).
 
     Example:
         >>> with StopSignals() as signals:  # doctest: +SKIP
@@ -43,8 +43,13 @@ class StopSignals:
             raise KeyboardInterrupt
 
     def reason(self) -> str | None:
-        """``"sigterm"``/``"sighup"`` once a signal came, else None (the loop's ``stop``)."""
-        return signal.Signals(self.received).name.lower() if self.received else None
+        """``"interrupt"`` (Ctrl-C), ``"sigterm"`` or ``"sighup"`` once a signal came, else
+        None (the live loop's ``stop``)."""
+        if not self.received:
+            return None
+        if self.received == signal.SIGINT:
+            return "interrupt"
+        return signal.Signals(self.received).name.lower()
 
     @property
     def exit_status(self) -> int | None:

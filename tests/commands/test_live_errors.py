@@ -479,7 +479,9 @@ def test_real_full_disk_stops_the_video_with_exit_1(tmp_path, tiny_bundle):
 
 @pytest.mark.slow
 @pytest.mark.shared
-@pytest.mark.parametrize(("signame", "status"), [("SIGTERM", 143), ("SIGHUP", 129)])
+@pytest.mark.parametrize(
+    ("signame", "status"), [("SIGTERM", 143), ("SIGHUP", 129), ("SIGINT", 130)]
+)
 def test_signals_stop_like_ctrl_c_and_keep_a_playable_video(tmp_path, tiny_bundle, signame, status):
     """docker stop / timeout (SIGTERM) and a closed terminal (SIGHUP): the frame finishes,
     the writers close, the summary prints, and the exit status is 128 + the signal."""
@@ -507,7 +509,8 @@ def test_signals_stop_like_ctrl_c_and_keep_a_playable_video(tmp_path, tiny_bundl
     assert_no_traceback(stderr)
     assert not [line for line in stderr.splitlines() if line.startswith("error:")]
     summary = [line for line in stdout.splitlines() if line.startswith("summary:")]
-    assert len(summary) == 1 and f"stop={signame.lower()}" in summary[0]
+    reason = "interrupt" if signame == "SIGINT" else signame.lower()  # SIGINT is Ctrl-C
+    assert len(summary) == 1 and f"stop={reason}" in summary[0]
     frames = int(summary[0].split("frames=")[1].split()[0])
     assert 0 < frames < 472
     capture = cv2.VideoCapture(str(out))  # playable: every frame decodes
@@ -517,3 +520,20 @@ def test_signals_stop_like_ctrl_c_and_keep_a_playable_video(tmp_path, tiny_bundl
     capture.release()
     assert decoded == frames
     assert len(list(csv.DictReader(rows.open()))) == int(summary[0].split(" faces=")[1].split()[0])
+
+
+def test_evaluate_json_on_a_full_disk_is_one_line_exit_1(capsys, tiny_bundle, tmp_path):
+    """`evaluate --json` onto a full disk: one error line, exit 1, no traceback."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full")
+    data = tmp_path / "faces" / "happy"
+    data.mkdir(parents=True)
+    for i in range(2):
+        cv2.imwrite(str(data / f"{i}.png"), np.full((40, 40, 3), 90 + i, np.uint8))
+    argv = ["evaluate", "--model", str(tiny_bundle), "--data", str(data.parent), "--split", "all"]
+    code = main([*argv, "--json", "/dev/full", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "disk full" in lines[0]
+    assert_no_traceback(err)
