@@ -74,7 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="WxH",
         help="window size at start, e.g. 1280x720 (default: the video's size, shrunk to fit "
-        "the screen); the window can be resized and labels are drawn at the size shown",
+        "the screen); the window can be resized and the view is scaled to it",
     )
     parser.add_argument(
         "--fast",
