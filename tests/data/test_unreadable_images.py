@@ -82,3 +82,15 @@ def test_a_training_run_skips_a_corrupt_image_and_finishes(tmp_path, caplog):
         bundle = train(cfg, tmp_path / "run", command="pytest", verbose=0, progress=False)
     assert (Path(bundle) / "model.keras").exists()
     assert any(Path(bad).name in m for m in caplog.messages)
+
+
+def test_decode_all_names_an_unreadable_image(tmp_path):
+    from liveaffect.data.dataset import decode_all
+
+    folder = _set(tmp_path / "faces", 10)
+    (bad,) = _corrupt(folder, 1)
+    records = load_records(str(folder / "labels.csv"))
+    with pytest.raises(UnreadableImagesError, match=r"1 of 10 images are unreadable: .*"):
+        decode_all(records, SPEC, 2, False)
+    images = decode_all([r for r in records if Path(r.path) != Path(bad)], SPEC, 2, False)
+    assert images.shape == (9, 32, 32, 3)
