@@ -193,8 +193,10 @@ def test_plain_keras_with_other_output_names_maps_by_width(tmp_path):
     assert bundle.outputs == {"au": 0, "expr": 1, "va": 2}
     assert all(bundle.card.trained(h) for h in ("expr", "va", "au"))
     assert bundle.card.preprocess.input_size == (32, 32)
-    out = bundle.model(faces(2, 32, 3), training=False)
-    assert np.asarray(out[bundle.outputs["expr"]]).shape == (2, NUM_EXPRESSIONS)
+    out = bundle.model(faces(2, 32, 3), training=False)  # wrapped: outputs keyed by head
+    assert set(out) == {"expr", "va", "au"} and bundle.model.output_names == ["au", "expr", "va"]
+    assert np.asarray(out["expr"]).shape == (2, NUM_EXPRESSIONS)
+    assert np.asarray(out["au"]).shape == (2, NUM_AUS)
 
 
 def test_model_without_multitask_outputs_is_refused(tmp_path):
