@@ -113,6 +113,39 @@ def min_card_body(style: Style, heads: Sequence[str]) -> int:
     return need
 
 
+def _columns(
+    style: Style, heads: Sequence[str], expressions: Sequence[str], aus: Sequence[str], body: int
+) -> list[tuple[str, int]]:
+    """Each shown head's column in a card, left to right, with its width."""
+    columns: list[tuple[str, int]] = []
+    if "expr" in heads:
+        columns.append(("expr", _expr_width(style, expressions)))
+    if "va" in heads:
+        columns.append(("va", body))  # the circumplex is square
+    if "au" in heads:
+        columns.append(("au", 2 * _au_col_width(style, aus) + style.pad))
+    return columns
+
+
+def _card(style: Style, columns: Sequence[tuple[str, int]], slot: Box, body: int) -> CardLayout:
+    """One card inside its slot ``(x1, y1, x2, y2)``: title line, then the head columns."""
+    pad = style.pad
+    rect = (slot[0], slot[1] + pad // 2, slot[2], slot[3] - pad // 2)
+    top = rect[1] + pad + style.line_h
+    areas: dict[str, Box] = {}
+    x = rect[0] + pad
+    for name, w in columns:
+        areas[name] = (x, top, x + w, top + body)
+        x += w + 2 * pad
+    return CardLayout(
+        rect=rect,
+        title=(rect[0] + pad, rect[1] + pad // 2, rect[2] - pad, top),
+        expr=areas.get("expr"),
+        va=areas.get("va"),
+        au=areas.get("au"),
+    )
+
+
 def panel_layout(
     style: Style,
     heads: Sequence[str],
@@ -138,36 +171,15 @@ def panel_layout(
     n = max(1, min(MAX_CARDS, avail // max(1, slot_min)))
     slot_h = avail // n
     body = max(body, slot_h - title_h - 3 * pad)
-    columns: list[tuple[str, int]] = []
-    if "expr" in heads:
-        columns.append(("expr", _expr_width(style, expressions)))
-    if "va" in heads:
-        columns.append(("va", body))
-    if "au" in heads:
-        columns.append(("au", 2 * _au_col_width(style, aus) + pad))
+    columns = _columns(style, heads, expressions, aus, body)
     inner = sum(w for _, w in columns) + 2 * pad * max(0, len(columns) - 1)
     title_w = text_size("#000 Happiness 0.00  V +0.00 A +0.00", style.font)[0]
     header_w = text_size(f"faces 00 | {note or ''}", style.font)[0]
     width = max(inner + 4 * pad, title_w + 4 * pad, header_w + 2 * pad)
-    cards = []
-    for k in range(n):
-        y1 = line + k * slot_h
-        rect = (pad, y1 + pad // 2, width - pad, y1 + slot_h - pad // 2)
-        top = rect[1] + pad + title_h
-        areas: dict[str, Box] = {}
-        x = rect[0] + pad
-        for name, w in columns:
-            areas[name] = (x, top, x + w, top + body)
-            x += w + 2 * pad
-        cards.append(
-            CardLayout(
-                rect=rect,
-                title=(rect[0] + pad, rect[1] + pad // 2, rect[2] - pad, top),
-                expr=areas.get("expr"),
-                va=areas.get("va"),
-                au=areas.get("au"),
-            )
-        )
+    cards = [
+        _card(style, columns, (pad, line + k * slot_h, width - pad, line + (k + 1) * slot_h), body)
+        for k in range(n)
+    ]
     return PanelLayout(
         width=int(width),
         height=int(height),
