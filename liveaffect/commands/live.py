@@ -74,7 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="WxH",
         help="window size at start, e.g. 1280x720 (default: the video's size, shrunk to fit "
-        "the screen); the window can be resized and the view is scaled to it",
+        "the screen); the window can be resized and the view is drawn at its size",
     )
     parser.add_argument(
         "--fast",

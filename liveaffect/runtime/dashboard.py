@@ -27,6 +27,11 @@ from liveaffect.types import FrameResult
 
 MIN_HEIGHT = 540
 """Frames shorter than this are enlarged on the canvas (text needs the pixels)."""
+MIN_FIT_HEIGHT = 240
+"""A canvas fitted to a small window is never drawn shorter than this (the window then
+shrinks it further)."""
+MAX_FIT_HEIGHT = 2160
+"""Nor taller than this, however large the window."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,10 @@ class View:
     fps: bool = True
     timings: bool = False
     help: bool = False
+    fit: tuple[int, int] | None = None
+    """Draw the canvas as large as fits inside this (width, height), e.g. a window's picture
+    area, so text and lines are drawn for the pixels on screen; None: at the frame's own
+    height, enlarged to the dashboard's ``min_height`` when shorter."""
 
     def toggled(self, name: str) -> View:
         """A copy with the boolean ``name`` flipped."""
@@ -91,17 +100,44 @@ class Dashboard:
         self.card = card
         self.min_height = int(min_height)
         self.panel = Panel(card)
+        self._fitted: dict[tuple, int] = {}
 
-    def video_scale(self, frame_height: int, view: View = View()) -> float:
-        """Canvas pixels per frame pixel (above 1 only for short frames shown with the panel)."""
-        if not view.panel or frame_height >= self.min_height or frame_height < 1:
-            return 1.0
-        return self.min_height / frame_height
+    def canvas_height(self, frame_size: tuple[int, int], view: View = View()) -> int:
+        """The canvas height for a frame of ``frame_size`` (width, height): the tallest that
+        fits ``view.fit``, else the frame's, enlarged to ``min_height`` when the panel shows."""
+        h = frame_size[1]
+        if h < 1:
+            return h
+        if view.fit is None:
+            return self.min_height if view.panel and h < self.min_height else h
+        key = (frame_size, view.fit, view.panel)
+        if key not in self._fitted:
+            if len(self._fitted) >= 8:  # a window being resized asks for many sizes
+                self._fitted.clear()
+            self._fitted[key] = self._fit_height(frame_size, view)
+        return self._fitted[key]
+
+    def _fit_height(self, frame_size: tuple[int, int], view: View) -> int:
+        """Binary search for the tallest canvas whose width fits ``view.fit`` (the panel's
+        width does not grow in proportion to the height, so this is not one division)."""
+        fit_w, fit_h = view.fit
+
+        def width(height: int) -> int:
+            video = round(frame_size[0] * height / frame_size[1])
+            return video + (self.panel.width_for(height) if view.panel else 0)
+
+        lo, hi = MIN_FIT_HEIGHT, max(MIN_FIT_HEIGHT, min(fit_h, MAX_FIT_HEIGHT))
+        if width(hi) <= fit_w:
+            return hi
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if width(mid) <= fit_w else (lo, mid)
+        return lo
 
     def canvas_size(self, frame_size: tuple[int, int], view: View = View()) -> tuple[int, int]:
         """(width, height) of the canvas for a frame of ``frame_size`` (width, height)."""
-        scale = self.video_scale(frame_size[1], view)
-        w, h = round(frame_size[0] * scale), round(frame_size[1] * scale)
+        h = self.canvas_height(frame_size, view)
+        w = round(frame_size[0] * h / frame_size[1]) if frame_size[1] > 0 else frame_size[0]
         return (w + self.panel.width_for(h) if view.panel else w), h
 
     def draw(
@@ -131,15 +167,16 @@ class Dashboard:
         h, w = image.shape[:2]
         if h == 0 or w == 0:
             return image.copy()
-        scale = self.video_scale(h, view)
         cw, ch = self.canvas_size((w, h), view)
+        scale = ch / h
         vw = round(w * scale)
         fits = out is not None and out.shape == (ch, cw, 3) and out.dtype == np.uint8
         canvas = out if fits else np.empty((ch, cw, 3), np.uint8)
         if scale == 1.0:
             canvas[:, :vw] = image
         else:
-            cv2.resize(image, (vw, ch), dst=canvas[:, :vw], interpolation=cv2.INTER_LINEAR)
+            smaller = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
+            cv2.resize(image, (vw, ch), dst=canvas[:, :vw], interpolation=smaller)
         video = canvas[:, :vw]
         style = Style.for_height(ch)
         fps = fps if view.fps else None

@@ -48,6 +48,9 @@ QUADRANTS = (("tense", -1, 1), ("excited", 1, 1), ("sad", -1, -1), ("calm", 1, -
 
 TRAIL_MS = 2000.0
 FADE_LEVELS = 4
+MAX_SIZES = 3
+"""Panel templates kept at once: the window's height and the recording's, plus one while
+a window is being resized."""
 
 
 class VaTrails:
@@ -111,13 +114,21 @@ class Panel:
         self.note = panel_note([h for h in ("expr", "va", "au") if not card.trained(h)])
         self.trails = VaTrails(trail_ms)
         self._au_labels = [au_label(a) for a in card.aus]
+        self._geometry: dict[int, PanelLayout] = {}
         self._layouts: dict[int, tuple[PanelLayout, np.ndarray]] = {}
         self._order: list[int] = []
         self._frame: int | None = None
 
     def layout(self, height: int) -> PanelLayout:
         """The panel's geometry for a canvas ``height`` pixels tall (cached)."""
-        return self._cached(height)[0]
+        if height not in self._geometry:
+            if len(self._geometry) >= 64:  # sizes tried while fitting resized windows
+                self._geometry.clear()
+            card = self.card
+            self._geometry[height] = panel_layout(
+                Style.for_height(height), self.heads, card.expressions, card.aus, self.note
+            )
+        return self._geometry[height]
 
     def width_for(self, height: int) -> int:
         """Panel width for a canvas ``height`` pixels tall."""
@@ -156,14 +167,15 @@ class Panel:
 
     def _cached(self, height: int) -> tuple[PanelLayout, np.ndarray]:
         if height not in self._layouts:
-            style = Style.for_height(height)
-            card = self.card
-            layout = panel_layout(style, self.heads, card.expressions, card.aus, self.note)
+            layout = self.layout(height)
+            style = layout.style
             template = np.empty((layout.height, layout.width, 3), np.uint8)
             template[:] = BACKGROUND
             for slot in layout.cards:
                 self._card_template(template, slot, style)
-            self._layouts = {height: (layout, template)}  # one size at a time
+            if len(self._layouts) >= MAX_SIZES:  # drop the oldest size (a resized window)
+                del self._layouts[next(iter(self._layouts))]
+            self._layouts[height] = (layout, template)
         return self._layouts[height]
 
     def _card_template(self, image: np.ndarray, slot: CardLayout, style: Style) -> None:

@@ -16,6 +16,7 @@ import io
 import os
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -26,7 +27,7 @@ from liveaffect.runtime.controls import Controls
 from liveaffect.runtime.dashboard import DEFAULT_VIEW, View
 from liveaffect.runtime.display import fit_window, screen_size
 from liveaffect.runtime.hud import draw_notes
-from liveaffect.runtime.style import Style
+from liveaffect.runtime.style import BACKGROUND, Style
 from liveaffect.types import FrameResult, Sink
 
 PAUSED_POLL_MS = 30
@@ -110,6 +111,36 @@ def _point_qt_at_system_fonts() -> None:
             return
 
 
+def letterbox(
+    image: np.ndarray, area: tuple[int, int], out: np.ndarray | None = None
+) -> np.ndarray:
+    """``image`` centred in an ``area`` (width, height) on the panel colour, shrunk first
+    (aspect kept) when it is larger: what a window of that size can show pixel for pixel,
+    where Qt would stretch an image of another shape to fill it.
+
+    Args:
+        image: BGR image.
+        area: (width, height) to fill.
+        out: an earlier result to reuse when it has the area's size.
+
+    Returns:
+        ``image`` itself when it already has the area's size, else the filled area.
+    """
+    (aw, ah), (w, h) = area, (image.shape[1], image.shape[0])
+    if (w, h) == (aw, ah):
+        return image
+    scale = min(1.0, aw / w, ah / h)
+    if scale < 1.0:
+        w, h = max(1, round(w * scale)), max(1, round(h * scale))
+        image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+    if out is None or out.shape != (ah, aw, 3):
+        out = np.empty((ah, aw, 3), np.uint8)
+    out[:] = BACKGROUND
+    top, left = (ah - h) // 2, (aw - w) // 2
+    out[top : top + h, left : left + w] = image
+    return out
+
+
 class WindowSink(_Closing):
     """Shows the drawn canvas in an OpenCV window and acts on its keys.
 
@@ -120,8 +151,13 @@ class WindowSink(_Closing):
     the first seconds, PAUSED, the snapshot's path) are drawn on a copy, so the
     snapshots do not carry them.
 
-    The window is resizable (Qt scales the canvas to it, keeping its aspect ratio) and
-    opens at the canvas's size shrunk to fit the screen, or at ``size``.
+    The window is resizable and opens at the first canvas's size shrunk to fit the
+    screen, or at ``size``. From then on its ``view`` asks for canvases drawn to fit the
+    window's picture area (``View.fit``), so text, bars and lines are drawn for the pixels
+    on screen instead of drawn large and shrunk; a resized window gets canvases of its
+    new size from the next frame on. The window never resizes itself: a canvas of
+    another shape (the panel shown or hidden) is centred in it on the panel colour, and
+    one that does not fit even at its smallest is shrunk, never stretched.
 
     Args:
         name: the window title.
@@ -145,7 +181,8 @@ class WindowSink(_Closing):
         self.size = size
         self.pace_s = 1.0 / pace_fps if pace_fps and pace_fps > 0 else 0.0
         self._next_show: float | None = None
-        self._canvas_size: tuple[int, int] | None = None
+        self._area: tuple[int, int] | None = None
+        self._letterbox: np.ndarray | None = None
         self._opened = False
         self._closed = False
 
@@ -161,28 +198,14 @@ class WindowSink(_Closing):
             self.size = fit_window(canvas_size, screen_size())
         if self.size is not None:
             cv2.resizeWindow(self.name, *self.size)
-        self._canvas_size = canvas_size
 
-    def _refit(self, canvas_size: tuple[int, int]) -> None:
-        """The canvas changed shape (``p`` shows or hides the panel): keep the window's
-        height, give it the canvas's aspect ratio (shrunk to fit the screen), so the whole
-        canvas stays visible at the same scale."""
-        previous, self._canvas_size = self._canvas_size, canvas_size
-        if previous == canvas_size:
-            return
-        if previous is None:  # opened before the canvas's size was known
-            if self.size is None:
-                self.size = fit_window(canvas_size, screen_size())
-                cv2.resizeWindow(self.name, *self.size)
-            return
+    def _picture_area(self) -> tuple[int, int] | None:
+        """(width, height) of the window's picture area, None while unknown."""
         try:
-            height = int(cv2.getWindowImageRect(self.name)[3])
+            _, _, width, height = cv2.getWindowImageRect(self.name)
         except cv2.error:
-            height = 0
-        height = height if height > 0 else (self.size or canvas_size)[1]
-        width = round(height * canvas_size[0] / max(canvas_size[1], 1))
-        self.size = fit_window((width, height), screen_size())
-        cv2.resizeWindow(self.name, *self.size)
+            return None
+        return (int(width), int(height)) if width > 0 and height > 0 else None
 
     def _delay_ms(self) -> int:
         """How long to wait for the file's frame rate (1 ms when not pacing or late)."""
@@ -207,8 +230,9 @@ class WindowSink(_Closing):
 
     @property
     def view(self) -> View:
-        """What the canvas for this window should show."""
-        return self.controls.view
+        """What the canvas for this window should show, fitted to the window."""
+        view = self.controls.view
+        return replace(view, fit=self._area) if self._area else view
 
     @property
     def paused(self) -> bool:
@@ -224,17 +248,22 @@ class WindowSink(_Closing):
         elif not self.is_visible():  # the user closed the window: do not reopen it
             self.stop_requested = True
             return
-        self._refit(canvas_size)
         notes = self.controls.notes()
         shown = frame_bgr
         if any(notes.values()):
             shown = frame_bgr.copy()
             draw_notes(shown, Style.for_height(shown.shape[0]), **notes)
+        if self._area is not None:
+            filled = letterbox(shown, self._area, self._letterbox)
+            if filled is not shown:  # keep our own buffer, never the loop's canvas
+                shown = self._letterbox = filled
         cv2.imshow(self.name, shown)
         key = cv2.waitKey(PAUSED_POLL_MS if self.controls.paused else self._delay_ms())
         self.controls.handle_key(key, frame_bgr)
         if self.controls.quit or not self.is_visible():
             self.stop_requested = True
+        else:
+            self._area = self._picture_area()
 
     def is_visible(self) -> bool:
         """True while the window is open (False once the user closed it)."""

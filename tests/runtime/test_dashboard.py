@@ -202,6 +202,34 @@ def test_canvas_grows_right_and_bars_are_drawn_in_every_card(size, canvas_h):
     assert np.array_equal(again, canvas)
 
 
+@pytest.mark.parametrize(
+    ("fit", "panel"),
+    [((1161, 450), True), ((870, 337), True), ((2000, 1400), True), ((870, 337), False)],
+)
+def test_canvas_fitted_to_a_window_is_the_tallest_that_fits(fit, panel):
+    """A window's canvas is drawn to its size (text for the pixels on screen): the tallest
+    canvas whose width and height fit, never below MIN_FIT_HEIGHT."""
+    from liveaffect.runtime.dashboard import MIN_FIT_HEIGHT
+
+    dash = Dashboard(card_with())
+    view = View(panel=panel, fit=fit)
+    w, h = dash.canvas_size((1920, 1080), view)
+    assert h <= max(fit[1], MIN_FIT_HEIGHT)
+    if h > MIN_FIT_HEIGHT:
+        assert w <= fit[0]
+    one_more = round(1920 * (h + 1) / 1080) + (dash.panel.width_for(h + 1) if panel else 0)
+    assert one_more > fit[0] or h == fit[1]  # one pixel taller would not fit
+    frame = np.full((1080, 1920, 3), 90, np.uint8)
+    result = frame_result(2)
+    canvas = dash.draw(frame, result, view)
+    assert canvas.shape[1::-1] == (w, h)
+    # the boxes are scaled with the video: face 0's box (40, 100)-(160, 240) in frame pixels
+    scale = h / 1080
+    x1, y1 = round(40 * scale), round(100 * scale)
+    edge = canvas[y1 - 1 : y1 + 2, x1 + 2 : round(160 * scale) - 2].reshape(-1, 3)
+    assert (np.abs(edge.astype(int) - id_color(0)).sum(-1) <= 30).any()
+
+
 def test_panel_shows_only_the_faces_present_and_hides_untrained_heads():
     dash = Dashboard(card_with(au=False))
     frame = np.zeros((720, 1280, 3), np.uint8)

@@ -22,7 +22,7 @@ from conftest import shared_path
 from test_window_xvfb import REPO, finished, pytestmark, wait_for_window, x, xvfb  # noqa: F401
 
 from liveaffect.bundle import CARD_FILE, ModelCard
-from liveaffect.runtime.dashboard import Dashboard
+from liveaffect.runtime.dashboard import Dashboard, View
 from liveaffect.runtime.style import BACKGROUND, CARD_COLOR
 
 
@@ -39,6 +39,13 @@ def wait_for(predicate, what: str, app: subprocess.Popen, timeout_s: float = 60.
 
 def csv_rows(path: Path) -> int:
     return max(0, len(path.read_text().splitlines()) - 1) if path.exists() else 0
+
+
+def _picture_size(display: str, window: str) -> tuple[int, int]:
+    """The window's size as the X server has it (the picture area: no decorations here)."""
+    out = x(display, "xdotool", "getwindowgeometry", "--shell", window)
+    fields = dict(line.split("=", 1) for line in out.split())
+    return int(fields["WIDTH"]), int(fields["HEIGHT"])
 
 
 def test_space_pauses_s_snapshots_the_panel_q_quits(xvfb, tmp_path, tiny_bundle):  # noqa: F811
@@ -69,6 +76,7 @@ def test_space_pauses_s_snapshots_the_panel_q_quits(xvfb, tmp_path, tiny_bundle)
             key("s")
             wait_for(lambda: len(snapshots()) == 2, "the second snapshot", app)
             assert csv_rows(csv_path) == rows_paused  # no frame went through while paused
+            area = _picture_size(xvfb, window)
             key("q")
             summary, _ = finished(app, tmp_path)
         finally:
@@ -82,9 +90,13 @@ def test_space_pauses_s_snapshots_the_panel_q_quits(xvfb, tmp_path, tiny_bundle)
     assert np.array_equal(shot, again)  # paused: the same picture a second later
     card = ModelCard.from_dict(json.loads((tiny_bundle / CARD_FILE).read_text()))
     dash = Dashboard(card)
-    assert shot.shape[1::-1] == dash.canvas_size((1920, 1080))  # the video plus the panel
-    layout = dash.panel.layout(1080)
-    panel = shot[:, 1920:]
+    # the video plus the panel, drawn to fit the window (85% of the screen: smaller than the
+    # 1080p frame's own canvas), not drawn at the frame's size and shrunk by Qt
+    assert area[0] < dash.canvas_size((1920, 1080))[0]
+    assert shot.shape[1::-1] == dash.canvas_size((1920, 1080), View(fit=area))
+    height = shot.shape[0]
+    layout = dash.panel.layout(height)
+    panel = shot[:, round(1920 * height / 1080) :]
     filled = [s for s in layout.cards if not np.all(panel[s.rect[1]:s.rect[3], s.rect[0]:s.rect[2]]
                                                      == BACKGROUND)]  # fmt: skip
     assert filled, "no card drawn in the panel"

@@ -3,10 +3,12 @@ frame rate (the real window: test_window_xvfb.py)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from liveaffect.runtime.display import fit_window
-from liveaffect.runtime.sinks import WindowSink
+from liveaffect.runtime.sinks import WindowSink, letterbox
+from liveaffect.runtime.style import BACKGROUND
 
 
 @pytest.mark.parametrize(
@@ -36,3 +38,19 @@ def test_pacing_waits_for_the_files_frame_rate(monkeypatch):
     clock[0] += 1.0  # far behind (slow machine): no waiting, no catching up in a burst
     assert paced._delay_ms() == 1 and paced._delay_ms() == 40
     assert WindowSink(pace_fps=None)._delay_ms() == 1  # --fast, cameras, streams
+
+
+def test_letterbox_centres_and_only_shrinks_never_stretches():
+    """A window shows its image pixel for pixel only at the window's size: other shapes
+    are centred on the panel colour, and larger ones shrunk with their aspect kept."""
+    image = np.full((240, 941, 3), 200, np.uint8)
+    assert letterbox(image, (941, 240)) is image
+    out = letterbox(image, (870, 337))  # wider than the window: shrunk to 870x222, centred
+    assert out.shape == (337, 870, 3)
+    rows = np.flatnonzero((out != BACKGROUND).any(axis=(1, 2)))
+    assert rows[0] == (337 - 222) // 2 and rows[-1] - rows[0] + 1 == 222
+    small = letterbox(image[:100, :300], (870, 337))  # smaller: not enlarged
+    filled = np.argwhere((small != BACKGROUND).any(axis=2))
+    assert tuple(filled.max(0) - filled.min(0) + 1) == (100, 300)
+    again = letterbox(image[:100, :300], (870, 337), out=small)
+    assert again is small  # the buffer is reused
