@@ -64,25 +64,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "file (every frame, in order); an rtsp:// or http(s):// URL = a stream",
     )
     add_model_arguments(parser)
-    parser.add_argument(
+    _add_window_arguments(parser.add_argument_group("window"))
+    _add_output_arguments(parser.add_argument_group("outputs"))
+    _add_stream_arguments(parser.add_argument_group("streams out"))
+
+
+def _add_window_arguments(group) -> None:
+    """The options for the window."""
+    group.add_argument(
         "--no-display",
         action="store_true",
         help="do not open a window (headless: use with --csv, --output and/or --output-raw)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--window-size",
         default=None,
         metavar="WxH",
         help="window size at start, e.g. 1280x720 (default: the video's size, shrunk to fit "
         "the screen); the window can be resized and the view is drawn at its size",
     )
-    parser.add_argument(
+    group.add_argument(
         "--fast",
         action="store_true",
         help="with a window, play a video file as fast as it is processed instead of at "
         "its own frame rate (headless runs are always as fast as possible)",
     )
-    parser.add_argument(
+
+
+def _add_output_arguments(group) -> None:
+    """The options for the files the run writes."""
+    group.add_argument(
         "--output",
         default=None,
         metavar="FILE",
@@ -90,26 +101,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "boxes and tags, the side panel to their right, the FPS (the window's keys do not "
         "change the recording)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--output-raw",
         default=None,
         metavar="FILE",
         help="record the frames at their own size with only the face boxes and tags "
         "(no panel) to this video (.mp4 or .avi)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--csv",
         default=None,
         metavar="FILE",
         help="write one row per face per frame (box, expression, valence/arousal, AUs)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--max-frames",
         default=None,
         metavar="N",
         help="stop after N frames (default: until the video ends or q is pressed)",
     )
-    parser.add_argument(
+
+
+def _add_stream_arguments(group) -> None:
+    """The options for live streams out."""
+    group.add_argument(
         "--stream",
         action="append",
         default=None,
@@ -119,7 +134,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "server, JSON per frame; binds 127.0.0.1 unless a host is given), jsonl:PATH or "
         "jsonl:- (JSON lines to a file or stdout)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--stream-faces",
         default="4",
         metavar="N",
