@@ -17,27 +17,12 @@ MediaPipe's face-detection graph are re-written here in NumPy:
 The frame is letterboxed into the square input (aspect kept, black padding) and boxes are
 mapped back to frame pixels.
 
-Models (``model=``):
-
-* ``"both"`` (default): full range and short range on every frame, their faces merged by the
-  same weighted NMS. Full range alone misses faces that fill most of the frame (a webcam at
-  arm's length, a selfie, a cropped face photo): on 256x256 tight crops of the shared clips
-  and of the CK+ faces it found 26-75% of them, short range 79-100%, both together the same
-  as short range. On a frame where neither finds a face, short range runs once more on the
-  frame framed by a black border (a quarter of its longer side), which finds faces cut by
-  the frame's edges: 87% instead of 39% of tight crops of the 1080p crowd clip's blurry,
-  upscaled faces (``tests/runtime/test_detectors.py`` checks >= 97% over all crops). Short range
-  costs about 1.4 ms more per frame, and once more on frames without a face.
-* ``"full"``: the dense full-range model. On the shared clips it found the face in
-  every frame of the 640x360 webcam-style clips (also with the face filling the frame) and
-  1-5 of the small faces per frame in the 1080p crowd clip, in about 3.7 ms per 640x360 frame
-  and 4.5 ms per 1080p frame on one core. The sparse variant shipped beside it was only
-  0.2-0.5 ms faster but found fewer crowd faces (1.8 against 2.9 per frame) and more false
-  faces on a cartoon (37 against 10 in 89 frames), so it is not used.
-* ``"short"``: faces within about 2 m only, about 1.4 ms per frame; it found none of the
-  crowd clip's faces.
-* ``"auto"``: short range, and full range only on frames where short range finds no face:
-  cheapest when one person sits at the camera, but a far face next to a near one is missed.
+Models (``model=``): ``"both"`` (default: full and short range on every frame, merged by
+the same weighted NMS, plus one short-range retry on a black-bordered frame when neither
+finds a face, for faces cut by the frame's edges), ``"full"`` (far and small faces),
+``"short"`` (faces within about 2 m) and ``"auto"`` (short range, full range only on frames
+where it finds none). Why ``"both"`` is the default, with the measurements behind it, is in
+``bench/README.md`` ("Face detector models").
 """
 
 from __future__ import annotations
