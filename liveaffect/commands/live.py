@@ -293,7 +293,8 @@ def _open_sinks(opts: LiveOptions, stack: ExitStack, source, card, dashboard) ->
     """The window first, then the output files: nothing is truncated until all else opened."""
     from liveaffect.runtime.controls import Controls
     from liveaffect.runtime.dashboard import RAW_VIEW
-    from liveaffect.runtime.sinks import CsvSink, VideoSink, WindowSink
+    from liveaffect.runtime.sinks import CsvSink, VideoSink
+    from liveaffect.runtime.window import WindowSink
 
     sinks: list = []
     if opts.display:

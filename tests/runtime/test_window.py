@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from liveaffect.runtime.display import fit_window
-from liveaffect.runtime.sinks import WindowSink, letterbox
 from liveaffect.runtime.style import BACKGROUND
+from liveaffect.runtime.window import WindowSink, letterbox
 
 
 @pytest.mark.parametrize(
@@ -28,7 +28,7 @@ def test_fit_window(frame, screen, expected):
 
 def test_pacing_waits_for_the_files_frame_rate(monkeypatch):
     clock = [100.0]
-    monkeypatch.setattr("liveaffect.runtime.sinks.time.perf_counter", lambda: clock[0])
+    monkeypatch.setattr("liveaffect.runtime.window.time.perf_counter", lambda: clock[0])
     paced = WindowSink(pace_fps=25)
     delays = []
     for _ in range(4):  # processing takes 10 ms a frame: wait the rest of the 40 ms

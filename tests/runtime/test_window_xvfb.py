@@ -250,7 +250,7 @@ def test_closing_the_window_quits(xvfb, tmp_path, tiny_bundle):
 _WINDOW_SCRIPT = """
 import json, sys, time
 import cv2, numpy as np
-from liveaffect.runtime.sinks import WindowSink
+from liveaffect.runtime.window import WindowSink
 from liveaffect.types import FrameResult
 mode = sys.argv[1]
 frame = np.full((1080, 1920, 3), 90, np.uint8)
