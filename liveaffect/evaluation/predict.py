@@ -225,8 +225,6 @@ def predict_records(
     Returns:
         The predictions; heads the card marks untrained are None.
     """
-    from tqdm.auto import tqdm
-
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if no_face not in NO_FACE_MODES:
@@ -236,20 +234,9 @@ def predict_records(
     tta = tta if tta is not None else TTA(flip=bool(tta_flip))
     engine = create_engine(bundle, "keras", int(batch_size), tta) if active else None
     loader = _FaceLoader(bundle.card.preprocess, detector, degrade, degrade_seed, no_face)
-    with (
-        ThreadPoolExecutor(workers or min(8, os.cpu_count() or 1)) as pool,
-        tqdm(total=len(records), disable=not progress, unit="img", desc="evaluate") as bar,
-    ):
-        for start in range(0, len(records), int(batch_size)):
-            chunk = records[start : start + int(batch_size)]
-            items = pool.map(loader.read, enumerate(chunk, start=start))
-            faces = [loader.face(record, item) for record, item in zip(chunk, items, strict=True)]
-            faces = [f for f in faces if f is not None]
-            bar.update(len(chunk))
-            if faces and engine is not None:
-                result = engine.predict_heads(np.stack(faces).astype(np.float32, copy=False))
-                for head in active:
-                    outputs[head].append(result[head])
+    for result in _scored_batches(loader, engine, records, int(batch_size), workers, progress):
+        for head in active:
+            outputs[head].append(result[head])
     if len(loader.unreadable) > _MAX_WARNINGS:
         log.warning("%d unreadable images skipped in all", len(loader.unreadable))
     return Predictions(
@@ -267,6 +254,25 @@ def predict_records(
         tta=tta.describe(),
         degrade=degrade or "",
     )
+
+
+def _scored_batches(loader, engine, records, batch_size: int, workers, progress: bool):
+    """Read, crop and score ``records`` a batch at a time (images decoded on a thread
+    pool); yields the engine's outputs per batch with at least one face."""
+    from tqdm.auto import tqdm
+
+    with (
+        ThreadPoolExecutor(workers or min(8, os.cpu_count() or 1)) as pool,
+        tqdm(total=len(records), disable=not progress, unit="img", desc="evaluate") as bar,
+    ):
+        for start in range(0, len(records), batch_size):
+            chunk = records[start : start + batch_size]
+            items = pool.map(loader.read, enumerate(chunk, start=start))
+            faces = [loader.face(record, item) for record, item in zip(chunk, items, strict=True)]
+            faces = [f for f in faces if f is not None]
+            bar.update(len(chunk))
+            if faces and engine is not None:
+                yield engine.predict_heads(np.stack(faces).astype(np.float32, copy=False))
 
 
 def _stacked(outputs: dict[str, list[np.ndarray]], head: str) -> np.ndarray | None:
