@@ -71,3 +71,17 @@ def tiny_bundle_factory(tmp_path):
 def tiny_bundle(tmp_path_factory) -> Path:
     """One tiny random bundle with all heads marked trained, shared by a session."""
     return make_tiny_bundle(tmp_path_factory.mktemp("tiny_bundle"))
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory) -> Path:
+    """A tiny real video file: 5 grey frames of 64x48, MJPG at 10 fps."""
+    import cv2
+    import numpy as np
+
+    path = tmp_path_factory.mktemp("video") / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for i in range(5):
+        writer.write(np.full((48, 64, 3), 40 * i, np.uint8))
+    writer.release()
+    return path

@@ -24,17 +24,6 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def video(tmp_path_factory) -> Path:
-    """A tiny real video file (5 grey frames)."""
-    path = tmp_path_factory.mktemp("video") / "clip.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
-    for i in range(5):
-        writer.write(np.full((48, 64, 3), 40 * i, np.uint8))
-    writer.release()
-    return path
-
-
-@pytest.fixture(scope="module")
 def files(tmp_path_factory) -> dict[str, Path]:
     """Paths for bad inputs: not-a-video, corrupt model, empty model folder ..."""
     root = tmp_path_factory.mktemp("bad")

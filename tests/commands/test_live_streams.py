@@ -24,16 +24,6 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def video(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("video") / "clip.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
-    for i in range(5):
-        writer.write(np.full((48, 64, 3), 40 * i, np.uint8))
-    writer.release()
-    return path
-
-
-@pytest.fixture(scope="module")
 def fake_bundle_dir(tmp_path_factory) -> Path:
     """Looks like a bundle; a stream error must come before the model loads."""
     root = tmp_path_factory.mktemp("fake_bundle")
