@@ -6,9 +6,12 @@ Loads the model, detector and engine once, then replays the clip headless throug
 live loop (``liveaffect.runtime.live.run``, as ``--no-display``) in rounds that alternate
 "none" and "all" (the order flips every round, so a machine whose load drifts does not
 favour one side). "all" feeds an LSL outlet, an OSC sender, a WebSocket server and a
-JSON-lines file; one client each runs in a separate process (a pylsl inlet, a python-osc
-server, a websockets client) and counts what arrives. Reports the median FPS of each
-side, the drop, and the median of the per-round ratios.
+JSON-lines file through one ``StreamSender`` (the background sending thread the app
+uses); one client each runs in a separate process (a pylsl inlet, a python-osc
+``BlockingOSCUDPServer`` as in the README, a websockets client) and counts what arrives.
+An "all" run's time and CPU include closing the sender (sending what is still queued).
+Reports the median FPS of each side, the drop, the median of the per-round ratios, and
+the load average before and after.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ def _clients(lsl_name: str, osc_port_box, ws_port: int, ready, stop, counts) -> 
     """One client per outlet, counting messages until ``stop`` is set."""
     import pylsl
     from pythonosc.dispatcher import Dispatcher
-    from pythonosc.osc_server import ThreadingOSCUDPServer
+    from pythonosc.osc_server import BlockingOSCUDPServer
     from websockets.sync.client import connect
 
     got = {"lsl": 0, "osc": 0, "ws": 0}
@@ -46,7 +49,7 @@ def _clients(lsl_name: str, osc_port_box, ws_port: int, ready, stop, counts) -> 
 
     dispatcher = Dispatcher()
     dispatcher.set_default_handler(on_osc)
-    osc = ThreadingOSCUDPServer(("127.0.0.1", 0), dispatcher)
+    osc = BlockingOSCUDPServer(("127.0.0.1", 0), dispatcher)
     osc_port_box.value = osc.server_address[1]
     threading.Thread(target=osc.serve_forever, daemon=True).start()
 
@@ -82,16 +85,19 @@ def _build(args):
     return bundle, engine, detector
 
 
-def _one_run(args, bundle, engine, detector, sinks, clients=None) -> dict:
+def _one_run(args, bundle, engine, detector, outlets, meta, clients=None) -> dict:
     """One pass over the clip: FPS, faces, and CPU milliseconds per frame of this process
-    (every thread) and of the clients' process (``clients``: a ``psutil.Process``)."""
+    (every thread) and of the clients' process (``clients``: a ``psutil.Process``).
+    With ``outlets``, a ``StreamSender`` feeds them and closing it counts in the time."""
     from liveaffect.runtime.live import Pipeline, run_loop
+    from liveaffect.runtime.streams.sender import StreamSender
     from liveaffect.runtime.video import open_source
 
     def client_cpu() -> float:
         return sum(clients.cpu_times()[:2]) if clients is not None else 0.0
 
     cpu0, client0 = time.process_time(), client_cpu()
+    sinks = [_TimedSink(StreamSender(outlets, meta))] if outlets else []
     with open_source(args.source) as source:
         summary = run_loop(
             source,
@@ -99,9 +105,13 @@ def _one_run(args, bundle, engine, detector, sinks, clients=None) -> dict:
             sinks,
             max_frames=args.frames,
         )
+    t0 = time.perf_counter()
+    for sink in sinks:
+        sink.close()
+    elapsed = summary.elapsed_s + time.perf_counter() - t0
     frames = max(summary.frames, 1)
     return {
-        "fps": round(summary.mean_fps, 2),
+        "fps": round(summary.frames / elapsed, 2),
         "faces": summary.faces,
         "cpu_ms": round(1000 * (time.process_time() - cpu0) / frames, 3),
         "client_cpu_ms": round(1000 * (client_cpu() - client0) / frames, 3),
@@ -132,39 +142,66 @@ def _start(args, meta, folder: Path):
     return outlets, process, stop, counts
 
 
-class _Timed(Sink):
-    """Passes frames on to an outlet and adds up the wall time and the analysis thread's
-    CPU time its ``write`` takes (CPU time does not count waiting for a loaded machine)."""
+class _Clock:
+    """Adds up the wall time and the calling thread's CPU time of timed calls (CPU time
+    does not count waiting for a loaded machine)."""
 
-    def __init__(self, sink) -> None:
-        self.sink, self.wall_s, self.cpu_s, self.frames = sink, 0.0, 0.0, 0
+    def __init__(self) -> None:
+        self.wall_s, self.cpu_s, self.calls = 0.0, 0.0, 0
 
-    def write(self, frame_bgr, result) -> None:
+    def time(self, call, *args) -> None:
         t0, c0 = time.perf_counter(), time.thread_time()
-        self.sink.write(frame_bgr, result)
+        call(*args)
         self.cpu_s += time.thread_time() - c0
         self.wall_s += time.perf_counter() - t0
-        self.frames += 1
+        self.calls += 1
 
-    def ms_per_frame(self, seconds: float) -> float:
-        return round(1000 * seconds / max(self.frames, 1), 4)
+    def ms_per_call(self, seconds: float) -> float:
+        return round(1000 * seconds / max(self.calls, 1), 4)
+
+
+_LOOP = _Clock()
+"""The live loop's ``write`` into the sender (queueing the frame), over all "all" runs."""
+
+
+class _TimedSink(Sink):
+    """Times the loop thread's ``write`` into the sender."""
+
+    def __init__(self, sink) -> None:
+        self.sink = sink
+
+    def write(self, frame_bgr, result) -> None:
+        _LOOP.time(self.sink.write, frame_bgr, result)
 
     def close(self) -> None:
         self.sink.close()
 
 
-def _name(timed: _Timed) -> str:
-    return type(timed.sink).__name__.removesuffix("Sink").lower()  # lsl, websocket, osc, jsonl
+class _TimedOutlet:
+    """Times an outlet's ``send`` on the sender's thread."""
+
+    def __init__(self, outlet) -> None:
+        self.outlet, self.clock = outlet, _Clock()
+
+    def send(self, packet) -> None:
+        self.clock.time(self.outlet.send, packet)
+
+    def close(self) -> None:
+        self.outlet.close()
 
 
-def _rounds(args, built, outlets, clients) -> list[dict]:
+def _name(timed: _TimedOutlet) -> str:
+    return type(timed.outlet).__name__.removesuffix("Sink").lower()  # lsl, websocket, osc, jsonl
+
+
+def _rounds(args, built, outlets, meta, clients) -> list[dict]:
     """Alternate "none" and "all" runs, flipping the order every round."""
     rows = []
     for r in range(args.rounds):
         order = ("none", "all") if r % 2 == 0 else ("all", "none")
         row = {}
         for mode in order:
-            run = _one_run(args, *built, outlets if mode == "all" else [], clients)
+            run = _one_run(args, *built, outlets if mode == "all" else [], meta, clients)
             row[mode] = run.pop("fps")
             row.update({f"{k}_{mode}": v for k, v in run.items()})
         rows.append(row)
@@ -206,9 +243,11 @@ def main() -> int:
     meta = StreamMeta.from_model(args.model, faces=4, source=args.source)
     folder = Path(tempfile.mkdtemp(prefix="stream_cost_"))
     outlets, process, stop, counts = _start(args, meta, folder)
-    outlets = [_Timed(sink) for sink in outlets]
-    _one_run(args, *built, [])  # warm-up: engine, detector, file cache
-    rows = _rounds(args, built, outlets, psutil.Process(process.pid))
+    outlets = [_TimedOutlet(sink) for sink in outlets]
+    _one_run(args, *built, [], meta)  # warm-up: engine, detector, file cache
+    load_before = os.getloadavg()[0]
+    rows = _rounds(args, built, outlets, meta, psutil.Process(process.pid))
+    load_after = os.getloadavg()[0]
     time.sleep(1.0)  # let the clients drain
     stop.set()
     process.join(30)
@@ -227,10 +266,13 @@ def main() -> int:
         "median_ratio": round(statistics.median(r["all"] / r["none"] for r in rows), 4),
         **_cpu_summary(rows),
         "clients_received": dict(counts),
-        "ws_dropped": outlets[1].sink.dropped,
-        "jsonl_lines": outlets[3].sink.lines,
-        "write_wall_ms_per_frame": {_name(t): t.ms_per_frame(t.wall_s) for t in outlets},
-        "write_cpu_ms_per_frame": {_name(t): t.ms_per_frame(t.cpu_s) for t in outlets},
+        "ws_dropped": outlets[1].outlet.dropped,
+        "jsonl_lines": outlets[3].outlet.lines,
+        "loop_write_wall_ms_per_frame": _LOOP.ms_per_call(_LOOP.wall_s),
+        "loop_write_cpu_ms_per_frame": _LOOP.ms_per_call(_LOOP.cpu_s),
+        "send_wall_ms_per_frame": {_name(t): t.clock.ms_per_call(t.clock.wall_s) for t in outlets},
+        "send_cpu_ms_per_frame": {_name(t): t.clock.ms_per_call(t.clock.cpu_s) for t in outlets},
+        "load_average_1min": [round(load_before, 2), round(load_after, 2)],
     }
     print(
         f"median CPU ms per frame: none {result['median_cpu_ms_none']:.2f}, all four "
@@ -239,8 +281,11 @@ def main() -> int:
         f"median FPS: none {none:.1f}, all four targets {all_:.1f} (drop "
         f"{result['drop_percent']:.1f}%; median per-round ratio {result['median_ratio']:.3f}); "
         f"clients received {result['clients_received']}, jsonl lines {result['jsonl_lines']}, "
-        f"ws dropped {result['ws_dropped']}; write() ms per frame: "
-        f"wall {result['write_wall_ms_per_frame']}, CPU {result['write_cpu_ms_per_frame']}"
+        f"ws dropped {result['ws_dropped']}; the loop's write() ms per frame: wall "
+        f"{result['loop_write_wall_ms_per_frame']}, CPU {result['loop_write_cpu_ms_per_frame']}; "
+        f"the sender thread's send() ms per frame: wall {result['send_wall_ms_per_frame']}, "
+        f"CPU {result['send_cpu_ms_per_frame']}; load average {load_before:.2f} before, "
+        f"{load_after:.2f} after"
     )
     if args.json:
         write_result(args.json, result)

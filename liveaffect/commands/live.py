@@ -192,8 +192,8 @@ def run(args: argparse.Namespace) -> int:
     verbose = bool(getattr(args, "verbose", False))
     try:
         with StopSignals() as signals, ExitStack() as stack:
-            streams = _open_streams(opts, stack)
-            summary = _run(opts, streams, out, signals.reason, verbose)
+            streams, stream_sinks = _open_streams(opts, stack)
+            summary = _run(opts, streams, stream_sinks, out, signals.reason, verbose)
     except SinkError as exc:  # an output could not be opened
         if exc.exit_status == 2:
             raise CliError(str(exc)) from None
@@ -208,12 +208,16 @@ def run(args: argparse.Namespace) -> int:
     return 130 if summary.stopped == "interrupt" else 0
 
 
-def _open_streams(opts: LiveOptions, stack: ExitStack) -> list:
-    """Bind and open every ``--stream`` outlet before any capture starts or file is written."""
+def _open_streams(opts: LiveOptions, stack: ExitStack) -> tuple[list, list]:
+    """Bind and open every ``--stream`` outlet before any capture starts or file is written.
+
+    Returns the outlets and the sinks the loop feeds (one :class:`StreamSender` for all).
+    """
     if not opts.streams:
-        return []
+        return [], []
     from liveaffect.bundle import BundleError
     from liveaffect.runtime.streams import StreamError, StreamMeta, open_streams
+    from liveaffect.runtime.streams.sender import StreamSender
 
     try:
         meta = StreamMeta.from_model(opts.model, opts.stream_faces, source=str(opts.source))
@@ -225,16 +229,19 @@ def _open_streams(opts: LiveOptions, stack: ExitStack) -> list:
         raise CliError(str(exc)) from None
     for sink in streams:
         stack.callback(sink.close)
-    return streams
+    sender = StreamSender(streams, meta)
+    stack.callback(sender.close)  # runs first: the queued frames go out, then outlets close
+    return streams, [sender]
 
 
-def _run(opts: LiveOptions, streams: list, out, stop, verbose: bool = False):
+def _run(opts: LiveOptions, streams: list, stream_sinks: list, out, stop, verbose=False):
     from liveaffect.runtime.quiet import quiet_native_stderr
 
     with ExitStack() as stack:
         with quiet_native_stderr(not verbose):  # TensorFlow/LiteRT start-up chatter
             source, detector, engine, bundle = _open_parts(opts, stack)
-        return _loop(opts, stack, (source, detector, engine, bundle), streams, out, stop)
+        parts = (source, detector, engine, bundle)
+        return _loop(opts, stack, parts, (streams, stream_sinks), out, stop)
 
 
 def _open_parts(opts: LiveOptions, stack: ExitStack):
@@ -263,15 +270,19 @@ def _open_parts(opts: LiveOptions, stack: ExitStack):
     return source, detector, engine, bundle
 
 
-def _loop(opts: LiveOptions, stack: ExitStack, parts, streams: list, out, stop):
-    """Open the window, then the outputs, run the live loop, and close every sink."""
+def _loop(opts: LiveOptions, stack: ExitStack, parts, outlets, out, stop):
+    """Open the window, then the outputs, run the live loop, and close every sink.
+
+    ``outlets``: the ``--stream`` outlets (for the start line) and the sinks that feed them.
+    """
     source, detector, engine, bundle = parts
+    streams, stream_sinks = outlets
     from liveaffect.runtime.dashboard import Dashboard
     from liveaffect.runtime.live import Pipeline, close_sinks, run_loop
     from liveaffect.runtime.smoothing import PredictionSmoother
 
     dashboard = Dashboard(bundle.card)
-    sinks = _open_sinks(opts, stack, source, bundle.card, dashboard) + streams
+    sinks = _open_sinks(opts, stack, source, bundle.card, dashboard) + stream_sinks
     pipeline = Pipeline(
         detector, engine, bundle.card.preprocess, smoother=PredictionSmoother(opts.smooth)
     )

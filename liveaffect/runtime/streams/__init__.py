@@ -3,12 +3,14 @@
 Each outlet is a :class:`liveaffect.types.Sink` with a lifetime (``close()`` safe twice):
 
 - :class:`~.lsl.LslSink` (``lsl``, ``lsl:NAME``): an LSL outlet, fixed face slots;
-- :class:`~.osc.OscSink` (``osc://HOST:PORT``): OSC messages per face per frame;
+- :class:`~.osc.OscSink` (``osc://HOST:PORT``): OSC messages, one bundle per frame;
 - :class:`~.websocket.WebSocketSink` (``ws://HOST:PORT``): a server, one JSON per frame;
 - :class:`~.jsonl.JsonlSink` (``jsonl:PATH``, ``jsonl:-``): the same JSON, one line per frame.
 
 :func:`parse_targets` checks what the user typed; :func:`open_streams` binds and opens
-them all or none.
+them all or none. The live app feeds them through one :class:`~.sender.StreamSender`: a
+background thread builds each frame's :class:`~.records.FramePacket` (the JSON once) and
+hands it to every outlet, so the live loop only queues the frame.
 """
 
 from __future__ import annotations

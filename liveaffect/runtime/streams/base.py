@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from liveaffect.types import Sink
+import numpy as np
+
+from liveaffect.runtime.streams.records import FramePacket, frame_size_of
+from liveaffect.types import FrameResult, Sink
 
 
 class StreamError(Exception):
@@ -15,11 +18,21 @@ class StreamError(Exception):
 class StreamSink(Sink):
     """Base of the outlets: a :class:`liveaffect.types.Sink` that never draws or stops the run.
 
-    Subclasses implement ``write(frame_bgr, result)`` and ``_close()``; :meth:`close` is
-    safe to call twice.
+    Subclasses implement ``send(packet)`` (one :class:`FramePacket`; :class:`.sender.
+    StreamSender` shares one packet between all outlets) and ``_close()``; :meth:`close`
+    is safe to call twice.
     """
 
     closed = False
+    meta = None
+
+    def write(self, frame_bgr: np.ndarray, result: FrameResult) -> None:
+        """Send this frame (boxes clipped to ``frame_bgr``'s size)."""
+        self.send(FramePacket(result, self.meta, frame_size_of(frame_bgr)))
+
+    def send(self, packet: FramePacket) -> None:
+        """Send one frame; does nothing once closed."""
+        raise NotImplementedError
 
     def describe(self) -> str:
         """Where the outlet sends to, for the start-up line."""

@@ -8,18 +8,14 @@ goes away (a closed pipe) ends the outlet quietly instead of the run.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from liveaffect.runtime.streams.base import StreamError, StreamSink
 from liveaffect.runtime.streams.meta import StreamMeta
-from liveaffect.runtime.streams.records import frame_record, frame_size_of
-from liveaffect.types import FrameResult
+from liveaffect.runtime.streams.records import FramePacket
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +47,12 @@ class JsonlSink(StreamSink):
     def describe(self) -> str:
         return f"jsonl:{self.path if self.path is not None else '- (stdout)'}"
 
-    def write(self, frame_bgr: np.ndarray, result: FrameResult) -> None:
+    def send(self, packet: FramePacket) -> None:
         """Write this frame's line and flush it."""
         if self.closed:
             return
-        record = frame_record(result, self.meta, frame_size_of(frame_bgr))
         try:
-            self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+            self._file.write(packet.json_text + "\n")
             self._file.flush()
         except BrokenPipeError:
             log.warning("%s: the reader went away; no more lines are written", self.describe())

@@ -20,7 +20,7 @@ import liveaffect
 from liveaffect.labels import AU_COLUMNS, EXPRESSIONS
 from liveaffect.runtime.streams.base import StreamError, StreamSink
 from liveaffect.runtime.streams.meta import StreamMeta, import_pylsl
-from liveaffect.runtime.streams.records import frame_size_of
+from liveaffect.runtime.streams.records import FramePacket
 from liveaffect.types import FrameResult
 
 STREAM_TYPE = "Affect"
@@ -152,14 +152,17 @@ class LslSink(StreamSink):
     def describe(self) -> str:
         return f"lsl {self.name!r} (type {STREAM_TYPE}, {self.meta.faces} faces)"
 
-    def write(self, frame_bgr: np.ndarray, result: FrameResult) -> None:
+    def send(self, packet: FramePacket) -> None:
         """Push this frame's sample, stamped with its capture time."""
         if self.closed:
             return
+        result = packet.result
         slots = self._slots.assign(f.track_id for f in result.faces)
-        row = sample_row(result, slots, self.meta.faces, frame_size_of(frame_bgr))
-        stamp = self.meta.capture_time_s(result.timestamp_ms)
-        self._outlet.push_sample(row, stamp if math.isfinite(stamp) else 0.0)
+        row = sample_row(result, slots, self.meta.faces, packet.frame_size)
+        stamp = packet.t if math.isfinite(packet.t) else 0.0
+        # A one-sample chunk hands liblsl the array's buffer (push_sample copies every
+        # value into a ctypes array first); the stamp is that sample's.
+        self._outlet.push_chunk(row.reshape(1, -1), stamp)
         self.samples += 1
 
     def _close(self) -> None:

@@ -1,7 +1,9 @@
-"""OSC messages per face per frame over UDP (``python-osc``).
+"""OSC over UDP: every frame one OSC bundle holding the frame's messages, in order.
 
-Per frame, first ``/liveaffect/frame`` (frame number as int32, capture time in seconds on
-LSL's clock as float64, face count as int32), then for every face ``<id>``:
+Each frame is one bundle (OSC 1.0, time tag "immediately"), so a receiver wakes once
+per frame however many faces there are. It holds first ``/liveaffect/frame`` (frame
+number as int32, capture time in seconds on LSL's clock as float64, face count as
+int32), then for every face ``<id>``:
 
 ====================================  =====================================================
 ``/liveaffect/face/<id>/box``         x1, y1, x2, y2 (pixels), detection score (5 floats)
@@ -11,40 +13,85 @@ LSL's clock as float64, face count as int32), then for every face ``<id>``:
 ====================================  =====================================================
 
 A head the model has not trained sends no message (no ``/au`` for the default model).
-UDP needs no listener: messages to a port nobody reads are lost, as OSC expects.
+A frame whose bundle would pass :data:`MAX_DATAGRAM` bytes (many faces) is split into
+several bundles between faces. UDP needs no listener: bundles to a port nobody reads are
+lost, as OSC expects. The packets are encoded here with ``struct`` (the OSC 1.0 layout);
+the tests decode them with ``python-osc``.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
+import struct
 
 import numpy as np
 
 from liveaffect.runtime.streams.base import StreamError, StreamSink
 from liveaffect.runtime.streams.meta import StreamMeta
-from liveaffect.runtime.streams.records import clipped_box, frame_size_of
-from liveaffect.types import FrameResult
+from liveaffect.runtime.streams.records import FramePacket, clipped_box
+from liveaffect.types import FaceResult
 
 PREFIX = "/liveaffect"
+MAX_DATAGRAM = 8192
+"""Bytes per bundle at most (python-osc's and many receivers' read size)."""
+BUNDLE_HEAD = b"#bundle\0" + struct.pack(">Q", 1)  # time tag 1: "immediately"
 log = logging.getLogger(__name__)
 
 
-def frame_messages(result: FrameResult, meta: StreamMeta, frame_size=None):
-    """The (address, args) pairs of one frame, in sending order (floats as Python floats)."""
-    t = meta.capture_time_s(result.timestamp_ms)
-    out: list[tuple[str, list]] = [(f"{PREFIX}/frame", [int(result.index), t, len(result.faces)])]
-    for face in result.faces:
-        base, pred = f"{PREFIX}/face/{int(face.track_id)}", face.prediction
-        out.append((f"{base}/box", [*clipped_box(face, frame_size), float(face.detection.score)]))
-        for suffix, values in (("expr", pred.expr_probs), ("va", pred.va), ("au", pred.au_probs)):
-            if values is not None:
-                out.append((f"{base}/{suffix}", np.asarray(values, np.float64).tolist()))
+def osc_string(text: str) -> bytes:
+    """An OSC string: UTF-8, NUL-terminated, padded to a multiple of 4 bytes."""
+    data = text.encode() + b"\0"
+    return data + b"\0" * (-len(data) % 4)
+
+
+def osc_message(address: str, tags: str, payload: bytes) -> bytes:
+    """One OSC message; ``payload`` is the arguments, big-endian, as ``tags`` says."""
+    return osc_string(address) + osc_string("," + tags) + payload
+
+
+def osc_bundle(messages: list[bytes]) -> bytes:
+    """An OSC bundle, time tag "immediately", holding ``messages`` in order."""
+    return BUNDLE_HEAD + b"".join(struct.pack(">i", len(m)) + m for m in messages)
+
+
+def _floats(address: str, values) -> bytes:
+    data = np.asarray(values, ">f4").ravel()
+    return osc_message(address, "f" * data.size, data.tobytes())
+
+
+def face_messages(face: FaceResult, frame_size=None) -> list[bytes]:
+    """One face's messages: box, then expr, va, au for the heads the model has."""
+    base, pred = f"{PREFIX}/face/{int(face.track_id)}", face.prediction
+    out = [_floats(f"{base}/box", [*clipped_box(face, frame_size), face.detection.score])]
+    for suffix, values in (("expr", pred.expr_probs), ("va", pred.va), ("au", pred.au_probs)):
+        if values is not None:
+            out.append(_floats(f"{base}/{suffix}", values))
     return out
 
 
+def frame_bundles(packet: FramePacket, limit: int = MAX_DATAGRAM) -> list[bytes]:
+    """The frame's bundles (one unless it passes ``limit`` bytes; faces are not split)."""
+    result = packet.result
+    head = struct.pack(">idi", int(result.index), packet.t, len(result.faces))
+    groups = [[osc_message(f"{PREFIX}/frame", "idi", head)]]
+    groups += [face_messages(face, packet.frame_size) for face in result.faces]
+    bundles: list[bytes] = []
+    current: list[bytes] = []
+    size = len(BUNDLE_HEAD)
+    for group in groups:
+        group_size = sum(4 + len(m) for m in group)
+        if current and size + group_size > limit:
+            bundles.append(osc_bundle(current))
+            current, size = [], len(BUNDLE_HEAD)
+        current += group
+        size += group_size
+    bundles.append(osc_bundle(current))
+    return bundles
+
+
 class OscSink(StreamSink):
-    """Sends every frame's faces as OSC messages to ``host:port``.
+    """Sends every frame's faces as an OSC bundle to ``host:port``.
 
     Args:
         meta: model and clock.
@@ -56,39 +103,32 @@ class OscSink(StreamSink):
     """
 
     def __init__(self, meta: StreamMeta, host: str, port: int) -> None:
-        from pythonosc.osc_message_builder import OscMessageBuilder
-        from pythonosc.udp_client import UDPClient
-
         self.meta, self.host, self.port = meta, host, int(port)
-        self._builder = OscMessageBuilder
         try:
-            self._client = UDPClient(host, self.port)
+            family, kind, proto, _, address = socket.getaddrinfo(
+                host, self.port, type=socket.SOCK_DGRAM
+            )[0]
         except (socket.gaierror, OSError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
             raise StreamError(
                 f"osc://{host}:{port}: cannot resolve host {host!r} ({reason})"
             ) from None
-        self.messages = 0
+        self._address = address
+        self._socket = socket.socket(family, kind, proto)
+        self.bundles = 0
         self.send_errors = 0
 
     def describe(self) -> str:
         return f"osc://{self.host}:{self.port}"
 
-    def _message(self, address: str, args: list):
-        builder = self._builder(address)
-        kind = "d" if address.endswith("/frame") else "f"  # the frame time needs float64
-        for value in args:
-            builder.add_arg(value, "i" if isinstance(value, int) else kind)
-        return builder.build()
-
-    def write(self, frame_bgr: np.ndarray, result: FrameResult) -> None:
-        """Send this frame's messages (a failed send is counted and logged once)."""
+    def send(self, packet: FramePacket) -> None:
+        """Send this frame's bundle (a failed send is counted and logged once)."""
         if self.closed:
             return
-        for address, args in frame_messages(result, self.meta, frame_size_of(frame_bgr)):
+        for bundle in frame_bundles(packet):
             try:
-                self._client.send(self._message(address, args))
-                self.messages += 1
+                self._socket.sendto(bundle, self._address)
+                self.bundles += 1
             except OSError as exc:
                 self.send_errors += 1
                 if self.send_errors == 1:
@@ -102,6 +142,6 @@ class OscSink(StreamSink):
     def _close(self) -> None:
         if self.send_errors:
             log.warning(
-                "osc://%s:%s: %d messages could not be sent", self.host, self.port, self.send_errors
+                "osc://%s:%s: %d bundles could not be sent", self.host, self.port, self.send_errors
             )
-        self._client.close()
+        self._socket.close()

@@ -1,4 +1,8 @@
-"""One frame's faces as the outlets send them: a JSON-ready dict, and LSL channel rows.
+"""One frame's faces as the outlets send them: a JSON-ready dict and its text, built once.
+
+:class:`FramePacket` is what every outlet's ``send`` takes: the frame's result, its size
+and capture time, and the JSON record and text, each made on first use and then shared by
+every outlet (WebSocket and JSON lines send the same text).
 
 JSON (WebSocket and JSON lines), one object per frame::
 
@@ -14,6 +18,7 @@ pixels, clipped to the frame. A head the model does not have trained gives ``nul
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -84,3 +89,38 @@ def frame_size_of(frame_bgr) -> tuple[int, int] | None:
     if frame_bgr is None or getattr(frame_bgr, "ndim", 0) < 2 or frame_bgr.size == 0:
         return None
     return int(frame_bgr.shape[1]), int(frame_bgr.shape[0])
+
+
+class FramePacket:
+    """One frame for the outlets; the JSON record and text are built once, on first use.
+
+    Args:
+        result: the frame's faces.
+        meta: model, labels and clock.
+        frame_size: (width, height) to clip boxes to, or None.
+
+    Attributes:
+        t: the capture time in seconds on LSL's clock.
+    """
+
+    def __init__(
+        self, result: FrameResult, meta: StreamMeta, frame_size: tuple[int, int] | None = None
+    ) -> None:
+        self.result, self.meta, self.frame_size = result, meta, frame_size
+        self.t = meta.capture_time_s(result.timestamp_ms)
+        self._record: dict[str, Any] | None = None
+        self._text: str | None = None
+
+    @property
+    def record(self) -> dict[str, Any]:
+        """:func:`frame_record` of the frame."""
+        if self._record is None:
+            self._record = frame_record(self.result, self.meta, self.frame_size)
+        return self._record
+
+    @property
+    def json_text(self) -> str:
+        """The record as compact JSON (no newline)."""
+        if self._text is None:
+            self._text = json.dumps(self.record, separators=(",", ":"))
+        return self._text

@@ -1,7 +1,7 @@
 """A WebSocket server that sends every connected client one JSON object per frame.
 
 The server (``websockets``) runs its own asyncio event loop on its own thread; the
-analysis thread only serialises the frame and hands the text over, so a client can
+sending thread only hands the frame's JSON text over, so a client can
 never slow the analysis. Each client has a small queue: when it cannot keep up, its
 oldest messages are dropped and counted (one warning when the first is dropped, the
 total when the server closes). Clients may connect and leave at any time; what they
@@ -14,17 +14,13 @@ import asyncio
 import collections
 import contextlib
 import errno
-import json
 import logging
 import socket
 import threading
 
-import numpy as np
-
 from liveaffect.runtime.streams.base import StreamError, StreamSink
 from liveaffect.runtime.streams.meta import StreamMeta
-from liveaffect.runtime.streams.records import frame_record, frame_size_of
-from liveaffect.types import FrameResult
+from liveaffect.runtime.streams.records import FramePacket
 
 log = logging.getLogger(__name__)
 START_TIMEOUT_S = 10.0
@@ -167,15 +163,13 @@ class WebSocketSink(StreamSink):
             client.queue.append(text)
             client.ready.set()
 
-    # -- analysis thread -----------------------------------------------------------------
-    def write(self, frame_bgr: np.ndarray, result: FrameResult) -> None:
+    # -- sending thread --------------------------------------------------------------------
+    def send(self, packet: FramePacket) -> None:
         """Queue this frame's JSON for every connected client (nothing to do without one)."""
         if self.closed or not self.clients:
             return
-        record = frame_record(result, self.meta, frame_size_of(frame_bgr))
-        text = json.dumps(record, separators=(",", ":"))
         with contextlib.suppress(RuntimeError):  # the loop already stopped
-            self._loop.call_soon_threadsafe(self._broadcast, text)
+            self._loop.call_soon_threadsafe(self._broadcast, packet.json_text)
 
     def _stop_loop(self) -> None:
         if not self._loop.is_closed():
