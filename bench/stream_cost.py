@@ -17,6 +17,7 @@ the load average before and after.
 from __future__ import annotations
 
 import argparse
+import collections
 import multiprocessing as mp
 import os
 import statistics
@@ -35,11 +36,11 @@ from liveaffect.types import Sink
 
 
 # ----------------------------------------------------------------- the clients' process
-def _clients(lsl_name: str, osc_port_box, ws_port: int, ready, stop, counts) -> None:
+def _clients(lsl_name: str, osc_port_box, ws_port: int, ready, stop, counts, osc_kind) -> None:
     """One client per outlet, counting messages until ``stop`` is set."""
     import pylsl
+    from pythonosc import osc_server
     from pythonosc.dispatcher import Dispatcher
-    from pythonosc.osc_server import BlockingOSCUDPServer
     from websockets.sync.client import connect
 
     got = {"lsl": 0, "osc": 0, "ws": 0}
@@ -49,7 +50,8 @@ def _clients(lsl_name: str, osc_port_box, ws_port: int, ready, stop, counts) -> 
 
     dispatcher = Dispatcher()
     dispatcher.set_default_handler(on_osc)
-    osc = BlockingOSCUDPServer(("127.0.0.1", 0), dispatcher)
+    server = getattr(osc_server, f"{osc_kind.capitalize()}OSCUDPServer")
+    osc = server(("127.0.0.1", 0), dispatcher)
     osc_port_box.value = osc.server_address[1]
     threading.Thread(target=osc.serve_forever, daemon=True).start()
 
@@ -96,8 +98,9 @@ def _one_run(args, bundle, engine, detector, outlets, meta, clients=None) -> dic
     def client_cpu() -> float:
         return sum(clients.cpu_times()[:2]) if clients is not None else 0.0
 
-    cpu0, client0 = time.process_time(), client_cpu()
-    sinks = [_TimedSink(StreamSender(outlets, meta))] if outlets else []
+    cpu0, client0, threads0 = time.process_time(), client_cpu(), _thread_cpu()
+    sender = _InLoop(outlets, meta) if args.in_loop else StreamSender(outlets, meta)
+    sinks = [_TimedSink(sender)] if outlets else []
     with open_source(args.source) as source:
         summary = run_loop(
             source,
@@ -105,11 +108,14 @@ def _one_run(args, bundle, engine, detector, outlets, meta, clients=None) -> dic
             sinks,
             max_frames=args.frames,
         )
-    t0 = time.perf_counter()
-    for sink in sinks:
-        sink.close()
+    t0, threads1 = time.perf_counter(), _thread_cpu()
+    sender.close()
     elapsed = summary.elapsed_s + time.perf_counter() - t0
     frames = max(summary.frames, 1)
+    mode = "all" if outlets else "none"
+    _FRAMES[mode] += frames
+    for name, seconds in threads1.items():
+        _THREADS[mode][name] += seconds - threads0.get(name, 0.0)
     return {
         "fps": round(summary.frames / elapsed, 2),
         "faces": summary.faces,
@@ -129,7 +135,8 @@ def _start(args, meta, folder: Path):
     # The LSL outlet and the WebSocket server first: the client process connects to them.
     lsl_sink, ws_sink = open_streams(parse_targets([f"lsl:{lsl_name}", "ws://127.0.0.1:0"]), meta)
     process = ctx.Process(
-        target=_clients, args=(lsl_name, osc_port, ws_sink.port, ready, stop, counts)
+        target=_clients,
+        args=(lsl_name, osc_port, ws_sink.port, ready, stop, counts, args.osc_receiver),
     )
     process.start()
     deadline = time.monotonic() + 60
@@ -158,6 +165,44 @@ class _Clock:
 
     def ms_per_call(self, seconds: float) -> float:
         return round(1000 * seconds / max(self.calls, 1), 4)
+
+
+def _thread_cpu() -> dict[str, float]:
+    """CPU seconds of each live thread of this process, added up by name (the Python
+    thread's name, else the OS name: liblsl's, TensorFlow's and FFmpeg's threads)."""
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    tick = os.sysconf("SC_CLK_TCK")
+    out: collections.Counter = collections.Counter()
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue  # the thread ended
+        comm, fields = stat[stat.index("(") + 1 : stat.rindex(")")], stat.rsplit(")", 1)[1].split()
+        name = names.get(int(task.name), comm)
+        out[name.rstrip("0123456789_-")] += (int(fields[11]) + int(fields[12])) / tick
+    return dict(out)
+
+
+_THREADS = {"none": collections.Counter(), "all": collections.Counter()}
+_FRAMES = collections.Counter()
+"""CPU seconds per thread name and frames, over all runs of each side (read before the
+sender closes, so its final flush is not in its thread's row)."""
+
+
+class _InLoop(Sink):
+    """``--in-loop``: the outlets are fed from the loop's thread (one packet per frame),
+    to compare against the sender thread."""
+
+    def __init__(self, outlets, meta) -> None:
+        self.outlets, self.meta = outlets, meta
+
+    def write(self, frame_bgr, result) -> None:
+        from liveaffect.runtime.streams.records import FramePacket, frame_size_of
+
+        packet = FramePacket(result, self.meta, frame_size_of(frame_bgr))
+        for outlet in self.outlets:
+            outlet.send(packet)
 
 
 _LOOP = _Clock()
@@ -232,6 +277,18 @@ def main() -> int:
     p.add_argument("--no-tta", action="store_true", help="one view per face")
     p.add_argument("--frames", type=int, default=300, help="frames per run")
     p.add_argument("--rounds", type=int, default=9, help="none/all pairs (medians reported)")
+    p.add_argument(
+        "--osc-receiver",
+        choices=("blocking", "threading"),
+        default="blocking",
+        help="the OSC client: python-osc's BlockingOSCUDPServer (the README's receiver) or "
+        "ThreadingOSCUDPServer (a thread per datagram; what this bench used before)",
+    )
+    p.add_argument(
+        "--in-loop",
+        action="store_true",
+        help="feed the outlets from the loop's thread instead of the sender's (comparison)",
+    )
     p.add_argument("--json", help="write results here")
     args = p.parse_args()
 
@@ -258,6 +315,7 @@ def main() -> int:
     result = {
         "source": args.source,
         "model": args.model,
+        "osc_receiver": args.osc_receiver,
         "frames_per_run": args.frames,
         "rounds": rows,
         "median_fps_none": round(none, 2),
@@ -273,6 +331,15 @@ def main() -> int:
         "send_wall_ms_per_frame": {_name(t): t.clock.ms_per_call(t.clock.wall_s) for t in outlets},
         "send_cpu_ms_per_frame": {_name(t): t.clock.ms_per_call(t.clock.cpu_s) for t in outlets},
         "load_average_1min": [round(load_before, 2), round(load_after, 2)],
+        "sender": "loop thread" if args.in_loop else "sender thread",
+        "thread_cpu_ms_per_frame": {
+            mode: {
+                k: round(1000 * v / max(_FRAMES[mode], 1), 3)
+                for k, v in sorted(_THREADS[mode].items(), key=lambda kv: -kv[1])
+                if v > 0
+            }
+            for mode in ("none", "all")
+        },
     }
     print(
         f"median CPU ms per frame: none {result['median_cpu_ms_none']:.2f}, all four "
@@ -285,7 +352,8 @@ def main() -> int:
         f"{result['loop_write_wall_ms_per_frame']}, CPU {result['loop_write_cpu_ms_per_frame']}; "
         f"the sender thread's send() ms per frame: wall {result['send_wall_ms_per_frame']}, "
         f"CPU {result['send_cpu_ms_per_frame']}; load average {load_before:.2f} before, "
-        f"{load_after:.2f} after"
+        f"{load_after:.2f} after\nCPU ms per frame by thread: "
+        f"{result['thread_cpu_ms_per_frame']}"
     )
     if args.json:
         write_result(args.json, result)
