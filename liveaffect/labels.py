@@ -33,7 +33,13 @@ AUS: tuple[str, ...] = (
 )
 """The 12 action units of Aff-Wild2, in the annotation files' column order."""
 
-AU_COLUMNS: tuple[str, ...] = tuple(f"AU{int(a[2:]):02d}" for a in AUS)
+
+def au_column(name: str) -> str:
+    """The output column of an action unit: zero-padded, ``AU1`` -> ``AU01``."""
+    return f"AU{int(name[2:]):02d}"
+
+
+AU_COLUMNS: tuple[str, ...] = tuple(au_column(a) for a in AUS)
 """Zero-padded AU names used in CSV outputs: AU01, AU02, ..., AU26."""
 
 NUM_EXPRESSIONS = len(EXPRESSIONS)

@@ -21,13 +21,9 @@ import cv2
 import numpy as np
 
 from liveaffect.bundle import ModelCard
+from liveaffect.labels import au_column
 from liveaffect.runtime.dashboard import DEFAULT_VIEW, View
 from liveaffect.types import FrameResult, Sink
-
-
-def au_column(name: str) -> str:
-    """The CSV column of an action unit: zero-padded, ``AU1`` -> ``AU01``."""
-    return f"AU{int(name[2:]):02d}"
 
 
 def csv_columns(card: ModelCard) -> tuple[str, ...]:

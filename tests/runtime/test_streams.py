@@ -226,3 +226,30 @@ def test_osc_bad_host_is_a_clean_error():
 
     with pytest.raises(StreamError, match="cannot resolve host"):
         OscSink(StreamMeta(), "no-such-host.invalid", 9000)
+
+
+def test_outlets_name_classes_and_aus_as_the_model_card_does(tmp_path):
+    """The stream's labels come from the card next to the model, not from labels.py: a
+    card with other class names (e.g. a retrained model) renames the JSON keys and the
+    LSL channels (and a card with fewer AUs would give fewer channels)."""
+    import json
+
+    from liveaffect.bundle import CARD_FILE, ModelCard
+    from liveaffect.runtime.streams.lsl import sample_row, slot_fields
+    from liveaffect.runtime.streams.records import FramePacket
+
+    names = ["calm", "angry", "disgusted", "afraid", "happy", "sad", "surprised", "other"]
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "model.keras").write_bytes(b"not read: the card is enough")
+    card = ModelCard(name="renamed", expressions=names)
+    card.save(bundle / CARD_FILE)
+    meta = StreamMeta.from_model(bundle, faces=1)
+    assert meta.expressions == tuple(names) and meta.aus[0] == "AU01"
+    fields = slot_fields(meta)
+    assert fields[6:8] == ("p_calm", "p_angry") and fields[-1] == "AU26"
+    result = frame(0, [face(7)])
+    record = json.loads(FramePacket(result, meta).json_text)
+    assert list(record["faces"][0]["probs"])[:2] == ["calm", "angry"]
+    row = sample_row(result, {7: 0}, meta, None)
+    assert row.shape == (len(fields),) and row[0] == 7

@@ -1,7 +1,8 @@
 """A Lab Streaming Layer outlet: every frame one sample, a fixed number of face slots.
 
 Stream type ``Affect``, name ``liveaffect`` unless given, irregular rate (one sample per
-processed frame), ``float32`` channels. Each slot has :data:`SLOT_FIELDS` channels, named
+processed frame), ``float32`` channels. Each slot has the channels of :func:`slot_fields`
+(with the model card's label names), named
 ``face1_face_id``, ``face1_x1`` ... ``face1_AU26``, then ``face2_...``. A face keeps its
 slot while it stays in view; a new face takes the lowest free slot; faces beyond the
 slots are left out. Empty slots and heads the model has not trained are NaN. The sample's
@@ -17,7 +18,6 @@ import math
 import numpy as np
 
 import liveaffect
-from liveaffect.labels import AU_COLUMNS, EXPRESSIONS
 from liveaffect.runtime.streams.base import StreamError, StreamSink
 from liveaffect.runtime.streams.meta import StreamMeta, import_pylsl
 from liveaffect.runtime.streams.records import FramePacket
@@ -25,14 +25,23 @@ from liveaffect.types import FrameResult
 
 STREAM_TYPE = "Affect"
 BOX_FIELDS = ("face_id", "x1", "y1", "x2", "y2", "det_score")
-SLOT_FIELDS: tuple[str, ...] = (
-    *BOX_FIELDS,
-    *(f"p_{name}" for name in EXPRESSIONS),
-    "valence",
-    "arousal",
-    *AU_COLUMNS,
-)
-"""Channels of one face slot, in order (28)."""
+
+
+def slot_fields(meta: StreamMeta) -> tuple[str, ...]:
+    """Channels of one face slot, in order: box, the card's expressions, valence/arousal,
+    the card's AUs (28 for the 8 expressions and 12 AUs of the project's models)."""
+    return (
+        *BOX_FIELDS,
+        *(f"p_{name}" for name in meta.expressions),
+        "valence",
+        "arousal",
+        *meta.aus,
+    )
+
+
+SLOT_FIELDS: tuple[str, ...] = slot_fields(StreamMeta())
+"""The slot's channels for the project's label set (:data:`liveaffect.labels.EXPRESSIONS`,
+:data:`~liveaffect.labels.AU_COLUMNS`)."""
 
 
 def _field_unit_type(name: str) -> tuple[str, str]:
@@ -47,11 +56,6 @@ def _field_unit_type(name: str) -> tuple[str, str]:
     if name in ("valence", "arousal"):
         return "normalized (-1..1)", name.capitalize()
     return "probability", "ActionUnit"
-
-
-def channel_labels(faces: int) -> list[str]:
-    """Every channel's label for ``faces`` slots."""
-    return [f"face{s + 1}_{name}" for s in range(faces) for name in SLOT_FIELDS]
 
 
 class SlotMap:
@@ -72,10 +76,13 @@ class SlotMap:
         return dict(self._slot_of)
 
 
-def sample_row(result: FrameResult, slots: dict[int, int], faces: int, frame_size) -> np.ndarray:
-    """One LSL sample: ``faces * len(SLOT_FIELDS)`` float32 values, NaN where empty."""
-    row = np.full((faces, len(SLOT_FIELDS)), np.nan, np.float32)
-    n_expr = len(EXPRESSIONS)
+def sample_row(
+    result: FrameResult, slots: dict[int, int], meta: StreamMeta, frame_size
+) -> np.ndarray:
+    """One LSL sample: ``meta.faces * len(slot_fields(meta))`` float32 values, NaN where
+    empty."""
+    row = np.full((meta.faces, len(slot_fields(meta))), np.nan, np.float32)
+    n_expr = len(meta.expressions)
     for face in result.faces:
         slot = slots.get(face.track_id)
         if slot is None:
@@ -98,13 +105,14 @@ def stream_info(name: str, meta: StreamMeta):
     """The ``pylsl.StreamInfo`` with the full XML description."""
     pylsl = import_pylsl()
 
-    n = meta.faces * len(SLOT_FIELDS)
+    fields = slot_fields(meta)
+    n = meta.faces * len(fields)
     source_id = f"liveaffect:{name}:{meta.model_name}:{meta.faces}"
     info = pylsl.StreamInfo(name, STREAM_TYPE, n, pylsl.IRREGULAR_RATE, "float32", source_id)
     desc = info.desc()
     channels = desc.append_child("channels")
     for s in range(meta.faces):
-        for field in SLOT_FIELDS:
+        for field in fields:
             unit, kind = _field_unit_type(field)
             ch = channels.append_child("channel")
             ch.append_child_value("label", f"face{s + 1}_{field}")
@@ -115,7 +123,7 @@ def stream_info(name: str, meta: StreamMeta):
     model.append_child_value("name", meta.model_name)
     model.append_child_value("version", meta.model_version)
     desc.append_child_value("faces", str(meta.faces))
-    desc.append_child_value("channels_per_face", str(len(SLOT_FIELDS)))
+    desc.append_child_value("channels_per_face", str(len(fields)))
     desc.append_child_value("expressions", ",".join(meta.expressions))
     desc.append_child_value("aus", ",".join(meta.aus))
     desc.append_child_value("timestamps", "frame capture time (local_clock at capture)")
@@ -158,7 +166,7 @@ class LslSink(StreamSink):
             return
         result = packet.result
         slots = self._slots.assign(f.track_id for f in result.faces)
-        row = sample_row(result, slots, self.meta.faces, packet.frame_size)
+        row = sample_row(result, slots, self.meta, packet.frame_size)
         stamp = packet.t if math.isfinite(packet.t) else 0.0
         # A one-sample chunk hands liblsl the array's buffer (push_sample copies every
         # value into a ctypes array first); the stamp is that sample's.

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from liveaffect.labels import AU_COLUMNS, EXPRESSIONS, NUM_AUS
+from liveaffect.labels import AU_COLUMNS, EXPRESSIONS, NUM_AUS, au_column
 
 _LSL_CONFIGS = ("lsl_api.cfg", "~/lsl_api/lsl_api.cfg", "/etc/lsl_api/lsl_api.cfg")
 _lsl_ready = False
@@ -115,6 +115,8 @@ class StreamMeta:
             model_name=card.name if card else Path(model_file).stem,
             model_version=version or f"sha256:{_digest(model_file)}",
             au_thresholds=tuple(float(t) for t in card.au_thresholds) if card else (0.5,) * 12,
+            expressions=tuple(card.expressions) if card else EXPRESSIONS,
+            aus=tuple(au_column(a) for a in card.aus) if card else AU_COLUMNS,
             faces=faces,
             clock_offset_s=lsl_clock_offset_s(),
             source=source,
