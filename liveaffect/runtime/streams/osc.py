@@ -7,12 +7,12 @@ int32), then for every face ``<id>``:
 
 ====================================  =====================================================
 ``/liveaffect/face/<id>/box``         x1, y1, x2, y2 (pixels), detection score (5 floats)
-``/liveaffect/face/<id>/expr``        the 8 expression probabilities, labels.EXPRESSIONS order
+``/liveaffect/face/<id>/expr``        the 8 expression probabilities, the card's class order
 ``/liveaffect/face/<id>/va``          valence, arousal in [-1, 1]
-``/liveaffect/face/<id>/au``          the 12 AU probabilities, labels.AUS order
+``/liveaffect/face/<id>/au``          the 12 AU probabilities, the card's AU order
 ====================================  =====================================================
 
-A head the model has not trained sends no message (no ``/au`` for the default model).
+A head the model has not trained sends no message.
 A frame whose bundle would pass :data:`MAX_DATAGRAM` bytes (many faces) is split into
 several bundles between faces. UDP needs no listener: bundles to a port nobody reads are
 lost, as OSC expects. The packets are encoded here with ``struct`` (the OSC 1.0 layout);
