@@ -5,7 +5,8 @@ analyses videos one after another, each with a fresh tracker and smoother (ids s
 1 in every video). Per video three things run at the same time:
 
 * the decoder thread of :func:`liveaffect.runtime.video.open_source` (bounded queue,
-  every frame in order, time stamps = the position in the video);
+  every frame in order, time stamps = the position in the video; FFmpeg decodes on that
+  one thread);
 * this thread: ``Pipeline.locate`` (detect, track, crop) frame after frame;
 * inference threads, each with its own copy of the engine (one CPU thread each): the
   faces of up to ``batch_frames`` frames (at most ``batch_faces`` faces) go through an
@@ -13,12 +14,22 @@ analyses videos one after another, each with a fresh tracker and smoother (ids s
   the batches before and after; the results are then smoothed in frame order
   (``Pipeline.finish``) and written by the live app's ``CsvSink``.
 
+The work is bound by the CPU (the model's test-time views take about two thirds of it),
+so the aim is that every core always has work and that none is spent on coordination:
+every stage runs on one thread (the engines, the detector, FFmpeg, and OpenCV, whose own
+thread pool is set to one thread while a video is analysed: its resizes of one frame
+are too small to share out), and a batch goes to the engines before it is full while no
+engine has anything to do (the first frames of a video, or a detector that falls behind),
+so that the other core does not wait for ``batch_frames`` frames to be detected. The
+last frames are split across the engines.
+
 So the rows are the live app's rows for the same frames (same stages, same order, and the
 same ``timestamp_ms``: a file frame's position in the video).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import time
@@ -192,10 +203,18 @@ class VideoAnalyzer:
         """
         from liveaffect.runtime.video import SourceError, open_source
 
-        try:
-            source = open_source(video, queue_size=self.settings.queue_frames)
-        except SourceError as exc:
-            raise VideoError(str(exc)) from None
+        with _opencv_threads(1):
+            try:
+                source = open_source(
+                    video,
+                    queue_size=self.settings.queue_frames,
+                    decode_threads=1,
+                )
+            except SourceError as exc:
+                raise VideoError(str(exc)) from None
+            return self._analyze(source, csv_path, progress)
+
+    def _analyze(self, source, csv_path: str, progress: Progress | None) -> VideoStats:
         stats = VideoStats(fps=source.fps, announced_frames=source.frame_count)
         if progress is not None and source.frame_count:
             progress.total = source.frame_count
@@ -216,6 +235,19 @@ class VideoAnalyzer:
         stats.elapsed_s = time.perf_counter() - start
         _check_complete(stats, error)
         return stats
+
+
+@contextlib.contextmanager
+def _opencv_threads(threads: int):
+    """OpenCV's own thread pool set to ``threads`` inside the block (restored after)."""
+    import cv2
+
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(threads)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(previous)
 
 
 def _check_complete(stats: VideoStats, error: str | None) -> None:
@@ -251,7 +283,14 @@ def predict_frames(engines: queue.SimpleQueue, frames: list[LocatedFrame]) -> li
 
 class _BatchLoop:
     """Collects located frames into batches, keeps one batch per inference thread in
-    flight while the next is being located, and finishes batches in order."""
+    flight while the next is being located, and finishes batches in order.
+
+    A batch is sent when it is full, or earlier when fewer engine calls are waiting or
+    running than there are cores beside this thread (at the start of a video, or when
+    detection falls behind the engines): an idle core gets work at once instead of after
+    ``batch_frames`` more frames. While the engines are busy, batches fill up. At the end
+    the last frames are split into one batch per engine.
+    """
 
     def __init__(self, analyzer, pipeline, sink, pool, stats, progress) -> None:
         self.engines = analyzer.engines
@@ -268,21 +307,29 @@ class _BatchLoop:
         located = self.pipeline.locate(frame)
         self.pending.append(located)
         self.faces += len(located.faces)
-        if len(self.pending) >= self.max_frames or self.faces >= self.max_faces:
-            self._submit()
+        full = len(self.pending) >= self.max_frames or self.faces >= self.max_faces
+        if full or (self.faces and self._engine_calls() < self.max_inflight - 1):
+            self._submit(self.pending)
+            self.pending, self.faces = [], 0
             while len(self.inflight) > self.max_inflight or (
                 self.inflight and self.inflight[0][1].done()
             ):
                 self._finish_oldest()
 
     def drain(self) -> None:
-        if self.pending:
-            self._submit()
+        n = len(self.pending)
+        parts = min(n, self.max_inflight)
+        for k in range(parts):  # in order, sizes differing by one frame at most
+            self._submit(self.pending[k * n // parts : (k + 1) * n // parts])
+        self.pending, self.faces = [], 0
         while self.inflight:
             self._finish_oldest()
 
-    def _submit(self) -> None:
-        batch, self.pending, self.faces = self.pending, [], 0
+    def _engine_calls(self) -> int:
+        """Batches sent and not yet scored (running or waiting for an engine)."""
+        return sum(not future.done() for _, future in self.inflight)
+
+    def _submit(self, batch: list[LocatedFrame]) -> None:
         self.inflight.append((batch, self.pool.submit(predict_frames, self.engines, batch)))
 
     def _finish_oldest(self) -> None:
