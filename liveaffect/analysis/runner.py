@@ -20,8 +20,8 @@ every stage runs on one thread (the engines, the detector, FFmpeg, and OpenCV, w
 thread pool is set to one thread while a video is analysed: its resizes of one frame
 are too small to share out), and a batch goes to the engines before it is full while no
 engine has anything to do (the first frames of a video, or a detector that falls behind),
-so that the other core does not wait for ``batch_frames`` frames to be detected. The
-last frames are split across the engines.
+so that the other core does not wait for ``batch_frames`` frames to be detected. Towards
+the end of a video the batches shrink so that the engines finish together.
 
 So the rows are the live app's rows for the same frames (same stages, same order, and the
 same ``timestamp_ms``: a file frame's position in the video).
@@ -288,8 +288,9 @@ class _BatchLoop:
     A batch is sent when it is full, or earlier when fewer engine calls are waiting or
     running than there are cores beside this thread (at the start of a video, or when
     detection falls behind the engines): an idle core gets work at once instead of after
-    ``batch_frames`` more frames. While the engines are busy, batches fill up. At the end
-    the last frames are split into one batch per engine.
+    ``batch_frames`` more frames. While the engines are busy, batches fill up. Towards the
+    end of a file batches get smaller, and the last frames are split into one batch per
+    engine.
     """
 
     def __init__(self, analyzer, pipeline, sink, pool, stats, progress) -> None:
@@ -307,7 +308,7 @@ class _BatchLoop:
         located = self.pipeline.locate(frame)
         self.pending.append(located)
         self.faces += len(located.faces)
-        full = len(self.pending) >= self.max_frames or self.faces >= self.max_faces
+        full = len(self.pending) >= self._batch_frames(located) or self.faces >= self.max_faces
         if full or (self.faces and self._engine_calls() < self.max_inflight - 1):
             self._submit(self.pending)
             self.pending, self.faces = [], 0
@@ -324,6 +325,17 @@ class _BatchLoop:
         self.pending, self.faces = [], 0
         while self.inflight:
             self._finish_oldest()
+
+    def _batch_frames(self, located: LocatedFrame) -> int:
+        """Frames in a full batch: ``batch_frames``, fewer over the last frames of a file
+        that announces its length (at most each engine's share of what is left, rounded
+        down to a power of two, the sizes the engine runs without padding), so that the
+        engines run out of work together rather than one after the other."""
+        left = self.stats.announced_frames - located.frame.index - 1 + len(self.pending)
+        share = -(-left // self.max_inflight)
+        if left <= 0 or share >= self.max_frames:  # length unknown, longer, or far from the end
+            return self.max_frames
+        return 1 << (share.bit_length() - 1)
 
     def _engine_calls(self) -> int:
         """Batches sent and not yet scored (running or waiting for an engine)."""

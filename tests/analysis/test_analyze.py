@@ -12,9 +12,13 @@ from __future__ import annotations
 import csv
 import json
 import os
+import queue
 import statistics
+import threading
 from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -26,6 +30,8 @@ from liveaffect.analysis.report import report_size_px
 from liveaffect.analysis.runner import VideoError, VideoStats, _check_complete
 from liveaffect.analysis.storage import OutputStore
 from liveaffect.cli import main
+from liveaffect.runtime.live import LocatedFrame
+from liveaffect.types import Frame
 
 CLIPS = ("pyfeat_single_face.mp4", "pyfeat_face_noface.mov")
 FRAMES = {"pyfeat_single_face": 72, "pyfeat_face_noface": 169}
@@ -344,3 +350,106 @@ def test_summary_and_report_with_every_head(tmp_path):
     empty = parse_faces_csv(",".join(columns) + "\n")
     assert render_report(empty, [], ("expr", "va"), "no faces", str(no_face)) == report_size_px(0)
     assert cv2.imread(str(no_face)) is not None
+
+
+class _Engine:
+    """Scores a face as its frame number; ``gate`` holds every call until it is set."""
+
+    def __init__(self, calls: list[int], gate: threading.Event) -> None:
+        self.calls, self.gate = calls, gate
+
+    def predict(self, crops):
+        self.calls.append(len(crops))
+        assert self.gate.wait(10)
+        return [float(c[0, 0, 0]) for c in crops]
+
+
+class _Pipeline:
+    """``locate``: one face per frame, its crop holding the frame number; ``finish``: the
+    frame number and its scores."""
+
+    def locate(self, frame):
+        crops = np.full((1, 2, 2, 1), frame.index, np.float32)
+        return LocatedFrame(frame, (object(),), crops, None)
+
+    def finish(self, located, predictions):
+        i = located.frame.index
+        return SimpleNamespace(index=i, scores=list(predictions), faces=(), timestamp_ms=0.0)
+
+
+def _batch_loop(threads: int, announced: int = 0):
+    from liveaffect.analysis.runner import AnalysisSettings, _BatchLoop
+
+    calls: list[int] = []
+    gate = threading.Event()
+    engines = queue.SimpleQueue()
+    for _ in range(threads):
+        engines.put(_Engine(calls, gate))
+    settings = AnalysisSettings(model=Path("unused"), threads=threads, batch_frames=8)
+    written = []
+    sink = SimpleNamespace(
+        write=lambda image, result: written.append((result.index, result.scores))
+    )
+    pool = ThreadPoolExecutor(threads)
+    stats = VideoStats(announced_frames=announced)
+    loop = _BatchLoop(SimpleNamespace(engines=engines, settings=settings), _Pipeline(), sink,
+                      pool, stats, None)  # fmt: skip
+    return loop, calls, gate, written, pool
+
+
+def _frame(i: int) -> Frame:
+    return Frame(i, 0.0, np.zeros((2, 2, 3), np.uint8))
+
+
+def test_an_idle_engine_gets_the_first_frame_at_once_then_batches_fill():
+    """With two cores the first frame goes to an engine alone (the other core would
+    otherwise wait for eight frames to be detected); while it runs, batches fill up."""
+    loop, calls, gate, written, pool = _batch_loop(threads=2)
+    with pool:
+        for i in range(9):
+            loop.add(_frame(i))
+        # frame 0 alone, then frames 1-8 in one call
+        assert [len(batch) for batch, _ in loop.inflight] == [1, 8]
+        gate.set()
+        loop.drain()
+    assert written == [(i, [float(i)]) for i in range(9)]  # in order, each its own score
+    # One core: no engine beside this thread, so no early call.
+    loop, calls, gate, written, pool = _batch_loop(threads=1)
+    gate.set()
+    with pool:
+        for i in range(8):
+            loop.add(_frame(i))
+        loop.drain()
+    assert calls == [8] and [w[0] for w in written] == list(range(8))
+
+
+def test_batches_shrink_towards_the_announced_end_and_the_rest_is_split():
+    loop, *_ = _batch_loop(threads=2, announced=100)
+    sizes = {}
+    for index, pending in ((40, 1), (83, 1), (90, 1), (95, 1), (98, 1), (99, 1), (93, 3)):
+        loop.pending = [None] * pending  # the frame being added is pending already
+        sizes[index, pending] = loop._batch_frames(LocatedFrame(_frame(index), (), None, None))
+    # far from the end: 8; then at most half of what is left, as a power of two
+    assert sizes == {
+        (40, 1): 8, (83, 1): 8, (90, 1): 4, (95, 1): 2, (98, 1): 1, (99, 1): 1, (93, 3): 4
+    }  # fmt: skip
+    unknown, *_ = _batch_loop(threads=2, announced=0)
+    assert unknown._batch_frames(LocatedFrame(_frame(500), (), None, None)) == 8
+    longer, *_ = _batch_loop(threads=2, announced=100)  # the file holds more than announced
+    assert longer._batch_frames(LocatedFrame(_frame(150), (), None, None)) == 8
+    # The frames left at the end: one batch per engine, in order.
+    loop, calls, gate, written, pool = _batch_loop(threads=2)
+    gate.set()
+    with pool:
+        loop.pending = [_Pipeline().locate(_frame(i)) for i in range(5)]
+        loop.drain()
+    assert sorted(calls) == [2, 3] and [w[0] for w in written] == list(range(5))
+
+
+def test_opencv_runs_on_one_thread_while_a_video_is_analysed():
+    from liveaffect.analysis.runner import _opencv_threads
+
+    before = cv2.getNumThreads()
+    with _opencv_threads(1):
+        assert cv2.getNumThreads() == 1
+    assert cv2.getNumThreads() == before

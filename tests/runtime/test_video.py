@@ -88,6 +88,23 @@ def test_shared_clip_every_frame():
     assert source.frame_size == (640, 360) and source.fps == pytest.approx(30.0)
 
 
+@pytest.mark.shared
+def test_one_decoding_thread_gives_the_same_frames():
+    """Batch analysis decodes on one FFmpeg thread (its own threads fill the cores)."""
+    clip = VIDEOS / "pyfeat_single_face.mp4"
+    if not clip.exists():
+        pytest.skip(f"shared data not present: {clip}")
+    with open_source(clip) as source:
+        default = [f.image_bgr for f in source]
+    with open_source(clip, decode_threads=1) as source:
+        assert source._capture.get(cv2.CAP_PROP_N_THREADS) == 1
+        single = [f.image_bgr for f in source]
+    assert len(single) == len(default) == 72
+    assert all(np.array_equal(a, b) for a, b in zip(single, default, strict=True))
+    with pytest.raises(ValueError, match="decode_threads"):
+        open_source(clip, decode_threads=0)
+
+
 def test_grey_video_arrives_as_bgr(tmp_path):
     path = write_video(tmp_path / "grey.mp4", 3, is_color=False)
     with open_source(path) as source:
