@@ -192,6 +192,15 @@ class RunSummary:
     error: str | None = None
     stage_ms: dict[str, float] = field(default_factory=dict)
 
+    def count(self, result: FrameResult) -> None:
+        """Add one processed frame: its faces, ids and per-stage milliseconds."""
+        self.frames += 1
+        self.faces += len(result.faces)
+        self.frames_with_faces += bool(result.faces)
+        self.track_ids.update(f.track_id for f in result.faces)
+        for name, ms in result.timings_ms.items():
+            self.stage_ms[name] = self.stage_ms.get(name, 0.0) + ms
+
     @property
     def mean_fps(self) -> float:
         return self.frames / self.elapsed_s if self.elapsed_s > 0 else 0.0
@@ -295,12 +304,7 @@ def run_loop(
     try:
         for frame in source:
             result = pipeline.process(frame)
-            summary.frames += 1
-            summary.faces += len(result.faces)
-            summary.frames_with_faces += bool(result.faces)
-            summary.track_ids.update(f.track_id for f in result.faces)
-            for name, ms in result.timings_ms.items():
-                summary.stage_ms[name] = summary.stage_ms.get(name, 0.0) + ms
+            summary.count(result)
             summary.stage_ms["draw"] += drawing.emit(frame, result, meter.fps)
             meter.tick()
             if on_fps is not None and summary.frames % fps_every == 0:

@@ -337,25 +337,7 @@ def open_source(
             cannot be opened, or a source that opens but yields no frame.
     """
     kind, target = parse_source_spec(spec)
-    if kind == "file":
-        path = Path(target)
-        check_video_file(path)
-        with _quiet_opencv():
-            capture = _open_file(path, decode_threads)
-        what = f"cannot read {path} as a video (not a video file, or a format FFmpeg cannot decode)"
-    elif kind == "camera":
-        with _quiet_opencv():
-            capture = cv2.VideoCapture(int(target))
-        what = f"camera {target} could not be opened (no such camera, or it is in use)"
-        if capture.isOpened() and camera_size is not None:
-            capture.set(cv2.CAP_PROP_FRAME_WIDTH, int(camera_size[0]))
-            capture.set(cv2.CAP_PROP_FRAME_HEIGHT, int(camera_size[1]))
-    else:
-        ms = int(open_timeout_s * 1000)
-        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
-        with _quiet_opencv():
-            capture = cv2.VideoCapture(str(target), cv2.CAP_FFMPEG, params)
-        what = f"cannot open the stream {target} (unreachable, wrong URL or unsupported format)"
+    capture, what = _open_capture(kind, target, open_timeout_s, camera_size, decode_threads)
     if not capture.isOpened():
         capture.release()
         raise SourceError(what)
@@ -376,3 +358,28 @@ def open_source(
         first_image=first,
         first_timestamp_s=first_timestamp_s,
     )
+
+
+def _open_capture(kind: str, target, open_timeout_s: float, camera_size, decode_threads):
+    """The ``cv2.VideoCapture`` for a parsed source, and what to say if it did not open."""
+    if kind == "file":
+        path = Path(target)
+        check_video_file(path)
+        with _quiet_opencv():
+            capture = _open_file(path, decode_threads)
+        return capture, (
+            f"cannot read {path} as a video (not a video file, or a format FFmpeg cannot decode)"
+        )
+    if kind == "camera":
+        with _quiet_opencv():
+            capture = cv2.VideoCapture(int(target))
+        if capture.isOpened() and camera_size is not None:
+            capture.set(cv2.CAP_PROP_FRAME_WIDTH, int(camera_size[0]))
+            capture.set(cv2.CAP_PROP_FRAME_HEIGHT, int(camera_size[1]))
+        return capture, f"camera {target} could not be opened (no such camera, or it is in use)"
+    ms = int(open_timeout_s * 1000)
+    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+    with _quiet_opencv():
+        capture = cv2.VideoCapture(str(target), cv2.CAP_FFMPEG, params)
+    what = f"cannot open the stream {target} (unreachable, wrong URL or unsupported format)"
+    return capture, what
