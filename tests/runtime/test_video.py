@@ -10,10 +10,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import shared_path
 
 from liveaffect.runtime.video import SourceError, VideoSource, open_source, parse_source_spec
-
-VIDEOS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "videos"
 
 
 def write_video(path: Path, n: int, size=(64, 48), is_color=True, fourcc="mp4v") -> Path:
@@ -79,9 +78,7 @@ def test_video_file_yields_every_frame_in_order(tmp_path):
 
 @pytest.mark.shared
 def test_shared_clip_every_frame():
-    clip = VIDEOS / "pyfeat_single_face.mp4"
-    if not clip.exists():
-        pytest.skip(f"shared data not present: {clip}")
+    clip = shared_path("videos", "pyfeat_single_face.mp4")
     with open_source(clip) as source:
         indices = [f.index for f in source]
     assert indices == list(range(72))
@@ -91,9 +88,7 @@ def test_shared_clip_every_frame():
 @pytest.mark.shared
 def test_one_decoding_thread_gives_the_same_frames():
     """Batch analysis decodes on one FFmpeg thread (its own threads fill the cores)."""
-    clip = VIDEOS / "pyfeat_single_face.mp4"
-    if not clip.exists():
-        pytest.skip(f"shared data not present: {clip}")
+    clip = shared_path("videos", "pyfeat_single_face.mp4")
     with open_source(clip) as source:
         default = [f.image_bgr for f in source]
     with open_source(clip, decode_threads=1) as source:
