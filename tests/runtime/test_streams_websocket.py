@@ -65,6 +65,19 @@ def test_every_client_gets_one_json_per_frame_and_may_leave():
         socket.create_connection(("127.0.0.1", sink.port), timeout=2).close()
 
 
+def test_messages_are_not_compressed_even_when_the_client_offers_deflate():
+    from websockets.sync.client import connect
+
+    sink = WebSocketSink(StreamMeta(), "127.0.0.1", 0)
+    with sink, connect(f"ws://127.0.0.1:{sink.port}", compression="deflate") as client:
+        assert "permessage-deflate" in client.request.headers["Sec-WebSocket-Extensions"]
+        assert "Sec-WebSocket-Extensions" not in client.response.headers  # declined
+        assert client.protocol.extensions == []
+        wait_for(lambda: len(sink.clients) == 1)
+        sink.write(IMAGE, result(0))
+        assert json.loads(client.recv(timeout=10))["frame"] == 0
+
+
 def _stalled_client(port: int) -> socket.socket:
     """A client that completes the handshake, then never reads (tiny receive buffer)."""
     sock = socket.socket()

@@ -33,17 +33,19 @@ VALUE_DIGITS = 4
 
 def clipped_box(face: FaceResult, frame_size: tuple[int, int] | None) -> list[float]:
     """The face box in pixels, clipped to ``frame_size`` (width, height) when known."""
-    box = np.asarray(face.detection.xyxy, np.float64)
-    if frame_size is not None:
-        box = np.clip(box, 0, [frame_size[0], frame_size[1]] * 2)
-    return [round(float(v), BOX_DIGITS) for v in box]
+    box = np.asarray(face.detection.xyxy, np.float64).tolist()
+    if frame_size is not None:  # as np.clip(box, 0, size): NaN stays NaN
+        w, h = frame_size
+        box = [min(max(v, 0.0), hi) for v, hi in zip(box, (w, h, w, h), strict=True)]
+    return [round(v, BOX_DIGITS) for v in box]
 
 
 def _values(array) -> list[float] | None:
     if array is None:
         return None
-    values = np.asarray(array, np.float64).ravel()
-    return [round(float(v), VALUE_DIGITS) if math.isfinite(v) else None for v in values]
+    # Python floats (exact float64 values) round as numpy scalars do, many times faster
+    values = np.asarray(array, np.float64).ravel().tolist()
+    return [round(v, VALUE_DIGITS) if math.isfinite(v) else None for v in values]
 
 
 def face_record(

@@ -1,11 +1,13 @@
 """A WebSocket server that sends every connected client one JSON object per frame.
 
 The server (``websockets``) runs its own asyncio event loop on its own thread; the
-sending thread only hands the frame's JSON text over, so a client can
-never slow the analysis. Each client has a small queue: when it cannot keep up, its
-oldest messages are dropped and counted (one warning when the first is dropped, the
-total when the server closes). Clients may connect and leave at any time; what they
-send is ignored. The JSON is :func:`liveaffect.runtime.streams.records.frame_record`.
+sending thread only hands the frame's JSON text over, so a client can never slow the
+analysis. Messages are sent uncompressed (no permessage-deflate: on a frame's
+half-kilobyte per face it costs both ends more CPU than it saves). Each client has a
+small queue: when it cannot keep up, its oldest messages are dropped and counted (one
+warning when the first is dropped, the total when the server closes). Clients may
+connect and leave at any time; what they send is ignored. The JSON is
+:func:`liveaffect.runtime.streams.records.frame_record`.
 """
 
 from __future__ import annotations
@@ -98,7 +100,9 @@ class WebSocketSink(StreamSink):
     async def _listen(self):
         from websockets.asyncio.server import serve
 
-        return await serve(self._handle, self.host, self.port, close_timeout=1.0)
+        # No permessage-deflate: a frame's JSON is about 0.5 KB per face, and compressing it
+        # (and the client's inflating) was the largest item of the server thread's CPU.
+        return await serve(self._handle, self.host, self.port, close_timeout=1.0, compression=None)
 
     def _serve(self) -> None:
         asyncio.set_event_loop(self._loop)
