@@ -43,6 +43,8 @@ def _counts(path: Path, detector) -> tuple[list[int], int | None]:
     from liveaffect.runtime.shotcut import ShotCutDetector
 
     cuts, first_cut, out = ShotCutDetector(), None, []
+    if callable(getattr(detector, "reset", None)):
+        detector.reset()  # a new video (the small-face search follows faces between frames)
     capture = cv2.VideoCapture(str(path))
     while True:
         ok, frame = capture.read()

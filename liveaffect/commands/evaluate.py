@@ -187,7 +187,8 @@ def _detector() -> Any:
     try:
         from liveaffect.runtime.detectors import create_detector
 
-        return create_detector("blazeface")
+        # still images: every tile of each one, nothing carried from one image to the next
+        return create_detector("blazeface", small_faces="still")
     except (ImportError, OSError, RuntimeError, ValueError) as exc:
         raise CliError(f"cannot start the BlazeFace face detector ({exc})") from exc
 

@@ -65,6 +65,8 @@ class Pipeline:
         cuts: ShotCutDetector | bool | None = None,
     ) -> None:
         self.detector = detector
+        if callable(getattr(detector, "reset", None)):
+            detector.reset()  # a detector that follows faces between frames starts afresh
         self.engine = engine
         self.spec = spec
         self.tracker = tracker or IouTracker()

