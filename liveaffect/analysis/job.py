@@ -64,6 +64,7 @@ def _summary(job, analyzer: VideoAnalyzer, stats: VideoStats, stamp, faces) -> d
         "options": {
             "detector": settings.detector,
             "min_face_score": settings.min_face_score,
+            "small_faces": settings.small_faces,
             "smooth": settings.smooth,
             "tta": settings.tta,
         },

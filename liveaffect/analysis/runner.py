@@ -66,6 +66,8 @@ class AnalysisSettings:
         detector: face detector name.
         detector_weights: local detector weights, or None.
         min_face_score: detections below this confidence are ignored.
+        small_faces: BlazeFace also searches tiles and follows small faces (``live``'s
+            default; False: ``--no-small-faces``).
         smooth: predictions averaged per face (1 = off).
         engine: inference engine name (``auto``: TFLite on a CPU, Keras with a GPU).
         threads: CPU cores to use (None: all): as many inference threads, each running
@@ -80,6 +82,7 @@ class AnalysisSettings:
     detector: str = "blazeface"
     detector_weights: Path | None = None
     min_face_score: float = DEFAULT_MIN_SCORE
+    small_faces: bool = True
     smooth: int = 3
     engine: str = "auto"
     threads: int | None = None
@@ -112,7 +115,13 @@ class AnalysisSettings:
         """The face detector (one thread: it runs beside the inference threads)."""
         from liveaffect.runtime.detectors import DetectorOptions
 
-        return DetectorOptions(self.detector, self.detector_weights, self.min_face_score, 1)
+        return DetectorOptions(
+            self.detector,
+            self.detector_weights,
+            self.min_face_score,
+            1,
+            "video" if self.small_faces else "off",
+        )
 
     @property
     def engine_options(self) -> EngineOptions:

@@ -40,6 +40,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="score each face once (default: the card's test-time views, as the app does)",
     )
     p.add_argument("--detector", default="blazeface", help="face detector")
+    p.add_argument(
+        "--no-small-faces",
+        action="store_true",
+        help="blazeface: whole frame only, no tiles or following of small faces (as in live)",
+    )
     p.add_argument("--frames", type=int, default=0, help="frames to time (0: the whole clip once)")
     p.add_argument("--loop", action="store_true", help="replay the clip until --frames are done")
     p.add_argument("--warmup", type=int, default=10, help="frames excluded from the statistics")
@@ -133,7 +138,9 @@ def _load(args: argparse.Namespace, model_path: Path):
         engines.configure_threads(args.threads or None)
         bundle = load_bundle(model_path)
         engine = engines.create_engine(bundle, args.engine, tta=False if args.no_tta else None)
-        detector = create_detector(args.detector)
+        detector = create_detector(
+            args.detector, small_faces="off" if args.no_small_faces else "video"
+        )
     except (BundleError, engines.EngineError, DetectorError, ValueError) as exc:
         raise CliError(str(exc)) from None
     return bundle, engine, detector

@@ -61,6 +61,14 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "and more false ones",
     )
     parser.add_argument(
+        "--no-small-faces",
+        action="store_true",
+        help="blazeface: search the whole frame only, not also 320 px tiles of it (one every "
+        "2nd frame, in turn) and around the small faces of the previous frame: faces under "
+        "about 7.5%% of the frame's longer side (45 px in 640x480) are then missed; saves "
+        "about 1-2 ms per frame",
+    )
+    parser.add_argument(
         "--smooth",
         default="3",
         metavar="N",
@@ -103,6 +111,7 @@ def model_arguments(args: argparse.Namespace) -> dict[str, Any]:
         "detector": args.detector.strip().lower(),
         "detector_weights": Path(args.detector_weights) if args.detector_weights else None,
         "min_face_score": number(args.min_face_score, "min_face_score", float),
+        "small_faces": not getattr(args, "no_small_faces", False),
         "smooth": number(args.smooth, "smooth", int),
         "engine": args.engine.strip().lower(),
         "threads": number(args.threads, "threads", int),

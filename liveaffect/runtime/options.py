@@ -40,6 +40,8 @@ class LiveOptions:
         detector: face detector name (see ``liveaffect.runtime.detectors.DETECTORS``).
         detector_weights: a local weights file for the detector, or None for its default.
         min_face_score: detections below this confidence are ignored, in [0, 1].
+        small_faces: BlazeFace also searches tiles of the frame and around the previous
+            frame's small faces (False: ``--no-small-faces``, the whole frame only).
         smooth: predictions averaged per face (1 = no smoothing).
         engine: inference engine name (see ``liveaffect.engines.engine_names``).
         display: show the OpenCV window.
@@ -63,6 +65,7 @@ class LiveOptions:
     detector: str = "blazeface"
     detector_weights: Path | None = None
     min_face_score: float = DEFAULT_MIN_SCORE
+    small_faces: bool = True
     smooth: int = 3
     engine: str = "auto"
     display: bool = True
@@ -138,7 +141,11 @@ class LiveOptions:
         from liveaffect.runtime.detectors import DetectorOptions
 
         return DetectorOptions(
-            self.detector, self.detector_weights, self.min_face_score, self.threads
+            self.detector,
+            self.detector_weights,
+            self.min_face_score,
+            self.threads,
+            "video" if self.small_faces else "off",
         )
 
     @property
@@ -154,6 +161,7 @@ DETECTOR_FLAGS = {
     "name": "--detector",
     "weights": "--detector-weights",
     "min_score": "--min-face-score",
+    "small_faces": "--no-small-faces",
 }
 ENGINE_FLAGS = {"name": "--engine"}
 

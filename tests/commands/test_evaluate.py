@@ -290,7 +290,7 @@ def test_cli_detect_reports_misses(tiny_bundle, tmp_path, monkeypatch, capsys):
     import liveaffect.runtime.detectors as detectors
 
     asked = []
-    fake = lambda name: asked.append(name) or FakeDetector()  # noqa: E731
+    fake = lambda name, **kw: asked.append((name, kw)) or FakeDetector()  # noqa: E731
     monkeypatch.setattr(detectors, "create_detector", fake)
     fer = write_class_folders(tmp_path / "fer", per_class=2)
     for path in (fer / "val").rglob("*.jpg"):  # a face only in the "happy" images
@@ -301,7 +301,7 @@ def test_cli_detect_reports_misses(tiny_bundle, tmp_path, monkeypatch, capsys):
     argv = ["--model", str(tiny_bundle), "--data", str(fer), "--detect", "--json", str(out_json)]
     assert run_cli([*argv, "--report", str(out_md)]) == 0
     d = json.loads(out_json.read_text())
-    assert asked == ["blazeface"] and d["meta"]["detect"] is True
+    assert asked == [("blazeface", {"small_faces": "still"})] and d["meta"]["detect"] is True
     assert d["meta"]["detection_misses"] == 4 and d["meta"]["detection_rate"] == pytest.approx(
         1 / 3
     )

@@ -18,6 +18,7 @@ from typing import Any
 
 from liveaffect.errors import OptionError
 from liveaffect.runtime.detectors.base import DetectorError, is_empty
+from liveaffect.runtime.detectors.small_faces import SMALL_FACES
 from liveaffect.types import FaceDetector
 
 __all__ = [
@@ -53,6 +54,10 @@ class DetectorOptions:
         min_score: detections below this confidence are dropped, in [0, 1].
         threads: CPU threads for the detector's own interpreter (BlazeFace's LiteRT, YOLO's
             ONNX Runtime); None: its default.
+        small_faces: ``blazeface``'s search for faces too small for the whole frame
+            (:mod:`.small_faces`): ``"video"`` (frames of one video, in order), ``"still"``
+            (each image on its own) or ``"off"``. YOLO sees the frame at 640 px and has no
+            such search.
 
     Raises:
         OptionError: a bad value, naming the field.
@@ -62,6 +67,7 @@ class DetectorOptions:
     weights: Path | None = None
     min_score: float = DEFAULT_MIN_SCORE
     threads: int | None = None
+    small_faces: str = "video"
 
     def __post_init__(self) -> None:
         name = str(self.name).strip().lower()
@@ -77,6 +83,11 @@ class DetectorOptions:
                 raise OptionError("weights", f"{{}}: no such file: {self.weights}")
         if not 0.0 <= self.min_score <= 1.0:
             raise OptionError("min_score", f"{{}} must be in [0, 1], got {self.min_score}")
+        if self.small_faces not in SMALL_FACES:
+            choices = ", ".join(SMALL_FACES)
+            raise OptionError(
+                "small_faces", f"{{}} must be one of {choices}, got {self.small_faces!r}"
+            )
         if self.threads is not None and self.threads < 1:
             raise OptionError("threads", f"{{}} must be 1 or more, got {self.threads}")
 
@@ -86,12 +97,13 @@ def create_detector(
     weights: str | os.PathLike | None = None,
     min_score: float = DEFAULT_MIN_SCORE,
     threads: int | None = None,
+    small_faces: str = "video",
     **kw: Any,
 ) -> FaceDetector:
     """Build a face detector by name (the arguments of :class:`DetectorOptions`).
 
     Args:
-        name, weights, min_score, threads: see :class:`DetectorOptions`.
+        name, weights, min_score, threads, small_faces: see :class:`DetectorOptions`.
         **kw: detector options: ``blazeface`` takes ``model`` ("both", "full", "short", "auto");
             ``yolo`` takes ``imgsz`` and ``device``.
 
@@ -103,7 +115,7 @@ def create_detector(
         DetectorError: the weights / optional package are missing.
         ValueError: a bad detector-specific option, naming it.
     """
-    return build_detector(DetectorOptions(name, weights, min_score, threads), **kw)
+    return build_detector(DetectorOptions(name, weights, min_score, threads, small_faces), **kw)
 
 
 def build_detector(options: DetectorOptions, **kw: Any) -> FaceDetector:
@@ -114,6 +126,7 @@ def build_detector(options: DetectorOptions, **kw: Any) -> FaceDetector:
     if options.name == "blazeface":
         from liveaffect.runtime.detectors.blazeface import BlazeFaceDetector
 
+        kw.setdefault("small_faces", options.small_faces)
         return BlazeFaceDetector(min_score=options.min_score, weights=weights, **kw)
     from liveaffect.runtime.detectors.yolo import load_yolo_detector
 

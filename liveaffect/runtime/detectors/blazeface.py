@@ -47,6 +47,7 @@ import numpy as np
 from liveaffect.preprocess import to_bgr
 from liveaffect.runtime.detectors.base import DetectorError, is_empty
 from liveaffect.runtime.detectors.small_faces import (
+    SMALL_FACES,
     TILE_FACES_BELOW,
     Region,
     detections_in,
@@ -74,7 +75,6 @@ MODELS: dict[str, _ModelSpec] = {
     "full": _ModelSpec("face_detection_full_range.tflite", 192, (4,), 1),
 }
 MODES = ("both", "short", "full", "auto")
-SMALL_FACES = ("video", "still", "off")
 SCAN_EVERY = 2  # "video": one tile every this many frames (bench/README.md, "Small faces")
 
 

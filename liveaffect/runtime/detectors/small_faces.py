@@ -32,6 +32,7 @@ import numpy as np
 
 from liveaffect.types import Detection
 
+SMALL_FACES = ("video", "still", "off")  # the detector's ``small_faces`` modes
 TILE_SIDE = 320  # frame pixels: full range (192 px input) finds 24 px faces in such a tile
 TILE_OVERLAP = 0.15  # of a tile's side: faces up to this size are whole in some tile
 TILE_FACES_BELOW = 0.25  # of a tile's side: larger faces are left to the whole frame
