@@ -157,25 +157,6 @@ def weighted_nms(
     return results
 
 
-def shrink(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    """``image`` resized to ``width`` x ``height`` for the model, by area averaging.
-
-    Halves first (exact 2x2 means) while the half is still no smaller than the target:
-    OpenCV's INTER_AREA at a factor of 2 is several times faster than at a fraction such as
-    0.3 (640x360 to 192 px: 0.42 instead of 0.82 ms; ``bench/README.md``, "Small faces").
-    Enlarging (a small frame or window) is bilinear.
-    """
-    h, w = image.shape[:2]
-    if width >= w and height >= h:
-        return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
-    while w // 2 >= width and h // 2 >= height:
-        w, h = w // 2, h // 2
-        image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
-    if (w, h) == (width, height):
-        return image
-    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
-
-
 class _SingleModel:
     """One BlazeFace .tflite model with its anchors and letterbox."""
 
@@ -209,7 +190,8 @@ class _SingleModel:
         scale = s / max(h, w)
         nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
         px, py = (s - nw) // 2, (s - nh) // 2
-        small = shrink(bgr, nw, nh)
+        interp = cv2.INTER_AREA if scale < 0.5 else cv2.INTER_LINEAR
+        small = cv2.resize(bgr, (nw, nh), interpolation=interp)
         canvas = self.canvas
         canvas.fill(-1.0)
         # BGR -> RGB and [0, 255] -> [-1, 1] in one pass.
