@@ -119,3 +119,24 @@ def test_analyze_speed_times_live_and_analyze_alike(tmp_path):
     assert result["live_fps_median"] > 0 and result["analyze_fps_median"] > 0
     assert result["csv_rows_equal_count"] is True  # both wrote a row per face per frame
     assert "median: live" in text and result["command"].startswith("bench/analyze_speed.py")
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+def test_small_faces_reports_sizes_and_cost(tmp_path):
+    from conftest import shared_path
+
+    videos = shared_path("videos", "pyfeat_single_face.mp4").parent
+    out = tmp_path / "small.json"
+    text = _run(
+        "bench/small_faces.py", "--videos", str(videos), "--step", "200", "--heights", "24",
+        "--frames", "80", "--rounds", "1", "--cost-frames", "5", "--json", str(out),
+    )  # fmt: skip
+    result = json.loads(out.read_text())
+    assert [r["frame"] for r in result["sizes"]] == ["640x360", "640x480", "1280x720", "1920x1080"]
+    row = result["sizes"][1]
+    assert row["height"] == 24 and row["pictures"] == 4
+    assert row["off"] == 0.0 and row["still"] >= 0.75 and row["video"] >= 0.75
+    cost = result["cost"]
+    assert cost["frames"] == 5 and cost["video_cpu_ms"] > 0 and cost["off_cpu_ms"] > 0
+    assert "24 px in   640x480" in text

@@ -163,3 +163,15 @@ def test_no_small_faces_reaches_the_detector_from_live_and_analyze(tmp_path):
         assert build_detector(options).small_faces == mode
     with pytest.raises(Exception, match="must be one of video, still, off"):
         DetectorOptions(small_faces="tiles")
+
+
+def test_a_round_of_tiles_visits_every_level_throughout():
+    """1080p has tiles of 320, 640 and 1280 px: each level's tiles are spread over the
+    round, so the first third of a round already searches a third of every level."""
+    tiles = tile_grid(1920, 1080)
+    sides = sorted({w for _, _, w, _ in tiles})
+    assert sides == [320, 640, 1280]
+    first = tiles[: len(tiles) // 3]
+    for side in sides:
+        share = sum(w == side for _, _, w, _ in first) / sum(w == side for _, _, w, _ in tiles)
+        assert 0.2 <= share <= 0.5, side

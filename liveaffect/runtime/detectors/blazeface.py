@@ -75,7 +75,7 @@ MODELS: dict[str, _ModelSpec] = {
     "full": _ModelSpec("face_detection_full_range.tflite", 192, (4,), 1),
 }
 MODES = ("both", "short", "full", "auto")
-SCAN_EVERY = 2  # "video": one tile every this many frames (bench/README.md, "Small faces")
+SCAN_EVERY = 3  # "video": one tile every this many frames (bench/README.md, "Small faces")
 
 
 def model_dir() -> Path:

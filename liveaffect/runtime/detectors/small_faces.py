@@ -52,21 +52,24 @@ def _starts(length: int, side: int, step: int) -> list[int]:
 
 
 def tile_grid(width: int, height: int, side: int = TILE_SIDE) -> list[Region]:
-    """The tiles that cover a ``width`` x ``height`` frame, smallest level first.
+    """The tiles that cover a ``width`` x ``height`` frame, levels interleaved.
 
     Levels have sides ``side``, ``2 * side``... while smaller than the frame's longer side;
-    a frame no larger than ``side`` has no tiles (the whole frame is searched anyway).
+    a frame no larger than ``side`` has no tiles (the whole frame is searched anyway). The
+    levels' tiles are spread evenly through the list, so a video that searches one tile
+    at a time, in order, visits every level throughout a round, not one level after another.
     """
     longer = max(width, height)
-    tiles: list[Region] = []
+    placed: list[tuple[float, Region]] = []
     level = side
     while level < longer:
         tw, th = min(level, width), min(level, height)
         step = max(1, round(level * (1.0 - TILE_OVERLAP)))
-        for y in _starts(height, th, step):
-            tiles += [(x, y, tw, th) for x in _starts(width, tw, step)]
+        tiles = [(x, y, tw, th) for y in _starts(height, th, step)
+                 for x in _starts(width, tw, step)]  # fmt: skip
+        placed += [((i + 0.5) / len(tiles), t) for i, t in enumerate(tiles)]
         level *= 2
-    return tiles
+    return [t for _, t in sorted(placed, key=lambda p: p[0])]
 
 
 def follow_window(det: Detection, width: int, height: int) -> Region | None:
