@@ -19,6 +19,7 @@ from liveaffect.analysis.job import SKIPPED_REASON, failure, process_video
 from liveaffect.analysis.runner import AnalysisSettings, VideoAnalyzer
 from liveaffect.analysis.storage import SUMMARY_CSV, OutputStore, source_stamp
 from liveaffect.analysis.summary import summary_csv
+from liveaffect.runtime.signals import interrupt_reason
 
 
 @dataclass
@@ -120,12 +121,13 @@ def analyze_archive(
                 records[job.name] = process_video(analyzer, job, store, force, bar)
             current = None
             overall.update(1)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         result.interrupted = True
+        reason = interrupt_reason(exc)
         for job in todo:
             if job.name not in records:
                 status = "interrupted" if job is current else "not started"
-                records[job.name] = failure(job, "Ctrl-C", status=status)
+                records[job.name] = failure(job, reason, status=status)
     finally:
         overall.close()
     result.videos = [records[job.name] for job in jobs if job.name in records]

@@ -35,6 +35,7 @@ from liveaffect.analysis.inputs import VideoJob
 from liveaffect.analysis.job import failure
 from liveaffect.analysis.runner import AnalysisSettings
 from liveaffect.analysis.storage import OutputStore
+from liveaffect.runtime.signals import interrupt_reason
 
 MAX_RESTARTS = 4
 """Times Ray restarts a dead worker (each restart reloads the model)."""
@@ -179,12 +180,13 @@ def _run(ray, todo, settings, out, force, quiet, n, on_workers, records, result)
                     remote.remote(settings, out, not quiet)
                 ]
             overall.update(1)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         result.interrupted = True
+        reason = interrupt_reason(exc)
         for _, job in running.values():
-            records[job.name] = failure(job, "Ctrl-C", status="interrupted")
+            records[job.name] = failure(job, reason, status="interrupted")
         for job in queue:
-            records[job.name] = failure(job, "Ctrl-C", status="not started")
+            records[job.name] = failure(job, reason, status="not started")
     finally:
         overall.close()
         for actor in actors:

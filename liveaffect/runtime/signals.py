@@ -9,8 +9,9 @@ the same kind stops at once (KeyboardInterrupt). SIGXFSZ (a file-size limit was 
 ignored, so the write fails with an error the sinks report instead of killing the process.
 
 ``StopSignals(interrupt=True)`` is for commands whose Ctrl-C path already stops cleanly
-(``analyze``): there the first signal raises ``KeyboardInterrupt`` at once, and the exit
-status still names the signal.
+(``analyze``): there the first signal raises :class:`SignalInterrupt` (a
+``KeyboardInterrupt``) at once, and the exit status still names the signal, as does
+:func:`interrupt_reason` for the records of what was stopped.
 """
 
 from __future__ import annotations
@@ -20,6 +21,24 @@ import threading
 from types import FrameType
 
 HANDLED = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+
+class SignalInterrupt(KeyboardInterrupt):
+    """The ``KeyboardInterrupt`` that :class:`StopSignals` raises for a signal.
+
+    Attributes:
+        signum: the signal that came.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def interrupt_reason(exc: BaseException) -> str:
+    """What stopped a run, for a person: ``"Ctrl-C"``, ``"SIGTERM"`` or ``"SIGHUP"``."""
+    signum = getattr(exc, "signum", signal.SIGINT)
+    return "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
 
 
 class StopSignals:
@@ -40,7 +59,7 @@ class StopSignals:
         asked_twice = self.received == signum
         self.received = signum
         if asked_twice or self.interrupt:  # stop now
-            raise KeyboardInterrupt
+            raise SignalInterrupt(signum)
 
     def reason(self) -> str | None:
         """``"interrupt"`` (Ctrl-C), ``"sigterm"`` or ``"sighup"`` once a signal came, else

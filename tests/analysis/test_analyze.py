@@ -13,6 +13,7 @@ import csv
 import json
 import os
 import queue
+import signal
 import statistics
 import threading
 from collections import Counter, defaultdict
@@ -31,6 +32,7 @@ from liveaffect.analysis.runner import VideoError, VideoStats, _check_complete
 from liveaffect.analysis.storage import OutputStore
 from liveaffect.cli import main
 from liveaffect.runtime.live import LocatedFrame
+from liveaffect.runtime.signals import SignalInterrupt
 from liveaffect.types import Frame
 
 CLIPS = ("pyfeat_single_face.mp4", "pyfeat_face_noface.mov")
@@ -220,8 +222,13 @@ def test_second_run_skips_and_force_redoes(first_run, bundle_no_au, capsys):
 
 @pytest.mark.slow
 @pytest.mark.shared
-def test_ctrl_c_leaves_no_half_file(tmp_path, bundle_no_au, monkeypatch):
-    """Ctrl-C in the middle of a video: no faces.csv that looks whole, exit 130."""
+@pytest.mark.parametrize(
+    ("stop", "reason"),
+    [(KeyboardInterrupt, "Ctrl-C"), (lambda: SignalInterrupt(signal.SIGTERM), "SIGTERM")],
+)
+def test_ctrl_c_leaves_no_half_file(tmp_path, bundle_no_au, monkeypatch, stop, reason):
+    """Ctrl-C (or SIGTERM, which analyze turns into the same stop) in the middle of a
+    video: no faces.csv that looks whole, exit 130, the reason names what stopped it."""
     from liveaffect.analysis import runner
 
     calls = {"n": 0}
@@ -230,7 +237,7 @@ def test_ctrl_c_leaves_no_half_file(tmp_path, bundle_no_au, monkeypatch):
     def interrupt_later(self):
         calls["n"] += 1
         if calls["n"] == 3:
-            raise KeyboardInterrupt
+            raise stop()
         real(self)
 
     monkeypatch.setattr(runner._BatchLoop, "_finish_oldest", interrupt_later)
@@ -239,7 +246,7 @@ def test_ctrl_c_leaves_no_half_file(tmp_path, bundle_no_au, monkeypatch):
     assert analyze(clip, "--out", str(out), "--model", str(bundle_no_au), "--batch", "4") == 130
     assert not (out / "pyfeat_single_face").exists()  # nothing but partial files was there
     row = read_rows(out / "summary.csv")[0]
-    assert row["status"] == "interrupted"
+    assert row["status"] == "interrupted" and row["reason"] == reason
 
 
 def test_inputs_folders_patterns_and_names(tmp_path):
