@@ -290,9 +290,11 @@ def test_default_detector_finds_faces_that_fill_the_frame(detector, close_ups):
 
 @pytest.mark.shared
 @pytest.mark.parametrize(("height", "frame_size"), [(24, (320, 180)), (40, (640, 360))])
-def test_default_detector_finds_small_faces(detector, face_frame, height, frame_size):
-    """The smallest faces found: about 7% of the frame's longer side (24 px in 320x180,
-    40 px in 640x360; the full-range model sees the frame at 192 px)."""
+def test_the_whole_frame_alone_finds_faces_from_7_percent(face_frame, height, frame_size):
+    """The whole-frame search (``--no-small-faces``) finds faces down to about 7% of the
+    frame's longer side (24 px in 320x180, 40 px in 640x360; the full-range model sees the
+    frame at 192 px). Smaller faces: tests/runtime/test_small_faces.py."""
+    detector = BlazeFaceDetector(small_faces="off")
     (face,) = detector.detect(face_frame)
     scale = height / face.height
     small = cv2.resize(face_frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
