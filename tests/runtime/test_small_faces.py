@@ -13,6 +13,7 @@ from liveaffect.runtime.detectors.small_faces import (
     TILE_SIDE,
     detections_in,
     follow_window,
+    follow_windows,
     frames_per_tile,
     tile_grid,
 )
@@ -55,10 +56,10 @@ def test_tiles_of_a_level_overlap_by_their_share_and_small_frames_have_none():
     assert len(tile_grid(1920, 1080)) > len(tile_grid(1280, 720)) > len(tiles)
 
 
-def test_follow_window_is_four_faces_wide_inside_the_frame_and_only_for_small_faces():
+def test_follow_window_is_three_to_six_faces_wide_inside_the_frame_and_only_for_small_faces():
     small = Detection((600.0, 10.0, 630.0, 40.0), 0.9, np.zeros((6, 2), np.float32))
     x, y, w, h = follow_window(small, 640, 480)
-    assert w == h == round(FOLLOW_SIDE * 30)
+    assert w == h == 128 and FOLLOW_SIDE * 30 <= 128 <= 2 * FOLLOW_SIDE * 30
     assert x + w == 640 and y == 0  # pushed inside the frame, still around the face
     assert _inside(small.xyxy, (x, y, w, h))
     big = Detection((100.0, 100.0, 300.0, 300.0), 0.9, np.zeros((6, 2), np.float32))
@@ -188,3 +189,14 @@ def test_a_round_of_tiles_takes_about_two_seconds_and_small_frames_search_less_o
     assert all(n <= 60 for every, n in rounds.values() if every > 1)
     assert rounds[(1920, 1080)][0] == 1  # 38 tiles: one every frame
     assert frames_per_tile(0) == 6
+
+
+def test_a_face_well_inside_another_faces_window_gets_no_window_of_its_own():
+    kps = np.zeros((6, 2), np.float32)
+    first = Detection((300.0, 200.0, 340.0, 240.0), 0.9, kps)  # 40 px: a 128 px window
+    near = Detection((275.0, 175.0, 300.0, 200.0), 0.8, kps)  # inside it, with room
+    edge = Detection((355.0, 255.0, 380.0, 280.0), 0.7, kps)  # at its edge: own window
+    tiny = Detection((300.0, 250.0, 310.0, 260.0), 0.6, kps)  # too small for that window
+    windows = follow_windows([first, near, edge, tiny], 640, 480)
+    assert windows[0] == follow_window(first, 640, 480)
+    assert windows[1:] == [follow_window(edge, 640, 480), follow_window(tiny, 640, 480)]

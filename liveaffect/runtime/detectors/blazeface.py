@@ -51,7 +51,7 @@ from liveaffect.runtime.detectors.small_faces import (
     TILE_FACES_BELOW,
     Region,
     detections_in,
-    follow_window,
+    follow_windows,
     frames_per_tile,
     tile_grid,
 )
@@ -286,10 +286,19 @@ class BlazeFaceDetector:
             self._models[name] = _SingleModel(spec, path, num_threads)
         self.small_faces = small_faces if "full" in self._models else "off"
         # tiles run beside the whole frame's full range, so on an interpreter of their own
-        self._tiles = None
+        self._tiles = self._follow_here = None
         if self.small_faces != "off":
             full = self._models["full"]
             self._tiles = _SingleModel(MODELS["full"], full.path, num_threads)
+            # the follow windows that the calling thread searches (short range where loaded;
+            # "both" runs the other short-range interpreter on the side thread at that time)
+            short = self._models.get("short")
+            if short is None:
+                self._follow_here = self._tiles
+            elif model == "both":
+                self._follow_here = _SingleModel(MODELS["short"], short.path, num_threads)
+            else:
+                self._follow_here = short
         self._followed: list[Detection] = []  # "video": the previous frame's faces
         self._frames = 0  # "video": frames since the last reset
 
@@ -302,11 +311,15 @@ class BlazeFaceDetector:
         if is_empty(frame_bgr):
             return []
         bgr = to_bgr(frame_bgr)
+        follow, tiles = self._windows(bgr)
         if self.model == "both":
-            # the short-range model and the small-face windows run beside full range (LiteRT
-            # releases the GIL): on a core the live loop leaves idle while it detects
-            side = self._side_thread().submit(self._short_and_small, bgr)
+            # short range and half of the small-face windows run beside full range (LiteRT
+            # releases the GIL), on a core the live loop leaves idle while it detects; the
+            # other half runs here after full range
+            side = self._side_thread().submit(self._side_search, bgr, follow[0::2], tiles[0::2])
             found = self._models["full"](bgr, self.min_score)
+            found += self._in_windows(bgr, follow[1::2], self._follow_here)
+            found += self._in_windows(bgr, tiles[1::2], self._models["full"], TILE_FACES_BELOW)
             found = merge_detections(found + side.result())
             found = found or self._padded_short_range(bgr)
         elif self.model == "short":
@@ -315,32 +328,39 @@ class BlazeFaceDetector:
             found = self._models["full" if self.model == "full" else "short"](bgr, self.min_score)
             if self.model == "auto" and not found:
                 found = self._models["full"](bgr, self.min_score)
-            small = self._small(bgr)
+            small = self._in_windows(bgr, follow, self._follow_here)
+            small += self._in_windows(bgr, tiles, self._tiles, TILE_FACES_BELOW)
             found = merge_detections(found + small) if small else found
         if self.small_faces == "video":
             self._followed = found
         return found
 
-    def _short_and_small(self, bgr: np.ndarray) -> list[Detection]:
-        return self._models["short"](bgr, self.min_score) + self._small(bgr)
+    def _side_search(
+        self, bgr: np.ndarray, follow: list[Region], tiles: list[Region]
+    ) -> list[Detection]:
+        """Short range on the whole frame, then ``follow`` windows and ``tiles``."""
+        found = self._models["short"](bgr, self.min_score)
+        found += self._in_windows(bgr, follow, self._models["short"])
+        return found + self._in_windows(bgr, tiles, self._tiles, TILE_FACES_BELOW)
 
-    def _small(self, bgr: np.ndarray) -> list[Detection]:
-        """Faces found in this frame's small-face windows (none with ``small_faces="off"``)."""
+    def _windows(self, bgr: np.ndarray) -> tuple[list[Region], list[Region]]:
+        """This frame's small-face windows: (follow windows, tiles); a video's turn moves on.
+
+        ``"video"``: a window around each small face of the previous frame, and one tile when
+        its turn comes; ``"still"``: every tile; ``"off"``: none.
+        """
         if self.small_faces == "off":
-            return []
+            return [], []
         h, w = bgr.shape[:2]
         tiles = tile_grid(w, h)
         if self.small_faces == "still":
-            return self._in_windows(bgr, tiles, self._tiles, TILE_FACES_BELOW)
-        follow = self._models.get("short", self._tiles)
-        windows = [r for r in (follow_window(d, w, h) for d in self._followed) if r is not None]
-        found = self._in_windows(bgr, windows, follow)
+            return [], tiles
+        follow = follow_windows(self._followed, w, h)
         turn, self._frames = self._frames, self._frames + 1
         every = frames_per_tile(len(tiles))
         if tiles and turn % every == 0:
-            tile = [tiles[(turn // every) % len(tiles)]]
-            found += self._in_windows(bgr, tile, self._tiles, TILE_FACES_BELOW)
-        return found
+            return follow, [tiles[(turn // every) % len(tiles)]]
+        return follow, []
 
     def _in_windows(
         self,

@@ -10,9 +10,11 @@ down to about 24 px when the model sees a window of at most 320 frame pixels aro
   overlap by 15% of their side, so a face between 7.5% and 15% of that side lies whole
   inside one tile; smaller faces are the previous level's, larger ones the next level's
   (the last level's next is the whole frame).
-* **Follow windows** (:func:`follow_window`): a square of four face heights around a small
-  face found in the previous video frame, searched with the short-range model; a face
-  moving 1.5 face widths per frame stays inside it.
+* **Follow windows** (:func:`follow_windows`): a square of three to six face heights around
+  a small face found in the previous video frame, searched with the short-range model; a
+  face moving a face width per frame stays inside it. The side is 64 or 128 px times a
+  power of two, so the model's 128 px input is an exact halving (fast) of it, and a face
+  that already lies well inside another face's window gets none of its own (crowds).
 
 A face cut by a window's edge is half a face and gets a wrong box, so a detection that
 touches an edge of its window that is not the frame's edge is dropped
@@ -36,7 +38,8 @@ SMALL_FACES = ("video", "still", "off")  # the detector's ``small_faces`` modes
 TILE_SIDE = 320  # frame pixels: full range (192 px input) finds 24 px faces in such a tile
 TILE_OVERLAP = 0.15  # of a tile's side: faces up to this size are whole in some tile
 TILE_FACES_BELOW = 0.25  # of a tile's side: larger faces are left to the whole frame
-FOLLOW_SIDE = 4.0  # follow window side, in face heights
+FOLLOW_SIDE = 3.0  # a follow window's side is at least this many face heights...
+FOLLOW_SIDES = (64, 128, 256, 512, 1024, 2048)  # ...and one of these (halvings of 128 px)
 FOLLOW_BELOW = 0.15  # faces under this share of the frame's longer side are followed
 EDGE_MARGIN = 1.0  # px: a box this close to a window's inner edge is a cut face
 ROUND_FRAMES = 60  # a video searches all its tiles within about this many frames...
@@ -95,13 +98,39 @@ def follow_window(det: Detection, width: int, height: int) -> Region | None:
     face = max(x2 - x1, y2 - y1)
     if face >= FOLLOW_BELOW * max(width, height):
         return None
-    side = round(FOLLOW_SIDE * face)
-    if side > min(width, height):
+    side = next((s for s in FOLLOW_SIDES if s >= FOLLOW_SIDE * face), None)
+    if side is None or side > min(width, height):
         return None
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
     x = int(np.clip(round(cx - side / 2), 0, width - side))
     y = int(np.clip(round(cy - side / 2), 0, height - side))
     return x, y, side, side
+
+
+def follow_windows(detections: list[Detection], width: int, height: int) -> list[Region]:
+    """The follow windows for ``detections`` (best first): one per small face, except for a
+    face that lies inside an earlier window with half a face of room on every side that is
+    not the frame's edge, and is at least a sixth of that window (big enough to be found)."""
+    windows: list[Region] = []
+    for det in detections:
+        region = follow_window(det, width, height)
+        if region is not None and not any(_covers(w, det, width, height) for w in windows):
+            windows.append(region)
+    return windows
+
+
+def _covers(window: Region, det: Detection, width: int, height: int) -> bool:
+    x, y, w, h = window
+    x1, y1, x2, y2 = det.xyxy
+    face = max(x2 - x1, y2 - y1)
+    room = face / 2
+    inside = (
+        (x1 - x >= room or x == 0)
+        and (y1 - y >= room or y == 0)
+        and (x + w - x2 >= room or x + w == width)
+        and (y + h - y2 >= room or y + h == height)
+    )
+    return inside and face >= max(w, h) / 6
 
 
 def detections_in(
