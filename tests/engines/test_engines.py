@@ -62,8 +62,8 @@ def test_tflite_with_views_pads_whole_faces_and_matches_keras(bundle_dir, crops)
     assert inner.rows_per_face == 6 and inner.max_rows == 24  # 4 faces per call, 6 rows each
     one = engine.predict(crops[:1])
     assert 6 in inner._runners and 8 not in inner._runners  # 6 rows, not padded to 8
-    three = engine.predict(crops[:3])  # 3 faces: padded to 4 faces (24 rows), not 32
-    assert 24 in inner._runners and 32 not in inner._runners
+    three = engine.predict(crops[:3])  # 3 faces: 2 + 1 faces (12 + 6 rows), none padded
+    assert 12 in inner._runners and 24 not in inner._runners and 32 not in inner._runners
     got = engine.predict(crops)  # 5 faces: 4 + 1 in two calls
     for g, r in zip([*one, *three[1:], *got[3:]], [ref[0], *ref[1:3], *ref[3:]], strict=True):
         np.testing.assert_allclose(g.expr_probs, r.expr_probs, atol=1e-4)
@@ -161,3 +161,15 @@ def test_bench_rejects_a_missing_video(tmp_path):
     proc = _cli("bench", "--source", str(tmp_path / "nope.mp4"), timeout=60)
     assert proc.returncode == 2
     assert "video not found" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_tflite_calls_are_powers_of_two_of_whole_faces_without_padding():
+    from liveaffect.engines.tflite import _pieces
+
+    assert _pieces(5 * 6, 6, 24) == [24, 6]  # 5 faces: 4 + 1, not 8 (3 faces wasted)
+    assert _pieces(7 * 6, 6, 48) == [24, 12, 6]
+    assert _pieces(6, 6, 24) == [6] and _pieces(1, 6, 24) == [6]  # a partial face: padded
+    assert _pieces(4, 1, 32) == [4] and _pieces(3, 1, 2) == [2, 1]
+    for n in range(1, 40):
+        pieces = _pieces(n, 1, 64)
+        assert sum(pieces) == n and all(p & (p - 1) == 0 for p in pieces)
