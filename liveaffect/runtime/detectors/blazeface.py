@@ -12,7 +12,7 @@ MediaPipe's face-detection graph are re-written here in NumPy:
 * Box decoding (``TensorsToDetectionsCalculator``): x, y, w, h and 6 keypoints, all divided by
   the input size; scores are sigmoids of logits clipped to +-100.
 * Weighted non-maximum suppression (``NonMaxSuppressionCalculator``, WEIGHTED): boxes that
-  overlap the best one by IoU > 0.3 are blended, weighted by score.
+  overlap the best one by IoU > 0.3 are blended, weighted by score (:mod:`.nms`).
 
 The frame is letterboxed into the square input (aspect kept, black padding) and boxes are
 mapped back to frame pixels.
@@ -46,6 +46,7 @@ import numpy as np
 
 from liveaffect.preprocess import to_bgr
 from liveaffect.runtime.detectors.base import DetectorError, is_empty
+from liveaffect.runtime.detectors.nms import merge_detections, weighted_nms
 from liveaffect.runtime.detectors.small_faces import (
     SMALL_FACES,
     TILE_FACES_BELOW,
@@ -58,7 +59,6 @@ from liveaffect.runtime.detectors.small_faces import (
 from liveaffect.types import Detection
 
 RAW_SCORE_CLIP = 100.0
-NMS_IOU = 0.3
 NUM_KEYPOINTS = 6
 PAD_FRACTION = 0.25  # "both": border added for the last try on a frame with no face
 
@@ -114,47 +114,6 @@ def ssd_anchors(input_size: int, strides: tuple[int, ...], anchors_per_cell: int
         out.append(np.repeat(cells, (j - i) * anchors_per_cell, axis=0))
         i = j
     return np.concatenate(out).astype(np.float32)
-
-
-def weighted_nms(
-    boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, iou_threshold: float = NMS_IOU
-) -> list[tuple[np.ndarray, np.ndarray, float]]:
-    """MediaPipe's weighted NMS: each cluster of overlapping boxes becomes one score-weighted box.
-
-    Args:
-        boxes: (N, 4) xyxy.
-        keypoints: (N, K, 2).
-        scores: (N,).
-        iou_threshold: boxes overlapping the cluster's best box by more than this are merged.
-
-    Returns:
-        One (box (4,), keypoints (K, 2), best score) per cluster, best first.
-    """
-    order = np.argsort(-scores, kind="stable")
-    boxes, keypoints, scores = boxes[order], keypoints[order], scores[order]
-    areas = np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(
-        boxes[:, 3] - boxes[:, 1], 0, None
-    )
-    remaining = np.arange(len(scores))
-    results = []
-    while remaining.size:
-        best = remaining[0]
-        rest = boxes[remaining]
-        iw = np.minimum(rest[:, 2], boxes[best, 2]) - np.maximum(rest[:, 0], boxes[best, 0])
-        ih = np.minimum(rest[:, 3], boxes[best, 3]) - np.maximum(rest[:, 1], boxes[best, 1])
-        inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
-        union = areas[remaining] + areas[best] - inter
-        iou = np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
-        merge = iou > iou_threshold
-        merge[0] = True
-        members = remaining[merge]
-        w = scores[members]
-        w_sum = w.sum()
-        box = (boxes[members] * w[:, None]).sum(0) / w_sum
-        kps = (keypoints[members] * w[:, None, None]).sum(0) / w_sum
-        results.append((box, kps, float(scores[best])))
-        remaining = remaining[~merge]
-    return results
 
 
 class _SingleModel:
@@ -393,17 +352,3 @@ class BlazeFaceDetector:
                 kps = np.clip(d.keypoints - pad, 0, [w, h]).astype(np.float32)
                 out.append(Detection((float(x1), float(y1), float(x2), float(y2)), d.score, kps))
         return out
-
-
-def merge_detections(detections: list[Detection]) -> list[Detection]:
-    """One detection per face from several models' detections (weighted NMS), best first."""
-    if len(detections) < 2:
-        return list(detections)
-    boxes = np.array([d.xyxy for d in detections], np.float64)
-    kps = np.stack([np.asarray(d.keypoints, np.float64) for d in detections])
-    scores = np.array([d.score for d in detections], np.float64)
-    merged = weighted_nms(boxes, kps, scores)
-    return [
-        Detection(tuple(float(v) for v in box), score, kp.astype(np.float32))
-        for box, kp, score in merged
-    ]
