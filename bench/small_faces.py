@@ -20,6 +20,7 @@ one-face clip, alternating rounds, wall and CPU milliseconds per frame (medians)
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 import time
@@ -38,17 +39,15 @@ COST_CLIP = "pyfeat_WolfgangLanger_Pexels.mp4"
 
 
 def _frames(path: Path, step: int, limit: int | None = None) -> list[np.ndarray]:
-    import cv2
+    """Every ``step``-th frame of the video at ``path`` (at most ``limit``), in order."""
+    from liveaffect.runtime.video import SourceError, open_source
 
-    capture, out, i = cv2.VideoCapture(str(path)), [], 0
-    while limit is None or len(out) < limit:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        if i % step == 0:
-            out.append(frame)
-        i += 1
-    capture.release()
+    try:
+        with open_source(path) as source:
+            taken = itertools.islice(source, 0, None if limit is None else limit * step, step)
+            out = [frame.image_bgr for frame in taken]
+    except SourceError as exc:
+        raise SystemExit(f"error: {exc}") from None
     if not out:
         raise SystemExit(f"error: no frames read from {path}")
     return out
