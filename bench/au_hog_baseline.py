@@ -2,6 +2,8 @@
 
     pip install scikit-image   # the only extra; HOG is scikit-image's
     python bench/au_hog_baseline.py --json bench/results/au_hog_baseline_ckplus.json
+    python bench/au_hog_baseline.py --features model --model final_model \
+        --json bench/results/au_probe_final_model.json
 
 The model card reports the AU head's mean F1 on CK+ subjects it never saw. A number like
 that depends a lot on which few subjects are held out, so this script measures the usual
@@ -13,6 +15,12 @@ are tuned on the validation subjects with the project's own tuner
 ``holdout 0.3``, seed 35). HOG: 9 orientations, 8x8-pixel cells, 2x2-cell blocks
 (scikit-image's defaults but for the cell size); features standardised on the
 training subjects; ``C`` chosen among a few values by validation-subject mean F1.
+
+``--features model`` swaps HOG for a bundle's own features (a linear probe): the output
+of its ``--layer`` (default ``pool``, the backbone's pooled 256 values) averaged over the
+card's test-time views, everything else the same. If a probe on a frozen backbone does no
+better than the trained AU head, a better head or loss will not lift the AU numbers: the
+features are the limit.
 """
 
 from __future__ import annotations
@@ -48,6 +56,24 @@ def _hog_features(records) -> object:
     )
 
 
+def _model_features(records, model_dir: str, layer: str) -> object:
+    """``layer``'s output for each record's face, averaged over the card's test-time views."""
+    import keras
+    import numpy as np
+
+    from liveaffect.bundle import load_bundle
+    from liveaffect.evaluation.predict import read_image
+    from liveaffect.preprocess import prepare_face
+    from liveaffect.tta import card_tta
+
+    bundle = load_bundle(model_dir)
+    probe = keras.Model(bundle.model.inputs, bundle.model.get_layer(layer).output)
+    tta = card_tta(bundle.card)
+    faces = np.stack([prepare_face(read_image(r.path), bundle.card.preprocess) for r in records])
+    views = tta.views(faces.astype(np.float32))
+    return tta.merge(np.asarray(probe.predict(views, batch_size=256, verbose=0)), len(faces))
+
+
 def _fit_predict(x_train, y_train, x_eval: list, c: float) -> list:
     """One balanced logistic regression per AU; probabilities for each array in ``x_eval``."""
     import numpy as np
@@ -67,13 +93,22 @@ def main() -> int:
     p.add_argument("--data", default=CKPLUS, help="the ckplus_au manifest (labels.csv)")
     p.add_argument("--holdout", default="0.3:35", help="FRACTION:SEED of the subject holdout")
     p.add_argument("--c", default="0.001,0.01,0.1", help="logistic-regression C values tried")
+    p.add_argument(
+        "--features",
+        choices=("hog", "model"),
+        default="hog",
+        help="HOG of the faces (default), or the output of --layer of the --model bundle",
+    )
+    p.add_argument("--model", default="final_model", help="bundle for --features model")
+    p.add_argument("--layer", default="pool", help="the bundle's layer for --features model")
     p.add_argument("--json", help="write the results here")
     args = p.parse_args()
-    try:
-        import skimage  # noqa: F401
-    except ImportError:
-        print("error: this baseline needs scikit-image: pip install scikit-image", file=sys.stderr)
-        return 2
+    if args.features == "hog":
+        try:
+            import skimage  # noqa: F401
+        except ImportError:
+            print("error: HOG needs scikit-image: pip install scikit-image", file=sys.stderr)
+            return 2
 
     import numpy as np
     from sklearn.preprocessing import StandardScaler
@@ -89,7 +124,10 @@ def main() -> int:
         part: holdout_part(records, float(fraction), int(seed), part)
         for part in ("rest", "holdout_val", "holdout_test")
     }
-    x = {part: _hog_features(rs) for part, rs in parts.items()}
+    if args.features == "hog":
+        x = {part: _hog_features(rs) for part, rs in parts.items()}
+    else:
+        x = {part: _model_features(rs, args.model, args.layer) for part, rs in parts.items()}
     y = {part: np.stack([r.au for r in rs]).astype(int) for part, rs in parts.items()}
     scaler = StandardScaler().fit(x["rest"])
     x = {part: scaler.transform(v) for part, v in x.items()}
@@ -122,6 +160,7 @@ def main() -> int:
                     "subjects": {k: len({r.group for r in v}) for k, v in parts.items()},
                     "faces": {k: len(v) for k, v in parts.items()},
                 },
+                "features": "hog" if args.features == "hog" else f"{args.model}:{args.layer}",
                 "aus": list(AUS),
                 "runs": runs,
                 "chosen": best,
