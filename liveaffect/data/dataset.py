@@ -41,6 +41,10 @@ class AugmentConfig:
             motion blur, low resolution, lighting, sensor noise, JPEG), applied after the
             geometric and colour steps; see :func:`liveaffect.data.degrade.random_degrade`.
             0 = off.
+        degrade_from: the first epoch (0-based) with degradations; earlier epochs train on
+            clean faces. Needs the training loop's :class:`EpochClock`. From scratch, a
+            network that sees degraded faces from the first epoch learns expressions far
+            more slowly (issue 15's notes), so a recipe can learn on clean faces first.
     """
 
     flip: bool = True
@@ -51,9 +55,11 @@ class AugmentConfig:
     contrast: float = 0.2
     erasing: float = 0.0
     degrade: float = 0.0
+    degrade_from: int = 0
 
     def __post_init__(self) -> None:
         names = ("rotation_deg", "zoom", "shift", "brightness", "contrast", "erasing", "degrade")
+        names += ("degrade_from",)
         for name in names:
             if getattr(self, name) < 0:
                 raise ValueError(f"augment.{name} must be >= 0, got {getattr(self, name)}")
@@ -65,6 +71,17 @@ class AugmentConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass
+class EpochClock:
+    """The epoch the training loop is in (0-based), for input steps that change with it.
+
+    The loop sets ``epoch`` at the start of every epoch (a Keras callback); the pipeline's
+    steps read it when they run.
+    """
+
+    epoch: int = 0
 
 
 def load_face(path: str, spec: PreprocessSpec) -> np.ndarray:
@@ -233,6 +250,7 @@ def make_dataset(
     cache: str | None = "memory",
     images: np.ndarray | None = None,
     seed: int = 0,
+    clock: EpochClock | None = None,
 ):
     """Build the tf.data pipeline over ``records``.
 
@@ -245,9 +263,13 @@ def make_dataset(
         cache: ``"memory"``, a file path prefix for ``Dataset.cache``, or None.
         images: already decoded uint8 images (skips file decoding).
         seed: shuffle and augmentation seed.
+        clock: the training loop's epoch, needed when ``augment.degrade_from`` > 0.
 
     Returns:
         A ``tf.data.Dataset`` of ``(images, {"expr", "va", "au"})`` batches.
+
+    Raises:
+        ValueError: ``augment.degrade_from`` without a ``clock``.
     """
     import tensorflow as tf
 
@@ -277,7 +299,9 @@ def make_dataset(
         ds = ds.shuffle(min(len(records), 50_000), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size, drop_remainder=False)
     aug = augmenter(augment, seed) if (training and augment) else None
-    degrade = _degrader(augment.degrade, seed) if (training and augment) else None
+    degrade = None
+    if training and augment:
+        degrade = _degrader(augment.degrade, seed, augment.degrade_from, clock)
 
     def finish(img, lab):
         x = tf.cast(img, tf.float32)
@@ -291,10 +315,13 @@ def make_dataset(
     return ds.prefetch(autotune)
 
 
-def _degrader(probability: float, seed: int):
-    """A graph function that degrades a float 0..255 batch like video (None when off)."""
+def _degrader(probability: float, seed: int, start: int = 0, clock: EpochClock | None = None):
+    """A graph function that degrades a float 0..255 batch like video (None when off);
+    before epoch ``start`` of ``clock`` it passes batches through unchanged."""
     if not probability:
         return None
+    if start and clock is None:
+        raise ValueError("augment.degrade_from needs the training loop's EpochClock")
     import tensorflow as tf
 
     from liveaffect.data.degrade import random_degrade_batch
@@ -302,6 +329,8 @@ def _degrader(probability: float, seed: int):
     rng = np.random.default_rng(seed + 7919)
 
     def run(batch: np.ndarray) -> np.ndarray:
+        if clock is not None and clock.epoch < start:
+            return batch
         pixels = np.clip(batch + 0.5, 0, 255).astype(np.uint8)
         return random_degrade_batch(pixels, probability, rng).astype(np.float32)
 

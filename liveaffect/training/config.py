@@ -252,6 +252,13 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
+    def __post_init__(self) -> None:
+        if self.augment.degrade_from and self.augment.degrade_from >= self.train.epochs:
+            raise ValueError(
+                f"augment.degrade_from ({self.augment.degrade_from}) must be below "
+                f"train.epochs ({self.train.epochs}): only epochs from it on can be picked"
+            )
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["model"] = self.model.to_dict()

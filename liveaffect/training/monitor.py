@@ -96,7 +96,8 @@ def epoch_callbacks(
             res = evaluate_model(self.model, val, spec, cfg.train.select_tta, engine=self.engine)
             score = selection_score(res, cfg.train.select_accuracy_weight)
             logs.update(_epoch_logs(res, score, self.model))
-            improved = state.record_epoch(epoch + 1, score, res.to_dict())
+            eligible = epoch >= cfg.augment.degrade_from  # the robust phase only
+            improved = state.record_epoch(epoch + 1, score, res.to_dict(), eligible)
             if improved:
                 self.model.save(ckpt_dir / "best.keras")
             self.model.save(ckpt_dir / "last.keras.tmp.keras")

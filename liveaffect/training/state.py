@@ -54,8 +54,18 @@ class TrainState:
         tmp.write_text(json.dumps(asdict(self), indent=2))
         os.replace(tmp, folder / STATE_FILE)
 
-    def record_epoch(self, epoch: int, score: float, metrics: dict[str, Any]) -> bool:
-        """Count finished epoch ``epoch`` (1-based) with its score; True when it is the best."""
+    def record_epoch(
+        self, epoch: int, score: float, metrics: dict[str, Any], eligible: bool = True
+    ) -> bool:
+        """Count finished epoch ``epoch`` (1-based) with its score; True when it is the best.
+
+        An epoch that is not ``eligible`` (trained before the recipe's last phase, e.g.
+        before degradations start) is counted as done but can neither be the best nor use
+        up patience.
+        """
+        if not eligible:
+            self.epoch_done = epoch
+            return False
         improved = score > self.best_score
         if improved:
             self.best_score, self.best_epoch, self.wait = score, epoch, 0

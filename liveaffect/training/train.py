@@ -14,12 +14,12 @@ import platform
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from liveaffect.bundle import ModelCard, save_bundle
-from liveaffect.data.dataset import decode_readable, label_arrays, make_dataset
+from liveaffect.data.dataset import EpochClock, decode_readable, label_arrays, make_dataset
 from liveaffect.data.records import Record
 from liveaffect.labels import AU_MISSING
 from liveaffect.preprocess import PreprocessSpec
@@ -86,6 +86,7 @@ class _Run:
     command: str = ""
     device: str = ""
     resuming: bool = False
+    clock: EpochClock = field(default_factory=EpochClock)
 
 
 def train(
@@ -209,6 +210,7 @@ def _datasets(run: _Run, progress: bool):
         cache=cache,
         images=images,
         seed=cfg.train.seed,
+        clock=run.clock,
     )
     return ds, ValidationSet(val_images, label_arrays(run.val_records))
 
@@ -233,13 +235,21 @@ def _fit(run: _Run, strategy, ds, val: ValidationSet, verbose, extra_callbacks):
                 _init_weights(model, cfg.train.init_from)
             steps = math.ceil(len(run.train_records) / cfg.train.batch_size)
             _compile(model, cfg, run.train_records, steps)
+
+    def clock(epoch, logs=None):  # what the input pipeline reads (augment.degrade_from)
+        run.clock.epoch = epoch
+
     started = time.time()
     if state.epoch_done < cfg.train.epochs and state.wait < cfg.train.early_stopping_patience:
         model.fit(
             ds,
             epochs=cfg.train.epochs,
             initial_epoch=state.epoch_done,
-            callbacks=[*epoch_callbacks(cfg, run.run_dir, val, run.spec, state), *extra_callbacks],
+            callbacks=[
+                keras.callbacks.LambdaCallback(on_epoch_begin=clock),
+                *epoch_callbacks(cfg, run.run_dir, val, run.spec, state),
+                *extra_callbacks,
+            ],
             verbose=verbose,
         )
     state.train_seconds += time.time() - started

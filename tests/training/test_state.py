@@ -25,6 +25,14 @@ def test_state_round_trips_and_ignores_unknown_keys(tmp_path):
     assert TrainState.load(tmp_path) == state
 
 
+def test_an_epoch_that_is_not_eligible_is_counted_but_never_best():
+    state = TrainState()
+    assert not state.record_epoch(1, 0.9, {"m": 1}, eligible=False)
+    assert state.epoch_done == 1 and state.best_epoch == 0 and state.wait == 0
+    assert state.record_epoch(2, 0.1, {"m": 2}) and state.best_epoch == 2
+    assert state.best_metrics == {"m": 2}
+
+
 def test_a_fresh_state_saves_minus_infinity(tmp_path):
     (tmp_path / "checkpoints").mkdir()
     TrainState().save(tmp_path)

@@ -36,6 +36,7 @@ from liveaffect.training.config import (
     load_config,
 )
 from liveaffect.training.monitor import predict_arrays
+from liveaffect.training.state import TrainState
 from liveaffect.training.train import TrainingError, preprocess_spec, train
 
 SIZE = 32
@@ -591,6 +592,42 @@ def test_degrade_augmentation_reaches_the_training_batches():
     assert (changed.max(axis=1) > 0).mean() > 0.7
     with pytest.raises(ValueError, match="degrade"):
         AugmentConfig(degrade=2.0)
+
+
+def test_degradations_start_at_the_epoch_the_config_names():
+    from liveaffect.data.dataset import EpochClock, make_dataset
+    from liveaffect.data.records import Record
+    from liveaffect.preprocess import PreprocessSpec
+
+    off = dict(flip=False, rotation_deg=0, zoom=0, shift=0, brightness=0, contrast=0)
+    spec = PreprocessSpec(input_size=(48, 48), color="gray", normalization="none")
+    images = np.random.default_rng(0).integers(0, 256, (32, 48, 48, 1), dtype=np.uint8)
+    records = [Record(path=f"{i}.png", expr=0) for i in range(32)]
+    clock = EpochClock()
+    augment = AugmentConfig(**off, degrade=1.0, degrade_from=2)
+    ds = make_dataset(records, spec, 32, True, augment, None, images, clock=clock)
+
+    def faces_unchanged() -> bool:
+        x = np.asarray(next(iter(ds))[0])
+        return np.array_equal(np.sort(x.ravel()), np.sort(images.ravel()))
+
+    for epoch, clean in ((0, True), (1, True), (2, False), (3, False)):
+        clock.epoch = epoch
+        assert faces_unchanged() == clean, epoch
+    with pytest.raises(ValueError, match="EpochClock"):
+        make_dataset(records, spec, 32, True, augment, None, images)
+
+
+def test_epochs_before_the_degradations_are_never_picked(sets, tmp_path):
+    cfg = make_cfg(sets["train"], sets["val"], epochs=3)
+    cfg.augment = AugmentConfig(**{**cfg.augment.to_dict(), "degrade": 0.5, "degrade_from": 2})
+    run_dir = tmp_path / "run"
+    train(cfg, run_dir, command="pytest degrade_from", **QUIET)
+    state = TrainState.load(run_dir)
+    assert state.epoch_done == 3 and state.best_epoch == 3 and state.wait == 0
+    assert len(log_rows(run_dir)) == 3
+    with pytest.raises(ValueError, match="degrade_from"):
+        RunConfig(train=TrainConfig(epochs=2), augment=AugmentConfig(degrade=0.5, degrade_from=2))
 
 
 def test_init_from_starts_from_the_bundles_weights(tiny_run, sets, tmp_path):
