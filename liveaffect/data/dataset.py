@@ -44,7 +44,7 @@ class AugmentConfig:
         degrade_from: the first epoch (0-based) with degradations; earlier epochs train on
             clean faces. Needs the training loop's :class:`EpochClock`. From scratch, a
             network that sees degraded faces from the first epoch learns expressions far
-            more slowly (issue 15's notes), so a recipe can learn on clean faces first.
+            more slowly (final_model/MODEL_CARD.md), so a recipe can learn on clean faces first.
     """
 
     flip: bool = True
