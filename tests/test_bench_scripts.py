@@ -142,30 +142,50 @@ def test_small_faces_reports_sizes_and_cost(tmp_path):
     assert "24 px in   640x480" in text
 
 
-@pytest.mark.slow
-def test_au_baseline_probes_a_bundles_features_on_a_subject_split(tmp_path):
-    bundle = make_tiny_bundle(tmp_path / "bundle", input_size=32)
+AUS = ["AU01", "AU02", "AU04", "AU06", "AU07", "AU10"]
+AUS += ["AU12", "AU15", "AU23", "AU24", "AU25", "AU26"]
+
+
+def _ckplus_like(folder) -> str:
+    """A ckplus_au-style manifest: 24 subjects, 3 random 48x48 faces each, random AUs."""
     rng = np.random.default_rng(0)
-    (tmp_path / "images").mkdir()
-    aus = ["AU01", "AU02", "AU04", "AU06", "AU07", "AU10"]
-    aus += ["AU12", "AU15", "AU23", "AU24", "AU25", "AU26"]
-    lines = ["path,expression,video,subject," + ",".join(aus)]
+    (folder / "images").mkdir()
+    lines = ["path,expression,video,subject," + ",".join(AUS)]
     for s in range(24):
         for i in range(3):
             name = f"images/S{s:03d}_{i}.png"
-            cv2.imwrite(str(tmp_path / name), rng.integers(0, 255, (48, 48), dtype=np.uint8))
+            cv2.imwrite(str(folder / name), rng.integers(0, 255, (48, 48), dtype=np.uint8))
             codes = ",".join(str(int(v)) for v in rng.integers(0, 2, 12))
             lines.append(f"{name},happiness,S{s:03d}_001,S{s:03d},{codes}")
-    (tmp_path / "labels.csv").write_text("\n".join(lines) + "\n")
-    out = tmp_path / "probe.json"
-    text = _run(
-        "bench/au_hog_baseline.py", "--features", "model", "--model", str(bundle),
-        "--data", str(tmp_path / "labels.csv"), "--c", "0.1,1", "--json", str(out),
-    )  # fmt: skip
-    result = json.loads(out.read_text())
-    assert result["features"] == f"{bundle}:pool"
+    (folder / "labels.csv").write_text("\n".join(lines) + "\n")
+    return str(folder / "labels.csv")
+
+
+def _check_probe(result: dict, text: str, features: str) -> None:
+    assert result["features"] == features
     assert [r["C"] for r in result["runs"]] == [0.1, 1.0]
     assert sum(result["split"]["subjects"].values()) == 24
     assert sum(result["split"]["faces"].values()) == 72
-    assert set(result["chosen"]["test_per_au_f1"]) == {a.replace("AU0", "AU") for a in aus}
+    assert set(result["chosen"]["test_per_au_f1"]) == {a.replace("AU0", "AU") for a in AUS}
     assert "chosen on validation" in text
+
+
+@pytest.mark.slow
+def test_au_baseline_probes_a_bundles_features_on_a_subject_split(tmp_path):
+    bundle = make_tiny_bundle(tmp_path / "bundle", input_size=32)
+    out = tmp_path / "probe.json"
+    text = _run(
+        "bench/au_hog_baseline.py", "--features", "model", "--model", str(bundle),
+        "--data", _ckplus_like(tmp_path), "--c", "0.1,1", "--json", str(out),
+    )  # fmt: skip
+    _check_probe(json.loads(out.read_text()), text, f"{bundle}:pool")
+
+
+@pytest.mark.slow
+def test_au_baseline_probes_facemesh_landmarks_on_a_subject_split(tmp_path):
+    out = tmp_path / "probe.json"
+    text = _run(
+        "bench/au_hog_baseline.py", "--features", "landmarks",
+        "--data", _ckplus_like(tmp_path), "--c", "0.1,1", "--json", str(out),
+    )  # fmt: skip
+    _check_probe(json.loads(out.read_text()), text, "landmarks")
