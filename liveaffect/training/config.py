@@ -141,6 +141,11 @@ class TrainConfig:
         class_weights: ``balanced_sqrt`` (sqrt of inverse frequency), ``balanced``
             or ``none``; classes never seen get weight 0.
         class_boost: added to a class's weight, by class name (the seed's boosts).
+        class_weight_max: caps each class's ``class_weights`` value before they are
+            normalised to mean 1 (0 = no cap). A tiny class (CK+ contempt as Other: a few
+            dozen faces) otherwise gets a weight ~10x the common classes' and the mean-1
+            normalisation pushes every other class's weight down (to 0.34-0.49 instead of
+            stage 1's 0.62-0.93), which weakens the expression loss against the others.
         loss_weights: per-head loss weights (expr, va, au). The AU loss is a mean over
             12 binary tasks, so each AU weighs 1/12 of the expression task at weight 1;
             with the seed's head (dropout 0.7) the AU head then stayed at its prior on a
@@ -178,6 +183,7 @@ class TrainConfig:
     label_smoothing: float = 0.1
     class_weights: str = "balanced_sqrt"
     class_boost: dict[str, float] = field(default_factory=dict)
+    class_weight_max: float = 0.0
     loss_weights: dict[str, float] = field(
         default_factory=lambda: {"expr": 1.0, "va": 1.0, "au": 5.0}
     )
@@ -203,6 +209,8 @@ class TrainConfig:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
         if self.class_weights not in ("balanced_sqrt", "balanced", "none"):
             raise ValueError("class_weights must be balanced_sqrt, balanced or none")
+        if not self.class_weight_max >= 0:
+            raise ValueError(f"train.class_weight_max must be >= 0, got {self.class_weight_max}")
         if not self.select_accuracy_weight >= 0:
             raise ValueError(
                 f"train.select_accuracy_weight must be >= 0, got {self.select_accuracy_weight}"

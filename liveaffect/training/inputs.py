@@ -104,6 +104,8 @@ def class_weights(records: Sequence[Record], cfg: RunConfig) -> list[float]:
         else:
             w = total / (len(seen) * counts[c])
             w = math.sqrt(w) if cfg.train.class_weights == "balanced_sqrt" else w
+        if cfg.train.class_weight_max:
+            w = min(w, cfg.train.class_weight_max)
         weights[c] = w
     if seen:
         mean = sum(weights[c] for c in seen) / len(seen)
