@@ -142,10 +142,10 @@ class TrainConfig:
             or ``none``; classes never seen get weight 0.
         class_boost: added to a class's weight, by class name (the seed's boosts).
         class_weight_max: caps each class's ``class_weights`` value before they are
-            normalised to mean 1 (0 = no cap). A tiny class (CK+ contempt as Other: a few
-            dozen faces) otherwise gets a weight ~10x the common classes' and the mean-1
-            normalisation pushes every other class's weight down (to 0.34-0.49 instead of
-            stage 1's 0.62-0.93), which weakens the expression loss against the others.
+            normalised to mean 1 (0 = no cap). A tiny class (CK+ contempt as Other: 24
+            frames, repeated) otherwise gets 7-13x the common classes' weight and the mean-1
+            normalisation pushes the others down (with CK+ x2: 0.34-0.49, where stage 1 has
+            0.62-0.93), which weakens the expression loss against the other heads'.
         loss_weights: per-head loss weights (expr, va, au). The AU loss is a mean over
             12 binary tasks, so each AU weighs 1/12 of the expression task at weight 1;
             with the seed's head (dropout 0.7) the AU head then stayed at its prior on a
