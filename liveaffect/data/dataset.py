@@ -58,8 +58,10 @@ class AugmentConfig:
     degrade_from: int = 0
 
     def __post_init__(self) -> None:
-        names = ("rotation_deg", "zoom", "shift", "brightness", "contrast", "erasing", "degrade")
-        names += ("degrade_from",)
+        names = (
+            "rotation_deg", "zoom", "shift", "brightness", "contrast", "erasing", "degrade",
+            "degrade_from",
+        )  # fmt: skip
         for name in names:
             if getattr(self, name) < 0:
                 raise ValueError(f"augment.{name} must be >= 0, got {getattr(self, name)}")
