@@ -166,6 +166,11 @@ class TrainConfig:
             per-epoch validation score (the ABAW partial sum: expression macro-F1 + VA
             CCC + AU F1) that picks the best epoch and drives early stopping; for a
             target stated in accuracy as well as macro-F1. 0 = the ABAW score alone.
+        bundle_epoch: which epoch's weights the bundle holds: ``best`` (the epoch with
+            the best validation score) or ``last`` (the final epoch, e.g. at the end of the
+            cosine decay; the validation set then only reports, it does not choose, and
+            early stopping, if it triggers, ends the run at that epoch). On the default
+            model's stage 2 the last epoch was the more robust one on degraded faces.
         seed: global random seed.
         init_from: a bundle (folder or .keras) of the same model config whose weights the
             run starts from instead of random ones (continued training / fine-tuning);
@@ -193,6 +198,7 @@ class TrainConfig:
     tta_scales: list[float] = field(default_factory=lambda: [1.0])
     select_scales: list[float] | None = None
     select_accuracy_weight: float = 0.0
+    bundle_epoch: str = "best"
     seed: int = 0
     init_from: str | None = None
     mixed_precision: str = "none"
@@ -215,6 +221,8 @@ class TrainConfig:
             raise ValueError(
                 f"train.select_accuracy_weight must be >= 0, got {self.select_accuracy_weight}"
             )
+        if self.bundle_epoch not in ("best", "last"):
+            raise ValueError(f"train.bundle_epoch must be best or last, got {self.bundle_epoch!r}")
         if self.au_pos_weight not in ("auto", "none"):
             raise ValueError("au_pos_weight must be auto or none")
         try:

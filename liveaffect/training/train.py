@@ -135,8 +135,8 @@ def train(
     try:
         if mixed:
             keras.mixed_precision.set_global_policy(f"mixed_{cfg.train.mixed_precision}")
-        best = _fit(run, strategy, ds, val, verbose, extra_callbacks)
-        return _save(run, best, val)
+        chosen = _fit(run, strategy, ds, val, verbose, extra_callbacks)
+        return _save(run, chosen, val)
     finally:
         if mixed:
             keras.mixed_precision.set_global_policy("float32")
@@ -216,7 +216,8 @@ def _datasets(run: _Run, progress: bool):
 
 
 def _fit(run: _Run, strategy, ds, val: ValidationSet, verbose, extra_callbacks):
-    """Build (or resume) the model, fit the remaining epochs; returns the best epoch's model."""
+    """Build (or resume) the model, fit the remaining epochs; returns the model of the
+    epoch the bundle holds (``train.bundle_epoch``: the best or the last)."""
     import keras
 
     from liveaffect.model import custom_objects
@@ -253,42 +254,50 @@ def _fit(run: _Run, strategy, ds, val: ValidationSet, verbose, extra_callbacks):
             verbose=verbose,
         )
     state.train_seconds += time.time() - started
-    best = keras.saving.load_model(
-        ckpt / "best.keras", compile=False, custom_objects=custom_objects()
+    chosen = keras.saving.load_model(
+        ckpt / f"{cfg.train.bundle_epoch}.keras", compile=False, custom_objects=custom_objects()
     )
     if cfg.train.mixed_precision != "none":  # ship a plain float32 model (TFLite, CPUs)
         keras.mixed_precision.set_global_policy("float32")
         plain = build_mtl_model(cfg.model)
-        plain.set_weights(best.get_weights())
-        best = plain
-    return best
+        plain.set_weights(chosen.get_weights())
+        chosen = plain
+    return chosen
 
 
-def _save(run: _Run, best, val: ValidationSet) -> Path:
-    """Write the bundle (the best model and its card) and mark the run finished."""
-    bundle = save_bundle(best, _card(run, best, val), run.run_dir / "bundle")
+def _save(run: _Run, model, val: ValidationSet) -> Path:
+    """Write the bundle (the chosen epoch's model and its card) and mark the run finished."""
+    bundle = save_bundle(model, _card(run, model, val), run.run_dir / "bundle")
     run.state.finished = True
     run.state.save(run.run_dir)
-    print(f"bundle written to {bundle} (best epoch {run.state.best_epoch})")
+    print(f"bundle written to {bundle} (epoch {_bundle_epoch(run)}, best {run.state.best_epoch})")
     return bundle
 
 
-def _card(run: _Run, best, val: ValidationSet) -> ModelCard:
+def _bundle_epoch(run: _Run) -> int:
+    """The 1-based epoch whose weights the bundle holds."""
+    return run.state.epoch_done if run.cfg.train.bundle_epoch == "last" else run.state.best_epoch
+
+
+def _card(run: _Run, model, val: ValidationSet) -> ModelCard:
     """The card of the finished run: heads, test-time views, metrics, how it was trained."""
     import tensorflow as tf
 
-    cfg, state = run.cfg, run.state
-    metrics = {
-        "validation_during_training": state.best_metrics,
-        "note": "metrics of the selected epoch on the validation set used for early stopping",
-    }
-    if cfg.train.select_tta != cfg.train.tta:  # epochs were picked on fewer views
-        from liveaffect.training.monitor import evaluate_model
+    from liveaffect.training.monitor import evaluate_model
 
+    cfg, state = run.cfg, run.state
+    if cfg.train.bundle_epoch == "last":  # scored again: the state keeps the best epoch's
+        picked = evaluate_model(model, val, run.spec, cfg.train.select_tta).to_dict()
+        note = "metrics of the last epoch (train.bundle_epoch: last) on the validation set"
+    else:
+        picked = state.best_metrics
+        note = "metrics of the selected epoch on the validation set used for early stopping"
+    metrics = {"validation_during_training": picked, "note": note}
+    if cfg.train.select_tta != cfg.train.tta:  # epochs were scored on fewer views
         metrics["note"] += f" ({cfg.train.select_tta.describe()})"
-        metrics["validation"] = evaluate_model(best, val, run.spec, cfg.train.tta).to_dict()
+        metrics["validation"] = evaluate_model(model, val, run.spec, cfg.train.tta).to_dict()
         metrics["validation_note"] = (
-            f"the selected epoch on the same validation set, {cfg.train.tta.describe()}"
+            f"the bundle's epoch on the same validation set, {cfg.train.tta.describe()}"
         )
     return ModelCard(
         name=cfg.name,
@@ -301,6 +310,7 @@ def _card(run: _Run, best, val: ValidationSet) -> ModelCard:
             "command": run.command,
             "config": cfg.to_dict(),
             "best_epoch": state.best_epoch,
+            "bundle_epoch": _bundle_epoch(run),
             "epochs_run": state.epoch_done,
             "train_seconds": round(state.train_seconds, 1),
             "device": run.device,

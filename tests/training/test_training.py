@@ -233,6 +233,47 @@ def test_epochs_picked_on_fewer_views_are_scored_again_on_all(sets, tmp_path):
         TrainConfig(select_accuracy_weight=-1)
 
 
+def test_bundle_epoch_last_ships_the_final_epoch_not_the_best(sets, tmp_path, monkeypatch):
+    import keras
+
+    from liveaffect.model import custom_objects
+    from liveaffect.training import monitor
+
+    scores = iter([3.0, 2.0, 1.0])  # epoch 1 scores best, so best and last differ
+    monkeypatch.setattr(monitor, "selection_score", lambda res, weight=0.0: next(scores))
+    cfg = make_cfg(sets["train"], sets["val"], epochs=3, bundle_epoch="last")
+    run_dir = tmp_path / "run"
+    bundle = train(cfg, run_dir, **QUIET)
+    assert TrainState.load(run_dir).best_epoch == 1
+
+    def weights(path):
+        model = keras.saving.load_model(path, compile=False, custom_objects=custom_objects())
+        return model.get_weights()
+
+    shipped = load_bundle(bundle).model.get_weights()
+    last, best = (
+        weights(run_dir / "checkpoints/last.keras"),
+        weights(run_dir / "checkpoints/best.keras"),
+    )
+    for got, want in zip(shipped, last, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert any(not np.array_equal(a, b) for a, b in zip(shipped, best, strict=True))
+    card = json.loads((bundle / "card.json").read_text())
+    assert card["training"]["bundle_epoch"] == 3 and card["training"]["best_epoch"] == 1
+    assert "last epoch" in card["metrics"]["note"]
+    # the card's validation numbers are the shipped epoch's, scored again
+    spec = preprocess_spec(cfg)
+    val = load_records(str(sets["val"] / "labels.csv"))
+    images, labels = decode_all(val, spec, 2, False), label_arrays(val)
+    mask = labels["va"][:, 0] > -2
+    pred = predict_arrays(load_bundle(bundle).model, images, spec, cfg.train.select_tta)["va"]
+    want = ccc_score(labels["va"][mask, 0], pred[mask, 0])
+    got = card["metrics"]["validation_during_training"]["va"]["ccc_valence"]
+    assert got == pytest.approx(want, abs=1e-4)
+    with pytest.raises(ValueError, match="bundle_epoch"):
+        TrainConfig(bundle_epoch="median")
+
+
 @pytest.mark.slow
 def test_a_finished_run_is_not_trained_again(tiny_run):
     cfg, run_dir, bundle = tiny_run
