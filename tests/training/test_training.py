@@ -75,6 +75,16 @@ def head_outputs(bundle, x) -> dict[str, np.ndarray]:
     return {head: np.asarray(out[i]) for head, i in bundle.outputs.items()}
 
 
+def valence_ccc(bundle: Path, cfg: RunConfig, val_dir: Path, tta) -> float:
+    """The bundle's valence CCC on the validation set in ``val_dir``, averaged over ``tta``."""
+    spec = preprocess_spec(cfg)
+    val = load_records(str(val_dir / "labels.csv"))
+    images, labels = decode_all(val, spec, 2, False), label_arrays(val)
+    pred = predict_arrays(load_bundle(bundle).model, images, spec, tta)["va"]
+    mask = labels["va"][:, 0] > -2
+    return ccc_score(labels["va"][mask, 0], pred[mask, 0])
+
+
 def log_rows(run_dir: Path) -> list[dict[str, str]]:
     with open(run_dir / "log.csv", newline="") as f:
         return list(csv.DictReader(f))
@@ -177,16 +187,9 @@ def test_the_card_says_what_was_trained_and_how_well(tiny_run, sets):
     assert card["preprocess"]["input_size"] == [SIZE, SIZE]
     # validation averaged the configured test-time views, and the card tells evaluate/the app
     assert card["tta"] == {"flip": False, "scales": [1.0, 0.8]}
-    spec = preprocess_spec(cfg)
-    val = load_records(str(sets["val"] / "labels.csv"))
-    images, labels = decode_all(val, spec, 2, False), label_arrays(val)
-    model = load_bundle(bundle).model
-    views = predict_arrays(model, images, spec, cfg.train.tta)
-    plain = predict_arrays(model, images, spec, False)
-    mask = labels["va"][:, 0] > -2
     ccc = metrics["va"]["ccc_valence"]
-    assert ccc == pytest.approx(ccc_score(labels["va"][mask, 0], views["va"][mask, 0]), abs=1e-4)
-    assert ccc != pytest.approx(ccc_score(labels["va"][mask, 0], plain["va"][mask, 0]), abs=1e-4)
+    assert ccc == pytest.approx(valence_ccc(bundle, cfg, sets["val"], cfg.train.tta), abs=1e-4)
+    assert ccc != pytest.approx(valence_ccc(bundle, cfg, sets["val"], False), abs=1e-4)
     out = head_outputs(load_bundle(bundle), np.zeros((2, SIZE, SIZE, 3), np.float32))
     assert out["au"].shape == (2, NUM_AUS)
 
@@ -210,21 +213,12 @@ def test_epochs_picked_on_fewer_views_are_scored_again_on_all(sets, tmp_path):
         assert float(row["val_expr_accuracy"]) > 0
     card = json.loads((bundle / "card.json").read_text())
     assert card["tta"] == {"flip": False, "scales": [1.0, 0.8]}
-    spec = preprocess_spec(cfg)
-    val = load_records(str(sets["val"] / "labels.csv"))
-    images, labels = decode_all(val, spec, 2, False), label_arrays(val)
-    model = load_bundle(bundle).model
-    mask = labels["va"][:, 0] > -2
-
-    def ccc_of(tta):
-        return ccc_score(
-            labels["va"][mask, 0], predict_arrays(model, images, spec, tta)["va"][mask, 0]
-        )
-
     picked = card["metrics"]["validation_during_training"]["va"]["ccc_valence"]
     final = card["metrics"]["validation"]["va"]["ccc_valence"]
-    assert picked == pytest.approx(ccc_of(cfg.train.select_tta), abs=1e-4)
-    assert final == pytest.approx(ccc_of(cfg.train.tta), abs=1e-4)
+    assert picked == pytest.approx(
+        valence_ccc(bundle, cfg, sets["val"], cfg.train.select_tta), abs=1e-4
+    )
+    assert final == pytest.approx(valence_ccc(bundle, cfg, sets["val"], cfg.train.tta), abs=1e-4)
     assert final != pytest.approx(picked, abs=1e-4)
     assert "2 views" in card["metrics"]["validation_note"]
     with pytest.raises(ValueError, match="select_scales"):
@@ -262,13 +256,8 @@ def test_bundle_epoch_last_ships_the_final_epoch_not_the_best(sets, tmp_path, mo
     assert card["training"]["bundle_epoch"] == 3 and card["training"]["best_epoch"] == 1
     assert "last epoch" in card["metrics"]["note"]
     # the card's validation numbers are the shipped epoch's, scored again
-    spec = preprocess_spec(cfg)
-    val = load_records(str(sets["val"] / "labels.csv"))
-    images, labels = decode_all(val, spec, 2, False), label_arrays(val)
-    mask = labels["va"][:, 0] > -2
-    pred = predict_arrays(load_bundle(bundle).model, images, spec, cfg.train.select_tta)["va"]
-    want = ccc_score(labels["va"][mask, 0], pred[mask, 0])
     got = card["metrics"]["validation_during_training"]["va"]["ccc_valence"]
+    want = valence_ccc(bundle, cfg, sets["val"], cfg.train.select_tta)
     assert got == pytest.approx(want, abs=1e-4)
     with pytest.raises(ValueError, match="bundle_epoch"):
         TrainConfig(bundle_epoch="median")
