@@ -253,6 +253,7 @@ def make_dataset(
     images: np.ndarray | None = None,
     seed: int = 0,
     clock: EpochClock | None = None,
+    expr_targets: np.ndarray | None = None,
 ):
     """Build the tf.data pipeline over ``records``.
 
@@ -266,6 +267,8 @@ def make_dataset(
         images: already decoded uint8 images (skips file decoding).
         seed: shuffle and augmentation seed.
         clock: the training loop's epoch, needed when ``augment.degrade_from`` > 0.
+        expr_targets: ``(N, 9)`` expression targets replacing the class indices (the
+            index, then a teacher's probabilities; see :mod:`liveaffect.training.distill`).
 
     Returns:
         A ``tf.data.Dataset`` of ``(images, {"expr", "va", "au"})`` batches.
@@ -276,6 +279,10 @@ def make_dataset(
     import tensorflow as tf
 
     labels = label_arrays(records)
+    if expr_targets is not None:
+        if len(expr_targets) != len(records):
+            raise ValueError(f"{len(expr_targets)} expression targets for {len(records)} faces")
+        labels["expr"] = np.asarray(expr_targets, np.float32)
     autotune = tf.data.AUTOTUNE
     h, w, c = spec.input_shape
     if images is not None:

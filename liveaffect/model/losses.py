@@ -19,15 +19,22 @@ from liveaffect.labels import NUM_AUS, NUM_EXPRESSIONS
 class MaskedExpressionLoss(keras.losses.Loss):
     """Cross-entropy over the 8 classes with class weights and label smoothing.
 
+    ``y_true`` is the class index (-1: no label), or, for distillation, 9 columns: the
+    class index, then a teacher's 8 probabilities (negative where the face has none). The
+    target is then ``(1 - distill_weight) * smoothed one-hot + distill_weight * teacher``;
+    the class weight is still the labelled class's.
+
     Args:
         class_weights: one weight per class (default all 1).
         label_smoothing: mass spread uniformly over the classes (0 = off).
+        distill_weight: the teacher's share of the target where one is given (0..1).
     """
 
     def __init__(
         self,
         class_weights: Sequence[float] | None = None,
         label_smoothing: float = 0.0,
+        distill_weight: float = 0.0,
         name: str = "masked_expr_ce",
         **kwargs,
     ):
@@ -38,13 +45,24 @@ class MaskedExpressionLoss(keras.losses.Loss):
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
         self.label_smoothing = float(label_smoothing)
+        if not 0.0 <= distill_weight <= 1.0:
+            raise ValueError(f"distill_weight must be in [0, 1], got {distill_weight}")
+        self.distill_weight = float(distill_weight)
 
     def call(self, y_true, y_pred):
+        soft = None
+        if len(y_true.shape) == 2 and y_true.shape[-1] == 1 + NUM_EXPRESSIONS:
+            soft = ops.cast(y_true[:, 1:], y_pred.dtype)
+            y_true = y_true[:, 0]
         labels = ops.reshape(ops.cast(y_true, "int32"), (-1,))
         mask = ops.cast(labels >= 0, y_pred.dtype)
         onehot = ops.one_hot(ops.maximum(labels, 0), NUM_EXPRESSIONS, dtype=y_pred.dtype)
         if self.label_smoothing:
             onehot = onehot * (1.0 - self.label_smoothing) + self.label_smoothing / NUM_EXPRESSIONS
+        if soft is not None and self.distill_weight:
+            has_teacher = ops.expand_dims(ops.cast(soft[:, 0] >= 0, y_pred.dtype), -1)
+            mixed = (1.0 - self.distill_weight) * onehot + self.distill_weight * soft
+            onehot = has_teacher * mixed + (1.0 - has_teacher) * onehot
         probs = ops.clip(y_pred, 1e-7, 1.0)
         ce = -ops.sum(onehot * ops.log(probs), axis=-1)
         weights = ops.take(
@@ -58,6 +76,7 @@ class MaskedExpressionLoss(keras.losses.Loss):
             **super().get_config(),
             "class_weights": self.class_weights,
             "label_smoothing": self.label_smoothing,
+            "distill_weight": self.distill_weight,
         }
 
 

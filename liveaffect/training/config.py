@@ -175,6 +175,11 @@ class TrainConfig:
         init_from: a bundle (folder or .keras) of the same model config whose weights the
             run starts from instead of random ones (continued training / fine-tuning);
             None = from scratch. Ignored when resuming (the checkpoint has the weights).
+        distill_from: a teacher bundle taking the same faces; its expression probabilities
+            on each training face (undegraded, face + mirror) become part of the
+            expression target (offline knowledge distillation, see
+            :mod:`liveaffect.training.distill`). None = hard labels only.
+        distill_weight: the teacher's share of the expression target (0..1].
         mixed_precision: ``none``, ``bfloat16`` (about 30% faster training on CPUs with
             AVX512-BF16/AMX, measured here) or ``float16`` (GPUs). Weights stay float32
             and the saved bundle is a plain float32 model either way.
@@ -201,6 +206,8 @@ class TrainConfig:
     bundle_epoch: str = "best"
     seed: int = 0
     init_from: str | None = None
+    distill_from: str | None = None
+    distill_weight: float = 0.5
     mixed_precision: str = "none"
 
     def __post_init__(self) -> None:
@@ -223,6 +230,8 @@ class TrainConfig:
             )
         if self.bundle_epoch not in ("best", "last"):
             raise ValueError(f"train.bundle_epoch must be best or last, got {self.bundle_epoch!r}")
+        if not 0.0 < self.distill_weight <= 1.0:
+            raise ValueError(f"train.distill_weight must be in (0, 1], got {self.distill_weight}")
         if self.au_pos_weight not in ("auto", "none"):
             raise ValueError("au_pos_weight must be auto or none")
         try:

@@ -64,7 +64,9 @@ def _compile(model, cfg: RunConfig, train_records, steps_per_epoch: int) -> None
     optimizer = keras.optimizers.AdamW(schedule, weight_decay=cfg.train.weight_decay)
     losses = {
         "expr": MaskedExpressionLoss(
-            class_weights(train_records, cfg), label_smoothing=cfg.train.label_smoothing
+            class_weights(train_records, cfg),
+            label_smoothing=cfg.train.label_smoothing,
+            distill_weight=cfg.train.distill_weight if cfg.train.distill_from else 0.0,
         ),
         "va": MaskedCCCLoss(),
         "au": MaskedAULoss(au_pos_weights(train_records, cfg)),
@@ -201,6 +203,16 @@ def _datasets(run: _Run, progress: bool):
     if cfg.data.cache == "file":
         cache = str(run.run_dir / "cache" / "train")
         (run.run_dir / "cache").mkdir(exist_ok=True)
+    targets = None
+    if cfg.train.distill_from:
+        from liveaffect.training.distill import expression_targets, teacher_targets
+
+        soft = teacher_targets(cfg.train.distill_from, images, run.train_records, spec)
+        targets = expression_targets(label_arrays(run.train_records)["expr"], soft)
+        print(
+            f"teacher {cfg.train.distill_from}: soft targets for {int((soft[:, 0] >= 0).sum())} "
+            f"of {len(soft)} training faces"
+        )
     ds = make_dataset(
         run.train_records,
         spec,
@@ -211,6 +223,7 @@ def _datasets(run: _Run, progress: bool):
         images=images,
         seed=cfg.train.seed,
         clock=run.clock,
+        expr_targets=targets,
     )
     return ds, ValidationSet(val_images, label_arrays(run.val_records))
 

@@ -59,6 +59,32 @@ def test_expression_loss_by_hand(weights, smoothing):
     assert value == pytest.approx(expected, rel=1e-5)
 
 
+def test_expression_loss_with_a_teacher_by_hand():
+    """Distillation: 9 columns (class, teacher's 8 probabilities, -1 = no teacher); the
+    target is (1 - w) * smoothed one-hot + w * teacher, the class weight still the label's."""
+    from liveaffect.training.distill import expression_targets
+
+    soft = np.full((len(EXPR_TRUE), NUM_EXPRESSIONS), -1.0, np.float32)
+    soft[::2] = RNG.dirichlet(np.ones(NUM_EXPRESSIONS), size=len(soft[::2]))
+    loss = MaskedExpressionLoss(CLASS_W, label_smoothing=0.1, distill_weight=0.3)
+    value, _ = loss_and_grad(loss, expression_targets(EXPR_TRUE, soft), EXPR_PRED)
+    total, n = 0.0, 0
+    for label, teacher, probs in zip(EXPR_TRUE, soft, EXPR_PRED, strict=True):
+        if label < 0:
+            continue
+        target = np.full(NUM_EXPRESSIONS, 0.1 / NUM_EXPRESSIONS)
+        target[label] += 0.9
+        if teacher[0] >= 0:
+            target = 0.7 * target + 0.3 * teacher
+        total += CLASS_W[label] * -np.sum(target * np.log(probs))
+        n += 1
+    assert value == pytest.approx(total / n, rel=1e-5)
+    hard_only = loss_and_grad(MaskedExpressionLoss(CLASS_W, 0.1), EXPR_TRUE, EXPR_PRED)[0]
+    assert value != pytest.approx(hard_only, rel=1e-3)
+    no_teacher = expression_targets(EXPR_TRUE, np.full_like(soft, -1.0))
+    assert loss_and_grad(loss, no_teacher, EXPR_PRED)[0] == pytest.approx(hard_only, rel=1e-5)
+
+
 def test_expression_weights_and_smoothing_change_the_value():
     plain = loss_and_grad(MaskedExpressionLoss(), EXPR_TRUE, EXPR_PRED)[0]
     weighted = loss_and_grad(MaskedExpressionLoss(CLASS_W), EXPR_TRUE, EXPR_PRED)[0]
@@ -198,6 +224,7 @@ def test_get_config_round_trip(head):
     [
         (lambda: MaskedExpressionLoss([1.0] * 7), "class_weights"),
         (lambda: MaskedExpressionLoss(label_smoothing=1.0), "label_smoothing"),
+        (lambda: MaskedExpressionLoss(distill_weight=1.5), "distill_weight"),
         (lambda: MaskedAULoss([1.0] * 11), "pos_weights"),
     ],
 )

@@ -698,3 +698,69 @@ def test_a_head_with_labels_but_loss_weight_zero_is_marked_untrained(sets, tmp_p
     assert "loss weight 0, so not trained" in card["heads"]["au"]["data"]
     assert card["heads"]["expr"]["trained"] and card["heads"]["va"]["trained"]
     assert "au head has labels" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ distillation
+def _constant_teacher(start: Path, out: Path, cls: int, classes_seen=None) -> Path:
+    """``start``'s bundle with an expression head that always says ``cls`` (p ~ 0.99)."""
+    from liveaffect.bundle import save_bundle
+
+    bundle = load_bundle(start)
+    layer = bundle.model.get_layer("expr")
+    kernel, bias = layer.get_weights()
+    bias = np.full_like(bias, -3.0)
+    bias[cls] = 3.0
+    layer.set_weights([np.zeros_like(kernel), bias])
+    if classes_seen is not None:
+        bundle.card.heads["expr"].classes_seen = classes_seen
+    return save_bundle(bundle.model, bundle.card, out)
+
+
+def test_teacher_targets_cover_the_classes_the_teacher_learned(tiny_run, sets, tmp_path):
+    from liveaffect.training.distill import NO_TEACHER, teacher_targets
+
+    cfg, _, start = tiny_run
+    seen = load_bundle(start).card.heads["expr"].classes_seen
+    teacher = _constant_teacher(start, tmp_path / "t", 1, classes_seen=seen[:-1])
+    records, spec = load_records(str(sets["train"] / "labels.csv")), preprocess_spec(cfg)
+    soft = teacher_targets(str(teacher), decode_all(records, spec, 2, False), records, spec)
+    assert soft.shape == (len(records), 8)
+    taught = np.array([r.has_expr and EXPRESSIONS[r.expr] in seen[:-1] for r in records])
+    assert taught.any() and (~taught).any()
+    assert np.all(soft[~taught] == NO_TEACHER)
+    np.testing.assert_allclose(soft[taught].sum(axis=1), 1.0, atol=1e-4)
+    assert np.all(soft[taught].argmax(axis=1) == 1)
+    with pytest.raises(TrainingError, match="in memory"):
+        teacher_targets(str(teacher), None, records, spec)
+    with pytest.raises(TrainingError, match="distill_from"):
+        teacher_targets(str(tmp_path / "none"), np.zeros((1, SIZE, SIZE, 1)), records, spec)
+    other = replace(spec, input_size=(SIZE * 2, SIZE * 2))
+    with pytest.raises(TrainingError, match="takes"):
+        teacher_targets(
+            str(teacher), np.zeros((len(records), SIZE * 2, SIZE * 2, 1)), records, other
+        )
+
+
+@pytest.mark.slow
+def test_a_student_learns_what_its_teacher_says(tiny_run, sets, tmp_path):
+    """With train.distill_weight 1 the expression target is the teacher's alone: a teacher
+    that always says one (rare) class makes the student say it on most validation faces,
+    while the labels give that class about a quarter of them."""
+    cfg, _, start = tiny_run
+    val = load_records(str(sets["val"] / "labels.csv"))
+    counts = np.bincount([r.expr for r in val if r.has_expr], minlength=8)
+    seen = load_bundle(start).card.heads["expr"].classes_seen
+    cls = min((EXPRESSIONS.index(c) for c in seen), key=lambda c: counts[c])
+    teacher = _constant_teacher(start, tmp_path / "teacher", cls)
+    student = make_cfg(
+        sets["train"], sets["val"], epochs=3, distill_from=str(teacher), distill_weight=1.0
+    )
+    out = train(student, tmp_path / "student", **QUIET)
+    spec = preprocess_spec(cfg)
+    pred = predict_arrays(load_bundle(out).model, decode_all(val, spec, 2, False), spec, False)
+    said = float(np.mean(pred["expr"].argmax(axis=1) == cls))
+    true = counts[cls] / counts.sum()
+    assert true < 0.4 and said > 0.8, f"class {cls}: student {said:.2f}, labels {true:.2f}"
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="distill_weight"):
+            TrainConfig(distill_weight=bad)
