@@ -28,6 +28,7 @@ def make_tiny_bundle(
     trained: tuple[str, ...] = ("expr", "va", "au"),
     color: str = "rgb",
     seed: int = 0,
+    input_norm: str = "none",
 ) -> Path:
     """Build and save a tiny random multi-task bundle (for tests only)."""
     import keras
@@ -42,6 +43,7 @@ def make_tiny_bundle(
         input_size=input_size,
         color=color,
         head=HeadConfig(attention_heads=1, attention_key_dim=8, shared_units=16, branch_units=0),
+        input_norm=input_norm,
     )
     model = build_mtl_model(cfg)
     card = ModelCard(

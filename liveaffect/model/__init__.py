@@ -7,6 +7,6 @@ from typing import Any
 
 def custom_objects() -> dict[str, Any]:
     """Custom classes needed to load a liveaffect ``.keras`` file."""
-    from liveaffect.model import losses
+    from liveaffect.model import layers, losses
 
-    return dict(losses.CUSTOM_OBJECTS)
+    return {**losses.CUSTOM_OBJECTS, **layers.CUSTOM_OBJECTS}

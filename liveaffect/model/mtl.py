@@ -92,6 +92,11 @@ class ModelConfig:
         head: the fusion head.
         bn_momentum: momentum of the batch norms the builder adds (``cnn`` backbone and
             fusion head); see BN_MOMENTUM.
+        input_norm: ``none`` (the backbone gets the pixels as given) or ``per_face``
+            (:class:`liveaffect.model.layers.FaceStandardize` first: every face shifted and
+            scaled to the same mean and contrast, so a dark or washed-out face looks like
+            a well-lit one; it has no weights, so a model without it can be fine-tuned
+            with it).
     """
 
     backbone: str = "efficientnetv2s"
@@ -102,8 +107,11 @@ class ModelConfig:
     widths: Sequence[int] = (32, 64, 128, 256)
     head: HeadConfig = field(default_factory=HeadConfig)
     bn_momentum: float = BN_MOMENTUM
+    input_norm: str = "none"
 
     def __post_init__(self) -> None:
+        if self.input_norm not in ("none", "per_face"):
+            raise ValueError(f"input_norm must be none or per_face, got {self.input_norm!r}")
         if isinstance(self.head, dict):
             self.head = HeadConfig(**self.head)
         if self.backbone not in BACKBONES:
@@ -193,12 +201,17 @@ def build_mtl_model(cfg: ModelConfig | None = None, **overrides):
     cfg = cfg or ModelConfig(**overrides)
     h = cfg.head
     inputs = keras.Input((cfg.input_size, cfg.input_size, cfg.channels), name="face")
+    pixels = inputs
+    if cfg.input_norm == "per_face":
+        from liveaffect.model.layers import FaceStandardize
+
+        pixels = FaceStandardize(name="face_standardize")(inputs)
     if cfg.backbone == "cnn":
-        features = _cnn(cfg, inputs)
+        features = _cnn(cfg, pixels)
     elif cfg.backbone == "tiny":
-        features = _tiny(cfg, inputs)
+        features = _tiny(cfg, pixels)
     else:
-        features = _keras_application(cfg, inputs)
+        features = _keras_application(cfg, pixels)
 
     x = layers.Dropout(h.dropout_in, name="features_dropout")(features)
     fh, fw, fc = x.shape[1], x.shape[2], x.shape[3]

@@ -42,6 +42,18 @@ def test_engine_agrees_with_keras(bundle_dir, crops, name):
         np.testing.assert_allclose(g.au_probs, r.au_probs, atol=tol)
 
 
+def test_a_model_that_standardises_faces_exports_to_tflite(tmp_path, crops):
+    """model.input_norm: per_face (FaceStandardize) loads in safe mode and converts."""
+    path = make_tiny_bundle(tmp_path / "b", input_size=32, input_norm="per_face")
+    bundle = load_bundle(path)
+    assert "face_standardize" in [layer.name for layer in bundle.model.layers]
+    ref = create_engine(bundle, "keras").predict(crops)
+    got = create_engine(bundle, "tflite").predict(crops)
+    for r, g in zip(ref, got, strict=True):
+        np.testing.assert_allclose(g.expr_probs, r.expr_probs, atol=TOLERANCE["tflite"])
+        np.testing.assert_allclose(g.au_probs, r.au_probs, atol=TOLERANCE["tflite"])
+
+
 def test_tflite_batches_of_any_size_match_one_by_one(bundle_dir, crops):
     engine = create_engine(load_bundle(bundle_dir), "tflite", batch_size=4)
     together = engine.predict(crops)  # 5 faces: a batch of 4 and one of 1 (padded buckets)

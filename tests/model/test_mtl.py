@@ -139,11 +139,48 @@ def test_local_weights_file_is_loaded(tmp_path):
         (lambda: HeadConfig(shared_units=-4), "head.shared_units"),
         (lambda: HeadConfig(pool="max"), "head.pool"),
         (lambda: ModelConfig(head={"dropout": 2.0}), "head.dropout"),
+        (lambda: ModelConfig(input_norm="per_image"), "input_norm"),
     ],
 )
 def test_bad_config_values_name_the_field(make, field):
     with pytest.raises(ValueError, match=field):
         make()
+
+
+def test_face_standardize_gives_every_face_the_same_mean_and_contrast():
+    from liveaffect.model.layers import FACE_MEAN, FACE_STD, FaceStandardize
+
+    x = faces(4, 16, 1)
+    layer = FaceStandardize()
+    out = np.asarray(layer(x))
+    np.testing.assert_allclose(out.mean(axis=(1, 2, 3)), FACE_MEAN, atol=1e-3)
+    np.testing.assert_allclose(out.std(axis=(1, 2, 3)), FACE_STD, rtol=0.02)
+    dark = 0.3 * x + 5.0  # a dimmer, flatter exposure of the same faces
+    exact = FaceStandardize(eps=1e-6)  # the default eps (1 grey level) damps low contrast
+    np.testing.assert_allclose(np.asarray(exact(dark)), np.asarray(exact(x)), atol=1e-2)
+    flat = np.full((1, 16, 16, 1), 40.0, np.float32)
+    np.testing.assert_allclose(np.asarray(layer(flat)), FACE_MEAN)
+
+
+def test_input_norm_changes_what_the_backbone_sees():
+    import keras
+
+    cfg = ModelConfig(backbone="tiny", input_size=32, head=SMALL_HEAD)
+    keras.utils.set_random_seed(3)
+    plain = build_mtl_model(cfg)
+    keras.utils.set_random_seed(3)
+    per_face = build_mtl_model(ModelConfig(**{**cfg.__dict__, "input_norm": "per_face"}))
+    assert [w.shape for w in plain.get_weights()] == [w.shape for w in per_face.get_weights()]
+    per_face.set_weights(plain.get_weights())
+    x = faces(2, 32, 3)
+    brighter = np.clip(x * 0.5 + 60.0, 0, 255)
+
+    def change(model) -> float:  # of the pooled backbone features, relative
+        pooled = keras.Model(model.input, model.get_layer("pool").output)
+        a, b = np.asarray(pooled(x)), np.asarray(pooled(brighter))
+        return float(np.abs(a - b).max() / np.abs(a).max())
+
+    assert change(per_face) < 0.05 < change(plain)
 
 
 # ------------------------------------------------------------------ bundles
