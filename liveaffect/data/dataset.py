@@ -113,6 +113,12 @@ def label_arrays(records: Sequence[Record]) -> dict[str, np.ndarray]:
     return {"expr": expr, "va": va, "au": au}
 
 
+def expression_targets(hard: np.ndarray, teacher: np.ndarray) -> np.ndarray:
+    """The 9-column expression target of :class:`~liveaffect.model.losses.MaskedExpressionLoss`:
+    the class index, then a teacher's 8 probabilities (-1 where the face has none)."""
+    return np.concatenate([hard.reshape(-1, 1).astype(np.float32), teacher], axis=1)
+
+
 def decode_all(
     records: Sequence[Record], spec: PreprocessSpec, workers: int = 4, progress: bool = True
 ) -> np.ndarray:
@@ -253,7 +259,7 @@ def make_dataset(
     images: np.ndarray | None = None,
     seed: int = 0,
     clock: EpochClock | None = None,
-    expr_targets: np.ndarray | None = None,
+    expr_teacher: np.ndarray | None = None,
 ):
     """Build the tf.data pipeline over ``records``.
 
@@ -267,8 +273,9 @@ def make_dataset(
         images: already decoded uint8 images (skips file decoding).
         seed: shuffle and augmentation seed.
         clock: the training loop's epoch, needed when ``augment.degrade_from`` > 0.
-        expr_targets: ``(N, 9)`` expression targets replacing the class indices (the
-            index, then a teacher's probabilities; see :mod:`liveaffect.training.distill`).
+        expr_teacher: ``(N, 8)`` a teacher's expression probabilities per face (-1 rows:
+            none); the expression targets become :func:`expression_targets` of the labels
+            and these (see :mod:`liveaffect.training.distill`).
 
     Returns:
         A ``tf.data.Dataset`` of ``(images, {"expr", "va", "au"})`` batches.
@@ -279,10 +286,10 @@ def make_dataset(
     import tensorflow as tf
 
     labels = label_arrays(records)
-    if expr_targets is not None:
-        if len(expr_targets) != len(records):
-            raise ValueError(f"{len(expr_targets)} expression targets for {len(records)} faces")
-        labels["expr"] = np.asarray(expr_targets, np.float32)
+    if expr_teacher is not None:
+        if len(expr_teacher) != len(records):
+            raise ValueError(f"{len(expr_teacher)} teacher rows for {len(records)} faces")
+        labels["expr"] = expression_targets(labels["expr"], expr_teacher)
     autotune = tf.data.AUTOTUNE
     h, w, c = spec.input_shape
     if images is not None:

@@ -67,8 +67,3 @@ def teacher_targets(
         if r.has_expr and EXPRESSIONS[r.expr] in known:
             out[i] = probs[i]
     return out
-
-
-def expression_targets(hard: np.ndarray, soft: np.ndarray) -> np.ndarray:
-    """The 9-column expression target: the class index, then the teacher's 8 values."""
-    return np.concatenate([hard.reshape(-1, 1).astype(np.float32), soft], axis=1)

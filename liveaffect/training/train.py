@@ -203,12 +203,11 @@ def _datasets(run: _Run, progress: bool):
     if cfg.data.cache == "file":
         cache = str(run.run_dir / "cache" / "train")
         (run.run_dir / "cache").mkdir(exist_ok=True)
-    targets = None
+    soft = None
     if cfg.train.distill_from:
-        from liveaffect.training.distill import expression_targets, teacher_targets
+        from liveaffect.training.distill import teacher_targets
 
         soft = teacher_targets(cfg.train.distill_from, images, run.train_records, spec)
-        targets = expression_targets(label_arrays(run.train_records)["expr"], soft)
         print(
             f"teacher {cfg.train.distill_from}: soft targets for {int((soft[:, 0] >= 0).sum())} "
             f"of {len(soft)} training faces"
@@ -223,7 +222,7 @@ def _datasets(run: _Run, progress: bool):
         images=images,
         seed=cfg.train.seed,
         clock=run.clock,
-        expr_targets=targets,
+        expr_teacher=soft,
     )
     return ds, ValidationSet(val_images, label_arrays(run.val_records))
 

@@ -62,7 +62,7 @@ def test_expression_loss_by_hand(weights, smoothing):
 def test_expression_loss_with_a_teacher_by_hand():
     """Distillation: 9 columns (class, teacher's 8 probabilities, -1 = no teacher); the
     target is (1 - w) * smoothed one-hot + w * teacher, the class weight still the label's."""
-    from liveaffect.training.distill import expression_targets
+    from liveaffect.data.dataset import expression_targets
 
     soft = np.full((len(EXPR_TRUE), NUM_EXPRESSIONS), -1.0, np.float32)
     soft[::2] = RNG.dirichlet(np.ones(NUM_EXPRESSIONS), size=len(soft[::2]))
