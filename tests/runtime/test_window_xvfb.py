@@ -12,11 +12,14 @@ import contextlib
 import csv
 import ctypes
 import ctypes.util
+import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -181,14 +184,14 @@ def send_wm_delete(display: str, window: int) -> None:
 
 
 @contextlib.contextmanager
-def start_app(display: str, tmp_path: Path, bundle: Path, csv_path: Path):
+def start_app(display: str, tmp_path: Path, bundle: Path, csv_path: Path, extra=()):
     video = shared_path("videos", "pyfeat_WolfgangLanger_Pexels.mp4")  # 472 frames
     env = {**os.environ, "DISPLAY": display, "QT_QPA_PLATFORM": "xcb"}
     env.pop("WAYLAND_DISPLAY", None)
     out, err = (tmp_path / "stdout.txt").open("w+"), (tmp_path / "stderr.txt").open("w+")
     cmd = [sys.executable, "emotion_classifier.py", str(video), "--model", str(bundle)]
     app = subprocess.Popen(
-        [*cmd, "--csv", str(csv_path)], cwd=REPO, env=env, stdout=out, stderr=err
+        [*cmd, "--csv", str(csv_path), *extra], cwd=REPO, env=env, stdout=out, stderr=err
     )
     try:
         yield app
@@ -233,6 +236,54 @@ def test_window_shows_boxes_and_q_quits(xvfb, tmp_path, tiny_bundle):
     assert len(per_frame) == int(summary["frames_with_faces"]) >= 0.9 * frames
     assert len(rows) == int(summary["faces"])
     assert max(per_frame) < frames
+
+
+def test_q_closes_every_stream_outlet_after_the_last_frame(xvfb, tmp_path, tiny_bundle):
+    lines = tmp_path / "faces.jsonl"
+    osc = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    osc.bind(("127.0.0.1", 0))
+    osc.settimeout(0.2)
+    bundles, quiet = [], threading.Event()
+
+    def receive():  # read as they come: loopback UDP drops what overflows the buffer
+        while not quiet.is_set():
+            with contextlib.suppress(TimeoutError):
+                bundles.append(osc.recv(65536))
+
+    receiver = threading.Thread(target=receive, daemon=True)
+    receiver.start()
+    streams = [
+        f"jsonl:{lines}",
+        "ws://127.0.0.1:0",
+        f"osc://127.0.0.1:{osc.getsockname()[1]}",
+        f"lsl:liveaffect-q-{os.getpid()}",
+    ]
+    extra = [arg for target in streams for arg in ("--stream", target)]
+    with start_app(xvfb, tmp_path, tiny_bundle, tmp_path / "faces.csv", extra) as app:
+        windows = wait_for_window(xvfb, app)
+        deadline = time.monotonic() + 120
+        while not (lines.exists() and lines.read_text().count("\n") >= 10):
+            assert app.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        for window in windows:
+            x(xvfb, "xdotool", "key", "--window", window, "q", check=False)
+        summary, _ = finished(app, tmp_path)
+    assert summary["stop"] == "quit"
+    frames = int(summary["frames"])
+    assert 10 <= frames < 472
+    # every frame the loop finished went out before the app exited, and no line is cut
+    written = lines.read_text()
+    assert written.endswith("\n")
+    assert [json.loads(line)["frame"] for line in written.splitlines()] == list(range(frames))
+    time.sleep(0.5)  # the app has exited; what it sent is in the socket's buffer
+    quiet.set()
+    receiver.join(5)
+    osc.close()
+    assert len(bundles) == frames  # one bundle per frame
+    stdout = (tmp_path / "stdout.txt").read_text() + (tmp_path / "stderr.txt").read_text()
+    port = int(re.search(r"ws://127\.0\.0\.1:(\d+)", stdout).group(1))
+    with pytest.raises(OSError):  # the WebSocket server is closed
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
 
 
 def test_closing_the_window_quits(xvfb, tmp_path, tiny_bundle):
