@@ -6,10 +6,8 @@ Loads the model, detector and engine once, then replays the clip headless throug
 live loop (``liveaffect.runtime.live.run``, as ``--no-display``) in rounds that alternate
 "none" and "all" (the order flips every round, so a machine whose load drifts does not
 favour one side). "all" feeds an LSL outlet, an OSC sender, a WebSocket server and a
-JSON-lines file through one ``StreamSender`` (the background sending threads the app
-uses: the sender at ``SCHED_IDLE``, the catch-up thread at normal priority;
-``--compare-normal-priority`` adds "normal" runs with the sender at normal priority, as
-before 2026-12-02); one client each runs in a separate process (a pylsl inlet, a python-osc
+JSON-lines file through one ``StreamSender`` (the background sending thread the app
+uses); one client each runs in a separate process (a pylsl inlet, a python-osc
 ``BlockingOSCUDPServer`` as in the README, a websockets client) and counts what arrives.
 An "all" run's time and CPU include closing the sender (sending what is still queued).
 Reports the median FPS of each side, the drop, the median of the per-round ratios, and
@@ -89,7 +87,7 @@ def _build(args):
     return bundle, engine, detector
 
 
-def _one_run(args, bundle, engine, detector, outlets, meta, clients=None, mode=None) -> dict:
+def _one_run(args, bundle, engine, detector, outlets, meta, clients=None) -> dict:
     """One pass over the clip: FPS, faces, and CPU milliseconds per frame of this process
     (every thread) and of the clients' process (``clients``: a ``psutil.Process``).
     With ``outlets``, a ``StreamSender`` feeds them and closing it counts in the time."""
@@ -101,13 +99,12 @@ def _one_run(args, bundle, engine, detector, outlets, meta, clients=None, mode=N
         return sum(clients.cpu_times()[:2]) if clients is not None else 0.0
 
     cpu0, client0, threads0 = time.process_time(), client_cpu(), _thread_cpu()
-    low = mode != "normal"  # "normal": the sending thread at normal priority (comparison)
     if not outlets:  # "none": no sender, no threads
         sender = None
     elif args.in_loop:
         sender = _InLoop(outlets, meta)
     else:
-        sender = StreamSender(outlets, meta, low_priority=low)
+        sender = StreamSender(outlets, meta)
     sinks = [_TimedSink(sender)] if sender is not None else []
     with open_source(args.source) as source:
         summary = run_loop(
@@ -121,7 +118,7 @@ def _one_run(args, bundle, engine, detector, outlets, meta, clients=None, mode=N
         sender.close()
     elapsed = summary.elapsed_s + time.perf_counter() - t0
     frames = max(summary.frames, 1)
-    mode = mode or ("all" if outlets else "none")
+    mode = "all" if outlets else "none"
     _FRAMES[mode] += frames
     for name, seconds in threads1.items():
         _THREADS[mode][name] += seconds - threads0.get(name, 0.0)
@@ -130,7 +127,6 @@ def _one_run(args, bundle, engine, detector, outlets, meta, clients=None, mode=N
         "faces": summary.faces,
         "cpu_ms": round(1000 * (time.process_time() - cpu0) / frames, 3),
         "client_cpu_ms": round(1000 * (client_cpu() - client0) / frames, 3),
-        "caught_up": getattr(sender, "caught_up", 0),
     }
 
 
@@ -195,7 +191,7 @@ def _thread_cpu() -> dict[str, float]:
     return dict(out)
 
 
-_THREADS: collections.defaultdict = collections.defaultdict(collections.Counter)
+_THREADS = {"none": collections.Counter(), "all": collections.Counter()}
 _FRAMES = collections.Counter()
 """CPU seconds per thread name and frames, over all runs of each side (read before the
 sender closes, so its final flush is not in its thread's row)."""
@@ -250,34 +246,21 @@ def _name(timed: _TimedOutlet) -> str:
     return type(timed.outlet).__name__.removesuffix("Sink").lower()  # lsl, websocket, osc, jsonl
 
 
-def _rounds(args, built, outlets, meta, clients, modes) -> list[dict]:
-    """Alternate the ``modes`` ("none", "all" and maybe "normal"), changing their order every
-    round (rotated, and reversed every other round)."""
+def _rounds(args, built, outlets, meta, clients) -> list[dict]:
+    """Alternate "none" and "all" runs, flipping the order every round."""
     rows = []
     for r in range(args.rounds):
-        order = modes[r % len(modes) :] + modes[: r % len(modes)]
-        order = order[::-1] if r % 2 else order
+        order = ("none", "all") if r % 2 == 0 else ("all", "none")
         row = {}
         for mode in order:
-            run = _one_run(args, *built, outlets if mode != "none" else [], meta, clients, mode)
+            run = _one_run(args, *built, outlets if mode == "all" else [], meta, clients)
             row[mode] = run.pop("fps")
             row.update({f"{k}_{mode}": v for k, v in run.items()})
         rows.append(row)
-        print(f"round {r + 1}: " + ", ".join(f"{m} {row[m]:.1f} FPS" for m in modes), flush=True)
+        print(
+            f"round {r + 1}: none {row['none']:.1f} FPS, all four {row['all']:.1f} FPS", flush=True
+        )
     return rows
-
-
-def _compare_normal(rows: list[dict], none: float) -> dict:
-    """The "normal" side's FPS, drop and ratio, and in how many rounds "all" beat it."""
-    if "normal" not in rows[0]:
-        return {}
-    normal = statistics.median(r["normal"] for r in rows)
-    return {
-        "median_fps_normal": round(normal, 2),
-        "drop_percent_normal": round(100 * (1 - normal / none), 2),
-        "median_ratio_normal": round(statistics.median(r["normal"] / r["none"] for r in rows), 4),
-        "rounds_idle_faster_than_normal": sum(r["all"] > r["normal"] for r in rows),
-    }
 
 
 def _cpu_summary(rows: list[dict]) -> dict:
@@ -313,15 +296,8 @@ def main() -> int:
         action="store_true",
         help="feed the outlets from the loop's thread instead of the sender's (comparison)",
     )
-    p.add_argument(
-        "--compare-normal-priority",
-        action="store_true",
-        help='add "normal" runs: all four with the sending thread at normal priority (the '
-        "app's sender runs at SCHED_IDLE; see liveaffect/runtime/streams/sender.py)",
-    )
     p.add_argument("--json", help="write results here")
     args = p.parse_args()
-    modes = ("none", "all", "normal") if args.compare_normal_priority else ("none", "all")
 
     import psutil
 
@@ -334,7 +310,7 @@ def main() -> int:
     outlets = [_TimedOutlet(sink) for sink in outlets]
     _one_run(args, *built, [], meta)  # warm-up: engine, detector, file cache
     load_before = os.getloadavg()[0]
-    rows = _rounds(args, built, outlets, meta, psutil.Process(process.pid), modes)
+    rows = _rounds(args, built, outlets, meta, psutil.Process(process.pid))
     load_after = os.getloadavg()[0]
     time.sleep(1.0)  # let the clients drain
     stop.set()
@@ -353,8 +329,6 @@ def main() -> int:
         "median_fps_all": round(all_, 2),
         "drop_percent": round(100 * (1 - all_ / none), 2),
         "median_ratio": round(statistics.median(r["all"] / r["none"] for r in rows), 4),
-        "caught_up_frames": sum(r["caught_up_all"] for r in rows),
-        **_compare_normal(rows, none),
         **_cpu_summary(rows),
         "clients_received": dict(counts),
         "ws_dropped": outlets[1].outlet.dropped,
@@ -371,7 +345,7 @@ def main() -> int:
                 for k, v in sorted(_THREADS[mode].items(), key=lambda kv: -kv[1])
                 if v > 0
             }
-            for mode in modes
+            for mode in ("none", "all")
         },
     }
     print(
@@ -388,13 +362,6 @@ def main() -> int:
         f"{load_after:.2f} after\nCPU ms per frame by thread: "
         f"{result['thread_cpu_ms_per_frame']}"
     )
-    if "median_fps_normal" in result:
-        print(
-            f"normal priority: {result['median_fps_normal']:.1f} FPS (drop "
-            f"{result['drop_percent_normal']:.1f}%; median per-round ratio "
-            f"{result['median_ratio_normal']:.3f}); SCHED_IDLE faster in "
-            f"{result['rounds_idle_faster_than_normal']} of {len(rows)} rounds"
-        )
     if args.json:
         write_result(args.json, result)
     return 0
