@@ -49,6 +49,9 @@ def main() -> int:
     p.add_argument("--model", default="final_model", help="bundle folder")
     p.add_argument("--rounds", type=int, default=5, help="timed rounds of each (median)")
     p.add_argument("--no-tta", action="store_true", help="one view per face in both")
+    p.add_argument(
+        "--engine", default="auto", help="inference engine of both (auto, tflite, tflite-int8 ...)"
+    )
     p.add_argument("--json", help="write results here")
     args = p.parse_args()
 
@@ -57,11 +60,17 @@ def main() -> int:
     from liveaffect.runtime.detectors import build_detector
     from liveaffect.runtime.options import LiveOptions
 
-    analyzer = VideoAnalyzer(AnalysisSettings(model=Path(args.model), tta=not args.no_tta))
+    analyzer = VideoAnalyzer(
+        AnalysisSettings(model=Path(args.model), tta=not args.no_tta, engine=args.engine)
+    )
     # The live app's parts, built from its own options as `live SOURCE --no-display --csv
     # FILE` builds them (defaults: BlazeFace on one thread, the engine on all cores).
     live = LiveOptions(
-        source=args.source, model=Path(args.model), display=False, tta=not args.no_tta
+        source=args.source,
+        model=Path(args.model),
+        display=False,
+        tta=not args.no_tta,
+        engine=args.engine,
     )
     live_detector = build_detector(live.detector_options)
     live_engine = engines.build_engine(analyzer.bundle, live.engine_options)
@@ -99,6 +108,7 @@ def main() -> int:
         "source": args.source,
         "model": args.model,
         "tta": not args.no_tta,
+        "engine": args.engine,
         "rounds": args.rounds,
         "live_fps": rates["live"],
         "analyze_fps": rates["analyze"],

@@ -33,4 +33,13 @@ CK=../shared/data/ckplus_au/labels.csv
 "${EVAL[@]}" --model $M --data ../shared/data/diffusionfer/labels.csv --split all \
     --holdout 0.2:0 --save-to-card \
     --json $M/eval_diffusionfer_holdout.json --report $M/eval_diffusionfer_holdout.md
+# 5. The same three test sets through the int8 engine (--engine tflite-int8: int8 weights,
+#    activations quantised per face at run time), as the app shows them with that engine; the
+#    card keeps these under keys ending in "engine tflite-int8". AU thresholds: the card's.
+for args in "--data ../shared/data/fer2013/test --degrade all" \
+    "--data $CK --split all --group-by subject --holdout 0.3:35:holdout_test" \
+    "--data ../shared/data/diffusionfer/labels.csv --split all --holdout 0.2:0"; do
+    # shellcheck disable=SC2086
+    "${EVAL[@]}" --model $M $args --engine tflite-int8 --save-to-card
+done
 echo "measured bundle in final_model.new/ (copy MODEL_CARD.md and this script over, then swap)"

@@ -22,6 +22,7 @@ CKPLUS = "../shared/data/ckplus_au/labels.csv"
 FER_KEY = "../shared/data/fer2013/test [auto]"
 CK_TEST_KEY = f"{CKPLUS} [all] holdout 0.3:35:holdout_test"
 CK_VAL_KEY = f"{CKPLUS} [all] holdout 0.3:35:holdout_val"
+INT8 = " engine tflite-int8"  # the card's keys for the numbers through --engine tflite-int8
 
 
 def card_json() -> dict:
@@ -101,6 +102,34 @@ def test_evaluate_reproduces_the_cards_au_numbers_on_ckplus_test_subjects(tmp_pa
     for name, f1 in card["au"]["per_au_f1"].items():
         assert got["au"]["per_au"][name]["f1"] == pytest.approx(f1, abs=2e-3), name
     assert got["au"]["thresholds"] == card_json()["au_thresholds"]
+
+
+@pytest.mark.slow
+def test_the_int8_engine_reproduces_the_cards_int8_numbers_close_to_float(tmp_path):
+    """The card's numbers through ``--engine tflite-int8`` (what the app shows with it):
+    reproduced, and within 0.005 of the float32 numbers on FER2013 and CK+ AUs."""
+    shared_path("fer2013", "test")
+    shared_path("ckplus_au")
+    cards = card_json()["metrics"]["evaluation"]
+    fer = _evaluate(
+        tmp_path, "--data", "../shared/data/fer2013/test", "--degrade", "blur",
+        "--engine", "tflite-int8",
+    )  # fmt: skip
+    card, float32 = cards[FER_KEY + INT8], cards[FER_KEY]
+    assert fer["meta"]["engine"] == card["engine"] == "tflite-int8"
+    for metric in ("accuracy", "macro_f1"):
+        assert fer["expr"][metric] == pytest.approx(card["expr"][metric], abs=2e-3), metric
+        assert card["expr"][metric] == pytest.approx(float32["expr"][metric], abs=5e-3), metric
+    blur = fer["robustness"]["copies"]["blur"]["expr_accuracy"]
+    assert blur == pytest.approx(card["degraded"]["blur"]["expr_accuracy"], abs=2e-3)
+    ck = _evaluate(
+        tmp_path, "--data", CKPLUS, "--split", "all", "--group-by", "subject",
+        "--holdout", "0.3:35:holdout_test", "--engine", "tflite-int8",
+    )  # fmt: skip
+    card = cards[CK_TEST_KEY + INT8]
+    assert ck["au"]["mean_f1"] == pytest.approx(card["au"]["mean_f1"], abs=2e-3)
+    assert card["au"]["mean_f1"] == pytest.approx(cards[CK_TEST_KEY]["au"]["mean_f1"], abs=5e-3)
+    assert ck["au"]["thresholds"] == card_json()["au_thresholds"]  # the card's, not re-tuned
 
 
 @pytest.mark.slow

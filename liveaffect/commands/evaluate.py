@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from liveaffect.data.degrade import DESCRIPTIONS, KINDS
-from liveaffect.errors import CliError
+from liveaffect.errors import CliError, OptionError
 from liveaffect.tta import TTA, card_tta, parse_scales
 
 SPLITS = ("auto", "train", "validation", "test", "all")
@@ -93,6 +93,14 @@ def _add_view_and_output_arguments(parser: argparse.ArgumentParser) -> None:
         "and the predicted share of each class against its true share (JSON 'robustness', "
         "report section and _shares.png)",
     )
+    parser.add_argument(
+        "--engine",
+        default="keras",
+        metavar="NAME",
+        help="engine that scores the faces: keras (default, float32), tflite (the same numbers "
+        "to about 1e-6), tflite-fp16 or tflite-int8 (int8 weights: measure what the app shows "
+        "when it runs with --engine tflite-int8), or auto (as the app picks it)",
+    )
     parser.add_argument("--batch-size", type=int, default=64, help="images per model call")
     parser.add_argument(
         "--tune-au-thresholds",
@@ -116,6 +124,16 @@ def _tta(bundle: Any, args: argparse.Namespace) -> TTA:
         return TTA(flip=flip, scales=scales)
     except ValueError as exc:
         raise CliError(f"--tta-scales: {exc}") from exc
+
+
+def _engine_name(text: str) -> str:
+    """``--engine`` checked against the engines there are (before any data is read)."""
+    from liveaffect.engines import EngineOptions
+
+    try:
+        return EngineOptions(text).name
+    except OptionError as exc:
+        raise CliError(exc.for_flag("--engine")) from None
 
 
 def _load_bundle(path: str) -> Any:
@@ -220,6 +238,7 @@ def _predict(args: argparse.Namespace, bundle, records, tta, detector, degrade=N
         progress=not args.no_progress,
         degrade=degrade,
         no_face=args.no_face,
+        engine=args.engine,
     )
 
 
@@ -265,6 +284,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the evaluation; returns 0 (user errors raise CliError)."""
     if args.batch_size < 1:
         raise CliError(f"--batch-size must be at least 1, got {args.batch_size}")
+    args.engine = _engine_name(args.engine)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     split = None if args.split == "all" else args.split
     kinds = _degrade_kinds(args.degrade)
@@ -330,8 +350,11 @@ def _update_card(args: argparse.Namespace, bundle, card_file: Path, result, thre
         key = f"{'+'.join(args.data)} [{args.split}]"
         if args.holdout:
             key += f" holdout {args.holdout}"
+        engine = result.meta.get("engine", args.engine)
+        if engine != "keras":  # the float32 numbers keep their key; other engines get theirs
+            key += f" engine {engine}"
         entry = _summary_for_card(result.to_dict())
-        entry.update(tta_flip=tta.flip, tta=tta.to_dict(), detect=bool(args.detect))
+        entry.update(tta_flip=tta.flip, tta=tta.to_dict(), detect=bool(args.detect), engine=engine)
         card.metrics.setdefault("evaluation", {})[key] = entry
     card.save(card_file)
     print(f"updated {card_file}")

@@ -2,8 +2,9 @@
 
 Each image goes through :func:`liveaffect.preprocess.prepare_face`, the one
 preprocessing function shared with training and the live app, and the model runs
-through the app's Keras engine (:mod:`liveaffect.engines`). With a face detector
-the full image is searched first and the highest-scoring face is cropped with the
+through one of the app's engines (:mod:`liveaffect.engines`): Keras by default, or the
+engine the app runs (e.g. ``tflite-int8``), so that its numbers can be measured too. With
+a face detector the full image is searched first and the highest-scoring face is cropped with the
 card's margin; images without a face are *misses*, always counted and reported with the
 detection rate, and by default (``no_face="error"``) counted as wrong in every metric, so
 that a detector that misses hard faces cannot flatter the numbers; ``"whole"`` scores the
@@ -57,6 +58,7 @@ class Predictions:
         tta_flip: whether the views include each image's mirror.
         tta: the test-time views averaged (:meth:`liveaffect.tta.TTA.describe`).
         degrade: the degraded copy scored (:data:`liveaffect.data.degrade.KINDS`), or "".
+        engine: the engine that scored the faces (``keras``, ``tflite``, ``tflite-int8`` ...).
     """
 
     records: list[Record]
@@ -72,6 +74,7 @@ class Predictions:
     tta_flip: bool = False
     tta: str = "none (1 view)"
     degrade: str = ""
+    engine: str = "keras"
 
     def labels(self) -> dict[str, np.ndarray]:
         """The scored records' labels with Aff-Wild2's missing values (-1, -5, -1)."""
@@ -104,6 +107,7 @@ class Predictions:
             unreadable=len(self.unreadable),
             tta_flip=self.tta_flip,
             tta=self.tta,
+            engine=self.engine,
         )
         if self.unreadable:
             result.notes.append(f"{len(self.unreadable)} unreadable image(s) were skipped.")
@@ -201,6 +205,7 @@ def predict_records(
     degrade: str | None = None,
     degrade_seed: int = 0,
     no_face: str = "error",
+    engine: str = "keras",
 ) -> Predictions:
     """Predict every record's image with the bundle's model.
 
@@ -221,6 +226,9 @@ def predict_records(
         no_face: with ``detector``, images without a face are ``"error"`` (counted as
             wrong by :meth:`Predictions.evaluate`), ``"whole"`` (the whole image is scored)
             or ``"skip"`` (left out); all three count them in the detection rate.
+        engine: the engine to score with (:func:`liveaffect.engines.engine_names`):
+            ``keras`` (default, float32), or e.g. ``tflite-int8`` to measure what the app
+            shows when it runs that engine.
 
     Returns:
         The predictions; heads the card marks untrained are None.
@@ -232,9 +240,9 @@ def predict_records(
     active = [h for h in HEADS if h in bundle.outputs and bundle.card.trained(h)]
     outputs: dict[str, list[np.ndarray]] = {h: [] for h in active}
     tta = tta if tta is not None else TTA(flip=bool(tta_flip))
-    engine = create_engine(bundle, "keras", int(batch_size), tta) if active else None
+    scorer = create_engine(bundle, engine, int(batch_size), tta) if active else None
     loader = _FaceLoader(bundle.card.preprocess, detector, degrade, degrade_seed, no_face)
-    for result in _scored_batches(loader, engine, records, int(batch_size), workers, progress):
+    for result in _scored_batches(loader, scorer, records, int(batch_size), workers, progress):
         for head in active:
             outputs[head].append(result[head])
     if len(loader.unreadable) > _MAX_WARNINGS:
@@ -253,6 +261,7 @@ def predict_records(
         tta_flip=tta.flip,
         tta=tta.describe(),
         degrade=degrade or "",
+        engine=scorer.name.split("+")[0] if scorer is not None else engine,  # "auto" resolved
     )
 
 

@@ -257,6 +257,7 @@ def test_cli_tunes_thresholds_and_saves_to_card(bundle_dir, tmp_path):
         (["--data", "{fer}", "--split", "test"], "no labelled images"),
         (["--data", "{fer}", "--tune-au-thresholds"], "needs AU labels"),
         (["--data", "{fer}", "--batch-size", "0"], "--batch-size"),
+        (["--data", "{fer}", "--engine", "onnx"], "--engine: unknown engine 'onnx'"),
         (["--data", "{fer}", "--model", "{tmp}/no_bundle"], "no such model"),
     ],
 )
@@ -267,6 +268,29 @@ def test_cli_user_errors(argv, message, tiny_bundle, tmp_path):
         argv = ["--model", str(tiny_bundle), *argv]
     with pytest.raises(CliError, match=message):
         run_cli(argv)
+
+
+def test_cli_engine_scores_with_the_named_engine_and_keeps_its_own_card_entry(bundle_dir, tmp_path):
+    data = write_manifest(tmp_path / "m", n=12)
+    argv = ["--model", str(bundle_dir), "--data", str(data), "--split", "all", "--no-tta-flip"]
+    runs = {}
+    for engine in ("keras", "tflite", "tflite-int8"):
+        out = tmp_path / f"{engine}.json"
+        assert run_cli([*argv, "--engine", engine, "--save-to-card", "--json", str(out)]) == 0
+        runs[engine] = json.loads(out.read_text())
+        assert runs[engine]["meta"]["engine"] == engine
+    # float TFLite is the Keras model; int8 weights move the numbers a little, not a lot
+    for metric in ("ccc_valence", "ccc_arousal"):
+        keras, tflite, int8 = (runs[e]["va"][metric] for e in ("keras", "tflite", "tflite-int8"))
+        assert tflite == pytest.approx(keras, abs=1e-4)
+        assert int8 == pytest.approx(keras, abs=0.1)
+    assert runs["tflite"]["expr"]["accuracy"] == runs["keras"]["expr"]["accuracy"]
+    # each engine's numbers under a key of their own; the float32 (Keras) key is unchanged
+    card = json.loads((bundle_dir / "card.json").read_text())
+    keys = sorted(card["metrics"]["evaluation"])
+    assert len(keys) == 3 and keys[0].endswith("[all]")
+    assert keys[1].endswith("[all] engine tflite") and keys[2].endswith("engine tflite-int8")
+    assert card["metrics"]["evaluation"][keys[2]]["engine"] == "tflite-int8"
 
 
 def test_card_tta_flip_lookup():
