@@ -4,12 +4,12 @@ Each image goes through :func:`liveaffect.preprocess.prepare_face`, the one
 preprocessing function shared with training and the live app, and the model runs
 through one of the app's engines (:mod:`liveaffect.engines`): Keras by default, or the
 engine the app runs (e.g. ``tflite-int8``), so that its numbers can be measured too. With
-a face detector the full image is searched first and the highest-scoring face is cropped with the
-card's margin; images without a face are *misses*, always counted and reported with the
-detection rate, and by default (``no_face="error"``) counted as wrong in every metric, so
-that a detector that misses hard faces cannot flatter the numbers; ``"whole"`` scores the
-whole image instead and ``"skip"`` leaves them out. Unreadable images are counted, warned
-about and skipped.
+a face detector the full image is searched first and the highest-scoring face is cropped
+with the card's margin; images without a face are *misses*, always counted and reported
+with the detection rate, and by default (``no_face="error"``) counted as wrong in every
+metric, so that a detector that misses hard faces cannot flatter the numbers; ``"whole"``
+scores the whole image instead and ``"skip"`` leaves them out. Unreadable images are
+counted, warned about and skipped.
 """
 
 from __future__ import annotations
@@ -261,8 +261,16 @@ def predict_records(
         tta_flip=tta.flip,
         tta=tta.describe(),
         degrade=degrade or "",
-        engine=scorer.name.split("+")[0] if scorer is not None else engine,  # "auto" resolved
+        engine=_engine_name(scorer, engine),
     )
+
+
+def _engine_name(scorer, asked: str) -> str:
+    """The engine that ran the model (``auto`` resolved), without the test-time views'
+    wrapper (:class:`~liveaffect.engines.views.TTAEngine`); ``asked`` when none ran."""
+    if scorer is None:
+        return asked
+    return getattr(scorer, "inner", scorer).name
 
 
 def _scored_batches(loader, engine, records, batch_size: int, workers, progress: bool):
