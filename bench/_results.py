@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
-import platform
 import sys
 from pathlib import Path
 from typing import Any
 
+from liveaffect.runtime.benchmark import cpu_info
+
 
 def write_result(path: str | Path, result: dict[str, Any]) -> None:
-    """Write ``result`` as JSON with the CPU count, machine and the command that produced it."""
+    """Write ``result`` as JSON with the CPU (cores, model, SIMD features) and the command
+    that produced it."""
     result = {
         **result,
-        "cpu_count": os.cpu_count(),
-        "machine": platform.machine(),
+        **cpu_info(),
         "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
     }
     Path(path).write_text(json.dumps(result, indent=2) + "\n")

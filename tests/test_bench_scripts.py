@@ -44,6 +44,7 @@ def test_crop_throughput_counts_faces_and_names_the_views(tmp_path):
         assert result["faces"] == 6 and result["test_time_views"] == views and views in text
         assert [r["faces_per_call"] for r in result["rows"]] == [1, 4]
         assert all(r["crops_per_s"] > 0 for r in result["rows"])
+        assert result["cpu_count"] >= 1 and "simd" in result and "cpu_model" in result
 
 
 @pytest.mark.slow
@@ -189,3 +190,72 @@ def test_au_baseline_probes_facemesh_landmarks_on_a_subject_split(tmp_path):
         "--data", _ckplus_like(tmp_path), "--c", "0.1,1", "--json", str(out),
     )  # fmt: skip
     _check_probe(json.loads(out.read_text()), text, "landmarks")
+
+
+def test_cpu_info_reads_the_model_and_the_simd_features_that_change_speeds(tmp_path):
+    from liveaffect.runtime.benchmark import cpu_info
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(
+        "processor\t: 0\nmodel name\t: AMD EPYC 9R14\n"
+        "flags\t\t: fpu sse2 avx2 fma avx512f avx512_vnni\n\n"
+        "processor\t: 1\nmodel name\t: other\nflags\t\t: fpu\n"
+    )
+    info = cpu_info(cpuinfo)
+    assert info["cpu_model"] == "AMD EPYC 9R14"  # the first processor's
+    assert info["simd"] == ["avx2", "fma", "avx512f", "avx512_vnni"]
+    assert info["cpu_count"] >= 1 and info["machine"]
+    missing = cpu_info(tmp_path / "nowhere")
+    assert missing["cpu_model"] is None and missing["simd"] is None
+
+
+@pytest.mark.slow
+def test_blend_weights_mixes_every_layer_but_the_kept_ones(tmp_path):
+    from liveaffect.bundle import load_bundle
+
+    start = make_tiny_bundle(tmp_path / "start", input_size=32, seed=1)
+    end = make_tiny_bundle(tmp_path / "end", input_size=32, seed=2)
+    text = _run(
+        "bench/blend_weights.py", "--start", str(start), "--end", str(end),
+        "--alpha", "0.25,1", "--keep", "au", "--out", str(tmp_path / "out"),
+    )  # fmt: skip
+    assert "blend_0.25" in text and "blend_1.00" in text
+    models = {n: load_bundle(p).model for n, p in (("start", start), ("end", end))}
+    blended = load_bundle(tmp_path / "out" / "blend_0.25")
+    same = load_bundle(tmp_path / "out" / "blend_1.00").model
+    assert "blended: 0.75 x" in blended.card.notes
+    paths = [w.path for w in blended.model.weights]
+    parts = zip(
+        paths,
+        blended.model.get_weights(),
+        models["start"].get_weights(),
+        models["end"].get_weights(),
+        same.get_weights(),
+        strict=True,
+    )
+    mixed = 0
+    for path, got, s, e, at_one in parts:
+        np.testing.assert_allclose(at_one, e, atol=1e-7)  # alpha 1 is --end itself
+        if path.split("/")[0] == "au":
+            np.testing.assert_array_equal(got, e)
+        else:
+            np.testing.assert_allclose(got, 0.75 * s + 0.25 * e, rtol=1e-5, atol=1e-7)
+            mixed += not np.allclose(s, e)
+    assert mixed > 0 and any(p.startswith("au/") for p in paths)
+
+
+def test_blend_weights_refuses_models_that_differ(tmp_path):
+    start = make_tiny_bundle(tmp_path / "start", input_size=32, seed=1)
+    end = make_tiny_bundle(tmp_path / "end", input_size=32, seed=2, trained=("expr",))
+    other = tmp_path / "other"
+    make_tiny_bundle(other, input_size=32, color="gray")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    cases = ((start, end, "nope", "no layer named nope"), (other, end, "au", "same variables"))
+    for first, second, keep, said in cases:
+        proc = subprocess.run(
+            [sys.executable, "bench/blend_weights.py", "--start", str(first), "--end",
+             str(second), "--keep", keep, "--out", str(tmp_path / "out")],
+            capture_output=True, text=True, timeout=300, env=env, cwd=REPO,
+        )  # fmt: skip
+        assert proc.returncode == 2 and said in proc.stderr, proc.stderr[-500:]
+    assert not (tmp_path / "out").exists()

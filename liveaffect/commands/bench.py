@@ -166,6 +166,7 @@ def _measure(args: argparse.Namespace, bundle, engine, detector) -> dict[str, An
         "detector": args.detector,
         "input": list(bundle.card.preprocess.input_shape),
         "cpu_threads": os.cpu_count(),
+        "cpu": benchmark.cpu_info(),
     }
     report["pipeline"] = benchmark.replay_pipeline(
         settings,

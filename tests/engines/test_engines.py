@@ -165,6 +165,7 @@ def test_bench_cli_reports_every_stage(tmp_path):
         assert p["stages"][stage]["p95_ms"] >= p["stages"][stage]["median_ms"]
     assert p["fps"] > 0 and p["faces_per_s"] > 0
     assert report["peak_rss_mb"] > 0 and "memory" in p
+    assert report["cpu"]["cpu_count"] >= 1 and "simd" in report["cpu"]  # results depend on it
     assert report["speedup_vs_baseline"] > 0
     assert report["engine_differences_vs_keras"]["tflite-int8"]["expr"] < 0.2
 
