@@ -79,9 +79,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         default="auto",
         metavar="NAME",
         help="inference engine: auto (float TFLite/XNNPACK on CPU, Keras when a GPU is "
-        "visible), keras, tflite, tflite-fp16 or tflite-int8 (int8 weights: the default model "
-        "runs about 4x faster per face on this project's 2-core CPU with AVX-512 VNNI, for "
-        "0.001-0.003 of accuracy; its card has both sets of numbers)",
+        "visible), keras, tflite, tflite-fp16 or tflite-int8 (int8 weights, for 0.001-0.003 of "
+        "the default model's accuracy; its card has both sets of numbers: about 4x faster per "
+        "face on a CPU with AVX-512 VNNI, about 1.1x on one with AVX2 only; bench/README.md)",
     )
     parser.add_argument(
         "--no-tta",
