@@ -110,11 +110,14 @@ def screenshot_with_box(
 
     The window itself is captured (not the root), so where the X server placed it does
     not matter; the boxes must be in its video part (left of x=960, where the panel starts).
+    The window ids are searched again before every round: Qt may map the window under an
+    id other than the first one found.
     """
     deadline = time.monotonic() + timeout_s
     seen = []
     while time.monotonic() < deadline and app.poll() is None:
-        for window in windows:
+        found = x(display, "xdotool", "search", "--name", f"^{WINDOW}$", check=False).split()
+        for window in dict.fromkeys([*windows, *found]):
             out.unlink(missing_ok=True)
             x(display, "import", "-window", window, str(out), check=False)
             image = cv2.imread(str(out)) if out.exists() else None
