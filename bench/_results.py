@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from liveaffect.runtime.benchmark import cpu_info
+from liveaffect.hardware import cpu_info
 
 
 def write_result(path: str | Path, result: dict[str, Any]) -> None:

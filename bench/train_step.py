@@ -5,7 +5,8 @@
 
 Builds the config's model (head, input size, colour) with each set of widths and times
 one optimisation step on a random batch: forward, a loss on the expression and
-valence/arousal outputs, backward, AdamW update, with the config's mixed precision.
+valence/arousal outputs, backward, AdamW update, with the config's mixed precision
+(``--precision`` times another; ``auto`` resolves as training does).
 The real training step also computes the masked multi-task loss and reads augmented
 batches from tf.data, so absolute times are a little lower than a run's; the ratios
 between widths are what this is for (how many epochs fit in the same time).
@@ -31,6 +32,13 @@ def main() -> int:
     p.add_argument("--config", default="configs/default_model.yaml", help="training config")
     p.add_argument("--widths", required=True, help="width sets, ';' between sets, e.g. 32,64;16,64")
     p.add_argument("--steps", type=int, default=15, help="timed steps per width set")
+    p.add_argument(
+        "--precision",
+        choices=("config", "auto", "none", "bfloat16"),
+        default="config",
+        help="train.mixed_precision to time (config: the config's; auto: bfloat16 on a GPU "
+        "or a CPU with AVX512-BF16/AMX, else float32; none: float32)",
+    )
     p.add_argument("--json", help="write results here")
     args = p.parse_args()
 
@@ -40,12 +48,19 @@ def main() -> int:
     import numpy as np
     import tensorflow as tf
 
+    from liveaffect.hardware import native_bfloat16
     from liveaffect.model.mtl import build_mtl_model
-    from liveaffect.training.config import load_config
+    from liveaffect.training.config import load_config, mixed_precision_policy
 
     cfg = load_config(args.config)
-    if cfg.train.mixed_precision != "none":
-        keras.mixed_precision.set_global_policy(f"mixed_{cfg.train.mixed_precision}")
+    asked = cfg.train.mixed_precision if args.precision == "config" else args.precision
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+    precision, warning = mixed_precision_policy(asked, gpu, native_bfloat16())
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"precision: {precision} ({asked} asked)")
+    if precision != "none":
+        keras.mixed_precision.set_global_policy(f"mixed_{precision}")
     batch = cfg.train.batch_size
     h, w = cfg.model.input_size, cfg.model.input_size
     channels = 1 if cfg.model.color == "gray" else 3
@@ -87,7 +102,8 @@ def main() -> int:
         result = {
             "config": args.config,
             "batch_size": batch,
-            "mixed_precision": cfg.train.mixed_precision,
+            "mixed_precision": precision,
+            "mixed_precision_asked": asked,
             "rows": rows,
         }
         write_result(args.json, result)

@@ -15,7 +15,7 @@ from conftest import REPO
 
 PACKAGE = REPO / "liveaffect"
 
-BASE = {"errors", "labels", "types", "preprocess", "tta", "bundle"}
+BASE = {"errors", "labels", "types", "preprocess", "tta", "bundle", "hardware"}
 """The bottom layer: what every layer may import."""
 
 ALLOWED: dict[str, set[str]] = {
@@ -43,6 +43,7 @@ ALLOWED: dict[str, set[str]] = {
     "tta": {"errors"},
     "labels": {"errors"},
     "types": {"errors"},
+    "hardware": set(),
     "errors": set(),
 }
 """Part -> the other parts it may import. ``bundle`` -> ``model`` is the one upward edge:

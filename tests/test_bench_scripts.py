@@ -49,6 +49,8 @@ def test_crop_throughput_counts_faces_and_names_the_views(tmp_path):
 
 @pytest.mark.slow
 def test_train_step_times_each_width_set(tmp_path):
+    from liveaffect.hardware import native_bfloat16
+
     out = tmp_path / "steps.json"
     text = _run(
         "bench/train_step.py", "--config", "configs/default_model.yaml",
@@ -57,7 +59,9 @@ def test_train_step_times_each_width_set(tmp_path):
     result = json.loads(out.read_text())
     assert [r["widths"] for r in result["rows"]] == [[8, 16, 16, 32], [4, 8, 16, 32]]
     assert all(r["ms_per_step"] > 0 and r["params_m"] > 0 for r in result["rows"])
-    assert result["batch_size"] == 128 and result["mixed_precision"] == "bfloat16"
+    # the config's "auto", resolved for this CPU as training resolves it
+    assert result["batch_size"] == 128 and result["mixed_precision_asked"] == "auto"
+    assert result["mixed_precision"] == ("bfloat16" if native_bfloat16() else "none")
     assert "8-16-16-32" in text
 
 
@@ -193,7 +197,7 @@ def test_au_baseline_probes_facemesh_landmarks_on_a_subject_split(tmp_path):
 
 
 def test_cpu_info_reads_the_model_and_the_simd_features_that_change_speeds(tmp_path):
-    from liveaffect.runtime.benchmark import cpu_info
+    from liveaffect.hardware import cpu_info, native_bfloat16
 
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(
@@ -207,6 +211,9 @@ def test_cpu_info_reads_the_model_and_the_simd_features_that_change_speeds(tmp_p
     assert info["cpu_count"] >= 1 and info["machine"]
     missing = cpu_info(tmp_path / "nowhere")
     assert missing["cpu_model"] is None and missing["simd"] is None
+    assert native_bfloat16(cpuinfo) is False and native_bfloat16(tmp_path / "nowhere") is None
+    cpuinfo.write_text("model name\t: Xeon\nflags\t\t: avx2 amx_bf16 amx_tile\n")
+    assert native_bfloat16(cpuinfo) is True
 
 
 @pytest.mark.slow

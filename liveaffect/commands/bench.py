@@ -147,6 +147,7 @@ def _load(args: argparse.Namespace, model_path: Path):
 
 
 def _measure(args: argparse.Namespace, bundle, engine, detector) -> dict[str, Any]:
+    from liveaffect.hardware import cpu_info
     from liveaffect.runtime import benchmark
     from liveaffect.runtime.dashboard import Dashboard, View
     from liveaffect.runtime.live import Pipeline
@@ -166,7 +167,7 @@ def _measure(args: argparse.Namespace, bundle, engine, detector) -> dict[str, An
         "detector": args.detector,
         "input": list(bundle.card.preprocess.input_shape),
         "cpu_threads": os.cpu_count(),
-        "cpu": benchmark.cpu_info(),
+        "cpu": cpu_info(),
     }
     report["pipeline"] = benchmark.replay_pipeline(
         settings,

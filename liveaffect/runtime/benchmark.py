@@ -9,49 +9,15 @@ step, and summarise what was measured. Stages are timed with the loop's own
 
 from __future__ import annotations
 
-import os
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from liveaffect.runtime.timing import STAGES, StageTimer
 from liveaffect.runtime.video import SourceError, VideoSource, open_source
-
-SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile")
-"""CPU features that change how fast XNNPACK runs a model (int8 gains most with VNNI)."""
-
-
-def cpu_info(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> dict[str, Any]:
-    """The CPU a measurement ran on: cores, architecture, model name and SIMD features.
-
-    Speeds differ between CPUs of one family (the int8 engine ran the default model about
-    4x faster than float on an AVX-512 VNNI EPYC, and about 1.1x on an AVX2-only one), so
-    every result records this. ``model`` and ``simd`` are None where ``cpuinfo`` cannot
-    be read (not Linux); ``simd`` lists the :data:`SIMD_FLAGS` present.
-    """
-    model, flags = None, None
-    try:
-        text = Path(cpuinfo).read_text(errors="replace")
-    except OSError:
-        text = ""
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key == "model name" and model is None:
-            model = value.strip()
-        elif key == "flags" and flags is None:
-            flags = set(value.split())
-    return {
-        "cpu_count": os.cpu_count(),
-        "machine": platform.machine(),
-        "cpu_model": model,
-        "simd": None if flags is None else [f for f in SIMD_FLAGS if f in flags],
-    }
 
 
 class LoopingCapture:

@@ -21,9 +21,10 @@ from typing import Any
 from liveaffect.bundle import ModelCard, save_bundle
 from liveaffect.data.dataset import EpochClock, decode_readable, label_arrays, make_dataset
 from liveaffect.data.records import Record
+from liveaffect.hardware import native_bfloat16
 from liveaffect.labels import AU_MISSING
 from liveaffect.preprocess import PreprocessSpec
-from liveaffect.training.config import RunConfig
+from liveaffect.training.config import RunConfig, mixed_precision_policy
 from liveaffect.training.inputs import (
     TrainingError,
     au_pos_weights,
@@ -87,6 +88,7 @@ class _Run:
     val_records: list[Record]
     command: str = ""
     device: str = ""
+    precision: str = "none"  # the policy trained in: none (float32), bfloat16 or float16
     resuming: bool = False
     clock: EpochClock = field(default_factory=EpochClock)
 
@@ -133,15 +135,25 @@ def train(
     run.resuming = resuming
     ds, val = _datasets(run, progress)
     strategy, run.device = _strategy()
-    mixed = cfg.train.mixed_precision != "none"
+    run.precision, warning = mixed_precision_policy(
+        cfg.train.mixed_precision, run.device != "CPU", native_bfloat16()
+    )
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"precision: {_precision_name(run.precision)} ({cfg.train.mixed_precision} asked)")
+    mixed = run.precision != "none"
     try:
         if mixed:
-            keras.mixed_precision.set_global_policy(f"mixed_{cfg.train.mixed_precision}")
+            keras.mixed_precision.set_global_policy(f"mixed_{run.precision}")
         chosen = _fit(run, strategy, ds, val, verbose, extra_callbacks)
         return _save(run, chosen, val)
     finally:
         if mixed:
             keras.mixed_precision.set_global_policy("float32")
+
+
+def _precision_name(policy: str) -> str:
+    return "float32" if policy == "none" else f"mixed {policy} (float32 weights)"
 
 
 def _resume_state(cfg: RunConfig, run_dir: Path) -> tuple[TrainState, bool]:
@@ -269,7 +281,7 @@ def _fit(run: _Run, strategy, ds, val: ValidationSet, verbose, extra_callbacks):
     chosen = keras.saving.load_model(
         ckpt / f"{cfg.train.bundle_epoch}.keras", compile=False, custom_objects=custom_objects()
     )
-    if cfg.train.mixed_precision != "none":  # ship a plain float32 model (TFLite, CPUs)
+    if run.precision != "none":  # ship a plain float32 model (TFLite, CPUs)
         keras.mixed_precision.set_global_policy("float32")
         plain = build_mtl_model(cfg.model)
         plain.set_weights(chosen.get_weights())
@@ -326,6 +338,7 @@ def _card(run: _Run, model, val: ValidationSet) -> ModelCard:
             "epochs_run": state.epoch_done,
             "train_seconds": round(state.train_seconds, 1),
             "device": run.device,
+            "precision": _precision_name(run.precision),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU threads",
             "tensorflow": tf.__version__,
             "faces": {"train": len(run.train_records), "validation": len(run.val_records)},

@@ -567,6 +567,7 @@ def test_mixed_precision_trains_and_ships_a_float32_bundle(sets, tmp_path):
     bundle_dir = train(cfg, tmp_path / "run", **QUIET)
     assert keras.mixed_precision.global_policy().name == "float32"  # reset afterwards
     bundle = load_bundle(bundle_dir)
+    assert bundle.card.training["precision"] == "mixed bfloat16 (float32 weights)"
     policies = {layer.dtype_policy.name for layer in bundle.model.layers}
     assert policies == {"float32"}, policies
     x = np.random.default_rng(0).uniform(0, 255, (3, SIZE, SIZE, 3)).astype(np.float32)
@@ -764,3 +765,20 @@ def test_a_student_learns_what_its_teacher_says(tiny_run, sets, tmp_path):
     for bad in (0.0, 1.5):
         with pytest.raises(ValueError, match="distill_weight"):
             TrainConfig(distill_weight=bad)
+
+
+def test_auto_precision_takes_bfloat16_only_where_it_is_computed_natively():
+    from liveaffect.training.config import mixed_precision_policy
+
+    # a GPU or a CPU with AVX512-BF16/AMX: bfloat16; any other CPU, or an unknown one: float32
+    assert mixed_precision_policy("auto", gpu=True, native_bf16=False) == ("bfloat16", None)
+    assert mixed_precision_policy("auto", gpu=False, native_bf16=True) == ("bfloat16", None)
+    assert mixed_precision_policy("auto", gpu=False, native_bf16=False) == ("none", None)
+    assert mixed_precision_policy("auto", gpu=False, native_bf16=None) == ("none", None)
+    # what a config names explicitly is kept; bfloat16 on an emulating CPU says what it costs
+    policy, warning = mixed_precision_policy("bfloat16", gpu=False, native_bf16=False)
+    assert policy == "bfloat16" and "10x slower" in warning and "auto" in warning
+    assert mixed_precision_policy("bfloat16", gpu=False, native_bf16=True) == ("bfloat16", None)
+    assert mixed_precision_policy("bfloat16", gpu=True, native_bf16=False) == ("bfloat16", None)
+    assert mixed_precision_policy("none", gpu=True, native_bf16=True) == ("none", None)
+    assert TrainConfig(mixed_precision="auto").mixed_precision == "auto"

@@ -1,0 +1,65 @@
+"""What this machine's CPU can do: its model and the SIMD features that speeds depend on.
+
+Two choices in the project depend on the CPU, not only on its core count:
+
+* the int8 engine runs the default model about 4x faster than float on a CPU with
+  AVX-512 VNNI, and about 1.1x on one with AVX2 only (``bench/README.md``);
+* bfloat16 mixed-precision training is about 30% faster than float32 on a CPU with
+  AVX512-BF16 or AMX, and about 10x *slower* on one without (TensorFlow then emulates
+  bfloat16: 9.0 s against 0.9 s per step of the default model on an AVX2-only EPYC).
+
+The features are read from ``/proc/cpuinfo`` (Linux). Elsewhere they are unknown (None);
+no maintained library reports them without compiling code (``py-cpuinfo`` runs CPUID
+through a helper process), and these few lines are all that is needed here.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+CPUINFO = "/proc/cpuinfo"
+SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16")
+"""CPU features reported with every measurement (int8 gains most with VNNI)."""
+BFLOAT16_FLAGS = ("avx512_bf16", "amx_bf16")
+"""Any of these: the CPU computes bfloat16 natively (mixed-precision training pays off)."""
+
+
+def _read(cpuinfo: str | os.PathLike) -> tuple[str | None, set[str] | None]:
+    """The first processor's model name and flags, or None where they cannot be read."""
+    try:
+        text = Path(cpuinfo).read_text(errors="replace")
+    except OSError:
+        return None, None
+    model, flags = None, None
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "model name" and model is None:
+            model = value.strip()
+        elif key == "flags" and flags is None:
+            flags = set(value.split())
+    return model, flags
+
+
+def cpu_info(cpuinfo: str | os.PathLike = CPUINFO) -> dict[str, Any]:
+    """The CPU a measurement ran on: cores, architecture, model name and SIMD features.
+
+    ``cpu_model`` and ``simd`` are None where ``cpuinfo`` cannot be read (not Linux);
+    ``simd`` lists the :data:`SIMD_FLAGS` present.
+    """
+    model, flags = _read(cpuinfo)
+    return {
+        "cpu_count": os.cpu_count(),
+        "machine": platform.machine(),
+        "cpu_model": model,
+        "simd": None if flags is None else [f for f in SIMD_FLAGS if f in flags],
+    }
+
+
+def native_bfloat16(cpuinfo: str | os.PathLike = CPUINFO) -> bool | None:
+    """Whether the CPU computes bfloat16 natively (AVX512-BF16 or AMX); None: unknown."""
+    _, flags = _read(cpuinfo)
+    return None if flags is None else any(f in flags for f in BFLOAT16_FLAGS)
