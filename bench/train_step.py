@@ -48,17 +48,13 @@ def main() -> int:
     import numpy as np
     import tensorflow as tf
 
-    from liveaffect.hardware import native_bfloat16
     from liveaffect.model.mtl import build_mtl_model
-    from liveaffect.training.config import load_config, mixed_precision_policy
+    from liveaffect.training.config import load_config
+    from liveaffect.training.train import choose_precision
 
     cfg = load_config(args.config)
     asked = cfg.train.mixed_precision if args.precision == "config" else args.precision
-    gpu = bool(tf.config.list_physical_devices("GPU"))
-    precision, warning = mixed_precision_policy(asked, gpu, native_bfloat16())
-    if warning:
-        print(f"warning: {warning}", file=sys.stderr)
-    print(f"precision: {precision} ({asked} asked)")
+    precision = choose_precision(asked, gpu=bool(tf.config.list_physical_devices("GPU")))
     if precision != "none":
         keras.mixed_precision.set_global_policy(f"mixed_{precision}")
     batch = cfg.train.batch_size

@@ -135,12 +135,7 @@ def train(
     run.resuming = resuming
     ds, val = _datasets(run, progress)
     strategy, run.device = _strategy()
-    run.precision, warning = mixed_precision_policy(
-        cfg.train.mixed_precision, run.device != "CPU", native_bfloat16()
-    )
-    if warning:
-        print(f"warning: {warning}", file=sys.stderr)
-    print(f"precision: {_precision_name(run.precision)} ({cfg.train.mixed_precision} asked)")
+    run.precision = choose_precision(cfg.train.mixed_precision, gpu=run.device != "CPU")
     mixed = run.precision != "none"
     try:
         if mixed:
@@ -150,6 +145,17 @@ def train(
     finally:
         if mixed:
             keras.mixed_precision.set_global_policy("float32")
+
+
+def choose_precision(asked: str, gpu: bool) -> str:
+    """The mixed-precision policy to train in for ``train.mixed_precision`` ``asked`` on this
+    machine (:func:`~liveaffect.training.config.mixed_precision_policy` with this CPU's
+    bfloat16 support); prints the choice, and a warning on stderr when it is a bad deal."""
+    precision, warning = mixed_precision_policy(asked, gpu, native_bfloat16())
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"precision: {_precision_name(precision)} ({asked} asked)")
+    return precision
 
 
 def _precision_name(policy: str) -> str:
