@@ -48,7 +48,14 @@ python bench/train_step.py --config configs/default_model.yaml \
 # 9. What --stream costs: all four outlets (LSL, OSC, WebSocket, JSON lines) with one client
 #     each against none, one face, alternating rounds (medians).
 python bench/stream_cost.py --source $V/pyfeat_WolfgangLanger_Pexels.mp4 --model final_model \
-    --frames 472 --rounds 11 --json bench/results/stream_cost_single_face.json
+    --frames 472 --rounds 17 --json bench/results/stream_cost_single_face.json
+python bench/stream_cost.py --source $V/pyfeat_WolfgangLanger_Pexels.mp4 --model final_model \
+    --frames 472 --rounds 17 --priority normal --json bench/results/stream_cost_single_face_normal.json
+#     How late a frame's data arrives, with and without two busy processes beside the app.
+for P in low normal; do for L in 0 2; do
+    python bench/stream_latency.py --source $V/pyfeat_WolfgangLanger_Pexels.mp4 --load $L \
+        --priority $P --json bench/results/stream_latency_${P}_load$L.json
+done; done
 # 10. Drawing the live view at 1280x720 with four faces (every head, and the default card).
 python bench/draw_cost.py --size 1280x720 --faces 4 --json bench/results/draw_cost_all_heads.json
 python bench/draw_cost.py --size 1280x720 --faces 4 --card final_model \

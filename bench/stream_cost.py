@@ -6,10 +6,11 @@ Loads the model, detector and engine once, then replays the clip headless throug
 live loop (``liveaffect.runtime.live.run``, as ``--no-display``) in rounds that alternate
 "none" and "all" (the order flips every round, so a machine whose load drifts does not
 favour one side). "all" feeds an LSL outlet, an OSC sender, a WebSocket server and a
-JSON-lines file through one ``StreamSender`` (the background sending thread the app
-uses); one client each runs in a separate process (a pylsl inlet, a python-osc
-``BlockingOSCUDPServer`` as in the README, a websockets client) and counts what arrives.
-An "all" run's time and CPU include closing the sender (sending what is still queued).
+JSON-lines file through one ``StreamProcess`` (the streaming process the app uses; it
+stays open across rounds); one client each runs in another process (a pylsl inlet, a
+python-osc ``BlockingOSCUDPServer`` as in the README, a websockets client) and counts
+what arrives. An "all" run's time includes waiting until the streaming process has sent
+every frame. CPU per frame is reported for all three processes.
 Reports the median FPS of each side, the drop, the median of the per-round ratios, and
 the load average before and after.
 """
@@ -36,7 +37,7 @@ from liveaffect.types import Sink
 
 
 # ----------------------------------------------------------------- the clients' process
-def _clients(lsl_name: str, osc_port_box, ws_port: int, ready, stop, counts, osc_kind) -> None:
+def _clients(lsl_name: str, osc_port_box, ws_port, ready, stop, counts, osc_kind) -> None:
     """One client per outlet, counting messages until ``stop`` is set."""
     import pylsl
     from pythonosc import osc_server
@@ -55,8 +56,18 @@ def _clients(lsl_name: str, osc_port_box, ws_port: int, ready, stop, counts, osc
     osc_port_box.value = osc.server_address[1]
     threading.Thread(target=osc.serve_forever, daemon=True).start()
 
+    deadline = time.monotonic() + 60
+    while True:  # the server may still be starting
+        try:
+            ws = connect(f"ws://127.0.0.1:{ws_port.value}", max_size=None)
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
     def websocket():
-        with connect(f"ws://127.0.0.1:{ws_port}", max_size=None) as ws:
+        with ws:
             while not stop.is_set():
                 try:
                     ws.recv(timeout=0.2)
@@ -87,25 +98,21 @@ def _build(args):
     return bundle, engine, detector
 
 
-def _one_run(args, bundle, engine, detector, outlets, meta, clients=None) -> dict:
+def _one_run(args, bundle, engine, detector, streams, clients=None) -> dict:
     """One pass over the clip: FPS, faces, and CPU milliseconds per frame of this process
-    (every thread) and of the clients' process (``clients``: a ``psutil.Process``).
-    With ``outlets``, a ``StreamSender`` feeds them and closing it counts in the time."""
+    (every thread), of the streaming process and of the clients' process (``clients``:
+    ``psutil.Process`` objects). With ``streams`` (the ``StreamProcess``) it gets every
+    frame, and waiting until it has sent them all counts in the time."""
     from liveaffect.runtime.live import Pipeline, run_loop
-    from liveaffect.runtime.streams.sender import StreamSender
     from liveaffect.runtime.video import open_source
 
-    def client_cpu() -> float:
-        return sum(clients.cpu_times()[:2]) if clients is not None else 0.0
+    def cpu(process) -> float:
+        return sum(process.cpu_times()[:2]) if process is not None else 0.0
 
-    cpu0, client0, threads0 = time.process_time(), client_cpu(), _thread_cpu()
-    if not outlets:  # "none": no sender, no threads
-        sender = None
-    elif args.in_loop:
-        sender = _InLoop(outlets, meta)
-    else:
-        sender = StreamSender(outlets, meta)
-    sinks = [_TimedSink(sender)] if sender is not None else []
+    clients = clients or {}
+    cpu0, threads0 = time.process_time(), _thread_cpu()
+    others0 = {name: cpu(process) for name, process in clients.items()}
+    sinks = [_TimedSink(streams)] if streams is not None else []
     with open_source(args.source) as source:
         summary = run_loop(
             source,
@@ -114,11 +121,11 @@ def _one_run(args, bundle, engine, detector, outlets, meta, clients=None) -> dic
             max_frames=args.frames,
         )
     t0, threads1 = time.perf_counter(), _thread_cpu()
-    if sender is not None:
-        sender.close()
+    if streams is not None:
+        streams.flush()
     elapsed = summary.elapsed_s + time.perf_counter() - t0
     frames = max(summary.frames, 1)
-    mode = "all" if outlets else "none"
+    mode = "all" if streams is not None else "none"
     _FRAMES[mode] += frames
     for name, seconds in threads1.items():
         _THREADS[mode][name] += seconds - threads0.get(name, 0.0)
@@ -126,52 +133,53 @@ def _one_run(args, bundle, engine, detector, outlets, meta, clients=None) -> dic
         "fps": round(summary.frames / elapsed, 2),
         "faces": summary.faces,
         "cpu_ms": round(1000 * (time.process_time() - cpu0) / frames, 3),
-        "client_cpu_ms": round(1000 * (client_cpu() - client0) / frames, 3),
+        **{
+            f"{name}_cpu_ms": round(1000 * (cpu(process) - others0[name]) / frames, 3)
+            for name, process in clients.items()
+        },
     }
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def _start(args, meta, folder: Path):
-    """Open the four outlets and start the clients' process; returns (outlets, process, stop)."""
-    from liveaffect.runtime.streams import open_streams, parse_targets
+    """Start the clients' process and the streaming process with all four outlets;
+    returns (streams, clients' process, stop event, counts)."""
+    from liveaffect.runtime.streams import parse_targets
+    from liveaffect.runtime.streams.process import StreamProcess
 
     lsl_name = f"liveaffect-bench-{os.getpid()}"
     ctx = mp.get_context("spawn")
-    osc_port, ready, stop = ctx.Value("i", 0), ctx.Event(), ctx.Event()
+    osc_port, ws_port = ctx.Value("i", 0), ctx.Value("i", _free_port())
+    ready, stop = ctx.Event(), ctx.Event()
     counts = ctx.Manager().dict()
-    # The LSL outlet and the WebSocket server first: the client process connects to them.
-    lsl_sink, ws_sink = open_streams(parse_targets([f"lsl:{lsl_name}", "ws://127.0.0.1:0"]), meta)
     process = ctx.Process(
         daemon=True,  # ends with this process, also when a round fails
         target=_clients,
-        args=(lsl_name, osc_port, ws_sink.port, ready, stop, counts, args.osc_receiver),
+        args=(lsl_name, osc_port, ws_port, ready, stop, counts, args.osc_receiver),
     )
     process.start()
     deadline = time.monotonic() + 60
-    while not (ready.is_set() and osc_port.value and ws_sink.clients):
+    while not osc_port.value:
         if time.monotonic() > deadline:
-            raise SystemExit("error: the client process did not connect in 60 s")
+            raise SystemExit("error: the client process did not start its OSC server in 60 s")
         time.sleep(0.05)
-    targets = [f"osc://127.0.0.1:{osc_port.value}", f"jsonl:{folder / 'faces.jsonl'}"]
-    outlets = [lsl_sink, ws_sink, *open_streams(parse_targets(targets), meta)]
-    return outlets, process, stop, counts
-
-
-class _Clock:
-    """Adds up the wall time and the calling thread's CPU time of timed calls (CPU time
-    does not count waiting for a loaded machine)."""
-
-    def __init__(self) -> None:
-        self.wall_s, self.cpu_s, self.calls = 0.0, 0.0, 0
-
-    def time(self, call, *args) -> None:
-        t0, c0 = time.perf_counter(), time.thread_time()
-        call(*args)
-        self.cpu_s += time.thread_time() - c0
-        self.wall_s += time.perf_counter() - t0
-        self.calls += 1
-
-    def ms_per_call(self, seconds: float) -> float:
-        return round(1000 * seconds / max(self.calls, 1), 4)
+    targets = [
+        f"lsl:{lsl_name}",
+        f"ws://127.0.0.1:{ws_port.value}",
+        f"osc://127.0.0.1:{osc_port.value}",
+        f"jsonl:{folder / 'faces.jsonl'}",
+    ]
+    streams = StreamProcess(parse_targets(targets), meta, priority=args.priority)
+    if not ready.wait(60):
+        raise SystemExit("error: the client process did not connect in 60 s")
+    return streams, process, stop, counts
 
 
 def _thread_cpu() -> dict[str, float]:
@@ -193,31 +201,32 @@ def _thread_cpu() -> dict[str, float]:
 
 _THREADS = {"none": collections.Counter(), "all": collections.Counter()}
 _FRAMES = collections.Counter()
-"""CPU seconds per thread name and frames, over all runs of each side (read before the
-sender closes, so its final flush is not in its thread's row)."""
+"""CPU seconds per thread name and frames, over all runs of each side."""
 
 
-class _InLoop(Sink):
-    """``--in-loop``: the outlets are fed from the loop's thread (one packet per frame),
-    to compare against the sender thread."""
+class _Clock:
+    """Adds up the wall time and the calling thread's CPU time of timed calls."""
 
-    def __init__(self, outlets, meta) -> None:
-        self.outlets, self.meta = outlets, meta
+    def __init__(self) -> None:
+        self.wall_s, self.cpu_s, self.calls = 0.0, 0.0, 0
 
-    def write(self, frame_bgr, result) -> None:
-        from liveaffect.runtime.streams.records import FramePacket, frame_size_of
+    def time(self, call, *args) -> None:
+        t0, c0 = time.perf_counter(), time.thread_time()
+        call(*args)
+        self.cpu_s += time.thread_time() - c0
+        self.wall_s += time.perf_counter() - t0
+        self.calls += 1
 
-        packet = FramePacket(result, self.meta, frame_size_of(frame_bgr))
-        for outlet in self.outlets:
-            outlet.send(packet)
+    def ms_per_call(self, seconds: float) -> float:
+        return round(1000 * seconds / max(self.calls, 1), 4)
 
 
 _LOOP = _Clock()
-"""The live loop's ``write`` into the sender (queueing the frame), over all "all" runs."""
+"""The live loop's ``write`` into the streaming process (packing and piping the frame)."""
 
 
 class _TimedSink(Sink):
-    """Times the loop thread's ``write`` into the sender."""
+    """Times the loop thread's ``write``."""
 
     def __init__(self, sink) -> None:
         self.sink = sink
@@ -225,35 +234,15 @@ class _TimedSink(Sink):
     def write(self, frame_bgr, result) -> None:
         _LOOP.time(self.sink.write, frame_bgr, result)
 
-    def close(self) -> None:
-        self.sink.close()
 
-
-class _TimedOutlet:
-    """Times an outlet's ``send`` on the sender's thread."""
-
-    def __init__(self, outlet) -> None:
-        self.outlet, self.clock = outlet, _Clock()
-
-    def send(self, packet) -> None:
-        self.clock.time(self.outlet.send, packet)
-
-    def close(self) -> None:
-        self.outlet.close()
-
-
-def _name(timed: _TimedOutlet) -> str:
-    return type(timed.outlet).__name__.removesuffix("Sink").lower()  # lsl, websocket, osc, jsonl
-
-
-def _rounds(args, built, outlets, meta, clients) -> list[dict]:
+def _rounds(args, built, streams, clients) -> list[dict]:
     """Alternate "none" and "all" runs, flipping the order every round."""
     rows = []
     for r in range(args.rounds):
         order = ("none", "all") if r % 2 == 0 else ("all", "none")
         row = {}
         for mode in order:
-            run = _one_run(args, *built, outlets if mode == "all" else [], meta, clients)
+            run = _one_run(args, *built, streams if mode == "all" else None, clients)
             row[mode] = run.pop("fps")
             row.update({f"{k}_{mode}": v for k, v in run.items()})
         rows.append(row)
@@ -265,14 +254,16 @@ def _rounds(args, built, outlets, meta, clients) -> list[dict]:
 
 def _cpu_summary(rows: list[dict]) -> dict:
     """Median CPU milliseconds per frame of each side, and what streaming adds (percent of
-    the "none" side's CPU per frame; with and without the clients' process)."""
+    the "none" side's CPU per frame of the app's process; and counting the streaming and
+    the clients' processes too)."""
     med = {k: statistics.median(r[k] for r in rows) for k in rows[0] if "cpu_ms" in k}
     app = 100 * (med["cpu_ms_all"] / med["cpu_ms_none"] - 1)
-    total = med["cpu_ms_all"] + med["client_cpu_ms_all"] - med["client_cpu_ms_none"]
+    total = sum(med[k] for k in med if k.endswith("_all"))
+    total_none = sum(med[k] for k in med if k.endswith("_none"))
     return {
         **{f"median_{k}": round(v, 3) for k, v in med.items()},
         "cpu_increase_percent": round(app, 2),
-        "cpu_increase_with_clients_percent": round(100 * (total / med["cpu_ms_none"] - 1), 2),
+        "cpu_increase_with_streams_and_clients_percent": round(100 * (total / total_none - 1), 2),
     }
 
 
@@ -292,9 +283,10 @@ def main() -> int:
         "ThreadingOSCUDPServer (a thread per datagram; what this bench used before)",
     )
     p.add_argument(
-        "--in-loop",
-        action="store_true",
-        help="feed the outlets from the loop's thread instead of the sender's (comparison)",
+        "--priority",
+        choices=("low", "normal"),
+        default="low",
+        help="the streaming process's priority, as the app's --stream-priority",
     )
     p.add_argument("--json", help="write results here")
     args = p.parse_args()
@@ -306,23 +298,26 @@ def main() -> int:
     built = _build(args)
     meta = StreamMeta.from_model(args.model, faces=4, source=args.source)
     folder = Path(tempfile.mkdtemp(prefix="stream_cost_"))
-    outlets, process, stop, counts = _start(args, meta, folder)
-    outlets = [_TimedOutlet(sink) for sink in outlets]
-    _one_run(args, *built, [], meta)  # warm-up: engine, detector, file cache
+    streams, process, stop, counts = _start(args, meta, folder)
+    clients = {
+        "streams": psutil.Process(streams.pid),
+        "clients": psutil.Process(process.pid),
+    }
+    _one_run(args, *built, None)  # warm-up: engine, detector, file cache
     load_before = os.getloadavg()[0]
-    rows = _rounds(args, built, outlets, meta, psutil.Process(process.pid))
+    rows = _rounds(args, built, streams, clients)
     load_after = os.getloadavg()[0]
     time.sleep(1.0)  # let the clients drain
     stop.set()
     process.join(30)
-    for sink in outlets:
-        sink.close()
+    streams.close()
     none = statistics.median(r["none"] for r in rows)
     all_ = statistics.median(r["all"] for r in rows)
     result = {
         "source": args.source,
         "model": args.model,
         "osc_receiver": args.osc_receiver,
+        "sender": f"streaming process ({args.priority} priority)",
         "frames_per_run": args.frames,
         "rounds": rows,
         "median_fps_none": round(none, 2),
@@ -331,14 +326,10 @@ def main() -> int:
         "median_ratio": round(statistics.median(r["all"] / r["none"] for r in rows), 4),
         **_cpu_summary(rows),
         "clients_received": dict(counts),
-        "ws_dropped": outlets[1].outlet.dropped,
-        "jsonl_lines": outlets[3].outlet.lines,
+        "jsonl_lines": len((folder / "faces.jsonl").read_text().splitlines()),
         "loop_write_wall_ms_per_frame": _LOOP.ms_per_call(_LOOP.wall_s),
         "loop_write_cpu_ms_per_frame": _LOOP.ms_per_call(_LOOP.cpu_s),
-        "send_wall_ms_per_frame": {_name(t): t.clock.ms_per_call(t.clock.wall_s) for t in outlets},
-        "send_cpu_ms_per_frame": {_name(t): t.clock.ms_per_call(t.clock.cpu_s) for t in outlets},
         "load_average_1min": [round(load_before, 2), round(load_after, 2)],
-        "sender": "loop thread" if args.in_loop else "sender thread",
         "thread_cpu_ms_per_frame": {
             mode: {
                 k: round(1000 * v / max(_FRAMES[mode], 1), 3)
@@ -350,16 +341,17 @@ def main() -> int:
     }
     print(
         f"median CPU ms per frame: none {result['median_cpu_ms_none']:.2f}, all four "
-        f"{result['median_cpu_ms_all']:.2f} (+{result['cpu_increase_percent']:.1f}%; with the "
-        f"clients' process +{result['cpu_increase_with_clients_percent']:.1f}%)\n"
+        f"{result['median_cpu_ms_all']:.2f} in the app's process "
+        f"(+{result['cpu_increase_percent']:.1f}%); the streaming process "
+        f"{result['median_streams_cpu_ms_all']:.2f}, the clients "
+        f"{result['median_clients_cpu_ms_all']:.2f} (all three: "
+        f"+{result['cpu_increase_with_streams_and_clients_percent']:.1f}%)\n"
         f"median FPS: none {none:.1f}, all four targets {all_:.1f} (drop "
         f"{result['drop_percent']:.1f}%; median per-round ratio {result['median_ratio']:.3f}); "
-        f"clients received {result['clients_received']}, jsonl lines {result['jsonl_lines']}, "
-        f"ws dropped {result['ws_dropped']}; the loop's write() ms per frame: wall "
-        f"{result['loop_write_wall_ms_per_frame']}, CPU {result['loop_write_cpu_ms_per_frame']}; "
-        f"the sender thread's send() ms per frame: wall {result['send_wall_ms_per_frame']}, "
-        f"CPU {result['send_cpu_ms_per_frame']}; load average {load_before:.2f} before, "
-        f"{load_after:.2f} after\nCPU ms per frame by thread: "
+        f"clients received {result['clients_received']}, jsonl lines {result['jsonl_lines']}; "
+        f"the loop's write() ms per frame: wall {result['loop_write_wall_ms_per_frame']}, CPU "
+        f"{result['loop_write_cpu_ms_per_frame']}; load average {load_before:.2f} before, "
+        f"{load_after:.2f} after\nCPU ms per frame by thread of the app's process: "
         f"{result['thread_cpu_ms_per_frame']}"
     )
     if args.json:

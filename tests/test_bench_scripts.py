@@ -80,15 +80,38 @@ def test_stream_cost_alternates_runs_and_the_clients_receive(tmp_path):
     )  # fmt: skip
     result = json.loads(out.read_text())
     assert all(
-        {"all", "none", "faces_all", "cpu_ms_all", "client_cpu_ms_none"} <= set(r)
+        {"all", "none", "faces_all", "cpu_ms_all", "clients_cpu_ms_none", "streams_cpu_ms_all"}
+        <= set(r)
         for r in result["rounds"]
     )
     assert len(result["rounds"]) == 2 and result["median_cpu_ms_all"] > 0
+    assert result["median_streams_cpu_ms_all"] > 0  # the streaming process did the sending
+    assert result["sender"] == "streaming process (low priority)"
     assert result["median_fps_none"] > 0 and result["median_fps_all"] > 0
     assert result["jsonl_lines"] == 16  # 8 frames x 2 "all" runs
     assert result["clients_received"]["lsl"] == 16 and result["clients_received"]["ws"] == 16
     assert result["clients_received"]["osc"] == 16  # one /frame message per frame, no faces
     assert "median FPS" in text
+
+
+@pytest.mark.slow
+def test_stream_latency_times_each_frame_from_the_loop_to_an_osc_receiver(tmp_path):
+    bundle = make_tiny_bundle(tmp_path / "bundle", input_size=32)
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))
+    for i in range(12):
+        writer.write(np.full((48, 64, 3), 20 * i, np.uint8))
+    writer.release()
+    out = tmp_path / "latency.json"
+    text = _run(
+        "bench/stream_latency.py", "--source", str(video), "--model", str(bundle),
+        "--engine", "keras", "--frames", "10", "--load", "1", "--json", str(out),
+    )  # fmt: skip
+    result = json.loads(out.read_text())
+    assert result["frames"] == 10 and result["frames_received"] == 10
+    assert result["load_processes"] == 1 and result["fps"] > 0
+    assert 0 < result["latency_ms_median"] <= result["latency_ms_p95"] <= result["latency_ms_max"]
+    assert "latency median" in text
 
 
 def test_draw_cost_times_the_live_view(tmp_path):

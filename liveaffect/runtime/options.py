@@ -55,6 +55,8 @@ class LiveOptions:
             reported numbers do; False scores each face once (faster).
         streams: where to stream every face's affect (parsed ``--stream`` targets).
         stream_faces: face slots of an LSL outlet.
+        stream_priority: the streaming process's priority: ``"low"`` (it takes only the
+            CPU time the analysis leaves) or ``"normal"`` (the app's).
         window_size: (width, height) of the window at start; None fits it to the screen.
         fast: a video file with a window plays as fast as it is processed instead of at
             its own frame rate.
@@ -77,6 +79,7 @@ class LiveOptions:
     tta: bool = True
     streams: tuple[StreamTarget, ...] = ()
     stream_faces: int = 4
+    stream_priority: str = "low"
     window_size: tuple[int, int] | None = None
     fast: bool = False
 

@@ -8,9 +8,11 @@ Each outlet is a :class:`liveaffect.types.Sink` with a lifetime (``close()`` saf
 - :class:`~.jsonl.JsonlSink` (``jsonl:PATH``, ``jsonl:-``): the same JSON, one line per frame.
 
 :func:`parse_targets` checks what the user typed; :func:`open_streams` binds and opens
-them all or none. The live app feeds them through one :class:`~.sender.StreamSender`: a
-background thread builds each frame's :class:`~.records.FramePacket` (the JSON once) and
-hands it to every outlet, so the live loop only queues the frame.
+them all or none. The live app runs them in a process of its own,
+:class:`~.process.StreamProcess`: it opens the outlets there (and reports a port in use
+before any capture starts), and the live loop only pipes each frame's numbers to it; the
+child builds each frame's :class:`~.records.FramePacket` (the JSON once) and hands it to
+every outlet.
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ class StreamError(Exception):
 class StreamSink(Sink):
     """Base of the outlets: a :class:`liveaffect.types.Sink` that never draws or stops the run.
 
-    Subclasses implement ``send(packet)`` (one :class:`FramePacket`; :class:`.sender.
-    StreamSender` shares one packet between all outlets) and ``_close()``; :meth:`close`
+    Subclasses implement ``send(packet)`` (one :class:`FramePacket`; the streaming process,
+    :mod:`.process`, shares one packet between all outlets) and ``_close()``; :meth:`close`
     is safe to call twice.
     """
 

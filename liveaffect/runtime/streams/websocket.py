@@ -1,9 +1,9 @@
 """A WebSocket server that sends every connected client one JSON object per frame.
 
-The server (``websockets``) runs its own asyncio event loop on its own thread; the
-sending thread only hands the frame's JSON text over, so a client can never slow the
-analysis. Messages are sent uncompressed (no permessage-deflate: on a frame's
-half-kilobyte per face it costs both ends more CPU than it saves). Each client has a
+The server (``websockets``) runs its own asyncio event loop on its own thread; ``send``
+only hands the frame's JSON text over, so a client can never slow the analysis. Messages
+are sent uncompressed (no permessage-deflate: on a frame's half-kilobyte per face it
+costs both ends more CPU than it saves). Each client has a
 small queue: when it cannot keep up, its oldest messages are dropped and counted (one
 warning when the first is dropped, the total when the server closes). Clients may
 connect and leave at any time; what they send is ignored. The JSON is
