@@ -65,14 +65,19 @@ def test_train_step_times_each_width_set(tmp_path):
     assert "8-16-16-32" in text
 
 
-@pytest.mark.slow
-def test_stream_cost_alternates_runs_and_the_clients_receive(tmp_path):
-    bundle = make_tiny_bundle(tmp_path / "bundle", input_size=32)
-    video = tmp_path / "clip.avi"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))
+def _grey_clip(path):
+    """A 12-frame 64x48 clip of flat grey frames (no face: the streams still send frames)."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))
     for i in range(12):
         writer.write(np.full((48, 64, 3), 20 * i, np.uint8))
     writer.release()
+    return path
+
+
+@pytest.mark.slow
+def test_stream_cost_alternates_runs_and_the_clients_receive(tmp_path):
+    bundle = make_tiny_bundle(tmp_path / "bundle", input_size=32)
+    video = _grey_clip(tmp_path / "clip.avi")
     out = tmp_path / "stream.json"
     text = _run(
         "bench/stream_cost.py", "--source", str(video), "--model", str(bundle),
@@ -97,11 +102,7 @@ def test_stream_cost_alternates_runs_and_the_clients_receive(tmp_path):
 @pytest.mark.slow
 def test_stream_latency_times_each_frame_from_the_loop_to_an_osc_receiver(tmp_path):
     bundle = make_tiny_bundle(tmp_path / "bundle", input_size=32)
-    video = tmp_path / "clip.avi"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))
-    for i in range(12):
-        writer.write(np.full((48, 64, 3), 20 * i, np.uint8))
-    writer.release()
+    video = _grey_clip(tmp_path / "clip.avi")
     out = tmp_path / "latency.json"
     text = _run(
         "bench/stream_latency.py", "--source", str(video), "--model", str(bundle),

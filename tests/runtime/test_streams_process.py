@@ -175,6 +175,20 @@ def test_an_outlet_error_still_ends_the_live_loop():
     sender.close()
 
 
+def test_a_killed_process_ends_the_live_loop_with_an_error_and_keeps_what_was_sent(tmp_path):
+    path = tmp_path / "faces.jsonl"
+    sender = streams(f"jsonl:{path}")
+    for i in range(5):
+        sender.write(IMAGE, frame(i))
+    sender.flush()
+    os.kill(sender.pid, signal.SIGKILL)
+    summary = run_loop(_Source(100_000), _Pipeline(), [sender])
+    assert summary.stopped == "error" and "streaming process ended" in summary.error
+    assert "exit code -9" in summary.error
+    sender.close()
+    assert [r["frame"] for r in lines_of(path)] == list(range(5))
+
+
 def test_an_outlet_that_cannot_open_is_a_stream_error_from_the_constructor(tmp_path):
     with pytest.raises(StreamError, match="cannot write"):
         streams(f"jsonl:{tmp_path / 'no' / 'such' / 'folder.jsonl'}")

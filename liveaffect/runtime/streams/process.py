@@ -186,6 +186,8 @@ class StreamProcess(Sink):
 
         Raises:
             Exception: what an outlet raised while sending an earlier frame.
+            liveaffect.runtime.sinks.SinkError: the child ended without a word (the live
+                loop then stops with an error, exit status 1).
         """
         self._poll()
         self._raise_error()
@@ -195,8 +197,10 @@ class StreamProcess(Sink):
             self._conn.send_bytes(pack_frame(result, frame_size_of(frame_bgr)))
         except OSError:
             self._poll()
-            if self._error is None:
-                self._error = StreamError(self._gone("ended while the run went on"))
+            if self._error is None:  # it died without a word: end the run as a failed write
+                from liveaffect.runtime.sinks import SinkError
+
+                self._error = SinkError(self._gone("ended while the run went on"), 1)
             self._raise_error()
 
     def flush(self, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
@@ -265,6 +269,8 @@ class StreamProcess(Sink):
             raise self._error
 
     def _gone(self, what: str) -> str:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._process.wait(1.0)  # a child that just died: its exit code
         code = self._process.poll()
         how = f" (exit code {code})" if code is not None else ""
         return f"the streaming process {what}{how}"
