@@ -90,7 +90,6 @@ def test_stream_cost_alternates_runs_and_the_clients_receive(tmp_path):
         for r in result["rounds"]
     )
     assert len(result["rounds"]) == 2 and result["median_cpu_ms_all"] > 0
-    assert result["median_streams_cpu_ms_all"] > 0  # the streaming process did the sending
     assert result["sender"] == "streaming process (low priority)"
     assert result["median_fps_none"] > 0 and result["median_fps_all"] > 0
     assert result["jsonl_lines"] == 16  # 8 frames x 2 "all" runs
