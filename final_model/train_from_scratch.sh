@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The default model's recipe from random weights, both stages, one command (run from the repo
+# root with ../shared/data beside the repo). Each stage writes per-epoch checkpoints into its
+# run folder and resumes from them if started again. Times go to $OUT/times.log.
+#   bash final_model/train_from_scratch.sh            # runs/scratch2h/{stage1,stage2}
+# Then measure the result as final_model/ was measured:
+#   SKIP_TRAIN=1 RUN=runs/scratch2h/stage2 bash final_model/reproduce.sh
+set -euo pipefail
+OUT=${OUT:-runs/scratch2h}
+mkdir -p "$OUT"
+stage() {
+    local name=$1 config=$2 start
+    start=$(date +%s)
+    echo "$name start $(date -u +%FT%TZ)" | tee -a "$OUT/times.log"
+    python -m liveaffect train --config "$config" --out "$OUT/$name" --quiet
+    echo "$name end $(date -u +%FT%TZ) seconds $(($(date +%s) - start))" | tee -a "$OUT/times.log"
+}
+stage stage1 configs/scratch2h_stage1.yaml
+stage stage2 configs/scratch2h_stage2.yaml
