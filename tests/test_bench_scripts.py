@@ -202,11 +202,20 @@ def _check_probe(result: dict, text: str, features: str) -> None:
 def test_au_baseline_probes_a_bundles_features_on_a_subject_split(tmp_path):
     bundle = make_tiny_bundle(tmp_path / "bundle", input_size=32)
     out = tmp_path / "probe.json"
+    data = _ckplus_like(tmp_path)
     text = _run(
         "bench/au_hog_baseline.py", "--features", "model", "--model", str(bundle),
-        "--data", _ckplus_like(tmp_path), "--c", "0.1,1", "--json", str(out),
+        "--data", data, "--c", "0.1,1", "--json", str(out),
     )  # fmt: skip
     _check_probe(json.loads(out.read_text()), text, f"{bundle}:pool")
+    text = _run(
+        "bench/au_hog_baseline.py", "--features", "model", "--model", str(bundle),
+        "--layer", "au,expr", "--data", data, "--c", "0.1,1",
+        "--json", str(out),
+    )  # fmt: skip
+    result = json.loads(out.read_text())
+    _check_probe(result, text, f"{bundle}:au,expr")
+    assert result["dimensions"] == 12 + 8  # the AU and expression heads side by side
 
 
 @pytest.mark.slow
