@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The default model's two stages from random weights, compressed to fit 2 hours, one command
-# (run from the repo root with ../shared/data beside the repo). Each stage writes per-epoch
-# checkpoints into its run folder and resumes from them if started again. Times go to $OUT/times.log.
+# The default model's two stages from random weights, one command (run from the repo root
+# with ../shared/data beside the repo). Each stage writes per-epoch checkpoints into its run
+# folder and resumes from them if started again. Times go to $OUT/times.log.
 # Stage 1 here is compressed to 48 epochs (the shipped model's had 76) to fit 2 hours: on
 # 2026-12-04 both stages took 119.5 min on a 2-core Zen 4, but the model was weaker than
 # final_model/ (FER2013 0.647 / 0.617, CK+ test AU F1 0.568; MODEL_CARD.md, "How it was
