@@ -24,6 +24,11 @@ card's test-time views, everything else the same. If a probe on a frozen backbon
 better than the trained AU head, a better head or loss will not lift the AU numbers: the
 features are the limit.
 
+A spatial layer (``--layer s3_pool``: the backbone's last 3x3x256 map, before the pooling
+that the heads read) is flattened, so the probe sees *where* on the face a feature fires;
+its mirrored views are averaged like the others, which mixes left and right but keeps top
+(brows) and bottom (mouth) apart.
+
 ``--layer au,expr`` probes the two heads' own outputs side by side instead (a stacked
 second stage: does knowing the expression help read the AUs?). The AU head has seen the
 training subjects, so its outputs there are better than on new faces; the regression is fitted
@@ -87,7 +92,8 @@ def _model_features(records, model_dir: str, layers: str) -> object:
     views = tta.views(faces.astype(np.float32))
     outputs = probe.predict(views, batch_size=256, verbose=0)
     outputs = outputs if isinstance(outputs, list | tuple) else [outputs]
-    return np.concatenate([tta.merge(np.asarray(o), len(faces)) for o in outputs], axis=1)
+    merged = [tta.merge(np.asarray(o), len(faces)) for o in outputs]
+    return np.concatenate([m.reshape(len(faces), -1) for m in merged], axis=1)
 
 
 def _landmark_features(records) -> object:
@@ -149,7 +155,7 @@ def main() -> int:
         default="pool",
         help="the bundle's layer for --features model; several, comma-separated, are put "
         "side by side (e.g. au,expr: the AU and expression heads' probabilities, a stacked "
-        "re-reading of the heads)",
+        "re-reading of the heads); a spatial map (e.g. s3_pool) is flattened",
     )
     p.add_argument("--json", help="write the results here")
     args = p.parse_args()
