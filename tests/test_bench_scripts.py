@@ -305,3 +305,109 @@ def test_blend_weights_refuses_models_that_differ(tmp_path):
         )  # fmt: skip
         assert proc.returncode == 2 and said in proc.stderr, proc.stderr[-500:]
     assert not (tmp_path / "out").exists()
+
+
+def _cnn_bundle(out, widths=(4, 8, 8, 12), attention_heads=0):
+    """A small random bundle with the ``cnn`` backbone and its config in the card (a head
+    without attention, as the default model's)."""
+    import keras
+
+    from liveaffect.bundle import HEADS, HeadInfo, ModelCard, save_bundle
+    from liveaffect.model.mtl import build_mtl_model
+    from liveaffect.preprocess import PreprocessSpec
+    from liveaffect.training.config import config_from_dict
+
+    keras.utils.set_random_seed(3)
+    head = {"attention_heads": attention_heads, "shared_units": 16, "branch_units": 8}
+    raw = {
+        "model": {
+            "backbone": "cnn", "input_size": 32, "color": "gray", "widths": list(widths),
+            "head": head,
+        }
+    }  # fmt: skip
+    cfg = config_from_dict(raw)
+    card = ModelCard(
+        name="tiny-cnn",
+        backbone="cnn",
+        preprocess=PreprocessSpec(input_size=(32, 32), color="gray", crop_margin=0.1),
+        heads={h: HeadInfo(trained=True, data="random weights (test)") for h in HEADS},
+        training={"config": cfg.to_dict()},
+    )
+    return save_bundle(build_mtl_model(cfg.model), card, out)
+
+
+@pytest.mark.slow
+def test_widen_backbone_keeps_the_outputs_and_makes_the_stages_wider(tmp_path):
+    from liveaffect.bundle import load_bundle
+
+    bundle = _cnn_bundle(tmp_path / "narrow")
+    text = _run(
+        "bench/widen_backbone.py", "--bundle", str(bundle), "--widths", "4,8,8,20",
+        "--out", str(tmp_path / "wide"),
+    )  # fmt: skip
+    assert "s3_conv1/kernel" in text and "s3_conv0/kernel" not in text.split("(")[0]
+    narrow, wide = load_bundle(bundle), load_bundle(tmp_path / "wide")
+    assert wide.model.get_layer("s3_conv1").kernel.shape[-1] == 20
+    assert wide.card.training["config"]["model"]["widths"] == [4, 8, 8, 20]
+    faces = np.random.default_rng(1).uniform(0, 255, (3, 32, 32, 1)).astype(np.float32)
+    a, b = narrow.model.predict(faces, verbose=0), wide.model.predict(faces, verbose=0)
+    for head in ("expr", "va", "au"):
+        np.testing.assert_allclose(np.asarray(a[head]), np.asarray(b[head]), atol=1e-5)
+    new = wide.model.get_layer("s3_conv1").get_weights()[0]
+    assert np.all(new[..., 12:, :12] == 0) and np.any(new[..., :12, 12:] != 0)
+
+
+def test_widen_backbone_refuses_narrower_or_other_backbones(tmp_path):
+    bundle = _cnn_bundle(tmp_path / "narrow")
+    other = make_tiny_bundle(tmp_path / "tiny", input_size=32)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    cases = (
+        (bundle, "4,8,8,6", "at least as wide"),
+        (bundle, "4,8,8", "has 4 stages"),
+        (bundle, "4,x", "comma-separated integers"),
+        (other, "4,8,8,12", "no training config"),
+        (_cnn_bundle(tmp_path / "attention", attention_heads=1), "4,8,8,20", "has attention"),
+    )
+    for source, widths, said in cases:
+        proc = subprocess.run(
+            [sys.executable, "bench/widen_backbone.py", "--bundle", str(source), "--widths",
+             widths, "--out", str(tmp_path / "out")],
+            capture_output=True, text=True, timeout=300, env=env, cwd=REPO,
+        )  # fmt: skip
+        assert proc.returncode == 2 and said in proc.stderr, (said, proc.stderr[-500:])
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_average_bundles_outputs_the_members_mean(tmp_path):
+    from liveaffect.bundle import load_bundle
+
+    members = [make_tiny_bundle(tmp_path / f"m{i}", input_size=32, seed=i) for i in (1, 2)]
+    text = _run(
+        "bench/average_bundles.py", "--members", ",".join(map(str, members)),
+        "--out", str(tmp_path / "mean"),
+    )  # fmt: skip
+    assert "wrote" in text
+    mean = load_bundle(tmp_path / "mean")
+    assert "mean of the outputs of" in mean.card.notes
+    faces = np.random.default_rng(0).uniform(0, 255, (3, 32, 32, 3)).astype(np.float32)
+    got = mean.model.predict(faces, verbose=0)
+    each = [load_bundle(m).model.predict(faces, verbose=0) for m in members]
+    for head in ("expr", "va", "au"):
+        want = (np.asarray(each[0][head]) + np.asarray(each[1][head])) / 2
+        np.testing.assert_allclose(np.asarray(got[head]), want, atol=1e-6)
+    assert not np.allclose(np.asarray(each[0]["expr"]), np.asarray(each[1]["expr"]))
+
+
+def test_average_bundles_refuses_one_member_or_other_faces(tmp_path):
+    rgb = make_tiny_bundle(tmp_path / "rgb", input_size=32)
+    gray = make_tiny_bundle(tmp_path / "gray", input_size=32, color="gray")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    for members, said in ((f"{rgb}", "at least two"), (f"{rgb},{gray}", "takes other faces")):
+        proc = subprocess.run(
+            [sys.executable, "bench/average_bundles.py", "--members", members,
+             "--out", str(tmp_path / "out")],
+            capture_output=True, text=True, timeout=300, env=env, cwd=REPO,
+        )  # fmt: skip
+        assert proc.returncode == 2 and said in proc.stderr, (said, proc.stderr[-500:])
+    assert not (tmp_path / "out").exists()
