@@ -41,6 +41,10 @@ class AugmentConfig:
             motion blur, low resolution, lighting, sensor noise, JPEG), applied after the
             geometric and colour steps; see :func:`liveaffect.data.degrade.random_degrade`.
             0 = off.
+        degrade_mode: ``chain`` (a random chain of weak and strong steps,
+            :func:`liveaffect.data.degrade.random_degrade`) or ``single`` (one kind per
+            face at the strengths video brings,
+            :func:`liveaffect.data.degrade.random_single_degrade`).
         degrade_from: the first epoch (0-based) with degradations; earlier epochs train on
             clean faces. Needs the training loop's :class:`EpochClock`. From scratch, a
             network that sees degraded faces from the first epoch learns expressions far
@@ -55,6 +59,7 @@ class AugmentConfig:
     contrast: float = 0.2
     erasing: float = 0.0
     degrade: float = 0.0
+    degrade_mode: str = "chain"
     degrade_from: int = 0
 
     def __post_init__(self) -> None:
@@ -65,6 +70,12 @@ class AugmentConfig:
         for name in names:
             if getattr(self, name) < 0:
                 raise ValueError(f"augment.{name} must be >= 0, got {getattr(self, name)}")
+        from liveaffect.data.degrade import MODES
+
+        if self.degrade_mode not in MODES:
+            raise ValueError(
+                f"augment.degrade_mode must be one of {', '.join(MODES)}, got {self.degrade_mode!r}"
+            )
         for name in ("erasing", "degrade"):
             if getattr(self, name) > 1:
                 raise ValueError(
@@ -317,7 +328,7 @@ def make_dataset(
     aug = augmenter(augment, seed) if (training and augment) else None
     degrade = None
     if training and augment:
-        degrade = _degrader(augment.degrade, seed, augment.degrade_from, clock)
+        degrade = _degrader(augment, seed, clock)
 
     def finish(img, lab):
         x = tf.cast(img, tf.float32)
@@ -331,9 +342,10 @@ def make_dataset(
     return ds.prefetch(autotune)
 
 
-def _degrader(probability: float, seed: int, start: int = 0, clock: EpochClock | None = None):
+def _degrader(augment: AugmentConfig, seed: int, clock: EpochClock | None = None):
     """A graph function that degrades a float 0..255 batch like video (None when off);
-    before epoch ``start`` of ``clock`` it passes batches through unchanged."""
+    before epoch ``augment.degrade_from`` of ``clock`` it passes batches through unchanged."""
+    probability, start, mode = augment.degrade, augment.degrade_from, augment.degrade_mode
     if not probability:
         return None
     if start and clock is None:
@@ -348,7 +360,7 @@ def _degrader(probability: float, seed: int, start: int = 0, clock: EpochClock |
         if clock is not None and clock.epoch < start:
             return batch
         pixels = np.clip(batch + 0.5, 0, 255).astype(np.uint8)
-        return random_degrade_batch(pixels, probability, rng).astype(np.float32)
+        return random_degrade_batch(pixels, probability, rng, mode).astype(np.float32)
 
     def apply(x):
         y = tf.numpy_function(run, [x], tf.float32, stateful=True)

@@ -127,3 +127,34 @@ def test_random_batch_degrades_about_the_asked_share(face):
     assert np.array_equal(batch, np.repeat(face[None], 200, axis=0))  # input untouched
     none = degrade.random_degrade_batch(batch, 0.0, np.random.default_rng(0))
     np.testing.assert_array_equal(none, batch)
+
+
+def test_single_mode_degrades_every_drawn_face_with_one_kind_each(face):
+    rng = np.random.default_rng(0)
+    lap = lambda x: cv2.Laplacian(x.astype(np.float32), cv2.CV_32F).var()  # noqa: E731
+    seen = {"dark": 0, "sharp_changed": 0, "soft": 0}
+    for _ in range(120):
+        out = degrade.random_single_degrade(face, rng)
+        assert out.shape == face.shape and out.dtype == np.uint8
+        assert np.abs(out.astype(int) - face).mean() > 1  # never an empty draw
+        if out.mean() < 0.7 * face.mean():
+            seen["dark"] += 1  # the dark room (nothing else darkens)
+        elif lap(out) < 0.6 * lap(face):
+            seen["soft"] += 1  # blur or low resolution
+        else:
+            seen["sharp_changed"] += 1  # noise + JPEG
+    # a quarter each: dark ~30, blur + lowres ~60, noise ~30 of 120
+    assert 15 <= seen["dark"] <= 45 and 40 <= seen["soft"] <= 80, seen
+    assert 15 <= seen["sharp_changed"] <= 45, seen
+    batch = np.repeat(face[None], 100, axis=0)
+    out = degrade.random_degrade_batch(batch, 0.5, np.random.default_rng(0), "single")
+    changed = (np.abs(out.astype(int) - batch).reshape(100, -1).max(axis=1) > 0).mean()
+    assert 0.35 < changed < 0.65  # every drawn face is degraded (no empty chains)
+
+
+def test_degrade_mode_is_checked_when_the_config_is_read():
+    from liveaffect.data.dataset import AugmentConfig
+
+    assert AugmentConfig(degrade=0.5, degrade_mode="single").degrade_mode == "single"
+    with pytest.raises(ValueError, match="degrade_mode must be one of chain, single"):
+        AugmentConfig(degrade_mode="fog")

@@ -625,6 +625,23 @@ def test_degrade_augmentation_reaches_the_training_batches():
         AugmentConfig(degrade=2.0)
 
 
+def test_the_degrade_mode_picks_the_function_the_batches_go_through(monkeypatch):
+    from liveaffect.data import degrade
+    from liveaffect.data.dataset import make_dataset
+    from liveaffect.data.records import Record
+    from liveaffect.preprocess import PreprocessSpec
+
+    off = dict(flip=False, rotation_deg=0, zoom=0, shift=0, brightness=0, contrast=0)
+    spec = PreprocessSpec(input_size=(48, 48), color="gray", normalization="none")
+    images = np.random.default_rng(0).integers(1, 256, (16, 48, 48, 1), dtype=np.uint8)
+    records = [Record(path=f"{i}.png", expr=0) for i in range(16)]
+    monkeypatch.setitem(degrade.MODES, "single", lambda image, rng: np.zeros_like(image))
+    for mode, all_black in (("single", True), ("chain", False)):
+        augment = AugmentConfig(**off, degrade=1.0, degrade_mode=mode)
+        x, _ = next(iter(make_dataset(records, spec, 16, True, augment, None, images)))
+        assert bool(np.asarray(x).max() == 0) is all_black, mode
+
+
 def test_degradations_start_at_the_epoch_the_config_names():
     from liveaffect.data.dataset import EpochClock, make_dataset
     from liveaffect.data.records import Record
