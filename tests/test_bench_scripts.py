@@ -218,10 +218,10 @@ def test_au_baseline_probes_a_bundles_features_on_a_subject_split(tmp_path):
     assert result["dimensions"] == 12 + 8  # the AU and expression heads side by side
     text = _run(
         "bench/au_hog_baseline.py", "--features", "model", "--model", str(bundle),
-        "--layer", "conv2d_1", "--data", data, "--c", "0.1,1", "--json", str(out),
+        "--layer", "features_dropout", "--data", data, "--c", "0.1,1", "--json", str(out),
     )  # fmt: skip
     result = json.loads(out.read_text())
-    _check_probe(result, text, f"{bundle}:conv2d_1")
+    _check_probe(result, text, f"{bundle}:features_dropout")
     assert result["dimensions"] == 8 * 8 * 16  # a spatial map, flattened
 
 
