@@ -43,10 +43,8 @@ def _receiver(port_box, ready, stop, arrivals) -> None:
     from pythonosc import osc_server
     from pythonosc.dispatcher import Dispatcher
 
-    got = {}
-
     def on_frame(address, index, t, faces):
-        got[int(index)] = time.monotonic()
+        arrivals[int(index)] = time.monotonic()
 
     dispatcher = Dispatcher()
     dispatcher.map("/liveaffect/frame", on_frame)
@@ -56,7 +54,6 @@ def _receiver(port_box, ready, stop, arrivals) -> None:
     ready.set()
     while not stop.is_set():
         server.handle_request()
-    arrivals.update(got)
 
 
 class _Stamped(Sink):
@@ -99,9 +96,9 @@ def main() -> int:
     detector = create_detector("blazeface", None, 0.5)
     meta = StreamMeta.from_model(args.model, faces=4, source=args.source)
     ctx = mp.get_context("spawn")
-    port, ready, stop = ctx.Value("i", 0), ctx.Event(), ctx.Event()
+    port, ready, stop, heard = ctx.Value("i", 0), ctx.Event(), ctx.Event(), ctx.Event()
     arrivals = ctx.Manager().dict()
-    receiver = ctx.Process(target=_receiver, args=(port, ready, stop, arrivals), daemon=True)
+    receiver = ctx.Process(target=_receiver, args=(port, ready, heard, arrivals), daemon=True)
     receiver.start()
     if not ready.wait(60):
         raise SystemExit("error: the OSC receiver did not start in 60 s")
@@ -124,7 +121,11 @@ def main() -> int:
         stop.set()
         for s in spinners:
             s.join(10)
-    time.sleep(0.5)
+    # the last datagrams may still be on their way: wait for them (at most 10 s), then stop
+    deadline = time.monotonic() + 10.0
+    while time.monotonic() < deadline and not set(sink.handed) <= set(arrivals.keys()):
+        time.sleep(0.05)
+    heard.set()
     receiver.join(30)
     streams.close()
     late = sorted(1000 * (arrivals[i] - t) for i, t in sink.handed.items() if i in arrivals)
