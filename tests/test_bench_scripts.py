@@ -65,6 +65,36 @@ def test_train_step_times_each_width_set(tmp_path):
     assert "8-16-16-32" in text
 
 
+@pytest.mark.slow
+def test_model_throughput_times_a_bundles_views_and_a_training_step(tmp_path):
+    bundle = make_tiny_bundle(tmp_path / "bundle", input_size=32)
+    card = json.loads((bundle / "card.json").read_text())
+    card["tta"] = {"flip": True, "scales": [1.0, 0.9, 0.8]}
+    (bundle / "card.json").write_text(json.dumps(card))
+    out = tmp_path / "throughput.json"
+    text = _run(
+        "bench/model_throughput.py", "--bundle", str(bundle), "--batches", "1,4",
+        "--repeats", "2", "--train", "configs/default_model.yaml@8", "--steps", "1",
+        "--precision", "none", "--json", str(out),
+    )  # fmt: skip
+    result = json.loads(out.read_text())
+    assert result["backend"] == "tensorflow" and result["device"] == "cpu"
+    # each face runs as the card's six views, as in the app
+    rows = result["inference"]
+    assert [(r["faces_per_call"], r["rows_per_call"]) for r in rows] == [(1, 6), (4, 24)]
+    assert all(r["ms_per_call"] > 0 and r["faces_per_s"] > 0 for r in rows)
+    (train,) = result["training"]
+    assert train["batch_size"] == 8 and train["precision"] == "none"
+    assert train["widths"] == [16, 64, 128, 256] and train["ms_per_step"] > 0
+    assert "backend tensorflow" in text
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [sys.executable, "bench/model_throughput.py", "--batches", "1"],
+        capture_output=True, text=True, timeout=120, env=env, cwd=REPO,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "nothing to time" in proc.stderr
+
+
 def _grey_clip(path):
     """A 12-frame 64x48 clip of flat grey frames (no face: the streams still send frames)."""
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))

@@ -45,6 +45,9 @@ class AugmentConfig:
             :func:`liveaffect.data.degrade.random_degrade`) or ``single`` (one kind per
             face at the strengths video brings,
             :func:`liveaffect.data.degrade.random_single_degrade`).
+        degrade_kinds: ``single`` mode only: relative weights of the kinds (``blur``,
+            ``lowres``, ``noise``, ``dark``; a kind left out is never drawn), e.g.
+            ``{blur: 3, lowres: 3, noise: 1, dark: 2}``; None: a quarter each.
         degrade_from: the first epoch (0-based) with degradations; earlier epochs train on
             clean faces. Needs the training loop's :class:`EpochClock`. From scratch, a
             network that sees degraded faces from the first epoch learns expressions far
@@ -60,6 +63,7 @@ class AugmentConfig:
     erasing: float = 0.0
     degrade: float = 0.0
     degrade_mode: str = "chain"
+    degrade_kinds: dict[str, float] | None = None
     degrade_from: int = 0
 
     def __post_init__(self) -> None:
@@ -70,12 +74,23 @@ class AugmentConfig:
         for name in names:
             if getattr(self, name) < 0:
                 raise ValueError(f"augment.{name} must be >= 0, got {getattr(self, name)}")
-        from liveaffect.data.degrade import MODES
+        from liveaffect.data.degrade import MODES, kind_weights
 
         if self.degrade_mode not in MODES:
             raise ValueError(
                 f"augment.degrade_mode must be one of {', '.join(MODES)}, got {self.degrade_mode!r}"
             )
+        if self.degrade_kinds is not None:
+            if self.degrade_mode != "single":
+                raise ValueError("augment.degrade_kinds needs augment.degrade_mode: single")
+            if not isinstance(self.degrade_kinds, dict):
+                raise ValueError(
+                    f"augment.degrade_kinds maps kinds to weights, got {self.degrade_kinds!r}"
+                )
+            try:
+                kind_weights(self.degrade_kinds)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"augment.degrade_kinds: {exc}") from exc
         for name in ("erasing", "degrade"):
             if getattr(self, name) > 1:
                 raise ValueError(
@@ -346,6 +361,7 @@ def _degrader(augment: AugmentConfig, seed: int, clock: EpochClock | None = None
     """A graph function that degrades a float 0..255 batch like video (None when off);
     before epoch ``augment.degrade_from`` of ``clock`` it passes batches through unchanged."""
     probability, start, mode = augment.degrade, augment.degrade_from, augment.degrade_mode
+    kinds = augment.degrade_kinds
     if not probability:
         return None
     if start and clock is None:
@@ -360,7 +376,7 @@ def _degrader(augment: AugmentConfig, seed: int, clock: EpochClock | None = None
         if clock is not None and clock.epoch < start:
             return batch
         pixels = np.clip(batch + 0.5, 0, 255).astype(np.uint8)
-        return random_degrade_batch(pixels, probability, rng, mode).astype(np.float32)
+        return random_degrade_batch(pixels, probability, rng, mode, kinds).astype(np.float32)
 
     def apply(x):
         y = tf.numpy_function(run, [x], tf.float32, stateful=True)

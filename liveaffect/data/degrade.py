@@ -18,6 +18,9 @@ for a handful of OpenCV calls).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from functools import partial
+
 import cv2
 import numpy as np
 
@@ -144,9 +147,12 @@ def random_degrade(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def random_single_degrade(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One of the :data:`KINDS`, chosen uniformly, at a random strength around its fixed
-    copy's (training, ``augment.degrade_mode: single``).
+def random_single_degrade(
+    image: np.ndarray, rng: np.random.Generator, weights: Sequence[float] | None = None
+) -> np.ndarray:
+    """One of the :data:`KINDS` (uniformly, or by ``weights``, one per kind in that order:
+    :func:`kind_weights`), at a random strength around its fixed copy's (training,
+    ``augment.degrade_mode: single``).
 
     Where :func:`random_degrade` chains weak and strong steps, this gives each kind a
     quarter of the degraded faces at the strengths that matter: Gaussian blur sigma
@@ -157,7 +163,10 @@ def random_single_degrade(image: np.ndarray, rng: np.random.Generator) -> np.nda
     (final_model/MODEL_CARD.md).
     """
     s = _scale(image)
-    kind = KINDS[int(rng.integers(len(KINDS)))]
+    if weights is None:
+        kind = KINDS[int(rng.integers(len(KINDS)))]
+    else:
+        kind = KINDS[int(rng.choice(len(KINDS), p=weights))]
     if kind == "blur":
         if rng.random() < 1 / 3:
             return motion_blur(image, rng.uniform(3.0, 6.0) * s, rng.uniform(0.0, 180.0))
@@ -174,12 +183,38 @@ MODES = {"chain": random_degrade, "single": random_single_degrade}
 """``augment.degrade_mode`` -> the function that degrades one training face."""
 
 
+def kind_weights(kinds: Mapping[str, float]) -> tuple[float, ...]:
+    """The share of each of :data:`KINDS` (in that order) among single-mode degradations,
+    from relative weights by name (``augment.degrade_kinds``; a kind left out gets none).
+
+    Raises:
+        ValueError: an unknown kind, a negative weight, or weights summing to zero.
+    """
+    unknown = sorted(set(kinds) - set(KINDS))
+    if unknown:
+        raise ValueError(f"degradation kinds are {', '.join(KINDS)}; got {', '.join(unknown)}")
+    values = [float(kinds.get(k, 0.0)) for k in KINDS]
+    if any(v < 0 for v in values) or sum(values) <= 0:
+        raise ValueError(f"degradation kind weights must be >= 0 and not all 0, got {dict(kinds)}")
+    total = sum(values)
+    return tuple(v / total for v in values)
+
+
 def random_degrade_batch(
-    images: np.ndarray, probability: float, rng: np.random.Generator, mode: str = "chain"
+    images: np.ndarray,
+    probability: float,
+    rng: np.random.Generator,
+    mode: str = "chain",
+    kinds: Mapping[str, float] | None = None,
 ) -> np.ndarray:
     """``MODES[mode]`` (:func:`random_degrade` by default) on each image of a uint8 batch
-    with ``probability``."""
+    with ``probability``; ``kinds`` weighs the kinds of the ``single`` mode
+    (:func:`kind_weights`; None: a quarter each)."""
     degrade = MODES[mode]
+    if kinds is not None:
+        if mode != "single":
+            raise ValueError(f"degradation kind weights need the single mode, not {mode!r}")
+        degrade = partial(degrade, weights=kind_weights(kinds))
     out = images.copy()
     for i in range(len(out)):
         if rng.random() < probability:

@@ -158,3 +158,37 @@ def test_degrade_mode_is_checked_when_the_config_is_read():
     assert AugmentConfig(degrade=0.5, degrade_mode="single").degrade_mode == "single"
     with pytest.raises(ValueError, match="degrade_mode must be one of chain, single"):
         AugmentConfig(degrade_mode="fog")
+
+
+def test_single_mode_draws_the_kinds_by_their_weights(face):
+    weights = degrade.kind_weights({"blur": 3, "dark": 1})
+    assert weights == (0.75, 0.0, 0.0, 0.25)  # the order of KINDS; left-out kinds get none
+    rng = np.random.default_rng(0)
+    dark = sum(
+        degrade.random_single_degrade(face, rng, weights).mean() < 0.7 * face.mean()
+        for _ in range(200)
+    )
+    assert 30 <= dark <= 70  # a quarter of 200
+    only_dark = degrade.random_degrade_batch(
+        np.repeat(face[None], 20, axis=0), 1.0, rng, "single", {"dark": 1}
+    )
+    assert all(img.mean() < 0.7 * face.mean() for img in only_dark)
+    for bad, match in (({"fog": 1}, "kinds are blur"), ({"blur": -1, "dark": 2}, ">= 0"),
+                       ({"blur": 0}, "not all 0")):  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            degrade.kind_weights(bad)
+    with pytest.raises(ValueError, match="single mode"):
+        degrade.random_degrade_batch(only_dark, 1.0, rng, "chain", {"dark": 1})
+
+
+def test_degrade_kinds_are_checked_when_the_config_is_read():
+    from liveaffect.data.dataset import AugmentConfig
+
+    cfg = AugmentConfig(degrade=0.7, degrade_mode="single", degrade_kinds={"blur": 2, "dark": 1})
+    assert cfg.to_dict()["degrade_kinds"] == {"blur": 2, "dark": 1}
+    with pytest.raises(ValueError, match=r"needs augment\.degrade_mode: single"):
+        AugmentConfig(degrade=0.7, degrade_kinds={"blur": 1})
+    with pytest.raises(ValueError, match=r"augment\.degrade_kinds: degradation kinds are"):
+        AugmentConfig(degrade=0.7, degrade_mode="single", degrade_kinds={"smoke": 1})
+    with pytest.raises(ValueError, match="maps kinds to weights"):
+        AugmentConfig(degrade=0.7, degrade_mode="single", degrade_kinds=["blur"])

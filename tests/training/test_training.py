@@ -642,6 +642,29 @@ def test_the_degrade_mode_picks_the_function_the_batches_go_through(monkeypatch)
         assert bool(np.asarray(x).max() == 0) is all_black, mode
 
 
+def test_the_degrade_kinds_reach_the_batches(monkeypatch):
+    from liveaffect.data import degrade
+    from liveaffect.data.dataset import make_dataset
+    from liveaffect.data.records import Record
+    from liveaffect.preprocess import PreprocessSpec
+
+    seen = []
+
+    def single(image, rng, weights=None):
+        seen.append(weights)
+        return image
+
+    off = dict(flip=False, rotation_deg=0, zoom=0, shift=0, brightness=0, contrast=0)
+    spec = PreprocessSpec(input_size=(48, 48), color="gray", normalization="none")
+    images = np.random.default_rng(0).integers(1, 256, (8, 48, 48, 1), dtype=np.uint8)
+    records = [Record(path=f"{i}.png", expr=0) for i in range(8)]
+    monkeypatch.setitem(degrade.MODES, "single", single)
+    kinds = {"blur": 1, "lowres": 1, "dark": 2}
+    augment = AugmentConfig(**off, degrade=1.0, degrade_mode="single", degrade_kinds=kinds)
+    next(iter(make_dataset(records, spec, 8, True, augment, None, images)))
+    assert seen and all(w == (0.25, 0.25, 0.0, 0.5) for w in seen)
+
+
 def test_degradations_start_at_the_epoch_the_config_names():
     from liveaffect.data.dataset import EpochClock, make_dataset
     from liveaffect.data.records import Record
