@@ -68,3 +68,9 @@ python bench/analyze_speed.py --source $V/pyfeat_WolfgangLanger_Pexels.mp4 --mod
 python -m liveaffect analyze $V --out /tmp/liveaffect_ray_bench --ray --workers 2 --quiet --force
 # 13. How the default --min-face-score was chosen: detections per threshold on the clips.
 python bench/face_score.py --videos $V --json bench/results/face_score.json
+# 11. Model-only speed (inference per batch, one training step) on any Keras backend. The
+#     H200 row of bench/README.md ran this with KERAS_BACKEND=jax on the GPU machine (no
+#     TensorFlow there; EFFNET.yaml = configs/default_model.yaml with backbone
+#     efficientnetv2s, input_size 224, color rgb). Here, on this CPU, with TensorFlow:
+python bench/model_throughput.py --bundle final_model --random-model efficientnetv2s:224 \
+    --batches 1,32 --train configs/default_model.yaml --json bench/results/model_throughput_cpu.json
