@@ -102,6 +102,13 @@ def test_evaluate_reproduces_the_cards_au_numbers_on_ckplus_test_subjects(tmp_pa
     for name, f1 in card["au"]["per_au_f1"].items():
         assert got["au"]["per_au"][name]["f1"] == pytest.approx(f1, abs=2e-3), name
     assert got["au"]["thresholds"] == card_json()["au_thresholds"]
+    # the card's bootstrap interval (whole subjects resampled, seed 0) comes back too
+    assert got["intervals"]["unit"] == card["intervals"]["unit"] == "subject"
+    assert got["intervals"]["groups"] == card["intervals"]["groups"] == 12
+    for bound, value in zip(
+        ("low", "high"), card["intervals"]["metrics"]["au_mean_f1"], strict=True
+    ):
+        assert got["intervals"]["metrics"]["au_mean_f1"][bound] == pytest.approx(value, abs=1e-2)
 
 
 @pytest.mark.slow

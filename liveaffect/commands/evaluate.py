@@ -15,6 +15,7 @@ from typing import Any
 
 from liveaffect.data.degrade import DESCRIPTIONS, KINDS
 from liveaffect.errors import CliError, OptionError
+from liveaffect.evaluation.uncertainty import DEFAULT_RESAMPLES
 from liveaffect.tta import TTA, card_tta, parse_scales
 
 SPLITS = ("auto", "train", "validation", "test", "all")
@@ -102,6 +103,16 @@ def _add_view_and_output_arguments(parser: argparse.ArgumentParser) -> None:
         "when it runs with --engine tflite-int8), or auto (as the app picks it)",
     )
     parser.add_argument("--batch-size", type=int, default=64, help="images per model call")
+    parser.add_argument(
+        "--bootstrap",
+        type=int,
+        default=DEFAULT_RESAMPLES,
+        metavar="N",
+        help="95%% confidence intervals of accuracy, macro-F1, VA CCC and (per-)AU F1 on the "
+        "clean images from N bootstrap resamples (seed 0) of whole groups: the --group-by "
+        "column's values (e.g. subjects), else recordings (a still image is its own); "
+        f"0 = none (default {DEFAULT_RESAMPLES}). JSON 'intervals', report, card summary",
+    )
     parser.add_argument(
         "--tune-au-thresholds",
         action="store_true",
@@ -273,6 +284,12 @@ def _summary_for_card(d: dict[str, Any]) -> dict[str, Any]:
     keep = ("max_ratio", "max_ratio_class", "unlabelled_share")
     if rob.get("clean", {}).get("n"):
         out["prediction_share"] = {k: rob["clean"][k] for k in keep}
+    intervals = d.get("intervals") or {}
+    if intervals.get("metrics"):
+        out["intervals"] = {k: v for k, v in intervals.items() if k != "metrics"}
+        out["intervals"]["metrics"] = {
+            k: [v["low"], v["high"]] for k, v in intervals["metrics"].items()
+        }
     for kind, e in (rob.get("copies") or {}).items():
         entry = {k: e[k] for k in ("expr_accuracy", "accuracy_drop", "expr_macro_f1")}
         entry.update({k: e["prediction_share"].get(k) for k in keep})
@@ -284,6 +301,10 @@ def run(args: argparse.Namespace) -> int:
     """Run the evaluation; returns 0 (user errors raise CliError)."""
     if args.batch_size < 1:
         raise CliError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.bootstrap < 0:
+        raise CliError(
+            f"--bootstrap must be 0 (none) or a number of resamples, got {args.bootstrap}"
+        )
     args.engine = _engine_name(args.engine)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     split = None if args.split == "all" else args.split
@@ -327,18 +348,35 @@ def _evaluate(args: argparse.Namespace, bundle, records, tta, detector):
     thresholds = list(bundle.card.au_thresholds)
     result = preds.evaluate(au_thresholds=thresholds)
     if not args.tune_au_thresholds:
+        _add_intervals(args, preds, result, thresholds)
         return result, thresholds
     if result.au.n == 0:
         raise CliError("--tune-au-thresholds needs AU labels on images that could be scored")
     before = result.au.mean_f1
     thresholds = [float(t) for t in tune_au_thresholds(preds.au_probs, preds.labels()["au"])]
     result = preds.evaluate(au_thresholds=thresholds)
+    _add_intervals(args, preds, result, thresholds)
     result.meta["au_mean_f1_before_tuning"] = before
     result.notes.append(
         "AU thresholds were tuned on this same data, so the AU F1 is optimistic; "
         "report it on data the thresholds were not tuned on."
     )
     return result, thresholds
+
+
+def _add_intervals(args: argparse.Namespace, preds, result, thresholds) -> None:
+    """``result.intervals`` from ``--bootstrap`` resamples (nothing with 0)."""
+    if args.bootstrap == 0:
+        return
+    unit = args.group_by or "recording"
+    result.intervals = preds.intervals(thresholds, n_resamples=args.bootstrap, unit=unit)
+    if not args.group_by and result.intervals["groups"] == result.intervals["frames"]:
+        result.intervals["unit"] = unit = "image"  # still images: each is its own recording
+    if result.intervals["groups"] < 2:
+        result.notes.append(
+            f"No confidence intervals: the scored images come from "
+            f"{result.intervals['groups']} {unit}(s), and an interval needs at least two."
+        )
 
 
 def _update_card(args: argparse.Namespace, bundle, card_file: Path, result, thresholds, tta):

@@ -19,6 +19,7 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -123,6 +124,49 @@ class Predictions:
             if preds is None:
                 result.notes.append(f"The {head} head is not trained: no {head} metrics.")
         return result
+
+    def intervals(
+        self,
+        au_thresholds: float | Sequence[float] | None = None,
+        n_resamples: int = 1000,
+        seed: int = 0,
+        unit: str = "recording",
+        class_names: Sequence[str] = EXPRESSIONS,
+    ) -> dict[str, Any]:
+        """Bootstrap intervals of the headline metrics (expression accuracy and macro-F1,
+        VA CCC, mean and per-AU F1), resampling whole groups (each record's ``split_key``:
+        its ``group``, else its recording): :mod:`liveaffect.evaluation.uncertainty`."""
+        from liveaffect.evaluation.uncertainty import bootstrap_intervals
+
+        records, expr, va, au = self._with_misses()
+        y = label_arrays(records)
+
+        def pick(a: np.ndarray | None, idx: np.ndarray) -> np.ndarray | None:
+            return None if a is None else a[idx]
+
+        def statistic(idx: np.ndarray) -> dict[str, float | None]:
+            r = evaluate_arrays(
+                y["expr"][idx],
+                pick(expr, idx),
+                y["va"][idx],
+                pick(va, idx),
+                y["au"][idx],
+                pick(au, idx),
+                au_thresholds=au_thresholds,
+                class_names=class_names,
+            )
+            out = {
+                "expr_accuracy": r.expr.accuracy,
+                "expr_macro_f1": r.expr.macro_f1,
+                "va_ccc_mean": r.va.ccc_mean,
+                "au_mean_f1": r.au.mean_f1,
+            }
+            if r.au.n:
+                out.update({f"au_f1_{k}": v["f1"] for k, v in r.au.per_au.items()})
+            return out
+
+        keys = [r.split_key for r in records]
+        return bootstrap_intervals(keys, statistic, n_resamples, seed=seed, unit=unit)
 
     def _with_misses(self):
         """Records and outputs to score: with ``no_face="error"`` every miss is appended

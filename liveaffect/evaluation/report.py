@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from liveaffect.evaluation.result import EvaluationResult
+from liveaffect.evaluation.result import HEADLINE_METRICS, EvaluationResult
 from liveaffect.evaluation.robustness import markdown_section, plot_shares
 
 MAX_SCATTER_POINTS = 20_000
@@ -73,11 +73,23 @@ def plot_confusion(result: EvaluationResult, path: Path) -> Path | None:
     return path
 
 
-def _bar_chart(names: list[str], values: list[float | None], title: str, path: Path) -> Path:
+def _bar_chart(
+    names: list[str],
+    values: list[float | None],
+    title: str,
+    path: Path,
+    spans: list[tuple[float, float] | None] | None = None,
+) -> Path:
+    """Bars of ``values``; ``spans`` (low, high) per bar draw interval whiskers."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(names) + 2), 4.0))
     heights = [0.0 if v is None else v for v in values]
     bars = ax.bar(range(len(names)), heights, color="#4c72b0")
+    for i, span in enumerate(spans or []):
+        if span is not None and values[i] is not None:
+            low, high = span
+            err = [[max(heights[i] - low, 0.0)], [max(high - heights[i], 0.0)]]
+            ax.errorbar(i, heights[i], yerr=err, color="black", capsize=3, lw=1)
     for bar, v in zip(bars, values, strict=True):
         label = "n/a" if v is None else f"{v:.2f}"
         ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height() + 0.01, label, ha="center")
@@ -108,7 +120,19 @@ def plot_au_f1(result: EvaluationResult, path: Path) -> Path | None:
         return None
     names = list(au.per_au)
     values = [au.per_au[a]["f1"] for a in names]
-    return _bar_chart(names, values, f"Per-AU F1 (mean {_fmt(au.mean_f1, 3)})", path)
+    metrics = (result.intervals or {}).get("metrics") or {}
+    spans = [_span(metrics.get(f"au_f1_{a}")) for a in names]
+    title = f"Per-AU F1 (mean {_fmt(au.mean_f1, 3)})"
+    if any(spans):
+        level = round(100 * result.intervals["confidence"])
+        title += f", {level}% bootstrap intervals over {result.intervals['unit']}s"
+    return _bar_chart(names, values, title, path, spans if any(spans) else None)
+
+
+def _span(entry: dict[str, Any] | None) -> tuple[float, float] | None:
+    if not entry or entry["low"] is None or entry["high"] is None:
+        return None
+    return entry["low"], entry["high"]
 
 
 def plot_va_scatter(result: EvaluationResult, path: Path) -> Path | None:
@@ -194,6 +218,7 @@ def markdown(
     plots = plots or {}
     out = [f"# {title or 'liveaffect evaluation'}", ""]
     out += _summary_section(result)
+    out += _interval_section(result)
     out += _expression_section(result)
     out += _plot_links(plots, (("confusion", "confusion matrix"), ("f1", "per-class F1")))
     out += _au_section(result)
@@ -236,6 +261,30 @@ def _summary_section(result: EvaluationResult) -> list[str]:
     if result.notes:
         out += ["## Notes", "", *(f"- {n}" for n in result.notes), ""]
     return out + _meta_lines(meta)
+
+
+def _interval_section(result: EvaluationResult) -> list[str]:
+    from liveaffect.evaluation.uncertainty import describe
+
+    metrics = (result.intervals or {}).get("metrics") or {}
+    if not metrics:
+        return []
+    rows = []
+    for key, v in metrics.items():
+        name = HEADLINE_METRICS.get(key) or f"{key.removeprefix('au_f1_')} F1"
+        rows.append([name, _fmt(v["value"]), _fmt(v["low"]), _fmt(v["high"])])
+    unit = result.intervals["unit"]
+    out = ["## How sure these numbers are", ""]
+    out += _table(["metric", "value", "low", "high"], rows)
+    drawn = f"the {unit}s are drawn with replacement"
+    if result.intervals["groups"] < result.intervals["frames"]:
+        drawn += ", each with all of its frames"
+    out.append(
+        f"{describe(result.intervals)}: {drawn} (percentile intervals, scipy.stats.bootstrap, "
+        f"seed {result.intervals['seed']}). They describe how much the number would move on "
+        f"other {unit}s like these; they do not cover thresholds tuned on this same data."
+    )
+    return [*out, ""]
 
 
 def _expression_section(result: EvaluationResult) -> list[str]:

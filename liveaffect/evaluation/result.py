@@ -32,6 +32,9 @@ class EvaluationResult:
         robustness: ``clean``: the expression prediction share per class
             (:func:`liveaffect.evaluation.robustness.prediction_share`); ``copies``: one
             entry per degraded copy scored (``evaluate --degrade``).
+        intervals: bootstrap confidence intervals of the headline metrics
+            (:func:`liveaffect.evaluation.uncertainty.bootstrap_intervals`); empty when
+            not computed.
     """
 
     expr: ExprMetrics = field(default_factory=ExprMetrics)
@@ -40,6 +43,7 @@ class EvaluationResult:
     meta: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     robustness: dict[str, Any] = field(default_factory=dict)
+    intervals: dict[str, Any] = field(default_factory=dict)
 
     @property
     def mtl_terms(self) -> dict[str, float | None]:
@@ -71,6 +75,7 @@ class EvaluationResult:
             "meta": self.meta,
             "notes": list(self.notes),
             "robustness": self.robustness,
+            "intervals": self.intervals,
         }
 
     def summary_rows(self) -> list[tuple[str, str, str]]:
@@ -98,6 +103,7 @@ class EvaluationResult:
         lines.insert(1, "-" * len(lines[0]))
         if "tta" in self.meta:
             lines.append(f"test-time views: {self.meta['tta']}")
+        lines.extend(self._interval_lines())
         for kind, e in (self.robustness.get("copies") or {}).items():
             share = e["prediction_share"]
             acc = "n/a" if e["expr_accuracy"] is None else f"{e['expr_accuracy']:.4f}"
@@ -107,6 +113,31 @@ class EvaluationResult:
             lines.append(f"degraded '{kind}': accuracy {acc} (drop {drop}){worst}")
         lines.extend(f"note: {n}" for n in self.notes)
         return "\n".join(lines)
+
+    def _interval_lines(self) -> list[str]:
+        from liveaffect.evaluation.uncertainty import describe
+
+        metrics = (self.intervals or {}).get("metrics") or {}
+        shown = [(k, v) for k, v in metrics.items() if k in HEADLINE_METRICS]
+        if not shown:
+            return []
+        lines = [describe(self.intervals) + ":"]
+        for key, v in shown:
+            if v["low"] is None or v["high"] is None:
+                span = "undefined in some resamples"
+            else:
+                span = f"{v['low']:.4f} .. {v['high']:.4f}"
+            lines.append(f"  {HEADLINE_METRICS[key]:<16} {v['value']:.4f}  [{span}]")
+        return lines
+
+
+HEADLINE_METRICS = {
+    "expr_accuracy": "EXPR accuracy",
+    "expr_macro_f1": "EXPR macro F1",
+    "au_mean_f1": "AU mean F1",
+    "va_ccc_mean": "VA CCC mean",
+}
+"""Interval keys printed in the summary (per-AU ones go to the report and the plot)."""
 
 
 def evaluate_arrays(

@@ -469,3 +469,33 @@ def test_cli_holdout_parts_by_group(bundle_dir, tmp_path):
         run_cli([*argv, "--holdout", "0.5:1:val"])
     with pytest.raises(CliError, match="no 'person' column"):
         run_cli([*argv[:-2], "--group-by", "person"])
+
+
+def test_cli_bootstrap_intervals_by_subject_in_json_report_and_card(bundle_dir, tmp_path, capsys):
+    root = write_manifest(tmp_path / "m", n=24)
+    lines = (root / "labels.csv").read_text().splitlines()
+    lines = [lines[0] + ",subject"] + [f"{ln},S{i // 4}" for i, ln in enumerate(lines[1:])]
+    (root / "labels.csv").write_text("\n".join(lines) + "\n")
+    out, report = tmp_path / "e.json", tmp_path / "r" / "e.md"
+    argv = ["--model", str(bundle_dir), "--data", str(root), "--split", "all", "--no-tta-flip"]
+    argv += ["--group-by", "subject", "--json", str(out)]
+    assert run_cli([*argv, "--bootstrap", "200", "--report", str(report), "--save-to-card"]) == 0
+    d = json.loads(out.read_text())
+    iv = d["intervals"]
+    assert (iv["unit"], iv["groups"], iv["frames"], iv["resamples"]) == ("subject", 6, 24, 200)
+    for key in ("expr_accuracy", "expr_macro_f1", "au_mean_f1", "va_ccc_mean", f"au_f1_{AUS[0]}"):
+        m = iv["metrics"][key]
+        assert m["low"] <= m["value"] <= m["high"]
+    assert iv["metrics"]["au_mean_f1"]["value"] == d["au"]["mean_f1"]
+    assert "200 bootstrap resamples of 6 subject(s)" in capsys.readouterr().out
+    text = report.read_text()
+    assert "## How sure these numbers are" in text and "| AU mean F1 |" in text
+    (entry,) = json.loads((bundle_dir / "card.json").read_text())["metrics"]["evaluation"].values()
+    assert entry["intervals"]["metrics"]["au_mean_f1"] == [
+        iv["metrics"]["au_mean_f1"]["low"],
+        iv["metrics"]["au_mean_f1"]["high"],
+    ]
+    assert run_cli([*argv, "--bootstrap", "0"]) == 0
+    assert json.loads(out.read_text())["intervals"] == {}
+    with pytest.raises(CliError, match="--bootstrap"):
+        run_cli([*argv, "--bootstrap", "-1"])
