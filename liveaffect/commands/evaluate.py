@@ -253,8 +253,9 @@ def _predict(args: argparse.Namespace, bundle, records, tta, detector, degrade=N
     )
 
 
-def _score_degraded(result, bundle, records, tta, detector, thresholds, kind, args) -> None:
-    """Score the ``kind`` copy of every image and add its entry to ``result.robustness``."""
+def _score_degraded(result, clean, bundle, records, tta, detector, thresholds, kind, args):
+    """Score the ``kind`` copy of every image and add its entry to ``result.robustness``
+    (with the drop's bootstrap interval, paired with the ``clean`` predictions)."""
     from liveaffect.evaluation.robustness import copy_entry
 
     if not args.no_progress:
@@ -264,7 +265,22 @@ def _score_degraded(result, bundle, records, tta, detector, thresholds, kind, ar
     share = degraded.robustness.get("share", {"n": 0})
     entry = copy_entry(kind, DESCRIPTIONS[kind], result, degraded, share)
     entry["scored"] = len(preds.records)
+    entry["accuracy_drop_interval"] = _drop_interval(args, clean, preds)
     result.robustness.setdefault("copies", {})[kind] = entry
+
+
+def _drop_interval(args: argparse.Namespace, clean, degraded) -> list[float | None] | None:
+    """The accuracy drop's paired bootstrap interval; None without ``--bootstrap``, without
+    expression predictions, or when the two runs scored different images (``--detect``)."""
+    from liveaffect.evaluation.robustness import drop_interval
+
+    same = [r.path for r in clean.records] == [r.path for r in degraded.records]
+    missed = bool(clean.missed_records or degraded.missed_records)
+    if args.bootstrap == 0 or clean.expr_probs is None or not same or missed:
+        return None
+    labels = clean.labels()["expr"]
+    keys = [r.split_key for r in clean.records]
+    return drop_interval(keys, labels, clean.expr_probs, degraded.expr_probs, args.bootstrap)
 
 
 def _summary_for_card(d: dict[str, Any]) -> dict[str, Any]:
@@ -291,7 +307,8 @@ def _summary_for_card(d: dict[str, Any]) -> dict[str, Any]:
             k: [v["low"], v["high"]] for k, v in intervals["metrics"].items()
         }
     for kind, e in (rob.get("copies") or {}).items():
-        entry = {k: e[k] for k in ("expr_accuracy", "accuracy_drop", "expr_macro_f1")}
+        keys = ("expr_accuracy", "accuracy_drop", "accuracy_drop_interval", "expr_macro_f1")
+        entry = {k: e.get(k) for k in keys}
         entry.update({k: e["prediction_share"].get(k) for k in keep})
         out.setdefault("degraded", {})[kind] = entry
     return out
@@ -320,9 +337,9 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--tune-au-thresholds needs a model whose AU head is trained")
     tta = _tta(bundle, args)
     detector = _detector() if args.detect else None
-    result, thresholds = _evaluate(args, bundle, records, tta, detector)
+    result, thresholds, clean = _evaluate(args, bundle, records, tta, detector)
     for kind in kinds:
-        _score_degraded(result, bundle, records, tta, detector, thresholds, kind, args)
+        _score_degraded(result, clean, bundle, records, tta, detector, thresholds, kind, args)
     result.meta.update(
         model=str(args.model),
         data=list(args.data),
@@ -337,7 +354,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace, bundle, records, tta, detector):
-    """Score the clean images (tuning AU thresholds when asked); returns (result, thresholds)."""
+    """Score the clean images (tuning AU thresholds when asked); returns (result,
+    thresholds, the predictions)."""
     from liveaffect.evaluation.metrics import tune_au_thresholds
 
     preds = _predict(args, bundle, records, tta, detector)
@@ -349,7 +367,7 @@ def _evaluate(args: argparse.Namespace, bundle, records, tta, detector):
     result = preds.evaluate(au_thresholds=thresholds)
     if not args.tune_au_thresholds:
         _add_intervals(args, preds, result, thresholds)
-        return result, thresholds
+        return result, thresholds, preds
     if result.au.n == 0:
         raise CliError("--tune-au-thresholds needs AU labels on images that could be scored")
     before = result.au.mean_f1
@@ -361,7 +379,7 @@ def _evaluate(args: argparse.Namespace, bundle, records, tta, detector):
         "AU thresholds were tuned on this same data, so the AU F1 is optimistic; "
         "report it on data the thresholds were not tuned on."
     )
-    return result, thresholds
+    return result, thresholds, preds
 
 
 def _add_intervals(args: argparse.Namespace, preds, result, thresholds) -> None:

@@ -108,6 +108,9 @@ class EvaluationResult:
             share = e["prediction_share"]
             acc = "n/a" if e["expr_accuracy"] is None else f"{e['expr_accuracy']:.4f}"
             drop = "n/a" if e["accuracy_drop"] is None else f"{e['accuracy_drop']:+.4f}"
+            span = e.get("accuracy_drop_interval")
+            if span and None not in span:
+                drop += f", 95% interval {span[0]:+.4f} .. {span[1]:+.4f}"
             ratio, worst = share.get("max_ratio"), share.get("max_ratio_class")
             worst = "" if ratio is None else f", max share ratio {ratio:.2f} ({worst})"
             lines.append(f"degraded '{kind}': accuracy {acc} (drop {drop}){worst}")

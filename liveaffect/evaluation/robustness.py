@@ -75,6 +75,36 @@ def copy_entry(
     }
 
 
+def drop_interval(
+    keys: Sequence[str],
+    expr_labels: np.ndarray,
+    clean_probs: np.ndarray,
+    degraded_probs: np.ndarray,
+    n_resamples: int,
+    seed: int = 0,
+) -> list[float | None] | None:
+    """95% bootstrap interval ``[low, high]`` of the accuracy drop from clean to degraded,
+    paired: each resample draws the same groups (``keys``, e.g. images) for both, so the
+    interval is about the drop, not about two independent accuracies. None when fewer than
+    two groups carry an expression label.
+    """
+    from liveaffect.evaluation.uncertainty import bootstrap_intervals
+
+    labels = np.asarray(expr_labels).reshape(-1)
+    right_clean = np.asarray(clean_probs).argmax(axis=1) == labels
+    right_degraded = np.asarray(degraded_probs).argmax(axis=1) == labels
+    labelled = labels >= 0
+
+    def statistic(idx: np.ndarray) -> dict[str, float | None]:
+        keep = idx[labelled[idx]]
+        if len(keep) == 0:
+            return {"drop": None}
+        return {"drop": float(right_clean[keep].mean() - right_degraded[keep].mean())}
+
+    got = bootstrap_intervals(keys, statistic, n_resamples, seed=seed)["metrics"].get("drop")
+    return None if got is None else [got["low"], got["high"]]
+
+
 def markdown_section(robustness: dict[str, Any]) -> list[str]:
     """Report lines: one row per copy, then predicted share per class per copy."""
     copies = robustness.get("copies") or {}
@@ -89,8 +119,9 @@ def markdown_section(robustness: dict[str, Any]) -> list[str]:
     if copies:
         out += [
             "Degraded copies of every image (`evaluate --degrade`); the drop is from the clean "
-            "images, the share ratio is the most over-predicted class's predicted share over "
-            "its true share.",
+            "images (in brackets its 95% bootstrap interval, the same images drawn for both), "
+            "the share ratio is the most over-predicted class's predicted share over its true "
+            "share.",
             "",
             "| copy | what | accuracy | drop | macro F1 | max share ratio | AU F1 | VA CCC |",
             "|---|---|---|---|---|---|---|---|",
@@ -98,9 +129,13 @@ def markdown_section(robustness: dict[str, Any]) -> list[str]:
         for kind, e in copies.items():
             share = e["prediction_share"]
             ratio = f"{f(share.get('max_ratio'), 2)} ({share.get('max_ratio_class', '')})"
+            drop = f(e["accuracy_drop"])
+            span = e.get("accuracy_drop_interval")
+            if span and None not in span:
+                drop += f" [{f(span[0])}, {f(span[1])}]"
             out.append(
                 f"| {kind} | {e['description']} | {f(e['expr_accuracy'])} | "
-                f"{f(e['accuracy_drop'])} | {f(e['expr_macro_f1'])} | {ratio} | "
+                f"{drop} | {f(e['expr_macro_f1'])} | {ratio} | "
                 f"{f(e['au_mean_f1'])} | {f(e['va_ccc_mean'])} |"
             )
         out.append("")

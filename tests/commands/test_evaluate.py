@@ -411,6 +411,8 @@ def test_cli_degraded_copies_report_drop_and_class_shares(bundle_dir, tmp_path, 
         share = e["prediction_share"]
         assert e["scored"] == 12 and share["n"] == 12, kind
         assert e["accuracy_drop"] == pytest.approx(d["expr"]["accuracy"] - e["expr_accuracy"])
+        low, high = e["accuracy_drop_interval"]
+        assert low - 1e-9 <= e["accuracy_drop"] <= high + 1e-9, kind
         ratios = [r for r in share["ratio"].values() if r is not None]
         assert share["max_ratio"] == pytest.approx(max(ratios))
         assert share["unlabelled_share"] == pytest.approx(
@@ -434,6 +436,8 @@ def test_cli_degraded_copies_report_drop_and_class_shares(bundle_dir, tmp_path, 
     assert "degraded 'lowres': accuracy" in capsys.readouterr().out
     (entry,) = json.loads((bundle_dir / "card.json").read_text())["metrics"]["evaluation"].values()
     assert set(entry["degraded"]) == {"blur", "lowres", "noise", "dark"}
+    blur = d["robustness"]["copies"]["blur"]
+    assert entry["degraded"]["blur"]["accuracy_drop_interval"] == blur["accuracy_drop_interval"]
     assert entry["prediction_share"]["max_ratio"] == clean["max_ratio"]
     # the same copy twice: identical numbers (seeded noise)
     assert run_cli([*argv, "--degrade", "noise,noise"]) == 0

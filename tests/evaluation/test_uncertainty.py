@@ -80,3 +80,23 @@ def test_predictions_intervals_cover_every_headline_metric_per_subject():
     assert m["au_mean_f1"]["value"] == pytest.approx(sk)
     for v in m.values():
         assert v["low"] <= v["value"] + 1e-12 and v["value"] <= v["high"] + 1e-12
+
+
+def test_drop_interval_is_paired_over_the_same_images():
+    from liveaffect.evaluation.robustness import drop_interval
+
+    rng = np.random.default_rng(4)
+    n = 300
+    labels = rng.integers(0, 7, n)
+    clean = rng.random((n, 8))
+    keys = [str(i) for i in range(n)]
+    # the same answers on the copy: the drop is 0 in every resample, so is its interval
+    assert drop_interval(keys, labels, clean, clean.copy(), 200) == [0.0, 0.0]
+    # the copy gets 30 right answers wrong: drop 0.1 at most, and never negative
+    right = np.flatnonzero(clean.argmax(axis=1) == labels)[:30]
+    degraded = clean.copy()
+    degraded[right] = np.roll(degraded[right], 1, axis=1)
+    degraded[right, labels[right]] = -1.0
+    low, high = drop_interval(keys, labels, clean, degraded, 400)
+    assert 0.0 < low < 30 / n < high < 0.2
+    assert drop_interval(["a"] * n, labels, clean, degraded, 50) is None  # one group
