@@ -15,6 +15,7 @@ from typing import Any
 
 from liveaffect.data.degrade import DESCRIPTIONS, KINDS
 from liveaffect.errors import CliError, OptionError
+from liveaffect.evaluation.robustness import with_copies
 from liveaffect.evaluation.uncertainty import DEFAULT_RESAMPLES
 from liveaffect.tta import TTA, card_tta, parse_scales
 
@@ -112,6 +113,16 @@ def _add_view_and_output_arguments(parser: argparse.ArgumentParser) -> None:
         "clean images from N bootstrap resamples (seed 0) of whole groups: the --group-by "
         "column's values (e.g. subjects), else recordings (a still image is its own); "
         f"0 = none (default {DEFAULT_RESAMPLES}). JSON 'intervals', report, card summary",
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="MODEL",
+        help="also score this bundle on the same images (and the same degraded copies), "
+        "each model with its own card's views and AU thresholds, and report model minus "
+        "baseline for every headline metric (and each copy's accuracy and drop) with a "
+        "paired bootstrap interval (--bootstrap resamples; the same groups drawn for both) "
+        "and a verdict: better / worse where the interval excludes 0, else no clear "
+        "difference. JSON 'comparison', report section; not stored in the card",
     )
     parser.add_argument(
         "--tune-au-thresholds",
@@ -267,6 +278,34 @@ def _score_degraded(result, clean, bundle, records, tta, detector, thresholds, k
     entry["scored"] = len(preds.records)
     entry["accuracy_drop_interval"] = _drop_interval(args, clean, preds)
     result.robustness.setdefault("copies", {})[kind] = entry
+    return preds
+
+
+def _compare(args: argparse.Namespace, baseline, records, detector, kinds, clean, mine):
+    """Score ``baseline`` on the same images and copies; the paired differences."""
+    from liveaffect.evaluation.uncertainty import paired_differences
+
+    tta = _tta(baseline, args)
+    th = list(baseline.card.au_thresholds)
+    if not args.no_progress:
+        print(f"baseline {args.baseline}: {tta.describe()}")
+    base = _predict(args, baseline, records, tta, detector)
+    if base.group_keys() != clean.group_keys() or [r.path for r in base.records] != [
+        r.path for r in clean.records
+    ]:
+        raise CliError(
+            f"the model and the baseline {args.baseline} scored different images "
+            "(the face detector found faces in one run it missed in the other), so they "
+            "cannot be compared image by image"
+        )
+    copies = {k: _predict(args, baseline, records, tta, detector, degrade=k) for k in kinds}
+    theirs = with_copies(base.statistic(th), {k: c.statistic(th) for k, c in copies.items()})
+    unit = args.group_by or "recording"
+    keys = clean.group_keys()
+    if not args.group_by and len(set(keys)) == len(keys):
+        unit = "image"
+    out = paired_differences(keys, mine, theirs, args.bootstrap, unit=unit)
+    return {"baseline": str(args.baseline), **out}
 
 
 def _drop_interval(args: argparse.Namespace, clean, degraded) -> list[float | None] | None:
@@ -322,6 +361,13 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(
             f"--bootstrap must be 0 (none) or a number of resamples, got {args.bootstrap}"
         )
+    if args.baseline and args.bootstrap == 0:
+        raise CliError("--baseline needs --bootstrap N with N > 0 for its intervals")
+    if args.baseline and args.tune_au_thresholds:
+        raise CliError(
+            "--baseline compares the models as their cards stand; tune the AU thresholds "
+            "first (--tune-au-thresholds on validation data), then compare"
+        )
     args.engine = _engine_name(args.engine)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     split = None if args.split == "all" else args.split
@@ -337,9 +383,18 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--tune-au-thresholds needs a model whose AU head is trained")
     tta = _tta(bundle, args)
     detector = _detector() if args.detect else None
+    baseline = _load_bundle(args.baseline) if args.baseline else None
     result, thresholds, clean = _evaluate(args, bundle, records, tta, detector)
+    copies = {}
     for kind in kinds:
-        _score_degraded(result, clean, bundle, records, tta, detector, thresholds, kind, args)
+        copies[kind] = _score_degraded(
+            result, clean, bundle, records, tta, detector, thresholds, kind, args
+        )
+    if baseline is not None:
+        mine = with_copies(
+            clean.statistic(thresholds), {k: c.statistic(thresholds) for k, c in copies.items()}
+        )
+        result.comparison = _compare(args, baseline, records, detector, kinds, clean, mine)
     result.meta.update(
         model=str(args.model),
         data=list(args.data),

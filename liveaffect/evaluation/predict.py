@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -125,19 +125,14 @@ class Predictions:
                 result.notes.append(f"The {head} head is not trained: no {head} metrics.")
         return result
 
-    def intervals(
+    def statistic(
         self,
         au_thresholds: float | Sequence[float] | None = None,
-        n_resamples: int = 1000,
-        seed: int = 0,
-        unit: str = "recording",
         class_names: Sequence[str] = EXPRESSIONS,
-    ) -> dict[str, Any]:
-        """Bootstrap intervals of the headline metrics (expression accuracy and macro-F1,
-        VA CCC, mean and per-AU F1), resampling whole groups (each record's ``split_key``:
-        its ``group``, else its recording): :mod:`liveaffect.evaluation.uncertainty`."""
-        from liveaffect.evaluation.uncertainty import bootstrap_intervals
-
+    ) -> Callable[[np.ndarray], dict[str, float | None]]:
+        """Indices into :meth:`group_keys`' frames -> the headline metrics on those frames
+        (expression accuracy and macro-F1, VA CCC mean, mean and per-AU F1): what
+        :mod:`liveaffect.evaluation.uncertainty` resamples."""
         records, expr, va, au = self._with_misses()
         y = label_arrays(records)
 
@@ -165,8 +160,27 @@ class Predictions:
                 out.update({f"au_f1_{k}": v["f1"] for k, v in r.au.per_au.items()})
             return out
 
-        keys = [r.split_key for r in records]
-        return bootstrap_intervals(keys, statistic, n_resamples, seed=seed, unit=unit)
+        return statistic
+
+    def group_keys(self) -> list[str]:
+        """Each scored frame's group (its record's ``split_key``: the ``group``, else the
+        recording), misses included as :meth:`evaluate` scores them."""
+        return [r.split_key for r in self._with_misses()[0]]
+
+    def intervals(
+        self,
+        au_thresholds: float | Sequence[float] | None = None,
+        n_resamples: int = 1000,
+        seed: int = 0,
+        unit: str = "recording",
+        class_names: Sequence[str] = EXPRESSIONS,
+    ) -> dict[str, Any]:
+        """Bootstrap intervals of :meth:`statistic`'s metrics, resampling whole groups
+        (:meth:`group_keys`): :mod:`liveaffect.evaluation.uncertainty`."""
+        from liveaffect.evaluation.uncertainty import bootstrap_intervals
+
+        statistic = self.statistic(au_thresholds, class_names)
+        return bootstrap_intervals(self.group_keys(), statistic, n_resamples, seed=seed, unit=unit)
 
     def _with_misses(self):
         """Records and outputs to score: with ``no_face="error"`` every miss is appended

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from liveaffect.evaluation.result import HEADLINE_METRICS, EvaluationResult
+from liveaffect.evaluation.result import HEADLINE_METRICS, EvaluationResult, comparison_label
 from liveaffect.evaluation.robustness import markdown_section, plot_shares
 
 MAX_SCATTER_POINTS = 20_000
@@ -219,6 +219,7 @@ def markdown(
     out = [f"# {title or 'liveaffect evaluation'}", ""]
     out += _summary_section(result)
     out += _interval_section(result)
+    out += _comparison_section(result)
     out += _expression_section(result)
     out += _plot_links(plots, (("confusion", "confusion matrix"), ("f1", "per-class F1")))
     out += _au_section(result)
@@ -283,6 +284,35 @@ def _interval_section(result: EvaluationResult) -> list[str]:
         f"{describe(result.intervals)}: {drawn} (percentile intervals, scipy.stats.bootstrap, "
         f"seed {result.intervals['seed']}). They describe how much the number would move on "
         f"other {unit}s like these; they do not cover thresholds tuned on this same data."
+    )
+    return [*out, ""]
+
+
+def _comparison_section(result: EvaluationResult) -> list[str]:
+    from liveaffect.evaluation.uncertainty import describe
+
+    metrics = (result.comparison or {}).get("metrics") or {}
+    if not metrics:
+        return []
+    rows = [
+        [
+            comparison_label(key),
+            _fmt(v["model"]),
+            _fmt(v["baseline"]),
+            f"{v['value']:+.4f}",
+            "n/a" if None in (v["low"], v["high"]) else f"{v['low']:+.4f} .. {v['high']:+.4f}",
+            v["verdict"],
+        ]
+        for key, v in metrics.items()
+    ]
+    out = [f"## Against the baseline `{result.comparison['baseline']}`", ""]
+    out += _table(["metric", "this model", "baseline", "difference", "interval", "verdict"], rows)
+    out.append(
+        f"Both models scored the same images, each with its own card's views and AU thresholds. "
+        f"{describe(result.comparison)}, paired: each resample draws the same "
+        f"{result.comparison['unit']}s for both models, so the interval is about the "
+        "difference itself. 'better' / 'worse' only where the interval excludes 0 (a lower "
+        "accuracy drop is better)."
     )
     return [*out, ""]
 

@@ -35,6 +35,9 @@ class EvaluationResult:
         intervals: bootstrap confidence intervals of the headline metrics
             (:func:`liveaffect.evaluation.uncertainty.bootstrap_intervals`); empty when
             not computed.
+        comparison: this model against a baseline on the same images (``evaluate
+            --baseline``): :func:`liveaffect.evaluation.uncertainty.paired_differences`
+            plus ``baseline`` (its path); empty when not asked for.
     """
 
     expr: ExprMetrics = field(default_factory=ExprMetrics)
@@ -44,6 +47,7 @@ class EvaluationResult:
     notes: list[str] = field(default_factory=list)
     robustness: dict[str, Any] = field(default_factory=dict)
     intervals: dict[str, Any] = field(default_factory=dict)
+    comparison: dict[str, Any] = field(default_factory=dict)
 
     @property
     def mtl_terms(self) -> dict[str, float | None]:
@@ -76,6 +80,7 @@ class EvaluationResult:
             "notes": list(self.notes),
             "robustness": self.robustness,
             "intervals": self.intervals,
+            "comparison": self.comparison,
         }
 
     def summary_rows(self) -> list[tuple[str, str, str]]:
@@ -114,8 +119,26 @@ class EvaluationResult:
             ratio, worst = share.get("max_ratio"), share.get("max_ratio_class")
             worst = "" if ratio is None else f", max share ratio {ratio:.2f} ({worst})"
             lines.append(f"degraded '{kind}': accuracy {acc} (drop {drop}){worst}")
+        lines.extend(self._comparison_lines())
         lines.extend(f"note: {n}" for n in self.notes)
         return "\n".join(lines)
+
+    def _comparison_lines(self) -> list[str]:
+        from liveaffect.evaluation.uncertainty import describe
+
+        metrics = (self.comparison or {}).get("metrics") or {}
+        if not metrics:
+            return []
+        lines = [f"against {self.comparison['baseline']} ({describe(self.comparison)}):"]
+        for key, v in metrics.items():
+            span = (
+                "n/a" if None in (v["low"], v["high"]) else f"{v['low']:+.4f} .. {v['high']:+.4f}"
+            )
+            lines.append(
+                f"  {comparison_label(key):<24} {v['model']:.4f} vs {v['baseline']:.4f}: "
+                f"{v['value']:+.4f} [{span}] {v['verdict']}"
+            )
+        return lines
 
     def _interval_lines(self) -> list[str]:
         from liveaffect.evaluation.uncertainty import describe
@@ -141,6 +164,16 @@ HEADLINE_METRICS = {
     "va_ccc_mean": "VA CCC mean",
 }
 """Interval keys printed in the summary (per-AU ones go to the report and the plot)."""
+
+
+def comparison_label(key: str) -> str:
+    """``blur_accuracy_drop`` -> ``blur: accuracy drop``; headline keys by their names."""
+    if key in HEADLINE_METRICS:
+        return HEADLINE_METRICS[key]
+    for suffix, text in (("_expr_accuracy", "accuracy"), ("_accuracy_drop", "accuracy drop")):
+        if key.endswith(suffix):
+            return f"{key.removesuffix(suffix)}: {text}"
+    return key
 
 
 def evaluate_arrays(

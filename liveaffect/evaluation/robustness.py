@@ -9,7 +9,7 @@ Other) get their share alone.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -103,6 +103,28 @@ def drop_interval(
 
     got = bootstrap_intervals(keys, statistic, n_resamples, seed=seed)["metrics"].get("drop")
     return None if got is None else [got["low"], got["high"]]
+
+
+def with_copies(
+    clean: Callable[[np.ndarray], Mapping[str, float | None]],
+    copies: Mapping[str, Callable[[np.ndarray], Mapping[str, float | None]]],
+) -> Callable[[np.ndarray], dict[str, float | None]]:
+    """One statistic from the clean images' and each degraded copy's (frame indices ->
+    metrics, e.g. :meth:`Predictions.statistic`): the clean headline metrics, then per copy
+    ``<kind>_expr_accuracy`` and ``<kind>_accuracy_drop`` (clean minus copy)."""
+    headline = ("expr_accuracy", "expr_macro_f1", "va_ccc_mean", "au_mean_f1")
+
+    def statistic(idx: np.ndarray) -> dict[str, float | None]:
+        got = clean(idx)
+        out = {k: got.get(k) for k in headline}
+        for kind, copy in copies.items():
+            acc = copy(idx).get("expr_accuracy")
+            out[f"{kind}_expr_accuracy"] = acc
+            base = out["expr_accuracy"]
+            out[f"{kind}_accuracy_drop"] = None if acc is None or base is None else base - acc
+        return out
+
+    return statistic
 
 
 def markdown_section(robustness: dict[str, Any]) -> list[str]:

@@ -144,3 +144,49 @@ def describe(intervals: Mapping[str, Any]) -> str:
         f"{level}% intervals from {intervals['resamples']} bootstrap resamples of "
         f"{intervals['groups']} {intervals['unit']}(s) ({intervals['frames']} frames)"
     )
+
+
+LOWER_IS_BETTER_SUFFIX = "_accuracy_drop"
+"""Metrics whose names end so are better when lower (a degraded copy's accuracy drop)."""
+
+
+def verdict(name: str, low: float | None, high: float | None) -> str:
+    """``better`` / ``worse`` when the interval of (model - baseline) excludes 0, else
+    ``no clear difference``; a drop is better when lower."""
+    if low is None or high is None or low <= 0.0 <= high:
+        return "no clear difference"
+    higher = low > 0.0
+    if name.endswith(LOWER_IS_BETTER_SUFFIX):
+        higher = not higher
+    return "better" if higher else "worse"
+
+
+def paired_differences(
+    keys: Sequence[str],
+    model: Statistic,
+    baseline: Statistic,
+    n_resamples: int = DEFAULT_RESAMPLES,
+    confidence: float = CONFIDENCE,
+    seed: int = 0,
+    unit: str = "group",
+) -> dict[str, Any]:
+    """Model minus baseline on every metric both give, with paired bootstrap intervals:
+    each resample draws the same groups for both, so what is shared (the hard faces, the
+    easy subjects) cancels and the interval is about the difference itself.
+
+    Returns:
+        :func:`bootstrap_intervals`' dict, where each metric's ``value`` is the difference
+        and it also holds ``model``, ``baseline`` and ``verdict`` (:func:`verdict`).
+    """
+
+    def difference(idx: np.ndarray) -> dict[str, float | None]:
+        a, b = model(idx), baseline(idx)
+        return {k: None if a.get(k) is None or b.get(k) is None else float(a[k] - b[k]) for k in a}
+
+    out = bootstrap_intervals(keys, difference, n_resamples, confidence, seed, unit)
+    everything = np.arange(len(keys))
+    a, b = model(everything), baseline(everything)
+    for name, entry in out["metrics"].items():
+        entry.update(model=float(a[name]), baseline=float(b[name]))
+        entry["verdict"] = verdict(name, entry["low"], entry["high"])
+    return out

@@ -503,3 +503,36 @@ def test_cli_bootstrap_intervals_by_subject_in_json_report_and_card(bundle_dir, 
     assert json.loads(out.read_text())["intervals"] == {}
     with pytest.raises(CliError, match="--bootstrap"):
         run_cli([*argv, "--bootstrap", "-1"])
+
+
+def test_cli_baseline_paired_comparison(bundle_dir, tiny_bundle_factory, tmp_path, capsys):
+    data = write_class_folders(tmp_path / "fer", per_class=6)
+    out, report = tmp_path / "e.json", tmp_path / "r" / "e.md"
+    argv = ["--model", str(bundle_dir), "--data", str(data), "--no-tta-flip", "--json", str(out)]
+    argv += ["--degrade", "blur", "--bootstrap", "200"]
+    # against itself: every difference is 0, and nothing is called better or worse
+    assert run_cli([*argv, "--baseline", str(bundle_dir)]) == 0
+    cmp = json.loads(out.read_text())["comparison"]
+    assert cmp["baseline"] == str(bundle_dir) and cmp["unit"] == "image"
+    keys = {"expr_accuracy", "expr_macro_f1", "blur_expr_accuracy", "blur_accuracy_drop"}
+    assert keys <= set(cmp["metrics"])
+    for v in cmp["metrics"].values():
+        assert v["value"] == 0.0 and v["verdict"] == "no clear difference"
+    # against another model: its own numbers, the same images
+    other = tiny_bundle_factory(seed=7)
+    assert run_cli([*argv, "--baseline", str(other), "--report", str(report)]) == 0
+    d = json.loads(out.read_text())
+    m = d["comparison"]["metrics"]["expr_accuracy"]
+    assert m["model"] == pytest.approx(d["expr"]["accuracy"])
+    assert m["value"] == pytest.approx(m["model"] - m["baseline"])
+    assert m["low"] <= m["value"] <= m["high"]
+    drop = d["comparison"]["metrics"]["blur_accuracy_drop"]
+    assert drop["model"] == pytest.approx(d["robustness"]["copies"]["blur"]["accuracy_drop"])
+    assert "## Against the baseline" in report.read_text()
+    assert f"against {other}" in capsys.readouterr().out
+    with pytest.raises(CliError, match="--baseline needs --bootstrap"):
+        run_cli([*argv, "--baseline", str(other), "--bootstrap", "0"])
+    with pytest.raises(CliError, match="tune the AU thresholds first"):
+        run_cli([*argv, "--baseline", str(other), "--tune-au-thresholds"])
+    with pytest.raises(CliError, match="no such model"):
+        run_cli([*argv, "--baseline", str(tmp_path / "nothing")])

@@ -100,3 +100,38 @@ def test_drop_interval_is_paired_over_the_same_images():
     low, high = drop_interval(keys, labels, clean, degraded, 400)
     assert 0.0 < low < 30 / n < high < 0.2
     assert drop_interval(["a"] * n, labels, clean, degraded, 50) is None  # one group
+
+
+def test_paired_differences_cancel_what_both_models_share():
+    from liveaffect.evaluation.uncertainty import paired_differences, verdict
+
+    rng = np.random.default_rng(5)
+    per_subject = rng.normal(size=12)  # subjects differ a lot ...
+    values = np.repeat(per_subject, 8)
+    keys = [f"S{i // 8}" for i in range(96)]
+    model = lambda idx: {"score": float(values[idx].mean() + 0.05)}  # noqa: E731
+    base = lambda idx: {"score": float(values[idx].mean())}  # noqa: E731
+    got = paired_differences(keys, model, base, n_resamples=300, unit="subject")
+    m = got["metrics"]["score"]
+    # ... but both models share that: the paired difference is exactly 0.05 every time
+    assert m["value"] == pytest.approx(0.05) and m["low"] == pytest.approx(0.05)
+    assert m["high"] == pytest.approx(0.05) and m["verdict"] == "better"
+    assert m["model"] == pytest.approx(values.mean() + 0.05)
+    same = paired_differences(keys, base, base, n_resamples=50)["metrics"]["score"]
+    assert (same["low"], same["high"], same["verdict"]) == (0.0, 0.0, "no clear difference")
+    # a lower accuracy drop is the better one
+    assert verdict("blur_accuracy_drop", 0.01, 0.03) == "worse"
+    assert verdict("blur_accuracy_drop", -0.03, -0.01) == "better"
+    assert verdict("expr_accuracy", -0.03, -0.01) == "worse"
+    assert verdict("expr_accuracy", -0.01, 0.02) == "no clear difference"
+
+
+def test_with_copies_adds_each_copys_accuracy_and_drop():
+    from liveaffect.evaluation.robustness import with_copies
+
+    clean = lambda idx: {"expr_accuracy": 0.7, "expr_macro_f1": 0.6, "au_mean_f1": None}  # noqa: E731
+    blur = lambda idx: {"expr_accuracy": 0.65}  # noqa: E731
+    got = with_copies(clean, {"blur": blur})(np.arange(3))
+    assert got["expr_accuracy"] == 0.7 and got["au_mean_f1"] is None
+    assert got["blur_expr_accuracy"] == 0.65
+    assert got["blur_accuracy_drop"] == pytest.approx(0.05)
