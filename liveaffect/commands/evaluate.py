@@ -281,30 +281,46 @@ def _score_degraded(result, clean, bundle, records, tta, detector, thresholds, k
     return preds
 
 
-def _compare(args: argparse.Namespace, baseline, records, detector, kinds, clean, mine):
-    """Score ``baseline`` on the same images and copies; the paired differences."""
+def _same_images(a, b) -> bool:
+    """Whether two prediction runs scored the same images in the same order."""
+    paths = [r.path for r in a.records] == [r.path for r in b.records]
+    return paths and a.group_keys() == b.group_keys()
+
+
+def _unit(args: argparse.Namespace, keys: list[str]) -> str:
+    """What one resampled group is: the --group-by column, else a recording, or an image
+    when every recording is a single still image."""
+    if args.group_by:
+        return args.group_by
+    return "image" if len(set(keys)) == len(keys) else "recording"
+
+
+def _with_copies(clean, copies, thresholds):
+    """The clean and degraded predictions' metrics as one resampling statistic."""
+    by_kind = {k: c.statistic(thresholds) for k, c in copies.items()}
+    return with_copies(clean.statistic(thresholds), by_kind)
+
+
+def _compare(args: argparse.Namespace, baseline, records, detector, clean, copies, thresholds):
+    """Score ``baseline`` on the same images and copies; the paired differences against
+    the model's ``clean`` and ``copies`` predictions (scored with ``thresholds``)."""
     from liveaffect.evaluation.uncertainty import paired_differences
 
     tta = _tta(baseline, args)
-    th = list(baseline.card.au_thresholds)
     if not args.no_progress:
         print(f"baseline {args.baseline}: {tta.describe()}")
     base = _predict(args, baseline, records, tta, detector)
-    if base.group_keys() != clean.group_keys() or [r.path for r in base.records] != [
-        r.path for r in clean.records
-    ]:
+    if not _same_images(base, clean):
         raise CliError(
             f"the model and the baseline {args.baseline} scored different images "
             "(the face detector found faces in one run it missed in the other), so they "
             "cannot be compared image by image"
         )
-    copies = {k: _predict(args, baseline, records, tta, detector, degrade=k) for k in kinds}
-    theirs = with_copies(base.statistic(th), {k: c.statistic(th) for k, c in copies.items()})
-    unit = args.group_by or "recording"
+    base_copies = {k: _predict(args, baseline, records, tta, detector, degrade=k) for k in copies}
+    mine = _with_copies(clean, copies, thresholds)
+    theirs = _with_copies(base, base_copies, list(baseline.card.au_thresholds))
     keys = clean.group_keys()
-    if not args.group_by and len(set(keys)) == len(keys):
-        unit = "image"
-    out = paired_differences(keys, mine, theirs, args.bootstrap, unit=unit)
+    out = paired_differences(keys, mine, theirs, args.bootstrap, unit=_unit(args, keys))
     return {"baseline": str(args.baseline), **out}
 
 
@@ -313,12 +329,13 @@ def _drop_interval(args: argparse.Namespace, clean, degraded) -> list[float | No
     expression predictions, or when the two runs scored different images (``--detect``)."""
     from liveaffect.evaluation.robustness import drop_interval
 
-    same = [r.path for r in clean.records] == [r.path for r in degraded.records]
     missed = bool(clean.missed_records or degraded.missed_records)
-    if args.bootstrap == 0 or clean.expr_probs is None or not same or missed:
+    if args.bootstrap == 0 or clean.expr_probs is None or missed:
+        return None
+    if not _same_images(clean, degraded):
         return None
     labels = clean.labels()["expr"]
-    keys = [r.split_key for r in clean.records]
+    keys = clean.group_keys()
     return drop_interval(keys, labels, clean.expr_probs, degraded.expr_probs, args.bootstrap)
 
 
@@ -391,10 +408,7 @@ def run(args: argparse.Namespace) -> int:
             result, clean, bundle, records, tta, detector, thresholds, kind, args
         )
     if baseline is not None:
-        mine = with_copies(
-            clean.statistic(thresholds), {k: c.statistic(thresholds) for k, c in copies.items()}
-        )
-        result.comparison = _compare(args, baseline, records, detector, kinds, clean, mine)
+        result.comparison = _compare(args, baseline, records, detector, clean, copies, thresholds)
     result.meta.update(
         model=str(args.model),
         data=list(args.data),
@@ -441,10 +455,8 @@ def _add_intervals(args: argparse.Namespace, preds, result, thresholds) -> None:
     """``result.intervals`` from ``--bootstrap`` resamples (nothing with 0)."""
     if args.bootstrap == 0:
         return
-    unit = args.group_by or "recording"
+    unit = _unit(args, preds.group_keys())
     result.intervals = preds.intervals(thresholds, n_resamples=args.bootstrap, unit=unit)
-    if not args.group_by and result.intervals["groups"] == result.intervals["frames"]:
-        result.intervals["unit"] = unit = "image"  # still images: each is its own recording
     if result.intervals["groups"] < 2:
         result.notes.append(
             f"No confidence intervals: the scored images come from "

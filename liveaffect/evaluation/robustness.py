@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from liveaffect.evaluation.result import EvaluationResult
+from liveaffect.evaluation.result import HEADLINE_METRICS, EvaluationResult
 
 
 def prediction_share(
@@ -112,11 +112,10 @@ def with_copies(
     """One statistic from the clean images' and each degraded copy's (frame indices ->
     metrics, e.g. :meth:`Predictions.statistic`): the clean headline metrics, then per copy
     ``<kind>_expr_accuracy`` and ``<kind>_accuracy_drop`` (clean minus copy)."""
-    headline = ("expr_accuracy", "expr_macro_f1", "va_ccc_mean", "au_mean_f1")
 
     def statistic(idx: np.ndarray) -> dict[str, float | None]:
         got = clean(idx)
-        out = {k: got.get(k) for k in headline}
+        out = {k: got.get(k) for k in HEADLINE_METRICS}
         for kind, copy in copies.items():
             acc = copy(idx).get("expr_accuracy")
             out[f"{kind}_expr_accuracy"] = acc
