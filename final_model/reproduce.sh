@@ -7,8 +7,12 @@ EVAL=(python -m liveaffect evaluate --no-progress)
 
 if [ "${SKIP_TRAIN:-0}" != 1 ]; then
     # Stage 1 (FER2013 + DiffusionFER, configs/stage1_fer_cnn48.yaml) is the bundle shipped at
-    # commit c82e929; stage 2 starts from it.
+    # commit c82e929. Its last stage is widened from 256 to 384 channels without changing what
+    # it computes (new channels seeded, every weight reading them zero), and stage 2 starts
+    # from that.
     mkdir -p runs/stage1 && git archive c82e929 final_model | tar -x -C runs/stage1
+    python bench/widen_backbone.py --bundle runs/stage1/final_model --widths 16,64,128,384 \
+        --seed 0 --out runs/stage1_w384
     python -m liveaffect train --config configs/default_model.yaml --out "$RUN" --quiet
 fi
 rm -rf final_model.new && mkdir final_model.new
