@@ -14,7 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from liveaffect.evaluation.result import HEADLINE_METRICS, EvaluationResult, comparison_label
+from liveaffect.evaluation.result import (
+    HEADLINE_METRICS,
+    EvaluationResult,
+    comparison_label,
+    signed_span,
+)
 from liveaffect.evaluation.robustness import markdown_section, plot_shares
 
 MAX_SCATTER_POINTS = 20_000
@@ -300,7 +305,7 @@ def _comparison_section(result: EvaluationResult) -> list[str]:
             _fmt(v["model"]),
             _fmt(v["baseline"]),
             f"{v['value']:+.4f}",
-            "n/a" if None in (v["low"], v["high"]) else f"{v['low']:+.4f} .. {v['high']:+.4f}",
+            signed_span(v["low"], v["high"]),
             v["verdict"],
         ]
         for key, v in metrics.items()

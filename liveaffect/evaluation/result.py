@@ -115,7 +115,7 @@ class EvaluationResult:
             drop = "n/a" if e["accuracy_drop"] is None else f"{e['accuracy_drop']:+.4f}"
             span = e.get("accuracy_drop_interval")
             if span and None not in span:
-                drop += f", 95% interval {span[0]:+.4f} .. {span[1]:+.4f}"
+                drop += f", 95% interval {signed_span(*span)}"
             ratio, worst = share.get("max_ratio"), share.get("max_ratio_class")
             worst = "" if ratio is None else f", max share ratio {ratio:.2f} ({worst})"
             lines.append(f"degraded '{kind}': accuracy {acc} (drop {drop}){worst}")
@@ -131,12 +131,9 @@ class EvaluationResult:
             return []
         lines = [f"against {self.comparison['baseline']} ({describe(self.comparison)}):"]
         for key, v in metrics.items():
-            span = (
-                "n/a" if None in (v["low"], v["high"]) else f"{v['low']:+.4f} .. {v['high']:+.4f}"
-            )
             lines.append(
                 f"  {comparison_label(key):<24} {v['model']:.4f} vs {v['baseline']:.4f}: "
-                f"{v['value']:+.4f} [{span}] {v['verdict']}"
+                f"{v['value']:+.4f} [{signed_span(v['low'], v['high'])}] {v['verdict']}"
             )
         return lines
 
@@ -164,6 +161,11 @@ HEADLINE_METRICS = {
     "va_ccc_mean": "VA CCC mean",
 }
 """Interval keys printed in the summary (per-AU ones go to the report and the plot)."""
+
+
+def signed_span(low: float | None, high: float | None) -> str:
+    """An interval of a difference, ``+0.0012 .. +0.0200``; ``n/a`` without both ends."""
+    return "n/a" if low is None or high is None else f"{low:+.4f} .. {high:+.4f}"
 
 
 def comparison_label(key: str) -> str:
