@@ -204,6 +204,9 @@ class TrainConfig:
         init_from: a bundle (folder or .keras) of the same model config whose weights the
             run starts from instead of random ones (continued training / fine-tuning);
             None = from scratch. Ignored when resuming (the checkpoint has the weights).
+            A ``cnn`` bundle with narrower stages (``model.widths``) is widened first
+            without changing its outputs (:mod:`liveaffect.model.widen`; new channels
+            drawn with ``seed``), so a wider stage 2 can start from a trained stage 1.
         distill_from: a teacher bundle taking the same faces; its expression probabilities
             on each training face (undegraded, face + mirror) become part of the
             expression target (offline knowledge distillation, see

@@ -263,7 +263,7 @@ def _fit(run: _Run, strategy, ds, val: ValidationSet, verbose, extra_callbacks):
         else:
             model = build_mtl_model(cfg.model)
             if cfg.train.init_from:
-                _init_weights(model, cfg.train.init_from)
+                _init_weights(model, cfg)
             steps = math.ceil(len(run.train_records) / cfg.train.batch_size)
             _compile(model, cfg, run.train_records, steps)
 
@@ -352,21 +352,40 @@ def _card(run: _Run, model, val: ValidationSet) -> ModelCard:
     )
 
 
-def _init_weights(model, source: str) -> None:
-    """Copy the weights of the bundle at ``source`` into ``model`` (same architecture)."""
+def _init_weights(model, cfg: RunConfig) -> None:
+    """Copy the weights of the bundle ``train.init_from`` into ``model``: a model of the same
+    architecture, or a ``cnn`` whose stages are narrower, widened first without changing its
+    outputs (:mod:`liveaffect.model.widen`; the new channels' filters drawn with
+    ``train.seed``)."""
     from liveaffect.bundle import BundleError, load_bundle
+    from liveaffect.model.widen import WidenError, widen
+    from liveaffect.training.config import config_from_dict
 
+    source = cfg.train.init_from
     try:
-        init = load_bundle(source).model
+        bundle = load_bundle(source)
     except BundleError as exc:
         raise TrainingError(f"train.init_from: {exc}") from exc
+    init, how = bundle.model, ""
     shapes = [w.shape for w in model.get_weights()]
+    if [w.shape for w in init.get_weights()] != shapes and cfg.model.backbone == "cnn":
+        saved = bundle.card.training.get("config")
+        narrow = config_from_dict(saved).model if saved else None
+        if narrow is not None and narrow.backbone == "cnn" and narrow.widths != cfg.model.widths:
+            try:
+                init, _, _ = widen(init, narrow, cfg.model.widths, seed=cfg.train.seed)
+            except WidenError as exc:
+                raise TrainingError(f"train.init_from: cannot widen {source}: {exc}") from exc
+            how = (
+                f", its cnn stages widened from {list(narrow.widths)} to "
+                f"{list(cfg.model.widths)} (same outputs; new channels untrained)"
+            )
     if [w.shape for w in init.get_weights()] != shapes:
         raise TrainingError(
             f"train.init_from: {source} is not a model of this config (weight shapes differ)"
         )
     model.set_weights(init.get_weights())
-    print(f"starting from the weights of {source}")
+    print(f"starting from the weights of {source}{how}")
 
 
 def _same_config(saved: dict[str, Any], cfg: RunConfig) -> bool:

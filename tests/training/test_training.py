@@ -727,6 +727,40 @@ def test_init_from_starts_from_the_bundles_weights(tiny_run, sets, tmp_path):
         train(missing, tmp_path / "run3", **QUIET)
 
 
+@pytest.mark.slow
+def test_init_from_a_narrower_cnn_widens_it_with_the_same_outputs(sets, tmp_path, capsys):
+    import keras
+
+    head = HeadConfig(attention_heads=0, shared_units=16, branch_units=8)
+    narrow_cfg = make_cfg(sets["train"], sets["val"], "cnn", (4, 8, 8, 12), head, epochs=1)
+    narrow = train(narrow_cfg, tmp_path / "narrow", **QUIET)
+    faces = np.random.default_rng(2).uniform(0, 255, (4, SIZE, SIZE, 3)).astype(np.float32)
+    seen = {}
+
+    class FirstOutputs(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            out = self.model(faces, training=False)
+            seen["expr"], seen["va"] = np.asarray(out["expr"]), np.asarray(out["va"])
+            seen["kernel"] = self.model.get_layer("s3_conv1").get_weights()[0]
+
+    wide_cfg = make_cfg(
+        sets["train"], sets["val"], "cnn", (4, 8, 8, 20), head, epochs=1, init_from=str(narrow)
+    )
+    bundle = train(wide_cfg, tmp_path / "wide", extra_callbacks=[FirstOutputs()], **QUIET)
+    assert "widened from [4, 8, 8, 12] to [4, 8, 8, 20]" in capsys.readouterr().out
+    want = head_outputs(load_bundle(narrow), faces)
+    np.testing.assert_allclose(seen["expr"], want["expr"], atol=1e-5)
+    np.testing.assert_allclose(seen["va"], want["va"], atol=1e-5)
+    assert seen["kernel"].shape[-1] == 20 and np.all(seen["kernel"][..., 12:, :12] == 0)
+    assert load_bundle(bundle).card.training["config"]["model"]["widths"] == [4, 8, 8, 20]
+
+    narrower = make_cfg(
+        sets["train"], sets["val"], "cnn", (4, 8, 8, 8), head, epochs=1, init_from=str(narrow)
+    )
+    with pytest.raises(TrainingError, match=r"cannot widen .*at least as wide"):
+        train(narrower, tmp_path / "narrower", **QUIET)
+
+
 def test_a_head_with_labels_but_loss_weight_zero_is_marked_untrained(sets, tmp_path, capsys):
     """The cause of an AU head "at the all-positive prior": the stage-1 default config set
     the AU loss weight to 0 (FER2013 has no AUs), so a run on AU-labelled data left the head
