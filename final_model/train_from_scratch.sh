@@ -13,12 +13,7 @@
 set -euo pipefail
 OUT=${OUT:-runs/scratch2h}
 mkdir -p "$OUT"
-stage() {
-    local name=$1 config=$2 start
-    start=$(date +%s)
-    echo "$name start $(date -u +%FT%TZ)" | tee -a "$OUT/times.log"
-    python -m liveaffect train --config "$config" --out "$OUT/$name" --quiet
-    echo "$name end $(date -u +%FT%TZ) seconds $(($(date +%s) - start))" | tee -a "$OUT/times.log"
-}
+# shellcheck source=final_model/stages.sh
+source "$(dirname "$0")/stages.sh"
 stage stage1 configs/scratch2h_stage1.yaml
 stage stage2 configs/scratch2h_stage2.yaml

@@ -14,13 +14,8 @@
 set -euo pipefail
 OUT=runs/fast  # the configs' train.init_from name these run folders
 mkdir -p "$OUT"
-stage() {
-    local name=$1 config=$2 start
-    start=$(date +%s)
-    echo "$name start $(date -u +%FT%TZ)" | tee -a "$OUT/times.log"
-    python -m liveaffect train --config "$config" --out "$OUT/$name" --quiet
-    echo "$name end $(date -u +%FT%TZ) seconds $(($(date +%s) - start))" | tee -a "$OUT/times.log"
-}
+# shellcheck source=final_model/stages.sh
+source "$(dirname "$0")/stages.sh"
 stage stage1a configs/fast_stage1a.yaml
 stage stage1b configs/fast_stage1b.yaml
 stage stage2 configs/fast_stage2.yaml
