@@ -45,6 +45,26 @@ def test_bundle_is_present_small_and_honest():
         assert must in text, must
 
 
+def test_the_shipped_bundle_was_trained_by_the_committed_recipe():
+    """The card's training config is the progressive recipe's last stage
+    (configs/fast_stage2.yaml, the last stage final_model/train_progressive.sh runs) but for
+    the folder it started from, and the card's recorded wall times fit the 2-hour budget."""
+    import re
+
+    from liveaffect.training.config import load_config
+
+    script = (FINAL / "train_progressive.sh").read_text()
+    last = re.findall(r"^stage (\S+) (\S+)$", script, re.M)[-1][1]
+    recipe = json.loads(json.dumps(load_config(REPO / last).to_dict()))
+    trained = card_json()["training"]["config"]
+    recipe["train"].pop("init_from")
+    trained["train"].pop("init_from")
+    assert trained == recipe
+    times = (FINAL / "training_times.log").read_text()
+    seconds = [int(s) for s in re.findall(r"^stage\S+ end \S+ seconds (\d+)$", times, re.M)]
+    assert len(seconds) == 3 and sum(seconds) <= 7200, seconds
+
+
 def test_the_card_meets_the_robustness_targets_it_claims():
     """Issue 15, item 4, as the card states it for the float engine: on every degraded copy of
     FER2013 PublicTest the accuracy drops at most 0.08 and no class is predicted more than
