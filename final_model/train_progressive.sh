@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # How the default model (final_model/) was trained from random weights, in under 2 hours on
-# 2 CPU cores, one command (run from the repo root with ../shared/data beside it). Three `liveaffect train` runs, each
-# writing per-epoch checkpoints into its run folder and resuming from them if started again;
-# each stage's wall time goes to $OUT/times.log.
+# 2 CPU cores, one command (run from the repo root with ../shared/data beside it). Three
+# `liveaffect train` runs, each writing per-epoch checkpoints into its run folder and resuming
+# from them if started again; each stage's wall time goes to $OUT/times.log.
 #   stage 1a  configs/fast_stage1a.yaml  FER2013 + DiffusionFER at 32x32, 40 epochs
 #   stage 1b  configs/fast_stage1b.yaml  the same at 48x48, 34 epochs, from stage 1a
 #   stage 2   configs/fast_stage2.yaml   configs/default_model.yaml's stage 2 (CK+ AUs,
