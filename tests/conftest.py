@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,14 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def recipe_stages(script: str = "final_model/train_progressive.sh") -> tuple[str, list]:
+    """A from-scratch recipe script's run folder ($OUT) and its ``stage NAME CONFIG`` lines,
+    in order, as (name, config path relative to the repo)."""
+    text = (REPO / script).read_text()
+    out = re.search(r"^OUT=(\S+)", text, re.M).group(1)
+    return out, re.findall(r"^stage (\S+) (\S+)$", text, re.M)
 
 
 def shared_path(*parts: str) -> Path:

@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import REPO, shared_path
+from conftest import REPO, recipe_stages, shared_path
 
 from liveaffect.bundle import load_bundle
 from liveaffect.tta import card_tta
@@ -53,9 +53,9 @@ def test_the_shipped_bundle_was_trained_by_the_committed_recipe():
 
     from liveaffect.training.config import load_config
 
-    script = (FINAL / "train_progressive.sh").read_text()
-    last = re.findall(r"^stage (\S+) (\S+)$", script, re.M)[-1][1]
-    recipe = json.loads(json.dumps(load_config(REPO / last).to_dict()))
+    _, stages = recipe_stages()
+    last_config = stages[-1][1]
+    recipe = json.loads(json.dumps(load_config(REPO / last_config).to_dict()))
     trained = card_json()["training"]["config"]
     recipe["train"].pop("init_from")
     trained["train"].pop("init_from")

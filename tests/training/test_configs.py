@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import REPO
+from conftest import REPO, recipe_stages
 
 from liveaffect.training.config import load_config
 
@@ -23,11 +23,7 @@ def test_each_shipped_config_loads(path):
 def test_the_from_scratch_recipe_chains_its_stages():
     """final_model/train_progressive.sh: each stage starts from the previous stage's bundle
     (the path its config names is the folder the script trains the previous stage into)."""
-    import re
-
-    script = (REPO / "final_model" / "train_progressive.sh").read_text()
-    out = re.search(r"^OUT=(\S+)", script, re.M).group(1)
-    stages = re.findall(r"^stage (\S+) (\S+)$", script, re.M)
+    out, stages = recipe_stages()
     assert len(stages) >= 2
     previous = None
     for name, config in stages:
