@@ -212,6 +212,10 @@ class TrainConfig:
             expression target (offline knowledge distillation, see
             :mod:`liveaffect.training.distill`). None = hard labels only.
         distill_weight: the teacher's share of the expression target (0..1].
+        ema: weight averaging. If > 0, the optimizer keeps an exponential moving average
+            of the weights with this momentum per step (Keras' ``use_ema``; 0.998 averages
+            over about the last 500 steps), and validation, checkpoints and the bundle hold
+            the averaged weights (``keras.callbacks.SwapEMAWeights``). 0 = off.
         mixed_precision: ``auto``, ``none``, ``bfloat16`` or ``float16`` (GPUs).
             bfloat16 trains about 30% faster than float32 on a CPU with AVX512-BF16 or
             AMX and about 10x slower on one without (emulated; both measured here), so
@@ -243,6 +247,7 @@ class TrainConfig:
     init_from: str | None = None
     distill_from: str | None = None
     distill_weight: float = 0.5
+    ema: float = 0.0
     mixed_precision: str = "none"
 
     def __post_init__(self) -> None:
@@ -267,6 +272,8 @@ class TrainConfig:
             raise ValueError(f"train.bundle_epoch must be best or last, got {self.bundle_epoch!r}")
         if not 0.0 < self.distill_weight <= 1.0:
             raise ValueError(f"train.distill_weight must be in (0, 1], got {self.distill_weight}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"train.ema must be in [0, 1), got {self.ema}")
         if self.au_pos_weight not in ("auto", "none"):
             raise ValueError("au_pos_weight must be auto or none")
         try:

@@ -62,7 +62,12 @@ def _compile(model, cfg: RunConfig, train_records, steps_per_epoch: int) -> None
         warmup_target=cfg.train.learning_rate,
         warmup_steps=warm,
     )
-    optimizer = keras.optimizers.AdamW(schedule, weight_decay=cfg.train.weight_decay)
+    optimizer = keras.optimizers.AdamW(
+        schedule,
+        weight_decay=cfg.train.weight_decay,
+        use_ema=cfg.train.ema > 0,
+        ema_momentum=cfg.train.ema or 0.99,
+    )
     losses = {
         "expr": MaskedExpressionLoss(
             class_weights(train_records, cfg),
@@ -278,6 +283,7 @@ def _fit(run: _Run, strategy, ds, val: ValidationSet, verbose, extra_callbacks):
             initial_epoch=state.epoch_done,
             callbacks=[
                 keras.callbacks.LambdaCallback(on_epoch_begin=clock),
+                *_ema_callbacks(run),
                 *epoch_callbacks(cfg, run.run_dir, val, run.spec, state),
                 *extra_callbacks,
             ],
@@ -293,6 +299,21 @@ def _fit(run: _Run, strategy, ds, val: ValidationSet, verbose, extra_callbacks):
         plain.set_weights(chosen.get_weights())
         chosen = plain
     return chosen
+
+
+def _ema_callbacks(run: _Run) -> list:
+    """With ``train.ema``: put the averaged weights into the model at each epoch's end, for
+    validation and the checkpoints, and the trained ones back at the next epoch's start."""
+    import keras
+
+    if not run.cfg.train.ema:
+        return []
+    swap = keras.callbacks.SwapEMAWeights(swap_on_epoch=True)
+    # A checkpoint was saved swapped (averaged weights in the model, trained ones in the
+    # optimizer's average slots), so a resumed run starts swapped. Keras keeps this flag
+    # private; without it the resumed run would train on from the averaged weights.
+    swap._ema_weights_in_model = run.resuming
+    return [swap]
 
 
 def _save(run: _Run, model, val: ValidationSet) -> Path:

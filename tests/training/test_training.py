@@ -856,3 +856,48 @@ def test_auto_precision_takes_bfloat16_only_where_it_is_computed_natively():
     assert mixed_precision_policy("bfloat16", gpu=True, native_bf16=False) == ("bfloat16", None)
     assert mixed_precision_policy("none", gpu=True, native_bf16=True) == ("none", None)
     assert TrainConfig(mixed_precision="auto").mixed_precision == "auto"
+
+
+@pytest.mark.slow
+def test_ema_checkpoints_and_ships_the_averaged_weights_and_resumes_from_the_trained(
+    sets, tmp_path
+):
+    import keras
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:
+                raise Interrupted
+
+    class Recorder(keras.callbacks.Callback):
+        """Runs after the built-in callbacks: at an epoch's end the model holds the
+        averaged weights and the optimizer's average slots the trained ones."""
+
+        def __init__(self):
+            super().__init__()
+            self.averaged, self.trained, self.started = {}, {}, {}
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started[epoch] = [np.array(v) for v in self.model.trainable_variables]
+
+        def on_epoch_end(self, epoch, logs=None):
+            opt = self.model.optimizer
+            self.averaged[epoch] = [np.array(v) for v in self.model.trainable_variables]
+            self.trained[epoch] = [np.array(v) for v in opt._model_variables_moving_average]
+
+    cfg = make_cfg(sets["train"], sets["val"], epochs=2, ema=0.9, bundle_epoch="last")
+    first = Recorder()
+    with pytest.raises(Interrupted):
+        train(cfg, tmp_path / "run", extra_callbacks=[Interrupt(), first], **QUIET)
+    averaged, trained = first.averaged[0], first.trained[0]
+    assert any(not np.allclose(a, t) for a, t in zip(averaged, trained, strict=True))
+
+    second = Recorder()
+    bundle = train(cfg, tmp_path / "run", extra_callbacks=[second], **QUIET)
+    for got, want in zip(second.started[1], trained, strict=True):  # trains on the trained
+        np.testing.assert_array_equal(got, want)
+    shipped = load_bundle(bundle).model.trainable_variables
+    for got, want in zip(shipped, second.averaged[1], strict=True):
+        np.testing.assert_array_equal(np.array(got), want)
+    with pytest.raises(ValueError, match=r"train\.ema"):
+        TrainConfig(ema=1.0)
