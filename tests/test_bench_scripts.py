@@ -259,6 +259,43 @@ def test_au_baseline_probes_a_bundles_features_on_a_subject_split(tmp_path):
 
 
 @pytest.mark.slow
+def test_au_baseline_cross_validates_by_subject_and_refuses_a_bundle_that_saw_ckplus(tmp_path):
+    bundle = make_tiny_bundle(tmp_path / "bundle", input_size=32)
+    data = _ckplus_like(tmp_path)
+    out = tmp_path / "cv.json"
+    text = _run(
+        "bench/au_hog_baseline.py", "--features", "model", "--model", str(bundle),
+        "--data", data, "--c", "0.1,1", "--folds", "3", "--json", str(out),
+    )  # fmt: skip
+    result = json.loads(out.read_text())
+    folds = result["folds"]
+    assert result["protocol"]["folds"] == 3 and len(folds) == 3
+    assert result["protocol"]["subjects"] == 24 and result["protocol"]["faces"] == 72
+    assert sum(f["subjects"]["test"] for f in folds) == 24  # every subject tested once
+    for fold in folds:  # the fold's other subjects: fitted on or validated on, never tested
+        assert fold["subjects"]["rest"] + fold["subjects"]["val"] == 24 - fold["subjects"]["test"]
+        assert fold["C"] in (0.1, 1.0)
+    means = [f["test_mean_f1"] for f in folds]
+    assert result["fold_mean_f1"] == pytest.approx(float(np.mean(means)))
+    pooled = result["pooled_per_au_f1"]
+    assert set(pooled) == {a.replace("AU0", "AU") for a in AUS}
+    assert result["pooled_mean_f1"] == pytest.approx(float(np.mean(list(pooled.values()))))
+    assert "3 folds over 24 subjects" in text
+
+    card = json.loads((bundle / "card.json").read_text())
+    ckplus = "../shared/data/ckplus_au/labels.csv"
+    card["training"] = {"config": {"data": {"train": [{"path": ckplus}]}}}
+    (bundle / "card.json").write_text(json.dumps(card))
+    proc = subprocess.run(
+        [sys.executable, "bench/au_hog_baseline.py", "--features", "model", "--model",
+         str(bundle), "--data", data, "--folds", "3"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    assert proc.returncode == 2 and "trained on CK+ subjects" in proc.stderr
+
+
+@pytest.mark.slow
 def test_au_baseline_probes_facemesh_landmarks_on_a_subject_split(tmp_path):
     out = tmp_path / "probe.json"
     text = _run(
