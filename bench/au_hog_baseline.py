@@ -62,6 +62,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from _folds import subject_folds
 from _results import write_result
 
 CKPLUS = "../shared/data/ckplus_au/labels.csv"
@@ -191,25 +192,16 @@ def _cross_validate(records, features, folds: int, cs: list[float], seed: int) -
     """Every subject a test subject once (see the module docstring): per-fold and pooled."""
     import numpy as np
     from sklearn.metrics import f1_score
-    from sklearn.model_selection import GroupKFold
     from sklearn.preprocessing import StandardScaler
 
-    from liveaffect.data.splits import split_by_recording
     from liveaffect.labels import AUS
 
     x_all = features(records)
     y_all = np.stack([r.au for r in records]).astype(int)
     groups = [r.split_key for r in records]
-    index = {id(r): i for i, r in enumerate(records)}
     pooled_true, pooled_pred, rows = [], [], []
-    for fold, (rest_i, test_i) in enumerate(GroupKFold(n_splits=folds).split(x_all, groups=groups)):
-        rest = [records[i] for i in rest_i]
-        fit, val = split_by_recording(rest, 0.2, seed + fold)
-        parts = {
-            "rest": [index[id(r)] for r in fit],
-            "val": [index[id(r)] for r in val],
-            "test": list(test_i),
-        }
+    for fold, parts in enumerate(subject_folds(records, folds, seed)):
+        parts = {"rest": parts["fit"], "val": parts["val"], "test": parts["test"]}
         scaler = StandardScaler().fit(x_all[parts["rest"]])
         x = {k: scaler.transform(x_all[v]) for k, v in parts.items()}
         y = {k: y_all[v] for k, v in parts.items()}

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -481,3 +482,161 @@ def test_average_bundles_refuses_one_member_or_other_faces(tmp_path):
         )  # fmt: skip
         assert proc.returncode == 2 and said in proc.stderr, (said, proc.stderr[-500:])
     assert not (tmp_path / "out").exists()
+
+
+def _recipe_cv_config(tmp_path, data: str) -> str:
+    """A stage 2 config like the recipe's: FER-style folders plus the CK+ manifest."""
+    import yaml
+
+    config = {
+        "name": "cv-test",
+        "model": {"backbone": "tiny", "input_size": 32, "color": "gray"},
+        "data": {
+            "train": [
+                {"path": "faces/train"},
+                {"path": data, "group_by": "subject", "holdout": 0.3, "part": "rest",
+                 "seed": 35, "repeat": 8},
+            ],
+            "validation": [
+                {"path": data, "group_by": "subject", "holdout": 0.3, "part": "holdout_val",
+                 "seed": 35},
+            ],
+        },
+        "train": {"epochs": 1, "init_from": "runs/stage1/bundle"},
+    }  # fmt: skip
+    path = tmp_path / "stage2.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return str(path)
+
+
+def test_au_recipe_cv_deals_subjects_into_folds_and_rewrites_only_the_ckplus_sources(tmp_path):
+    import csv
+
+    import yaml
+
+    data = _ckplus_like(tmp_path)
+    config = _recipe_cv_config(tmp_path, data)
+    out = tmp_path / "cv"
+    text = _run(
+        "bench/au_recipe_cv.py", "prepare", "--data", data, "--config", config,
+        "--folds", "3", "--init-from", "runs/other/bundle", "--out", str(out),
+    )  # fmt: skip
+    assert text.count("fold ") == 3
+    tested = []
+    for k in range(3):
+        with open(out / f"fold{k}" / "ckplus.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        assert len(rows) == 72  # every face, once per fold
+        sides = {}
+        for row in rows:
+            assert os.path.isabs(row["path"]) and os.path.exists(row["path"])
+            sides.setdefault(row["subject"], set()).add(row["split"])
+        assert all(len(s) == 1 for s in sides.values())  # no subject on two sides
+        split_of = {subject: s.pop() for subject, s in sides.items()}
+        assert set(split_of.values()) == {"train", "validation", "test"}
+        tested += [subject for subject, split in split_of.items() if split == "test"]
+
+        cfg = load_config(out / f"fold{k}" / "config.yaml")
+        manifest = str((out / f"fold{k}" / "ckplus.csv").resolve())
+        train, validation = cfg.data.train, cfg.data.validation
+        assert train[0].path == "faces/train"  # the other sources stay as they were
+        assert (train[1].path, train[1].split, train[1].repeat) == (manifest, "train", 8)
+        assert train[1].holdout in (None, 0, 0.0) and not train[1].group_by
+        assert (validation[0].path, validation[0].split) == (manifest, "validation")
+        assert cfg.train.init_from == "runs/other/bundle" and cfg.train.epochs == 1
+    assert sorted(tested) == sorted(f"S{s:03d}" for s in range(24))  # each tested once
+
+    bad = tmp_path / "no_ckplus.yaml"
+    raw = yaml.safe_load(Path(config).read_text())
+    raw["data"]["validation"] = [{"path": "faces/test"}]
+    bad.write_text(yaml.safe_dump(raw))
+    proc = subprocess.run(
+        [sys.executable, "bench/au_recipe_cv.py", "prepare", "--data", data, "--config",
+         str(bad), "--out", str(tmp_path / "bad")],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    assert proc.returncode == 2 and "data.validation has no" in proc.stderr
+
+
+@pytest.mark.slow
+def test_au_recipe_cv_scores_each_folds_bundle_on_its_test_subjects_and_pools_them(tmp_path):
+    import shutil
+
+    from sklearn.metrics import f1_score
+
+    data = _ckplus_like(tmp_path)
+    out = tmp_path / "cv"
+    _run(
+        "bench/au_recipe_cv.py", "prepare", "--data", data, "--folds", "3",
+        "--config", _recipe_cv_config(tmp_path, data), "--out", str(out),
+    )  # fmt: skip
+    missing = subprocess.run(
+        [sys.executable, "bench/au_recipe_cv.py", "score", "--out", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    assert missing.returncode == 2 and "train the fold first" in missing.stderr
+    bundle = make_tiny_bundle(tmp_path / "tiny", input_size=32, color="gray")
+    for k in range(3):
+        shutil.copytree(bundle, out / f"fold{k}" / "run" / "bundle")
+    result_path = tmp_path / "cv.json"
+    text = _run("bench/au_recipe_cv.py", "score", "--out", str(out), "--json", str(result_path))
+    result = json.loads(result_path.read_text())
+    folds = result["folds"]
+    assert [f["fold"] for f in folds] == [0, 1, 2]
+    assert sum(f["test_faces"] for f in folds) == 72  # every face tested once
+    assert sum(f["subjects"]["test"] for f in folds) == 24
+    assert all(len(f["thresholds"]) == 12 for f in folds)
+    means = [f["test_mean_f1"] for f in folds]
+    assert result["fold_mean_f1"] == pytest.approx(float(np.mean(means)))
+    pooled = result["pooled_per_au_f1"]
+    assert list(pooled) == [a.replace("AU0", "AU") for a in AUS]
+    assert result["pooled_mean_f1"] == pytest.approx(float(np.mean(list(pooled.values()))))
+    assert "3 folds" in text
+    # the same bundle in every fold: its probabilities, each fold's thresholds on that
+    # fold's test rows, pooled, give the reported per-AU F1
+    sys.path.insert(0, str(REPO / "bench"))
+    from au_recipe_cv import _au_probs
+
+    from liveaffect.data.loaders import load_records
+    from liveaffect.evaluation.metrics import tune_au_thresholds
+
+    truth, predicted = [], []
+    for fold in folds:
+        manifest = str(out / f"fold{fold['fold']}" / "ckplus.csv")
+        val = load_records(manifest, split="validation")
+        tuned = tune_au_thresholds(_au_probs(str(bundle), val), np.stack([r.au for r in val]))
+        assert fold["thresholds"] == pytest.approx(tuned.tolist())  # the validation faces' tuning
+        test = load_records(manifest, split="test")
+        truth.append(np.stack([r.au for r in test]))
+        predicted.append(_au_probs(str(bundle), test) >= np.asarray(fold["thresholds"]))
+    by_hand = f1_score(np.concatenate(truth), np.concatenate(predicted), average=None)
+    assert list(pooled.values()) == pytest.approx(by_hand.tolist())
+
+
+def test_au_recipe_cv_tunes_thresholds_on_validation_subjects_never_on_test(tmp_path, monkeypatch):
+    import argparse
+
+    sys.path.insert(0, str(REPO / "bench"))
+    import au_recipe_cv
+
+    data = _ckplus_like(tmp_path)
+    out = tmp_path / "cv"
+    args = ["prepare", "--data", data, "--folds", "2", "--out", str(out)]
+    assert au_recipe_cv.main([*args, "--config", _recipe_cv_config(tmp_path, data)]) == 0
+    for k in range(2):
+        (out / f"fold{k}" / "run" / "bundle").mkdir(parents=True)
+        (out / f"fold{k}" / "run" / "bundle" / "card.json").write_text("{}")
+
+    def probs(bundle, records):  # validation faces separate at 0.75, test faces at 0.25
+        high = np.array([0.9 if r.split == "validation" else 0.4 for r in records])
+        return np.stack([r.au for r in records]) * 0.3 + (high - 0.3)[:, None]
+
+    monkeypatch.setattr(au_recipe_cv, "_au_probs", probs)
+    result = tmp_path / "cv.json"
+    assert au_recipe_cv.score(argparse.Namespace(out=str(out), json=str(result))) == 0
+    folds = json.loads(result.read_text())["folds"]
+    for fold in folds:
+        assert all(0.6 < t <= 0.9 for t in fold["thresholds"])
+        assert fold["val_mean_f1"] == 1.0 and fold["test_mean_f1"] == 0.0

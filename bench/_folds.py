@@ -1,0 +1,35 @@
+"""Subject folds for CK+ cross-validation, shared by the AU bench scripts.
+
+Written here rather than in the package: only the bench scripts cross-validate, and the
+deal itself is scikit-learn's ``GroupKFold`` plus the project's ``split_by_recording``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+
+def subject_folds(records: Sequence, folds: int, seed: int) -> Iterator[dict[str, list[int]]]:
+    """For each of ``folds`` folds, the indices of ``records`` in ``fit``, ``val`` and ``test``.
+
+    The records' groups (``split_key``: the subject, when read with ``group_by="subject"``)
+    are dealt into folds by scikit-learn's ``GroupKFold``; a fold's subjects are its
+    ``test``; the other subjects are cut once more by subject (20% ``val``, the project's
+    ``split_by_recording`` with seed ``seed + fold``) and the rest is ``fit``. Every record
+    is a test record exactly once, and no subject is on two sides of a fold.
+    """
+    from sklearn.model_selection import GroupKFold
+
+    from liveaffect.data.splits import split_by_recording
+
+    groups = [r.split_key for r in records]
+    index = {id(r): i for i, r in enumerate(records)}
+    deal = GroupKFold(n_splits=folds).split(list(range(len(records))), groups=groups)
+    for fold, (rest_i, test_i) in enumerate(deal):
+        rest = [records[i] for i in rest_i]
+        fit, val = split_by_recording(rest, 0.2, seed + fold)
+        yield {
+            "fit": [index[id(r)] for r in fit],
+            "val": [index[id(r)] for r in val],
+            "test": [int(i) for i in test_i],
+        }
