@@ -33,3 +33,25 @@ def subject_folds(records: Sequence, folds: int, seed: int) -> Iterator[dict[str
             "val": [index[id(r)] for r in val],
             "test": [int(i) for i in test_i],
         }
+
+
+def cv_summary(rows: list[dict], pooled_true: list, pooled_pred: list) -> dict:
+    """The folds' ``rows`` (each with ``test_mean_f1``) with their mean and sd, and every
+    AU's F1 over all folds' pooled test labels and thresholded predictions (scikit-learn's
+    ``f1_score``)."""
+    import numpy as np
+    from sklearn.metrics import f1_score
+
+    from liveaffect.labels import AUS
+
+    f1 = f1_score(
+        np.concatenate(pooled_true), np.concatenate(pooled_pred), average=None, zero_division=0
+    )
+    means = [r["test_mean_f1"] for r in rows]
+    return {
+        "folds": rows,
+        "fold_mean_f1": float(np.mean(means)),
+        "fold_sd_f1": float(np.std(means)),
+        "pooled_mean_f1": float(np.mean(f1)),
+        "pooled_per_au_f1": {a: float(v) for a, v in zip(AUS, f1, strict=True)},
+    }

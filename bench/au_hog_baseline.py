@@ -62,7 +62,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from _folds import subject_folds
+from _folds import cv_summary, subject_folds
 from _results import write_result
 
 CKPLUS = "../shared/data/ckplus_au/labels.csv"
@@ -191,10 +191,7 @@ def _public(run: dict) -> dict:
 def _cross_validate(records, features, folds: int, cs: list[float], seed: int) -> dict:
     """Every subject a test subject once (see the module docstring): per-fold and pooled."""
     import numpy as np
-    from sklearn.metrics import f1_score
     from sklearn.preprocessing import StandardScaler
-
-    from liveaffect.labels import AUS
 
     x_all = features(records)
     y_all = np.stack([r.au for r in records]).astype(int)
@@ -214,25 +211,16 @@ def _cross_validate(records, features, folds: int, cs: list[float], seed: int) -
             f"fold {fold}: {subjects['test']} test subjects, C={best['C']}, "
             f"validation {best['val_mean_f1']:.3f}, test {best['test_mean_f1']:.3f}"
         )
-    f1 = f1_score(
-        np.concatenate(pooled_true), np.concatenate(pooled_pred), average=None, zero_division=0
-    )
-    per_au = {a: float(v) for a, v in zip(AUS, f1, strict=True)}
+    result = cv_summary(rows, pooled_true, pooled_pred)
     fold_means = [r["test_mean_f1"] for r in rows]
     print(
         f"{folds} folds over {len(set(groups))} subjects: mean of the folds' test F1 "
-        f"{np.mean(fold_means):.3f} (sd {np.std(fold_means):.3f}, "
+        f"{result['fold_mean_f1']:.3f} (sd {result['fold_sd_f1']:.3f}, "
         f"{min(fold_means):.3f}-{max(fold_means):.3f}); pooled over all subjects "
-        f"{np.mean(f1):.3f}"
+        f"{result['pooled_mean_f1']:.3f}"
     )
-    print("  " + ", ".join(f"{a} {v:.2f}" for a, v in per_au.items()))
-    return {
-        "folds": rows,
-        "fold_mean_f1": float(np.mean(fold_means)),
-        "fold_sd_f1": float(np.std(fold_means)),
-        "pooled_mean_f1": float(np.mean(f1)),
-        "pooled_per_au_f1": per_au,
-    }
+    print("  " + ", ".join(f"{a} {v:.2f}" for a, v in result["pooled_per_au_f1"].items()))
+    return result
 
 
 def main() -> int:

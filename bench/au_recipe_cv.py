@@ -41,7 +41,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from _folds import subject_folds
+from _folds import cv_summary, subject_folds
 from _results import write_result
 
 CKPLUS = "../shared/data/ckplus_au/labels.csv"
@@ -138,7 +138,6 @@ def _au_probs(bundle_dir: str, records):
 
 def score(args) -> int:
     import numpy as np
-    from sklearn.metrics import f1_score
 
     from liveaffect.data.loaders import load_records
     from liveaffect.evaluation.metrics import au_metrics, tune_au_thresholds
@@ -183,16 +182,13 @@ def score(args) -> int:
             f"{folder.name}: validation {val_f1:.3f} ({subjects['val']} subjects), "
             f"test {test_f1:.3f} ({subjects['test']} subjects, {len(test)} faces)"
         )
-    f1 = f1_score(
-        np.concatenate(pooled_true), np.concatenate(pooled_pred), average=None, zero_division=0
-    )
-    per_au = {a: float(v) for a, v in zip(AUS, f1, strict=True)}
-    means = [r["test_mean_f1"] for r in rows]
+    result = cv_summary(rows, pooled_true, pooled_pred)
     print(
-        f"{len(rows)} folds: mean of the folds' test F1 {np.mean(means):.3f} "
-        f"(sd {np.std(means):.3f}); pooled over all test faces {np.mean(f1):.3f}"
+        f"{len(rows)} folds: mean of the folds' test F1 {result['fold_mean_f1']:.3f} "
+        f"(sd {result['fold_sd_f1']:.3f}); pooled over all test faces "
+        f"{result['pooled_mean_f1']:.3f}"
     )
-    print("  " + ", ".join(f"{a} {v:.2f}" for a, v in per_au.items()))
+    print("  " + ", ".join(f"{a} {v:.2f}" for a, v in result["pooled_per_au_f1"].items()))
     if args.json:
         write_result(
             args.json,
@@ -204,11 +200,7 @@ def score(args) -> int:
                     "thresholds": "tuned on each fold's validation subjects",
                 },
                 "aus": list(AUS),
-                "folds": rows,
-                "fold_mean_f1": float(np.mean(means)),
-                "fold_sd_f1": float(np.std(means)),
-                "pooled_mean_f1": float(np.mean(f1)),
-                "pooled_per_au_f1": per_au,
+                **result,
             },
         )
     return 0
