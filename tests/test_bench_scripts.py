@@ -16,13 +16,24 @@ from conftest import REPO, make_tiny_bundle
 from liveaffect.training.config import load_config
 
 
-def _run(*args: str):
+def _script(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run a bench script (``args``: its path and arguments) from the repo root."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.run(
-        [sys.executable, *args], capture_output=True, text=True, timeout=300, env=env, cwd=REPO
+    return subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO
     )
+
+
+def _run(*args: str):
+    proc = _script(*args)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout
+
+
+def _refused(*args: str, said: str, timeout: int = 300) -> None:
+    """Run a bench script that must refuse: exit status 2 and ``said`` on its stderr."""
+    proc = _script(*args, timeout=timeout)
+    assert proc.returncode == 2 and said in proc.stderr, (said, proc.stderr[-500:])
 
 
 @pytest.mark.slow
@@ -91,12 +102,7 @@ def test_model_throughput_times_a_bundles_views_and_a_training_step(tmp_path):
     widths = load_config(REPO / "configs" / "default_model.yaml").model.widths
     assert train["widths"] == list(widths) and train["ms_per_step"] > 0
     assert "backend tensorflow" in text
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run(
-        [sys.executable, "bench/model_throughput.py", "--batches", "1"],
-        capture_output=True, text=True, timeout=120, env=env, cwd=REPO,
-    )  # fmt: skip
-    assert proc.returncode == 2 and "nothing to time" in proc.stderr
+    _refused("bench/model_throughput.py", "--batches", "1", said="nothing to time", timeout=120)
 
 
 def _grey_clip(path):
@@ -287,13 +293,10 @@ def test_au_baseline_cross_validates_by_subject_and_refuses_a_bundle_that_saw_ck
     ckplus = "../shared/data/ckplus_au/labels.csv"
     card["training"] = {"config": {"data": {"train": [{"path": ckplus}]}}}
     (bundle / "card.json").write_text(json.dumps(card))
-    proc = subprocess.run(
-        [sys.executable, "bench/au_hog_baseline.py", "--features", "model", "--model",
-         str(bundle), "--data", data, "--folds", "3"],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+    _refused(
+        "bench/au_hog_baseline.py", "--features", "model", "--model", str(bundle),
+        "--data", data, "--folds", "3", said="trained on CK+ subjects",
     )  # fmt: skip
-    assert proc.returncode == 2 and "trained on CK+ subjects" in proc.stderr
 
 
 @pytest.mark.slow
@@ -366,15 +369,12 @@ def test_blend_weights_refuses_models_that_differ(tmp_path):
     end = make_tiny_bundle(tmp_path / "end", input_size=32, seed=2, trained=("expr",))
     other = tmp_path / "other"
     make_tiny_bundle(other, input_size=32, color="gray")
-    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
     cases = ((start, end, "nope", "no layer named nope"), (other, end, "au", "same variables"))
     for first, second, keep, said in cases:
-        proc = subprocess.run(
-            [sys.executable, "bench/blend_weights.py", "--start", str(first), "--end",
-             str(second), "--keep", keep, "--out", str(tmp_path / "out")],
-            capture_output=True, text=True, timeout=300, env=env, cwd=REPO,
+        _refused(
+            "bench/blend_weights.py", "--start", str(first), "--end", str(second),
+            "--keep", keep, "--out", str(tmp_path / "out"), said=said,
         )  # fmt: skip
-        assert proc.returncode == 2 and said in proc.stderr, proc.stderr[-500:]
     assert not (tmp_path / "out").exists()
 
 
@@ -431,7 +431,6 @@ def test_widen_backbone_keeps_the_outputs_and_makes_the_stages_wider(tmp_path):
 def test_widen_backbone_refuses_narrower_or_other_backbones(tmp_path):
     bundle = _cnn_bundle(tmp_path / "narrow")
     other = make_tiny_bundle(tmp_path / "tiny", input_size=32)
-    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
     cases = (
         (bundle, "4,8,8,6", "at least as wide"),
         (bundle, "4,8,8", "has 4 stages"),
@@ -440,12 +439,10 @@ def test_widen_backbone_refuses_narrower_or_other_backbones(tmp_path):
         (_cnn_bundle(tmp_path / "attention", attention_heads=1), "4,8,8,20", "has attention"),
     )
     for source, widths, said in cases:
-        proc = subprocess.run(
-            [sys.executable, "bench/widen_backbone.py", "--bundle", str(source), "--widths",
-             widths, "--out", str(tmp_path / "out")],
-            capture_output=True, text=True, timeout=300, env=env, cwd=REPO,
+        _refused(
+            "bench/widen_backbone.py", "--bundle", str(source), "--widths", widths,
+            "--out", str(tmp_path / "out"), said=said,
         )  # fmt: skip
-        assert proc.returncode == 2 and said in proc.stderr, (said, proc.stderr[-500:])
     assert not (tmp_path / "out").exists()
 
 
@@ -473,14 +470,11 @@ def test_average_bundles_outputs_the_members_mean(tmp_path):
 def test_average_bundles_refuses_one_member_or_other_faces(tmp_path):
     rgb = make_tiny_bundle(tmp_path / "rgb", input_size=32)
     gray = make_tiny_bundle(tmp_path / "gray", input_size=32, color="gray")
-    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
     for members, said in ((f"{rgb}", "at least two"), (f"{rgb},{gray}", "takes other faces")):
-        proc = subprocess.run(
-            [sys.executable, "bench/average_bundles.py", "--members", members,
-             "--out", str(tmp_path / "out")],
-            capture_output=True, text=True, timeout=300, env=env, cwd=REPO,
+        _refused(
+            "bench/average_bundles.py", "--members", members, "--out", str(tmp_path / "out"),
+            said=said,
         )  # fmt: skip
-        assert proc.returncode == 2 and said in proc.stderr, (said, proc.stderr[-500:])
     assert not (tmp_path / "out").exists()
 
 
@@ -550,13 +544,10 @@ def test_au_recipe_cv_deals_subjects_into_folds_and_rewrites_only_the_ckplus_sou
     raw = yaml.safe_load(Path(config).read_text())
     raw["data"]["validation"] = [{"path": "faces/test"}]
     bad.write_text(yaml.safe_dump(raw))
-    proc = subprocess.run(
-        [sys.executable, "bench/au_recipe_cv.py", "prepare", "--data", data, "--config",
-         str(bad), "--out", str(tmp_path / "bad")],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+    _refused(
+        "bench/au_recipe_cv.py", "prepare", "--data", data, "--config", str(bad),
+        "--out", str(tmp_path / "bad"), said="data.validation has no",
     )  # fmt: skip
-    assert proc.returncode == 2 and "data.validation has no" in proc.stderr
 
 
 @pytest.mark.slow
@@ -571,12 +562,7 @@ def test_au_recipe_cv_scores_each_folds_bundle_on_its_test_subjects_and_pools_th
         "bench/au_recipe_cv.py", "prepare", "--data", data, "--folds", "3",
         "--config", _recipe_cv_config(tmp_path, data), "--out", str(out),
     )  # fmt: skip
-    missing = subprocess.run(
-        [sys.executable, "bench/au_recipe_cv.py", "score", "--out", str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )  # fmt: skip
-    assert missing.returncode == 2 and "train the fold first" in missing.stderr
+    _refused("bench/au_recipe_cv.py", "score", "--out", str(out), said="train the fold first")
     bundle = make_tiny_bundle(tmp_path / "tiny", input_size=32, color="gray")
     for k in range(3):
         shutil.copytree(bundle, out / f"fold{k}" / "run" / "bundle")
