@@ -62,7 +62,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from _folds import cv_summary, subject_folds
+from _ckplus import cv_summary, layer_outputs, subject_folds
 from _results import write_result
 
 CKPLUS = "../shared/data/ckplus_au/labels.csv"
@@ -89,24 +89,9 @@ def _hog_features(records) -> object:
 def _model_features(records, model_dir: str, layers: str) -> object:
     """The outputs of ``layers`` (comma-separated, side by side) for each record's face,
     each averaged over the card's test-time views."""
-    import keras
-    import numpy as np
-
     from liveaffect.bundle import load_bundle
-    from liveaffect.evaluation.predict import read_image
-    from liveaffect.preprocess import prepare_face
-    from liveaffect.tta import card_tta
 
-    bundle = load_bundle(model_dir)
-    names = layers.split(",")
-    probe = keras.Model(bundle.model.inputs, [bundle.model.get_layer(n).output for n in names])
-    tta = card_tta(bundle.card)
-    faces = np.stack([prepare_face(read_image(r.path), bundle.card.preprocess) for r in records])
-    views = tta.views(faces.astype(np.float32))
-    outputs = probe.predict(views, batch_size=256, verbose=0)
-    outputs = outputs if isinstance(outputs, list | tuple) else [outputs]
-    merged = [tta.merge(np.asarray(o), len(faces)) for o in outputs]
-    return np.concatenate([m.reshape(len(faces), -1) for m in merged], axis=1)
+    return layer_outputs(load_bundle(model_dir), records, layers)
 
 
 def _landmark_features(records) -> object:

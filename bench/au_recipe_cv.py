@@ -11,7 +11,7 @@
 
 The model card's AU number comes from 12 test subjects, so its interval is wide. This
 script measures the recipe itself over all 78 CK+ subjects: the subjects are dealt into
-folds exactly as ``au_hog_baseline.py --folds K`` deals them (``_folds.subject_folds``:
+folds exactly as ``au_hog_baseline.py --folds K`` deals them (``_ckplus.subject_folds``:
 scikit-learn's ``GroupKFold``, then 20% of the other subjects for validation), and for each
 fold the recipe's stage 2 (``--config``, default ``configs/fast_stage2.yaml``) is trained
 from the same stage 1 bundle (``--init-from``) with that fold's CK+ subjects in place of
@@ -41,7 +41,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from _folds import cv_summary, subject_folds
+from _ckplus import cv_summary, layer_outputs, subject_folds
 from _results import write_result
 
 CKPLUS = "../shared/data/ckplus_au/labels.csv"
@@ -118,22 +118,12 @@ def prepare(args) -> int:
 
 def _au_probs(bundle_dir: str, records):
     """The AU head's probabilities for each record's face, averaged over the card's views."""
-    import keras
-    import numpy as np
-
     from liveaffect.bundle import load_bundle
-    from liveaffect.evaluation.predict import read_image
-    from liveaffect.preprocess import prepare_face
-    from liveaffect.tta import card_tta
 
     bundle = load_bundle(bundle_dir)
     if not bundle.card.trained("au"):
         raise SystemExit(f"error: {bundle_dir}: its AU head is not trained")
-    head = keras.Model(bundle.model.inputs, bundle.model.get_layer("au").output)
-    tta = card_tta(bundle.card)
-    faces = np.stack([prepare_face(read_image(r.path), bundle.card.preprocess) for r in records])
-    outputs = head.predict(tta.views(faces.astype(np.float32)), batch_size=256, verbose=0)
-    return tta.merge(np.asarray(outputs), len(faces))
+    return layer_outputs(bundle, records, "au")
 
 
 def score(args) -> int:

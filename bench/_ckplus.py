@@ -1,7 +1,8 @@
-"""Subject folds for CK+ cross-validation, shared by the AU bench scripts.
+"""What the CK+ AU bench scripts share: subject folds, their summary, a bundle's layer outputs.
 
-Written here rather than in the package: only the bench scripts cross-validate, and the
-deal itself is scikit-learn's ``GroupKFold`` plus the project's ``split_by_recording``.
+Written here rather than in the package: only the bench scripts cross-validate or probe
+layers, and the deal itself is scikit-learn's ``GroupKFold`` plus the project's
+``split_by_recording``.
 """
 
 from __future__ import annotations
@@ -55,3 +56,25 @@ def cv_summary(rows: list[dict], pooled_true: list, pooled_pred: list) -> dict:
         "pooled_mean_f1": float(np.mean(f1)),
         "pooled_per_au_f1": {a: float(v) for a, v in zip(AUS, f1, strict=True)},
     }
+
+
+def layer_outputs(bundle, records: Sequence, layers: str):
+    """The outputs of ``layers`` (comma-separated, side by side) of a loaded ``bundle`` for
+    each record's face, each averaged over the card's test-time views; a spatial map is
+    flattened."""
+    import keras
+    import numpy as np
+
+    from liveaffect.evaluation.predict import read_image
+    from liveaffect.preprocess import prepare_face
+    from liveaffect.tta import card_tta
+
+    names = layers.split(",")
+    probe = keras.Model(bundle.model.inputs, [bundle.model.get_layer(n).output for n in names])
+    tta = card_tta(bundle.card)
+    faces = np.stack([prepare_face(read_image(r.path), bundle.card.preprocess) for r in records])
+    views = tta.views(faces.astype(np.float32))
+    outputs = probe.predict(views, batch_size=256, verbose=0)
+    outputs = outputs if isinstance(outputs, list | tuple) else [outputs]
+    merged = [tta.merge(np.asarray(o), len(faces)) for o in outputs]
+    return np.concatenate([m.reshape(len(faces), -1) for m in merged], axis=1)
