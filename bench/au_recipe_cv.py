@@ -27,6 +27,19 @@ per-AU thresholds on the fold's validation subjects with the project's tuner
 (``evaluation.metrics.tune_au_thresholds``), and scores the fold's test subjects: each
 fold's mean F1 (``evaluation.metrics.au_metrics``) and, over all subjects' pooled
 predictions, every AU's F1 (scikit-learn's ``f1_score``).
+
+Two variants, each measured the same way (bench/README.md, "What the expression explains"):
+
+- ``score --expression-prior`` mixes the AU head with an expression prior: the expression
+  head's probabilities times each expression's AU rates among the fold's CK+ training
+  subjects (``_ckplus.expression_au_rates``), ``w * head + (1 - w) * prior``, the head's
+  weight ``w`` chosen on the fold's validation subjects. No training; it asks how much
+  reading the AUs off the recognised expression adds.
+- ``prepare --weak-au-share S`` gives a share ``S`` of the FER2013 train faces weak AU
+  labels from their expression (1 where that expression's rate among the fold's training
+  subjects is at least ``--weak-high``, 0 where at most ``--weak-low``, unknown between;
+  Neutral: no AU) and trains on that manifest in place of the FER2013 folder, so the AU
+  head sees 28,709 varied faces, not 49 subjects' posed ones.
 """
 
 from __future__ import annotations
@@ -41,14 +54,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from _ckplus import cv_summary, layer_outputs, subject_folds
+from _ckplus import cv_summary, expression_au_rates, layer_outputs, subject_folds
 from _results import write_result
 
 CKPLUS = "../shared/data/ckplus_au/labels.csv"
+FER_TRAIN = "../shared/data/fer2013/train"
 SPLITS = {"fit": "train", "val": "validation", "test": "test"}
 
 
-def _is_ckplus(entry: dict, data: str) -> bool:
+def _is_source(entry: dict, data: str) -> bool:
     return os.path.realpath(entry.get("path", "")) == os.path.realpath(data)
 
 
@@ -61,7 +75,7 @@ def fold_config(config: dict, manifest: str, data: str, init_from: str | None) -
     out = copy.deepcopy(config)
     for side, split in (("train", "train"), ("validation", "validation")):
         entries = out["data"].get(side) or []
-        hits = [i for i, e in enumerate(entries) if _is_ckplus(e, data)]
+        hits = [i for i, e in enumerate(entries) if _is_source(e, data)]
         if not hits:
             raise ValueError(f"the config's data.{side} has no {data} source to replace")
         for i in hits:
@@ -89,6 +103,38 @@ def write_manifest(path: Path, records, parts: dict[str, list[int]], source: str
                 writer.writerow(row)
 
 
+def weak_au_cells(rates, high: float, low: float) -> list[int]:
+    """One face's AU cells from its expression's CK+ rates: 1 at or above ``high``, 0 at or
+    below ``low``, -1 (unknown) between."""
+    return [1 if r >= high else 0 if r <= low else -1 for r in rates]
+
+
+def write_weak_manifest(path: Path, fer_root: str, rates, args) -> int:
+    """FER2013 train as a CSV manifest (absolute paths, its expressions), with weak AU labels
+    from its expression's CK+ AU ``rates`` (``_ckplus.expression_au_rates``; Neutral: no
+    AU) on a random ``args.weak_au_share`` of its faces (seed ``args.seed``); returns how
+    many faces carry them."""
+    import numpy as np
+
+    from liveaffect.data.loaders import load_records
+    from liveaffect.labels import AUS, EXPRESSIONS
+
+    records = load_records(fer_root)
+    rng = np.random.default_rng(args.seed)
+    labelled = rng.random(len(records)) < args.weak_au_share
+    n = 0
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "expression", *AUS])
+        for record, weak in zip(records, labelled, strict=True):
+            cells = [""] * len(AUS)
+            if weak:
+                cells = weak_au_cells(rates[record.expr], args.weak_high, args.weak_low)
+                n += any(c != -1 for c in cells)
+            writer.writerow([os.path.abspath(record.path), EXPRESSIONS[record.expr], *cells])
+    return n
+
+
 def prepare(args) -> int:
     import yaml
 
@@ -109,6 +155,17 @@ def prepare(args) -> int:
             print(f"error: {args.config}: {e}", file=sys.stderr)
             return 2
         cfg["name"] = f"{cfg.get('name', 'model')}-cv{args.folds}-fold{fold}"
+        if args.weak_au_share > 0:
+            fer = [e for e in cfg["data"]["train"] if _is_source(e, args.fer)]
+            if not fer:
+                print(f"error: {args.config} trains on no {args.fer} source", file=sys.stderr)
+                return 2
+            weak = folder / "fer2013_weak_au.csv"
+            rates = expression_au_rates(records, parts["fit"])
+            n = write_weak_manifest(weak, args.fer, rates, args)
+            fer[0].clear()
+            fer[0]["path"] = str(weak.resolve())
+            print(f"fold {fold}: {n} FER2013 faces with weak AU labels in {weak}")
         with open(folder / "config.yaml", "w") as f:
             yaml.safe_dump(cfg, f, sort_keys=False)
         subjects = {SPLITS[k]: len({records[i].split_key for i in v}) for k, v in parts.items()}
@@ -118,12 +175,39 @@ def prepare(args) -> int:
 
 def _au_probs(bundle_dir: str, records):
     """The AU head's probabilities for each record's face, averaged over the card's views."""
+    return _outputs(bundle_dir, records, "au")
+
+
+def _head_and_prior(bundle_dir: str, records, rates):
+    """The AU head's probabilities and the expression prior for each record's face: the
+    expression head's probabilities times ``rates`` (``_ckplus.expression_au_rates``), i.e.
+    each AU's rate under the predicted expression; both averaged over the card's views."""
+    out = _outputs(bundle_dir, records, "au,expr")
+    return out[:, : rates.shape[1]], out[:, rates.shape[1] :] @ rates
+
+
+def _outputs(bundle_dir: str, records, layers: str):
     from liveaffect.bundle import load_bundle
 
     bundle = load_bundle(bundle_dir)
     if not bundle.card.trained("au"):
         raise SystemExit(f"error: {bundle_dir}: its AU head is not trained")
-    return layer_outputs(bundle, records, "au")
+    return layer_outputs(bundle, records, layers)
+
+
+def mix_weight(head, prior, labels, weights):
+    """The weight ``w`` in ``w * head + (1 - w) * prior`` with the best mean F1 on these
+    (validation) faces, each weight with its own tuned thresholds; ties go to the larger
+    ``w`` (the head alone is 1)."""
+    from liveaffect.evaluation.metrics import au_metrics, tune_au_thresholds
+
+    best, best_f1 = 1.0, -1.0
+    for w in sorted(weights, reverse=True):
+        mixed = w * head + (1 - w) * prior
+        f1 = au_metrics(labels, mixed, tune_au_thresholds(mixed, labels)).mean_f1
+        if f1 > best_f1 + 1e-9:
+            best, best_f1 = w, f1
+    return best
 
 
 def score(args) -> int:
@@ -147,10 +231,18 @@ def score(args) -> int:
         manifest = str(folder / "ckplus.csv")
         val = load_records(manifest, split="validation", group_by="subject")
         test = load_records(manifest, split="test", group_by="subject")
-        probs = _au_probs(str(bundle), val + test)
-        val_p, test_p = probs[: len(val)], probs[len(val) :]
         val_y = np.stack([r.au for r in val]).astype(np.float32)
         test_y = np.stack([r.au for r in test]).astype(np.float32)
+        weight = 1.0
+        if args.expression_prior:
+            fit = load_records(manifest, split="train", group_by="subject")
+            rates = expression_au_rates(fit, range(len(fit)))
+            probs, prior = _head_and_prior(str(bundle), val + test, rates)
+            weight = mix_weight(probs[: len(val)], prior[: len(val)], val_y, args.weights)
+            probs = weight * probs + (1 - weight) * prior
+        else:
+            probs = _au_probs(str(bundle), val + test)
+        val_p, test_p = probs[: len(val)], probs[len(val) :]
         thresholds = np.asarray(tune_au_thresholds(val_p, val_y), dtype=np.float32)
         val_f1 = au_metrics(val_y, val_p, thresholds).mean_f1
         test_f1 = au_metrics(test_y, test_p, thresholds).mean_f1
@@ -164,6 +256,7 @@ def score(args) -> int:
                 "test_faces": len(test),
                 "validation_faces": len(val),
                 "thresholds": [float(t) for t in thresholds],
+                "head_weight": weight,
                 "val_mean_f1": float(val_f1),
                 "test_mean_f1": float(test_f1),
             }
@@ -171,6 +264,7 @@ def score(args) -> int:
         print(
             f"{folder.name}: validation {val_f1:.3f} ({subjects['val']} subjects), "
             f"test {test_f1:.3f} ({subjects['test']} subjects, {len(test)} faces)"
+            + (f", head weight {weight}" if args.expression_prior else "")
         )
     result = cv_summary(rows, pooled_true, pooled_pred)
     print(
@@ -188,6 +282,12 @@ def score(args) -> int:
                     "folders": str(out),
                     "inner_validation": "20% of the other subjects, seed + fold",
                     "thresholds": "tuned on each fold's validation subjects",
+                    "au_probabilities": (
+                        "w * AU head + (1 - w) * expression head @ the fold's training "
+                        "subjects' AU rates per expression, w chosen on the validation subjects"
+                        if args.expression_prior
+                        else "the AU head"
+                    ),
                 },
                 "aus": list(AUS),
                 **result,
@@ -206,9 +306,33 @@ def main(argv: list[str] | None = None) -> int:
     pp.add_argument("--seed", type=int, default=35, help="seed of the inner validation cut")
     pp.add_argument("--init-from", help="stage 1 bundle to start from (default: the config's)")
     pp.add_argument("--out", required=True, help="folder for fold0/, fold1/, ...")
+    pp.add_argument(
+        "--weak-au-share",
+        type=float,
+        default=0.0,
+        help="give this share of FER2013 train faces weak AU labels from their expression "
+        "(each expression's AU rates among the fold's CK+ training subjects; "
+        "default 0: the recipe as it is)",
+    )
+    pp.add_argument("--weak-high", type=float, default=0.75, help="rate -> weak label 1")
+    pp.add_argument("--weak-low", type=float, default=0.10, help="rate -> weak label 0")
+    pp.add_argument("--fer", default=FER_TRAIN, help="the FER2013 train folder in the config")
     ps = sub.add_parser("score", help="tune thresholds and score each fold's trained bundle")
     ps.add_argument("--out", required=True, help="the folder prepare wrote (and runs trained)")
     ps.add_argument("--json", help="write the results here")
+    ps.add_argument(
+        "--expression-prior",
+        action="store_true",
+        help="mix the AU head with an expression prior: the expression head's probabilities "
+        "times each expression's AU rates among the fold's CK+ training subjects; the head's "
+        "weight (--weights) is chosen on the fold's validation subjects",
+    )
+    ps.add_argument(
+        "--weights",
+        type=lambda t: [float(x) for x in t.split(",")],
+        default=[0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0],
+        help="the head weights tried with --expression-prior (default 0,0.2,0.4,0.5,0.6,0.8,1)",
+    )
     args = p.parse_args(argv)
     if args.step == "prepare":
         if args.folds < 2:

@@ -621,8 +621,156 @@ def test_au_recipe_cv_tunes_thresholds_on_validation_subjects_never_on_test(tmp_
 
     monkeypatch.setattr(au_recipe_cv, "_au_probs", probs)
     result = tmp_path / "cv.json"
-    assert au_recipe_cv.score(argparse.Namespace(out=str(out), json=str(result))) == 0
+    ns = argparse.Namespace(out=str(out), json=str(result), expression_prior=False)
+    assert au_recipe_cv.score(ns) == 0
     folds = json.loads(result.read_text())["folds"]
     for fold in folds:
         assert all(0.6 < t <= 0.9 for t in fold["thresholds"])
         assert fold["val_mean_f1"] == 1.0 and fold["test_mean_f1"] == 0.0
+
+
+def _ckplus_by_expression(folder) -> str:
+    """A ckplus_au-style manifest whose AUs follow the expression: 24 subjects, each one
+    expression (surprise: AU01 + AU02 + AU25, happiness: AU06 + AU12 + AU25, anger: AU04 +
+    AU07 + AU23), 3 faces each; AU26 random (no expression implies it)."""
+    rng = np.random.default_rng(1)
+    codes = {
+        "surprise": {"AU01", "AU02", "AU25"},
+        "happiness": {"AU06", "AU12", "AU25"},
+        "anger": {"AU04", "AU07", "AU23"},
+    }
+    (folder / "images").mkdir()
+    lines = ["path,expression,video,subject," + ",".join(AUS)]
+    for s in range(24):
+        expression = list(codes)[s // 8]
+        for i in range(3):
+            name = f"images/S{s:03d}_{i}.png"
+            cv2.imwrite(str(folder / name), rng.integers(0, 255, (48, 48), dtype=np.uint8))
+            aus = [int(a in codes[expression]) for a in AUS[:-1]] + [int(rng.integers(0, 2))]
+            lines.append(f"{name},{expression},S{s:03d}_001,S{s:03d},{','.join(map(str, aus))}")
+    (folder / "labels.csv").write_text("\n".join(lines) + "\n")
+    return str(folder / "labels.csv")
+
+
+def test_expression_au_rates_are_each_expressions_au_rates_among_the_given_faces(tmp_path):
+    sys.path.insert(0, str(REPO / "bench"))
+    from _ckplus import expression_au_rates
+
+    from liveaffect.data.loaders import load_records
+
+    records = load_records(_ckplus_by_expression(tmp_path), group_by="subject")
+    first = [i for i, r in enumerate(records) if r.split_key in ("S000", "S003", "S008")]
+    rates = expression_au_rates(records, first)
+    assert rates.shape == (8, 12)
+    surprise, happiness, anger = 6, 4, 1
+    assert rates[surprise, :11].tolist() == [1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1]
+    assert rates[happiness, [3, 6, 10]].tolist() == [1, 1, 1]
+    assert not rates[anger].any()  # no anger face among S000, S003 (surprise), S008 (happy)
+    assert not rates[0].any()  # neutral: no AU
+    surprised = [records[i].au[11] for i in first if records[i].expr == surprise]
+    assert len(surprised) == 6 and rates[surprise, 11] == pytest.approx(np.mean(surprised))
+
+
+def test_au_expression_oracle_reads_aus_off_the_true_expression(tmp_path):
+    data = _ckplus_by_expression(tmp_path)
+    out = tmp_path / "oracle.json"
+    text = _run("bench/au_expression_oracle.py", "--data", data, "--folds", "3", "--json", str(out))
+    result = json.loads(out.read_text())
+    assert "3 folds" in text and len(result["folds"]) == 3
+    assert sum(f["test_faces"] for f in result["folds"]) == 72
+    per_au = result["pooled_per_au_f1"]
+    implied = ["AU1", "AU2", "AU4", "AU6", "AU7", "AU12", "AU23", "AU25"]
+    assert all(per_au[a] == 1.0 for a in implied)  # the expression says it all
+    assert all(per_au[a] == 0.0 for a in ("AU10", "AU15", "AU24"))  # never present
+    assert per_au["AU26"] < 0.8  # random within every expression: the oracle cannot know it
+    bad = tmp_path / "bad.csv"
+    bad.write_text(Path(data).read_text().replace(",surprise,", ",,", 1))
+    _refused("bench/au_expression_oracle.py", "--data", str(bad), said="needs its expression")
+
+
+def test_au_recipe_cv_weak_labels_fer2013_from_the_training_subjects_au_rates(tmp_path):
+    import csv
+
+    data = _ckplus_by_expression(tmp_path)
+    fer = tmp_path / "fer"
+    for name in ("surprise", "neutral", "happy"):
+        (fer / name).mkdir(parents=True)
+        for i in range(20):
+            cv2.imwrite(str(fer / name / f"{i}.png"), np.full((48, 48), i, np.uint8))
+    config = _recipe_cv_config(tmp_path, data)
+    with_fer = tmp_path / "with_fer.yaml"
+    with_fer.write_text(Path(config).read_text().replace("faces/train", str(fer)))
+    out = tmp_path / "cv"
+    text = _run(
+        "bench/au_recipe_cv.py", "prepare", "--data", data, "--config", str(with_fer),
+        "--folds", "3", "--out", str(out), "--weak-au-share", "0.5", "--fer", str(fer),
+    )  # fmt: skip
+    assert "FER2013 faces with weak AU labels" in text
+    happy_au26 = []
+    for k in range(3):
+        with open(out / f"fold{k}" / "ckplus.csv", newline="") as f:
+            fit = [r for r in csv.DictReader(f) if r["split"] == "train"]
+        happy_au26.append(np.mean([int(r["AU26"]) for r in fit if r["expression"] == "happiness"]))
+    for k in range(3):
+        cfg = load_config(out / f"fold{k}" / "config.yaml")
+        weak = out / f"fold{k}" / "fer2013_weak_au.csv"
+        assert cfg.data.train[0].path == str(weak.resolve())  # in place of the FER folder
+        with open(weak, newline="") as f:
+            rows = list(csv.DictReader(f))
+        assert len(rows) == 60 and all(os.path.isabs(r["path"]) for r in rows)
+        labelled = [r for r in rows if r["AU1"] != ""]
+        assert 15 <= len(labelled) <= 45  # about half
+        for r in labelled:
+            cells = [int(r[a.replace("AU0", "AU")]) for a in AUS]
+            if r["expression"] == "Neutral":
+                assert cells == [0] * 12
+            if r["expression"] == "Surprise":  # 1 where every training face has it
+                assert cells[:3] == [1, 1, 0] and cells[10] == 1 and cells[6] == 0
+            if r["expression"] == "Happiness":  # AU26 is random: its rate decides
+                rate = happy_au26[k]
+                assert cells[11] == (1 if rate >= 0.75 else 0 if rate <= 0.1 else -1)
+        assert any(0.1 < happy_au26[k] < 0.75 for k in range(3))  # so -1 is tested
+    _refused(
+        "bench/au_recipe_cv.py", "prepare", "--data", data, "--config", config,
+        "--out", str(tmp_path / "bad"), "--weak-au-share", "0.5", said="trains on no",
+    )  # fmt: skip
+
+
+def test_au_recipe_cv_expression_prior_weight_is_chosen_on_validation_subjects(
+    tmp_path, monkeypatch
+):
+    import argparse
+
+    sys.path.insert(0, str(REPO / "bench"))
+    import au_recipe_cv
+
+    data = _ckplus_by_expression(tmp_path)
+    out = tmp_path / "cv"
+    args = ["prepare", "--data", data, "--folds", "2", "--out", str(out)]
+    assert au_recipe_cv.main([*args, "--config", _recipe_cv_config(tmp_path, data)]) == 0
+    for k in range(2):
+        (out / f"fold{k}" / "run" / "bundle").mkdir(parents=True)
+        (out / f"fold{k}" / "run" / "bundle" / "card.json").write_text("{}")
+    seen = []
+
+    def head_and_prior(bundle, records, rates):
+        # the head: a coin toss; the prior: the rates the test hands over, on each face's
+        # true expression (a perfect expression head)
+        seen.append(rates)
+        head = np.random.default_rng(len(seen)).random((len(records), 12))
+        return head, rates[[r.expr for r in records]]
+
+    monkeypatch.setattr(au_recipe_cv, "_head_and_prior", head_and_prior)
+    result = tmp_path / "cv.json"
+    ns = argparse.Namespace(out=str(out), json=str(result), expression_prior=True)
+    ns.weights = [0.0, 0.8, 1.0]
+    assert au_recipe_cv.score(ns) == 0
+    folds = json.loads(result.read_text())["folds"]
+    assert [f["head_weight"] for f in folds] == [0.0, 0.0]  # the coin toss loses on validation
+    assert all(f["test_mean_f1"] > 0.6 for f in folds)
+    for k, rates in enumerate(seen):  # rates from the fold's training subjects only
+        from liveaffect.data.loaders import load_records
+
+        fit = load_records(str(out / f"fold{k}" / "ckplus.csv"), split="train")
+        assert rates[6, :11].tolist() == [1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1]
+        assert rates[4, 11] == pytest.approx(np.mean([r.au[11] for r in fit if r.expr == 4]))
