@@ -34,7 +34,9 @@ Two variants, each measured the same way (bench/README.md, "What the expression 
   head's probabilities times each expression's AU rates among the fold's CK+ training
   subjects (``_ckplus.expression_au_rates``), ``w * head + (1 - w) * prior``, the head's
   weight ``w`` chosen on the fold's validation subjects. No training; it asks how much
-  reading the AUs off the recognised expression adds.
+  reading the AUs off the recognised expression adds. ``--true-expression`` makes it an
+  oracle: the prior of each face's labelled expression, as if the expression head were
+  never wrong.
 - ``prepare --weak-au-share S`` gives a share ``S`` of the FER2013 train faces weak AU
   labels from their expression (1 where that expression's rate among the fold's training
   subjects is at least ``--weak-high``, 0 where at most ``--weak-low``, unknown between;
@@ -238,6 +240,8 @@ def score(args) -> int:
             fit = load_records(manifest, split="train", group_by="subject")
             rates = expression_au_rates(fit, range(len(fit)))
             probs, prior = _head_and_prior(str(bundle), val + test, rates)
+            if args.true_expression:  # an oracle: the prior of each face's labelled expression
+                prior = rates[[r.expr for r in val + test]]
             weight = mix_weight(probs[: len(val)], prior[: len(val)], val_y, args.weights)
             probs = weight * probs + (1 - weight) * prior
         else:
@@ -283,8 +287,11 @@ def score(args) -> int:
                     "inner_validation": "20% of the other subjects, seed + fold",
                     "thresholds": "tuned on each fold's validation subjects",
                     "au_probabilities": (
-                        "w * AU head + (1 - w) * expression head @ the fold's training "
-                        "subjects' AU rates per expression, w chosen on the validation subjects"
+                        "w * AU head + (1 - w) * "
+                        + ("the labelled expression's" if args.true_expression else "")
+                        + ("expression head @ the" if not args.true_expression else "")
+                        + " AU rates among the fold's training subjects, w chosen on the "
+                        "validation subjects"
                         if args.expression_prior
                         else "the AU head"
                     ),
@@ -328,12 +335,20 @@ def main(argv: list[str] | None = None) -> int:
         "weight (--weights) is chosen on the fold's validation subjects",
     )
     ps.add_argument(
+        "--true-expression",
+        action="store_true",
+        help="with --expression-prior, an oracle: the prior of each face's labelled expression "
+        "(not the expression head's), the ceiling of reading AUs off the expression",
+    )
+    ps.add_argument(
         "--weights",
         type=lambda t: [float(x) for x in t.split(",")],
         default=[0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0],
         help="the head weights tried with --expression-prior (default 0,0.2,0.4,0.5,0.6,0.8,1)",
     )
     args = p.parse_args(argv)
+    if args.step == "score" and args.true_expression and not args.expression_prior:
+        p.error("--true-expression needs --expression-prior")
     if args.step == "prepare":
         if args.folds < 2:
             p.error("--folds must be at least 2")

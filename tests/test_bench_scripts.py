@@ -763,6 +763,7 @@ def test_au_recipe_cv_expression_prior_weight_is_chosen_on_validation_subjects(
     monkeypatch.setattr(au_recipe_cv, "_head_and_prior", head_and_prior)
     result = tmp_path / "cv.json"
     ns = argparse.Namespace(out=str(out), json=str(result), expression_prior=True)
+    ns.true_expression = False
     ns.weights = [0.0, 0.8, 1.0]
     assert au_recipe_cv.score(ns) == 0
     folds = json.loads(result.read_text())["folds"]
@@ -774,3 +775,36 @@ def test_au_recipe_cv_expression_prior_weight_is_chosen_on_validation_subjects(
         fit = load_records(str(out / f"fold{k}" / "ckplus.csv"), split="train")
         assert rates[6, :11].tolist() == [1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1]
         assert rates[4, 11] == pytest.approx(np.mean([r.au[11] for r in fit if r.expr == 4]))
+
+
+def test_au_recipe_cv_true_expression_prior_ignores_the_expression_head(tmp_path, monkeypatch):
+    import argparse
+
+    sys.path.insert(0, str(REPO / "bench"))
+    import au_recipe_cv
+
+    data = _ckplus_by_expression(tmp_path)
+    out = tmp_path / "cv"
+    args = ["prepare", "--data", data, "--folds", "2", "--out", str(out)]
+    assert au_recipe_cv.main([*args, "--config", _recipe_cv_config(tmp_path, data)]) == 0
+    for k in range(2):
+        (out / f"fold{k}" / "run" / "bundle").mkdir(parents=True)
+        (out / f"fold{k}" / "run" / "bundle" / "card.json").write_text("{}")
+
+    def head_and_prior(bundle, records, rates):  # a useless head and a useless expression head
+        noise = np.random.default_rng(0).random((len(records), 12))
+        return noise, noise[::-1].copy()
+
+    monkeypatch.setattr(au_recipe_cv, "_head_and_prior", head_and_prior)
+    scores = {}
+    for truth in (False, True):
+        result = tmp_path / f"cv_{truth}.json"
+        ns = argparse.Namespace(out=str(out), json=str(result), expression_prior=True)
+        ns.true_expression, ns.weights = truth, [0.0, 0.8, 1.0]
+        assert au_recipe_cv.score(ns) == 0
+        scores[truth] = json.loads(result.read_text())["pooled_mean_f1"]
+    assert scores[True] > 0.6 > scores[False]  # the labelled expression's AU rates know
+    _refused(
+        "bench/au_recipe_cv.py", "score", "--out", str(out), "--true-expression",
+        said="needs --expression-prior",
+    )  # fmt: skip
