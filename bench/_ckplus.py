@@ -1,5 +1,4 @@
-"""What the CK+ AU bench scripts share: subject folds, their summary, a bundle's layer outputs,
-each expression's AU rates.
+"""What the CK+ AU bench scripts share: subject folds, their summary, a bundle's layer outputs.
 
 Written here rather than in the package: only the bench scripts cross-validate or probe
 layers, and the deal itself is scikit-learn's ``GroupKFold`` plus the project's
@@ -35,21 +34,6 @@ def subject_folds(records: Sequence, folds: int, seed: int) -> Iterator[dict[str
             "val": [index[id(r)] for r in val],
             "test": [int(i) for i in test_i],
         }
-
-
-def expression_au_rates(records: Sequence, indices: Sequence[int]):
-    """An (8, 12) array: row ``e`` is the rate of each AU among ``records[indices]`` whose
-    expression is ``e`` (all zeros for an expression none of them shows: on CK+, Neutral,
-    which has no AU by FACS's definition)."""
-    import numpy as np
-
-    from liveaffect.labels import EXPRESSIONS, NUM_AUS
-
-    rates = np.zeros((len(EXPRESSIONS), NUM_AUS))
-    for e in sorted({records[i].expr for i in indices}):
-        rows = [records[i].au for i in indices if records[i].expr == e]
-        rates[e] = np.mean(np.asarray(rows, dtype=np.float64), axis=0)
-    return rates
 
 
 def cv_summary(rows: list[dict], pooled_true: list, pooled_pred: list) -> dict:

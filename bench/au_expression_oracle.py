@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from _ckplus import cv_summary, expression_au_rates, subject_folds
+from _ckplus import cv_summary, subject_folds
 from _results import write_result
 
 CKPLUS = "../shared/data/ckplus_au/labels.csv"
@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
 
     from liveaffect.data.loaders import load_records
+    from liveaffect.data.weak_au import expression_au_rates
     from liveaffect.evaluation.metrics import au_metrics, tune_au_thresholds
     from liveaffect.labels import AUS
 
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     rows, pooled_true, pooled_pred = [], [], []
     for fold, parts in enumerate(subject_folds(records, args.folds, args.seed)):
         fit, val, test = (np.asarray(parts[k]) for k in ("fit", "val", "test"))
-        rates = expression_au_rates(records, fit)
+        rates = expression_au_rates([records[i] for i in fit])
         val_p, test_p = oracle_probs(records, val, rates), oracle_probs(records, test, rates)
         thresholds = tune_au_thresholds(val_p, labels[val])
         val_f1 = au_metrics(labels[val], val_p, thresholds)

@@ -32,16 +32,17 @@ Two variants, each measured the same way (bench/README.md, "What the expression 
 
 - ``score --expression-prior`` mixes the AU head with an expression prior: the expression
   head's probabilities times each expression's AU rates among the fold's CK+ training
-  subjects (``_ckplus.expression_au_rates``), ``w * head + (1 - w) * prior``, the head's
-  weight ``w`` chosen on the fold's validation subjects. No training; it asks how much
-  reading the AUs off the recognised expression adds. ``--true-expression`` makes it an
-  oracle: the prior of each face's labelled expression, as if the expression head were
-  never wrong.
-- ``prepare --weak-au-share S`` gives a share ``S`` of the FER2013 train faces weak AU
-  labels from their expression (1 where that expression's rate among the fold's training
-  subjects is at least ``--weak-high``, 0 where at most ``--weak-low``, unknown between;
-  Neutral: no AU) and trains on that manifest in place of the FER2013 folder, so the AU
-  head sees 28,709 varied faces, not 49 subjects' posed ones.
+  subjects (``liveaffect.data.weak_au.expression_au_rates``), ``w * head + (1 - w) *
+  prior``, the head's weight ``w`` chosen on the fold's validation subjects. No training;
+  it asks how much reading the AUs off the recognised expression adds.
+  ``--true-expression`` makes it an oracle: the prior of each face's labelled expression,
+  as if the expression head were never wrong.
+- ``prepare --weak-au-share S`` sets ``weak_au: S`` on the config's FER2013 train source
+  (``liveaffect.data.weak_au``): a share ``S`` of its faces get weak AU labels from their
+  expression (1 where that expression's rate among the fold's CK+ training subjects is at
+  least ``--weak-high``, 0 where at most ``--weak-low``, unknown between; Neutral: no AU),
+  so the AU head also learns from 28,709 varied faces, not only from 45-49 subjects' posed
+  ones.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from _ckplus import cv_summary, expression_au_rates, layer_outputs, subject_folds
+from _ckplus import cv_summary, layer_outputs, subject_folds
 from _results import write_result
 
 CKPLUS = "../shared/data/ckplus_au/labels.csv"
@@ -105,38 +106,6 @@ def write_manifest(path: Path, records, parts: dict[str, list[int]], source: str
                 writer.writerow(row)
 
 
-def weak_au_cells(rates, high: float, low: float) -> list[int]:
-    """One face's AU cells from its expression's CK+ rates: 1 at or above ``high``, 0 at or
-    below ``low``, -1 (unknown) between."""
-    return [1 if r >= high else 0 if r <= low else -1 for r in rates]
-
-
-def write_weak_manifest(path: Path, fer_root: str, rates, args) -> int:
-    """FER2013 train as a CSV manifest (absolute paths, its expressions), with weak AU labels
-    from its expression's CK+ AU ``rates`` (``_ckplus.expression_au_rates``; Neutral: no
-    AU) on a random ``args.weak_au_share`` of its faces (seed ``args.seed``); returns how
-    many faces carry them."""
-    import numpy as np
-
-    from liveaffect.data.loaders import load_records
-    from liveaffect.labels import AUS, EXPRESSIONS
-
-    records = load_records(fer_root)
-    rng = np.random.default_rng(args.seed)
-    labelled = rng.random(len(records)) < args.weak_au_share
-    n = 0
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["path", "expression", *AUS])
-        for record, weak in zip(records, labelled, strict=True):
-            cells = [""] * len(AUS)
-            if weak:
-                cells = weak_au_cells(rates[record.expr], args.weak_high, args.weak_low)
-                n += any(c != -1 for c in cells)
-            writer.writerow([os.path.abspath(record.path), EXPRESSIONS[record.expr], *cells])
-    return n
-
-
 def prepare(args) -> int:
     import yaml
 
@@ -162,12 +131,8 @@ def prepare(args) -> int:
             if not fer:
                 print(f"error: {args.config} trains on no {args.fer} source", file=sys.stderr)
                 return 2
-            weak = folder / "fer2013_weak_au.csv"
-            rates = expression_au_rates(records, parts["fit"])
-            n = write_weak_manifest(weak, args.fer, rates, args)
-            fer[0].clear()
-            fer[0]["path"] = str(weak.resolve())
-            print(f"fold {fold}: {n} FER2013 faces with weak AU labels in {weak}")
+            fer[0].update(weak_au=args.weak_au_share, seed=args.seed)
+            cfg["data"].update(weak_au_high=args.weak_high, weak_au_low=args.weak_low)
         with open(folder / "config.yaml", "w") as f:
             yaml.safe_dump(cfg, f, sort_keys=False)
         subjects = {SPLITS[k]: len({records[i].split_key for i in v}) for k, v in parts.items()}
@@ -182,8 +147,9 @@ def _au_probs(bundle_dir: str, records):
 
 def _head_and_prior(bundle_dir: str, records, rates):
     """The AU head's probabilities and the expression prior for each record's face: the
-    expression head's probabilities times ``rates`` (``_ckplus.expression_au_rates``), i.e.
-    each AU's rate under the predicted expression; both averaged over the card's views."""
+    expression head's probabilities times ``rates`` (an (8, 12) array of AU rates per
+    expression), i.e. each AU's rate under the predicted expression; both averaged over the
+    card's views."""
     out = _outputs(bundle_dir, records, "au,expr")
     return out[:, : rates.shape[1]], out[:, rates.shape[1] :] @ rates
 
@@ -237,8 +203,10 @@ def score(args) -> int:
         test_y = np.stack([r.au for r in test]).astype(np.float32)
         weight = 1.0
         if args.expression_prior:
+            from liveaffect.data.weak_au import expression_au_rates
+
             fit = load_records(manifest, split="train", group_by="subject")
-            rates = expression_au_rates(fit, range(len(fit)))
+            rates = expression_au_rates(fit)
             probs, prior = _head_and_prior(str(bundle), val + test, rates)
             if args.true_expression:  # an oracle: the prior of each face's labelled expression
                 prior = rates[[r.expr for r in val + test]]

@@ -652,25 +652,6 @@ def _ckplus_by_expression(folder) -> str:
     return str(folder / "labels.csv")
 
 
-def test_expression_au_rates_are_each_expressions_au_rates_among_the_given_faces(tmp_path):
-    sys.path.insert(0, str(REPO / "bench"))
-    from _ckplus import expression_au_rates
-
-    from liveaffect.data.loaders import load_records
-
-    records = load_records(_ckplus_by_expression(tmp_path), group_by="subject")
-    first = [i for i, r in enumerate(records) if r.split_key in ("S000", "S003", "S008")]
-    rates = expression_au_rates(records, first)
-    assert rates.shape == (8, 12)
-    surprise, happiness, anger = 6, 4, 1
-    assert rates[surprise, :11].tolist() == [1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1]
-    assert rates[happiness, [3, 6, 10]].tolist() == [1, 1, 1]
-    assert not rates[anger].any()  # no anger face among S000, S003 (surprise), S008 (happy)
-    assert not rates[0].any()  # neutral: no AU
-    surprised = [records[i].au[11] for i in first if records[i].expr == surprise]
-    assert len(surprised) == 6 and rates[surprise, 11] == pytest.approx(np.mean(surprised))
-
-
 def test_au_expression_oracle_reads_aus_off_the_true_expression(tmp_path):
     data = _ckplus_by_expression(tmp_path)
     out = tmp_path / "oracle.json"
@@ -691,6 +672,8 @@ def test_au_expression_oracle_reads_aus_off_the_true_expression(tmp_path):
 def test_au_recipe_cv_weak_labels_fer2013_from_the_training_subjects_au_rates(tmp_path):
     import csv
 
+    from liveaffect.training.inputs import resolve_records
+
     data = _ckplus_by_expression(tmp_path)
     fer = tmp_path / "fer"
     for name in ("surprise", "neutral", "happy"):
@@ -701,35 +684,29 @@ def test_au_recipe_cv_weak_labels_fer2013_from_the_training_subjects_au_rates(tm
     with_fer = tmp_path / "with_fer.yaml"
     with_fer.write_text(Path(config).read_text().replace("faces/train", str(fer)))
     out = tmp_path / "cv"
-    text = _run(
+    _run(
         "bench/au_recipe_cv.py", "prepare", "--data", data, "--config", str(with_fer),
         "--folds", "3", "--out", str(out), "--weak-au-share", "0.5", "--fer", str(fer),
+        "--weak-high", "0.7",
     )  # fmt: skip
-    assert "FER2013 faces with weak AU labels" in text
-    happy_au26 = []
     for k in range(3):
         with open(out / f"fold{k}" / "ckplus.csv", newline="") as f:
             fit = [r for r in csv.DictReader(f) if r["split"] == "train"]
-        happy_au26.append(np.mean([int(r["AU26"]) for r in fit if r["expression"] == "happiness"]))
-    for k in range(3):
+        happy_au26 = np.mean([int(r["AU26"]) for r in fit if r["expression"] == "happiness"])
         cfg = load_config(out / f"fold{k}" / "config.yaml")
-        weak = out / f"fold{k}" / "fer2013_weak_au.csv"
-        assert cfg.data.train[0].path == str(weak.resolve())  # in place of the FER folder
-        with open(weak, newline="") as f:
-            rows = list(csv.DictReader(f))
-        assert len(rows) == 60 and all(os.path.isabs(r["path"]) for r in rows)
-        labelled = [r for r in rows if r["AU1"] != ""]
-        assert 15 <= len(labelled) <= 45  # about half
+        source = cfg.data.train[0]
+        assert (source.path, source.weak_au, source.seed) == (str(fer), 0.5, 35)
+        assert (cfg.data.weak_au_high, cfg.data.weak_au_low) == (0.7, 0.1)
+        train, _ = resolve_records(cfg)
+        labelled = [r for r in train if r.path.startswith(str(fer)) and r.au is not None]
+        assert 15 <= len(labelled) <= 45  # about half of 60
         for r in labelled:
-            cells = [int(r[a.replace("AU0", "AU")]) for a in AUS]
-            if r["expression"] == "Neutral":
-                assert cells == [0] * 12
-            if r["expression"] == "Surprise":  # 1 where every training face has it
-                assert cells[:3] == [1, 1, 0] and cells[10] == 1 and cells[6] == 0
-            if r["expression"] == "Happiness":  # AU26 is random: its rate decides
-                rate = happy_au26[k]
-                assert cells[11] == (1 if rate >= 0.75 else 0 if rate <= 0.1 else -1)
-        assert any(0.1 < happy_au26[k] < 0.75 for k in range(3))  # so -1 is tested
+            if r.expr == 0:
+                assert r.au == (0,) * 12
+            if r.expr == 6:  # surprise: 1 where every training face has it
+                assert r.au[:3] == (1, 1, 0) and r.au[10] == 1 and r.au[6] == 0
+            if r.expr == 4:  # AU26 is random: the fold's training subjects' rate decides
+                assert r.au[11] == (1 if happy_au26 >= 0.7 else 0 if happy_au26 <= 0.1 else -1)
     _refused(
         "bench/au_recipe_cv.py", "prepare", "--data", data, "--config", config,
         "--out", str(tmp_path / "bad"), "--weak-au-share", "0.5", said="trains on no",

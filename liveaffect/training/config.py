@@ -60,6 +60,11 @@ class SourceSpec:
         repeat: oversampling factor for this source in training (integer >= 1).
         group_by: CSV manifests: the column whose rows the holdout keeps together (e.g.
             ``subject``); None = by recording (``video`` column) or image.
+        weak_au: training sources: the share (0-1) of this source's faces that carry an
+            expression but no AU and get weak AU labels from it
+            (:mod:`liveaffect.data.weak_au`: each expression's AU rates among the training
+            faces whose 12 AUs are coded; ``data.weak_au_high`` / ``weak_au_low``), picked
+            with ``seed``. 0 = none.
     """
 
     path: str
@@ -69,6 +74,7 @@ class SourceSpec:
     seed: int = 0
     repeat: int = 1
     group_by: str | None = None
+    weak_au: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.holdout < 1.0:
@@ -79,6 +85,8 @@ class SourceSpec:
             raise ValueError(f"part {self.part!r} needs a holdout fraction for {self.path}")
         if int(self.repeat) < 1:
             raise ValueError(f"repeat must be >= 1, got {self.repeat} for {self.path}")
+        if not 0.0 <= self.weak_au <= 1.0:
+            raise ValueError(f"weak_au must be in [0, 1], got {self.weak_au} for {self.path}")
 
 
 @dataclass
@@ -107,6 +115,9 @@ class DataConfig:
         max_unreadable: share (0-1) of training or validation images that may be
             unreadable (corrupt, truncated, not an image): they are skipped with a warning
             naming them; above this share the run stops before training.
+        weak_au_high: a weak AU label (a source's ``weak_au``) is 1 where the expression
+            shows the AU in at least this share of the coded training faces ...
+        weak_au_low: ... and 0 where in at most this share; unknown between.
     """
 
     train: list[SourceSpec] = field(default_factory=list)
@@ -118,9 +129,16 @@ class DataConfig:
     recipe: dict[str, Any] = field(default_factory=dict)
     split: str = "auto"
     max_unreadable: float = 0.01
+    weak_au_high: float = 0.75
+    weak_au_low: float = 0.10
 
     def __post_init__(self) -> None:
         self.train = [s if isinstance(s, SourceSpec) else _source(s) for s in self.train]
+        if not 0.0 <= self.weak_au_low < self.weak_au_high <= 1.0:
+            raise ValueError(
+                "data.weak_au_low and weak_au_high need 0 <= low < high <= 1, got "
+                f"{self.weak_au_low} and {self.weak_au_high}"
+            )
         self.validation = [s if isinstance(s, SourceSpec) else _source(s) for s in self.validation]
         if self.cache not in ("memory", "file", "none"):
             raise ValueError(f"data.cache must be memory, file or none, got {self.cache!r}")

@@ -42,9 +42,11 @@ def _read_source(spec: SourceSpec) -> list[Record]:
 
 def resolve_records(cfg: RunConfig) -> tuple[list[Record], list[Record]]:
     """Training and validation records for a config (validation never trained on)."""
+    sources = [_read_source(spec) for spec in cfg.data.train]
+    if any(spec.weak_au > 0 for spec in cfg.data.train):
+        sources = _with_weak_au(sources, cfg)
     train: list[Record] = []
-    for spec in cfg.data.train:
-        recs = _read_source(spec)
+    for spec, recs in zip(cfg.data.train, sources, strict=True):
         train.extend(recs * int(spec.repeat))
     val: list[Record] = []
     for spec in cfg.data.validation:
@@ -57,6 +59,24 @@ def resolve_records(cfg: RunConfig) -> tuple[list[Record], list[Record]]:
         rng = np.random.default_rng(cfg.train.seed)
         val = [val[i] for i in sorted(rng.choice(len(val), cfg.data.val_max_samples, False))]
     return train, val
+
+
+def _with_weak_au(sources: list[list[Record]], cfg: RunConfig) -> list[list[Record]]:
+    """Each source with ``weak_au`` > 0 given weak AU labels from the expression AU rates
+    of all training sources' coded faces (:mod:`liveaffect.data.weak_au`)."""
+    from liveaffect.data.weak_au import expression_au_rates, with_weak_au
+
+    rates = expression_au_rates([r for recs in sources for r in recs])
+    if not rates.any():
+        raise TrainingError(
+            "data.train: weak_au needs training faces with an expression and all 12 AUs coded "
+            "(e.g. ckplus_au) to take each expression's AU rates from; there are none"
+        )
+    high, low = cfg.data.weak_au_high, cfg.data.weak_au_low
+    return [
+        with_weak_au(recs, rates, spec.weak_au, high, low, spec.seed) if spec.weak_au else recs
+        for spec, recs in zip(cfg.data.train, sources, strict=True)
+    ]
 
 
 def _split(records: list[Record], cfg: RunConfig) -> tuple[list[Record], list[Record]]:
