@@ -58,6 +58,16 @@ def cv_summary(rows: list[dict], pooled_true: list, pooled_pred: list) -> dict:
     }
 
 
+def print_cv_summary(result: dict) -> None:
+    """Print :func:`cv_summary`'s result: the folds' mean and sd, the pooled mean, per AU."""
+    print(
+        f"{len(result['folds'])} folds: mean of the folds' test F1 {result['fold_mean_f1']:.3f} "
+        f"(sd {result['fold_sd_f1']:.3f}); pooled over all test faces "
+        f"{result['pooled_mean_f1']:.3f}"
+    )
+    print("  " + ", ".join(f"{a} {v:.2f}" for a, v in result["pooled_per_au_f1"].items()))
+
+
 def layer_outputs(bundle, records: Sequence, layers: str):
     """The outputs of ``layers`` (comma-separated, side by side) of a loaded ``bundle`` for
     each record's face, each averaged over the card's test-time views; a spatial map is

@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from _ckplus import cv_summary, subject_folds
+from _ckplus import cv_summary, print_cv_summary, subject_folds
 from _results import write_result
 
 CKPLUS = "../shared/data/ckplus_au/labels.csv"
@@ -82,12 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"fold {fold}: validation {val_f1.mean_f1:.3f}, test {test_f1:.3f}")
     result = cv_summary(rows, pooled_true, pooled_pred)
-    print(
-        f"{len(rows)} folds: mean of the folds' test F1 {result['fold_mean_f1']:.3f} "
-        f"(sd {result['fold_sd_f1']:.3f}); pooled over all test faces "
-        f"{result['pooled_mean_f1']:.3f}"
-    )
-    print("  " + ", ".join(f"{a} {v:.2f}" for a, v in result["pooled_per_au_f1"].items()))
+    print_cv_summary(result)
     if args.json:
         write_result(
             args.json,

@@ -601,6 +601,18 @@ def test_au_recipe_cv_scores_each_folds_bundle_on_its_test_subjects_and_pools_th
     assert list(pooled.values()) == pytest.approx(by_hand.tolist())
 
 
+def _two_folds_with_bundles(au_recipe_cv, tmp_path, data: str):
+    """``prepare --folds 2`` into tmp_path/cv, and a card.json where each fold's bundle goes
+    (the tests replace what reads the bundles)."""
+    out = tmp_path / "cv"
+    args = ["prepare", "--data", data, "--folds", "2", "--out", str(out)]
+    assert au_recipe_cv.main([*args, "--config", _recipe_cv_config(tmp_path, data)]) == 0
+    for k in range(2):
+        (out / f"fold{k}" / "run" / "bundle").mkdir(parents=True)
+        (out / f"fold{k}" / "run" / "bundle" / "card.json").write_text("{}")
+    return out
+
+
 def test_au_recipe_cv_tunes_thresholds_on_validation_subjects_never_on_test(tmp_path, monkeypatch):
     import argparse
 
@@ -608,12 +620,7 @@ def test_au_recipe_cv_tunes_thresholds_on_validation_subjects_never_on_test(tmp_
     import au_recipe_cv
 
     data = _ckplus_like(tmp_path)
-    out = tmp_path / "cv"
-    args = ["prepare", "--data", data, "--folds", "2", "--out", str(out)]
-    assert au_recipe_cv.main([*args, "--config", _recipe_cv_config(tmp_path, data)]) == 0
-    for k in range(2):
-        (out / f"fold{k}" / "run" / "bundle").mkdir(parents=True)
-        (out / f"fold{k}" / "run" / "bundle" / "card.json").write_text("{}")
+    out = _two_folds_with_bundles(au_recipe_cv, tmp_path, data)
 
     def probs(bundle, records):  # validation faces separate at 0.75, test faces at 0.25
         high = np.array([0.9 if r.split == "validation" else 0.4 for r in records])
@@ -722,12 +729,7 @@ def test_au_recipe_cv_expression_prior_weight_is_chosen_on_validation_subjects(
     import au_recipe_cv
 
     data = _ckplus_by_expression(tmp_path)
-    out = tmp_path / "cv"
-    args = ["prepare", "--data", data, "--folds", "2", "--out", str(out)]
-    assert au_recipe_cv.main([*args, "--config", _recipe_cv_config(tmp_path, data)]) == 0
-    for k in range(2):
-        (out / f"fold{k}" / "run" / "bundle").mkdir(parents=True)
-        (out / f"fold{k}" / "run" / "bundle" / "card.json").write_text("{}")
+    out = _two_folds_with_bundles(au_recipe_cv, tmp_path, data)
     seen = []
 
     def head_and_prior(bundle, records, rates):
@@ -761,12 +763,7 @@ def test_au_recipe_cv_true_expression_prior_ignores_the_expression_head(tmp_path
     import au_recipe_cv
 
     data = _ckplus_by_expression(tmp_path)
-    out = tmp_path / "cv"
-    args = ["prepare", "--data", data, "--folds", "2", "--out", str(out)]
-    assert au_recipe_cv.main([*args, "--config", _recipe_cv_config(tmp_path, data)]) == 0
-    for k in range(2):
-        (out / f"fold{k}" / "run" / "bundle").mkdir(parents=True)
-        (out / f"fold{k}" / "run" / "bundle" / "card.json").write_text("{}")
+    out = _two_folds_with_bundles(au_recipe_cv, tmp_path, data)
 
     def head_and_prior(bundle, records, rates):  # a useless head and a useless expression head
         noise = np.random.default_rng(0).random((len(records), 12))
