@@ -68,6 +68,22 @@ def print_cv_summary(result: dict) -> None:
     print("  " + ", ".join(f"{a} {v:.2f}" for a, v in result["pooled_per_au_f1"].items()))
 
 
+def write_cv_result(path: str, protocol: dict, result: dict) -> None:
+    """Write :func:`cv_summary`'s ``result`` as JSON (``_results.write_result``) with its
+    ``protocol``: the folds, how validation was cut and thresholds tuned, and ``protocol``'s
+    own entries."""
+    from _results import write_result
+
+    from liveaffect.labels import AUS
+
+    common = {
+        "folds": len(result["folds"]),
+        "inner_validation": "20% of the other subjects, seed + fold",
+        "thresholds": "tuned on each fold's validation subjects",
+    }
+    write_result(path, {"protocol": {**common, **protocol}, "aus": list(AUS), **result})
+
+
 def layer_outputs(bundle, records: Sequence, layers: str):
     """The outputs of ``layers`` (comma-separated, side by side) of a loaded ``bundle`` for
     each record's face, each averaged over the card's test-time views; a spatial map is

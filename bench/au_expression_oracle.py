@@ -28,8 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from _ckplus import cv_summary, print_cv_summary, subject_folds
-from _results import write_result
+from _ckplus import cv_summary, print_cv_summary, subject_folds, write_cv_result
 
 CKPLUS = "../shared/data/ckplus_au/labels.csv"
 
@@ -54,7 +53,6 @@ def main(argv: list[str] | None = None) -> int:
     from liveaffect.data.loaders import load_records
     from liveaffect.data.weak_au import expression_au_rates
     from liveaffect.evaluation.metrics import au_metrics, tune_au_thresholds
-    from liveaffect.labels import AUS
 
     records = load_records(args.data, group_by="subject")
     if any(r.au is None or -1 in r.au or r.expr < 0 for r in records):
@@ -84,19 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     result = cv_summary(rows, pooled_true, pooled_pred)
     print_cv_summary(result)
     if args.json:
-        write_result(
-            args.json,
-            {
-                "protocol": {
-                    "folds": len(rows),
-                    "probabilities": "the true expression's AU rates among the fit subjects",
-                    "inner_validation": "20% of the other subjects, seed + fold",
-                    "thresholds": "tuned on each fold's validation subjects",
-                },
-                "aus": list(AUS),
-                **result,
-            },
-        )
+        probabilities = "the true expression's AU rates among the fit subjects"
+        write_cv_result(args.json, {"probabilities": probabilities}, result)
     return 0
 
 

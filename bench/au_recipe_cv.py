@@ -57,8 +57,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from _ckplus import cv_summary, layer_outputs, print_cv_summary, subject_folds
-from _results import write_result
+from _ckplus import cv_summary, layer_outputs, print_cv_summary, subject_folds, write_cv_result
 
 CKPLUS = "../shared/data/ckplus_au/labels.csv"
 FER_TRAIN = "../shared/data/fer2013/train"
@@ -183,7 +182,6 @@ def score(args) -> int:
 
     from liveaffect.data.loaders import load_records
     from liveaffect.evaluation.metrics import au_metrics, tune_au_thresholds
-    from liveaffect.labels import AUS
 
     out = Path(args.out)
     folders = sorted(out.glob("fold*"), key=lambda p: int(p.name[4:]))
@@ -241,28 +239,14 @@ def score(args) -> int:
     result = cv_summary(rows, pooled_true, pooled_pred)
     print_cv_summary(result)
     if args.json:
-        write_result(
-            args.json,
-            {
-                "protocol": {
-                    "folds": len(rows),
-                    "folders": str(out),
-                    "inner_validation": "20% of the other subjects, seed + fold",
-                    "thresholds": "tuned on each fold's validation subjects",
-                    "au_probabilities": (
-                        "w * AU head + (1 - w) * "
-                        + ("the labelled expression's" if args.true_expression else "")
-                        + ("expression head @ the" if not args.true_expression else "")
-                        + " AU rates among the fold's training subjects, w chosen on the "
-                        "validation subjects"
-                        if args.expression_prior
-                        else "the AU head"
-                    ),
-                },
-                "aus": list(AUS),
-                **result,
-            },
-        )
+        probabilities = "the AU head"
+        if args.expression_prior:
+            prior = "the labelled expression's" if args.true_expression else "expression head @ the"
+            probabilities = (
+                f"w * AU head + (1 - w) * {prior} AU rates among the fold's training subjects, "
+                "w chosen on the validation subjects"
+            )
+        write_cv_result(args.json, {"folders": str(out), "au_probabilities": probabilities}, result)
     return 0
 
 
