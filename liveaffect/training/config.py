@@ -134,12 +134,12 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         self.train = [s if isinstance(s, SourceSpec) else _source(s) for s in self.train]
+        self.validation = [s if isinstance(s, SourceSpec) else _source(s) for s in self.validation]
         if not 0.0 <= self.weak_au_low < self.weak_au_high <= 1.0:
             raise ValueError(
                 "data.weak_au_low and weak_au_high need 0 <= low < high <= 1, got "
                 f"{self.weak_au_low} and {self.weak_au_high}"
             )
-        self.validation = [s if isinstance(s, SourceSpec) else _source(s) for s in self.validation]
         if self.cache not in ("memory", "file", "none"):
             raise ValueError(f"data.cache must be memory, file or none, got {self.cache!r}")
         if self.sampling not in ("none", "seed"):
