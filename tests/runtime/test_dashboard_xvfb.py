@@ -58,7 +58,7 @@ def test_space_pauses_s_snapshots_the_panel_q_quits(xvfb, tmp_path, tiny_bundle)
         app = subprocess.Popen([*cmd, "--csv", str(csv_path)], cwd=REPO, env=env, stdout=out,
                                stderr=err)  # fmt: skip
         try:
-            (window,) = wait_for_window(xvfb, app)[:1]
+            (window,) = wait_for_window(xvfb, app, stderr_file=tmp_path / "stderr.txt")[:1]
             wait_for(lambda: csv_rows(csv_path) >= 6, "faces in the CSV", app)
 
             def key(name: str) -> None:

@@ -77,11 +77,35 @@ def _xvfb(screen: str):
     if not number:
         proc.kill()
         pytest.fail("Xvfb did not start")
+    display = f":{number}"
+    _wait_until_it_answers(display, proc)
     try:
-        yield f":{number}"
+        yield display
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def _wait_until_it_answers(display: str, proc: subprocess.Popen, timeout_s: float = 20) -> None:
+    """Return once an X client can connect to ``display``; fail if Xvfb exits or never does.
+
+    Xvfb names its display when it is ready, but once in a full run (2026-12-06) the app
+    started right after could not connect to it ("cannot connect to the display ':0'"), so
+    the fixture checks with a client of its own before any test starts the app.
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"Xvfb exited (status {proc.returncode}) right after naming {display}")
+        env = {**os.environ, "DISPLAY": display}
+        probe = subprocess.run(
+            ["xdotool", "getdisplaygeometry"], env=env, capture_output=True, timeout=10
+        )
+        if probe.returncode == 0:
+            return
+        time.sleep(0.2)
+    proc.kill()
+    pytest.fail(f"Xvfb named {display} but no client could connect to it in {timeout_s:.0f} s")
 
 
 def x(display: str, *cmd: str, check: bool = True) -> str:
@@ -92,15 +116,33 @@ def x(display: str, *cmd: str, check: bool = True) -> str:
     return proc.stdout
 
 
-def wait_for_window(display: str, app: subprocess.Popen, timeout_s: float = 180) -> list[str]:
+def wait_for_window(
+    display: str, app: subprocess.Popen, timeout_s: float = 180, stderr_file: Path | None = None
+) -> list[str]:
+    """The app's window ids once its window is up; fails with the app's last words if it
+    exits first (from its stderr pipe, or from ``stderr_file`` where it writes there)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        assert app.poll() is None, "the app exited before its window appeared"
+        if app.poll() is not None:
+            said = _said(app, stderr_file)
+            pytest.fail(f"the app exited ({app.returncode}) before its window appeared{said}")
         ids = x(display, "xdotool", "search", "--name", f"^{WINDOW}$", check=False).split()
         if ids:
             return ids
         time.sleep(0.3)
     pytest.fail("the window never appeared")
+
+
+def _said(app: subprocess.Popen, stderr_file: Path | None = None) -> str:
+    """The end of what an exited app wrote to stderr (its pipe, or ``stderr_file``)."""
+    if stderr_file is not None:
+        text = stderr_file.read_text(errors="replace") if stderr_file.exists() else ""
+    elif app.stderr is not None:
+        text = app.stderr.read() or ""
+        text = text.decode(errors="replace") if isinstance(text, bytes) else text
+    else:
+        return ""
+    return f"; its stderr ends: {text[-800:].strip()!r}" if text.strip() else ""
 
 
 def screenshot_with_box(
@@ -223,7 +265,7 @@ def finished(app: subprocess.Popen, tmp_path: Path) -> tuple[dict[str, str], str
 def test_window_shows_boxes_and_q_quits(xvfb, tmp_path, tiny_bundle):
     csv_path = tmp_path / "faces.csv"
     with start_app(xvfb, tmp_path, tiny_bundle, csv_path) as app:
-        windows = wait_for_window(xvfb, app)
+        windows = wait_for_window(xvfb, app, stderr_file=tmp_path / "stderr.txt")
         image = screenshot_with_box(xvfb, app, tmp_path / "shot.png", windows)
         assert image.shape[0] == 540 and image.shape[1] > 960  # 640x360 enlarged, plus the panel
         for window in windows:
@@ -263,7 +305,7 @@ def test_q_closes_every_stream_outlet_after_the_last_frame(xvfb, tmp_path, tiny_
     ]
     extra = [arg for target in streams for arg in ("--stream", target)]
     with start_app(xvfb, tmp_path, tiny_bundle, tmp_path / "faces.csv", extra) as app:
-        windows = wait_for_window(xvfb, app)
+        windows = wait_for_window(xvfb, app, stderr_file=tmp_path / "stderr.txt")
         deadline = time.monotonic() + 120
         while not (lines.exists() and lines.read_text().count("\n") >= 10):
             assert app.poll() is None and time.monotonic() < deadline
@@ -292,7 +334,7 @@ def test_q_closes_every_stream_outlet_after_the_last_frame(xvfb, tmp_path, tiny_
 def test_closing_the_window_quits(xvfb, tmp_path, tiny_bundle):
     csv_path = tmp_path / "faces.csv"
     with start_app(xvfb, tmp_path, tiny_bundle, csv_path) as app:
-        windows = wait_for_window(xvfb, app)
+        windows = wait_for_window(xvfb, app, stderr_file=tmp_path / "stderr.txt")
         screenshot_with_box(xvfb, app, tmp_path / "shot.png", windows)
         for window in windows:
             send_wm_delete(xvfb, int(window))
