@@ -97,11 +97,7 @@ def _wait_until_it_answers(display: str, proc: subprocess.Popen, timeout_s: floa
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             pytest.fail(f"Xvfb exited (status {proc.returncode}) right after naming {display}")
-        env = {**os.environ, "DISPLAY": display}
-        probe = subprocess.run(
-            ["xdotool", "getdisplaygeometry"], env=env, capture_output=True, timeout=10
-        )
-        if probe.returncode == 0:
+        if x(display, "xdotool", "getdisplaygeometry", check=False).strip():  # "W H" once up
             return
         time.sleep(0.2)
     proc.kill()
