@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
+import runpy
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import cv2
 import numpy as np
@@ -30,10 +34,48 @@ def _run(*args: str):
     return proc.stdout
 
 
-def _refused(*args: str, said: str, timeout: int = 300) -> None:
-    """Run a bench script that must refuse: exit status 2 and ``said`` on its stderr."""
-    proc = _script(*args, timeout=timeout)
-    assert proc.returncode == 2 and said in proc.stderr, (said, proc.stderr[-500:])
+def _in_process(script: str, *args: str) -> tuple[int, str, str]:
+    """Run a bench script in this process as ``python script args`` runs it from the repo
+    root: its ``__main__`` block with its own ``sys.argv``, its folder first on ``sys.path``,
+    its environment changes undone afterwards. Returns (exit status, stdout, stderr).
+
+    For the scripts that load, build, write or probe bundles: a subprocess of theirs spends
+    most of its time importing TensorFlow (about 10 s on an AVX2-only EPYC, where this file
+    took 347 s with about 30 such subprocesses and 173 s without). The timing scripts still
+    run as subprocesses: they measure a process of their own."""
+    out, err = io.StringIO(), io.StringIO()
+    argv, path = sys.argv, sys.path
+    sys.argv = [script, *args]
+    sys.path = [str((REPO / script).parent), *path]
+    try:
+        with (
+            mock.patch.dict(os.environ),
+            contextlib.chdir(REPO),
+            contextlib.redirect_stdout(out),
+            contextlib.redirect_stderr(err),
+            pytest.raises(SystemExit) as stop,
+        ):
+            runpy.run_path(str(REPO / script), run_name="__main__")
+    finally:
+        sys.argv, sys.path = argv, path
+    code = stop.value.code
+    if isinstance(code, str):  # SystemExit("error: ..."): printed, exit status 1
+        return 1, out.getvalue(), err.getvalue() + code
+    return int(code or 0), out.getvalue(), err.getvalue()
+
+
+def _main(script: str, *args: str) -> str:
+    """Run a bench script in this process (:func:`_in_process`); it must succeed."""
+    code, out, err = _in_process(script, *args)
+    assert code == 0, err[-2000:]
+    return out
+
+
+def _refused(script: str, *args: str, said: str) -> None:
+    """A bench script that must refuse: exit status 2 and ``said`` on its stderr. In this
+    process (:func:`_in_process`): a refusal comes before any real work."""
+    code, _, err = _in_process(script, *args)
+    assert code == 2 and said in err, (said, err[-500:])
 
 
 @pytest.mark.slow
@@ -102,7 +144,7 @@ def test_model_throughput_times_a_bundles_views_and_a_training_step(tmp_path):
     widths = load_config(REPO / "configs" / "default_model.yaml").model.widths
     assert train["widths"] == list(widths) and train["ms_per_step"] > 0
     assert "backend tensorflow" in text
-    _refused("bench/model_throughput.py", "--batches", "1", said="nothing to time", timeout=120)
+    _refused("bench/model_throughput.py", "--batches", "1", said="nothing to time")
 
 
 def _grey_clip(path):
@@ -243,12 +285,12 @@ def test_au_baseline_probes_a_bundles_features_on_a_subject_split(tmp_path):
     bundle = make_tiny_bundle(tmp_path / "bundle", input_size=32)
     out = tmp_path / "probe.json"
     data = _ckplus_like(tmp_path)
-    text = _run(
+    text = _main(
         "bench/au_hog_baseline.py", "--features", "model", "--model", str(bundle),
         "--data", data, "--c", "0.1,1", "--json", str(out),
     )  # fmt: skip
     _check_probe(json.loads(out.read_text()), text, f"{bundle}:pool")
-    text = _run(
+    text = _main(
         "bench/au_hog_baseline.py", "--features", "model", "--model", str(bundle),
         "--layer", "au,expr", "--data", data, "--c", "0.1,1",
         "--json", str(out),
@@ -256,7 +298,7 @@ def test_au_baseline_probes_a_bundles_features_on_a_subject_split(tmp_path):
     result = json.loads(out.read_text())
     _check_probe(result, text, f"{bundle}:au,expr")
     assert result["dimensions"] == 12 + 8  # the AU and expression heads side by side
-    text = _run(
+    text = _main(
         "bench/au_hog_baseline.py", "--features", "model", "--model", str(bundle),
         "--layer", "features_dropout", "--data", data, "--c", "0.1,1", "--json", str(out),
     )  # fmt: skip
@@ -270,7 +312,7 @@ def test_au_baseline_cross_validates_by_subject_and_refuses_a_bundle_that_saw_ck
     bundle = make_tiny_bundle(tmp_path / "bundle", input_size=32)
     data = _ckplus_like(tmp_path)
     out = tmp_path / "cv.json"
-    text = _run(
+    text = _main(
         "bench/au_hog_baseline.py", "--features", "model", "--model", str(bundle),
         "--data", data, "--c", "0.1,1", "--folds", "3", "--json", str(out),
     )  # fmt: skip
@@ -302,7 +344,7 @@ def test_au_baseline_cross_validates_by_subject_and_refuses_a_bundle_that_saw_ck
 @pytest.mark.slow
 def test_au_baseline_probes_facemesh_landmarks_on_a_subject_split(tmp_path):
     out = tmp_path / "probe.json"
-    text = _run(
+    text = _main(
         "bench/au_hog_baseline.py", "--features", "landmarks",
         "--data", _ckplus_like(tmp_path), "--c", "0.1,1", "--json", str(out),
     )  # fmt: skip
@@ -335,7 +377,7 @@ def test_blend_weights_mixes_every_layer_but_the_kept_ones(tmp_path):
 
     start = make_tiny_bundle(tmp_path / "start", input_size=32, seed=1)
     end = make_tiny_bundle(tmp_path / "end", input_size=32, seed=2)
-    text = _run(
+    text = _main(
         "bench/blend_weights.py", "--start", str(start), "--end", str(end),
         "--alpha", "0.25,1", "--keep", "au", "--out", str(tmp_path / "out"),
     )  # fmt: skip
@@ -412,7 +454,7 @@ def test_widen_backbone_keeps_the_outputs_and_makes_the_stages_wider(tmp_path):
     from liveaffect.bundle import load_bundle
 
     bundle = _cnn_bundle(tmp_path / "narrow")
-    text = _run(
+    text = _main(
         "bench/widen_backbone.py", "--bundle", str(bundle), "--widths", "4,8,8,20",
         "--out", str(tmp_path / "wide"),
     )  # fmt: skip
@@ -451,7 +493,7 @@ def test_average_bundles_outputs_the_members_mean(tmp_path):
     from liveaffect.bundle import load_bundle
 
     members = [make_tiny_bundle(tmp_path / f"m{i}", input_size=32, seed=i) for i in (1, 2)]
-    text = _run(
+    text = _main(
         "bench/average_bundles.py", "--members", ",".join(map(str, members)),
         "--out", str(tmp_path / "mean"),
     )  # fmt: skip
@@ -511,7 +553,7 @@ def test_au_recipe_cv_deals_subjects_into_folds_and_rewrites_only_the_ckplus_sou
     data = _ckplus_like(tmp_path)
     config = _recipe_cv_config(tmp_path, data)
     out = tmp_path / "cv"
-    text = _run(
+    text = _main(
         "bench/au_recipe_cv.py", "prepare", "--data", data, "--config", config,
         "--folds", "3", "--init-from", "runs/other/bundle", "--out", str(out),
     )  # fmt: skip
@@ -558,7 +600,7 @@ def test_au_recipe_cv_scores_each_folds_bundle_on_its_test_subjects_and_pools_th
 
     data = _ckplus_like(tmp_path)
     out = tmp_path / "cv"
-    _run(
+    _main(
         "bench/au_recipe_cv.py", "prepare", "--data", data, "--folds", "3",
         "--config", _recipe_cv_config(tmp_path, data), "--out", str(out),
     )  # fmt: skip
@@ -567,7 +609,7 @@ def test_au_recipe_cv_scores_each_folds_bundle_on_its_test_subjects_and_pools_th
     for k in range(3):
         shutil.copytree(bundle, out / f"fold{k}" / "run" / "bundle")
     result_path = tmp_path / "cv.json"
-    text = _run("bench/au_recipe_cv.py", "score", "--out", str(out), "--json", str(result_path))
+    text = _main("bench/au_recipe_cv.py", "score", "--out", str(out), "--json", str(result_path))
     result = json.loads(result_path.read_text())
     folds = result["folds"]
     assert [f["fold"] for f in folds] == [0, 1, 2]
@@ -662,7 +704,9 @@ def _ckplus_by_expression(folder) -> str:
 def test_au_expression_oracle_reads_aus_off_the_true_expression(tmp_path):
     data = _ckplus_by_expression(tmp_path)
     out = tmp_path / "oracle.json"
-    text = _run("bench/au_expression_oracle.py", "--data", data, "--folds", "3", "--json", str(out))
+    text = _main(
+        "bench/au_expression_oracle.py", "--data", data, "--folds", "3", "--json", str(out)
+    )
     result = json.loads(out.read_text())
     assert "3 folds" in text and len(result["folds"]) == 3
     assert sum(f["test_faces"] for f in result["folds"]) == 72
@@ -691,7 +735,7 @@ def test_au_recipe_cv_weak_labels_fer2013_from_the_training_subjects_au_rates(tm
     with_fer = tmp_path / "with_fer.yaml"
     with_fer.write_text(Path(config).read_text().replace("faces/train", str(fer)))
     out = tmp_path / "cv"
-    _run(
+    _main(
         "bench/au_recipe_cv.py", "prepare", "--data", data, "--config", str(with_fer),
         "--folds", "3", "--out", str(out), "--weak-au-share", "0.5", "--fer", str(fer),
         "--weak-high", "0.7",
