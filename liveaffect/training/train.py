@@ -307,7 +307,7 @@ def _build_step_state(model, ds) -> None:
 
     Under the default distribution strategy Keras creates them while it traces the training
     step, and a ``tf.function`` that creates variables is traced a second time: the same
-    step traced twice, about 5 s of every run on a 2-core AVX2 CPU. One zero-filled sample
+    step traced twice, about 4 s of every run on a 2-core AVX2 CPU. One zero-filled sample
     shaped like ``ds``'s elements builds the loss trackers eagerly (``fit`` resets them at
     each epoch, so the zeros count nowhere)."""
     import tensorflow as tf
