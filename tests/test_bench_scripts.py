@@ -20,16 +20,13 @@ from conftest import REPO, make_tiny_bundle
 from liveaffect.training.config import load_config
 
 
-def _script(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    """Run a bench script (``args``: its path and arguments) from the repo root."""
+def _run(*args: str) -> str:
+    """Run a bench script (``args``: its path and arguments) in a subprocess from the repo
+    root; it must succeed. Returns its stdout."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run(
-        [sys.executable, *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO
+    proc = subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, timeout=300, env=env, cwd=REPO
     )
-
-
-def _run(*args: str):
-    proc = _script(*args)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout
 
