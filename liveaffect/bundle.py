@@ -132,18 +132,64 @@ class ModelCard:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
 
-@dataclass
 class Bundle:
-    """A loaded model with its card. ``outputs`` maps head name -> output index."""
+    """A model with its card. ``outputs`` maps head name -> output index.
 
-    model: Any
-    card: ModelCard
-    path: Path
-    outputs: dict[str, int]
+    A bundle from :func:`open_bundle` has its card now and loads its Keras model (and with
+    it ``outputs``) on first use of either, so that a caller which never needs Keras -- the
+    TFLite engine with a warm cache -- never imports TensorFlow (about 10 s and 600 MB).
+
+    Raises:
+        BundleError: on first use of ``model`` or ``outputs`` of an opened bundle whose
+            ``.keras`` file is corrupt or does not match its card.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        card: ModelCard,
+        path: str | os.PathLike,
+        outputs: dict[str, int],
+        model_file: str | os.PathLike | None = None,
+    ) -> None:
+        self.card = card
+        self.path = Path(path)
+        self._model, self._outputs = model, outputs
+        self._model_file = Path(model_file) if model_file is not None else None
+        self._deferred = False
+
+    @classmethod
+    def deferred(cls, card: ModelCard, path: str | os.PathLike, model_file: Path) -> Bundle:
+        """A bundle whose Keras model ``model_file`` loads on first use."""
+        bundle = cls(None, card, path, {}, model_file)
+        bundle._deferred = True
+        return bundle
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the Keras model is in memory (False until an opened bundle needs it)."""
+        return not self._deferred
+
+    @property
+    def model(self) -> Any:
+        self._load()
+        return self._model
+
+    @property
+    def outputs(self) -> dict[str, int]:
+        self._load()
+        return self._outputs
 
     @property
     def model_file(self) -> Path:
+        if self._model_file is not None:
+            return self._model_file
         return self.path / MODEL_FILE if self.path.is_dir() else self.path
+
+    def _load(self) -> None:
+        if self._deferred:
+            self._model, self._outputs = _load_model(self.model_file, self.card)
+            self._deferred = False
 
 
 def resolve_model_path(path: str | os.PathLike) -> tuple[Path, Path | None]:
@@ -239,19 +285,20 @@ def card_for_plain_model(model: Any, outputs: dict[str, int]) -> ModelCard:
     return ModelCard(name=Path(str(model.name)).name, preprocess=spec, heads=heads)
 
 
-def load_bundle(path: str | os.PathLike, compile: bool = False) -> Bundle:
-    """Load a bundle folder or a plain multi-task ``.keras`` file.
+def _read_card(card_file: Path | None) -> ModelCard | None:
+    if card_file is None:
+        return None
+    try:
+        return ModelCard.from_dict(json.loads(card_file.read_text()))
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"{card_file}: not valid JSON ({exc})") from exc
 
-    Raises:
-        BundleError: missing, corrupt, or not a model with expr/va/au outputs.
-    """
-    model_file, card_file = resolve_model_path(path)
-    card = None
-    if card_file is not None:
-        try:
-            card = ModelCard.from_dict(json.loads(card_file.read_text()))
-        except json.JSONDecodeError as exc:
-            raise BundleError(f"{card_file}: not valid JSON ({exc})") from exc
+
+def _load_model(
+    model_file: Path, card: ModelCard | None, compile: bool = False
+) -> tuple[Any, dict[str, int]]:
+    """The Keras model in ``model_file`` with its head outputs, checked against ``card``
+    (None: no card); heads the model lacks are marked untrained in ``card``."""
     import keras  # deferred: TensorFlow start-up is slow
 
     from liveaffect.model import custom_objects
@@ -265,19 +312,47 @@ def load_bundle(path: str | os.PathLike, compile: bool = False) -> Bundle:
         raise BundleError(f"{model_file}: cannot load the model ({reason[:200]})") from exc
     outputs = map_outputs(model)
     model, outputs = with_head_outputs(model, outputs)
-    if card is None:
-        card = card_for_plain_model(model, outputs)
-    else:
+    if card is not None:
         shape = tuple(model.inputs[0].shape)
         if tuple(shape[1:4]) != tuple(card.preprocess.input_shape):
             raise BundleError(
                 f"{model_file}: model input {shape[1:]} does not match the card's "
                 f"{card.preprocess.input_shape}"
             )
-    for head in HEADS:
-        if head not in outputs:
-            card.heads[head] = HeadInfo(trained=False, data="the model has no such output")
-    return Bundle(model=model, card=card, path=Path(path), outputs=outputs)
+        for head in HEADS:
+            if head not in outputs:
+                card.heads[head] = HeadInfo(trained=False, data="the model has no such output")
+    return model, outputs
+
+
+def load_bundle(path: str | os.PathLike, compile: bool = False) -> Bundle:
+    """Load a bundle folder or a plain multi-task ``.keras`` file, Keras model included.
+
+    Raises:
+        BundleError: missing, corrupt, or not a model with expr/va/au outputs.
+    """
+    model_file, card_file = resolve_model_path(path)
+    card = _read_card(card_file)
+    model, outputs = _load_model(model_file, card, compile)
+    if card is None:
+        card = card_for_plain_model(model, outputs)
+    return Bundle(model=model, card=card, path=Path(path), outputs=outputs, model_file=model_file)
+
+
+def open_bundle(path: str | os.PathLike) -> Bundle:
+    """Open a bundle folder or ``.keras`` file, reading its card now and its Keras model on
+    first use (:class:`Bundle`): what the live app and ``analyze`` call, whose TFLite engine
+    needs no Keras once its cache is built. A ``.keras`` file without a card loads at once
+    (its card is made from the model).
+
+    Raises:
+        BundleError: missing model file, or an unreadable card (a corrupt model: on first use).
+    """
+    model_file, card_file = resolve_model_path(path)
+    card = _read_card(card_file)
+    if card is None:
+        return load_bundle(path)
+    return Bundle.deferred(card, path, model_file)
 
 
 def save_bundle(model: Any, card: ModelCard, out_dir: str | os.PathLike) -> Path:

@@ -1,4 +1,5 @@
-"""What this machine's CPU can do: its model and the SIMD features that speeds depend on.
+"""What this machine's CPU can do: its model and the SIMD features that speeds depend on;
+and whether it may have a GPU at all.
 
 Two choices in the project depend on the CPU, not only on its core count:
 
@@ -17,12 +18,15 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 from pathlib import Path
 from typing import Any
 
 CPUINFO = "/proc/cpuinfo"
 SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16")
 """CPU features reported with every measurement (int8 gains most with VNNI)."""
+GPU_DEVICE_NODES = ("nvidia[0-9]*", "dxg", "kfd")
+"""Linux device nodes of the GPUs TensorFlow can use: NVIDIA, WSL2's GPU, AMD ROCm."""
 BFLOAT16_FLAGS = ("avx512_bf16", "amx_bf16")
 """Any of these: the CPU computes bfloat16 natively (mixed-precision training pays off)."""
 
@@ -63,3 +67,15 @@ def native_bfloat16(cpuinfo: str | os.PathLike = CPUINFO) -> bool | None:
     """Whether the CPU computes bfloat16 natively (AVX512-BF16 or AMX); None: unknown."""
     _, flags = _read(cpuinfo)
     return None if flags is None else any(f in flags for f in BFLOAT16_FLAGS)
+
+
+def may_have_gpu(dev: str | os.PathLike = "/dev", platform_name: str = sys.platform) -> bool:
+    """False where no GPU can be present: Linux with none of :data:`GPU_DEVICE_NODES`.
+
+    True elsewhere (a GPU there, or another system: unknown), where only TensorFlow can
+    tell; asking it costs its start-up (about 10 s and 600 MB), which this check spares the
+    live app on a CPU-only Linux machine.
+    """
+    if not platform_name.startswith("linux"):
+        return True
+    return any(any(Path(dev).glob(pattern)) for pattern in GPU_DEVICE_NODES)

@@ -823,3 +823,30 @@ def test_au_recipe_cv_true_expression_prior_ignores_the_expression_head(tmp_path
         "bench/au_recipe_cv.py", "score", "--out", str(out), "--true-expression",
         said="needs --expression-prior",
     )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_startup_times_the_app_cold_and_warm_and_says_whether_tensorflow_loaded(tmp_path):
+    bundle = make_tiny_bundle(tmp_path / "bundle", input_size=32)
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for i in range(3):
+        writer.write(np.full((48, 64, 3), 60 * i, np.uint8))
+    writer.release()
+    out = tmp_path / "startup.json"
+    text = _run(
+        "bench/startup.py", "--source", str(video), "--model", str(bundle), "--rounds", "1",
+        "--cases", "warm,cold", "--json", str(out),
+    )  # fmt: skip
+    result = json.loads(out.read_text())
+    assert set(result["cases"]) == {"warm", "cold"} and "median s" in text
+    warm, cold = result["cases"]["warm"], result["cases"]["cold"]
+    assert warm["tensorflow_imported"] == [False]  # the cache serves the app alone
+    assert cold["tensorflow_imported"] == [True]  # the first start converts with Keras
+    assert len(warm["runs"]) == 1 and warm["median_wall_s"] > 0 and warm["median_rss_mib"] > 0
+    assert result["cpu_count"] >= 1 and "startup.py" in result["command"]
+
+
+def test_startup_refuses_unknown_cases_and_a_folder_without_a_bundle(tmp_path):
+    _refused("bench/startup.py", "--source", "x.mp4", "--cases", "hot", said="--cases: choose")
+    _refused("bench/startup.py", "--source", "x.mp4", "--model", str(tmp_path), said="not a bundle")

@@ -180,13 +180,13 @@ class VideoAnalyzer:
     def __init__(self, settings: AnalysisSettings) -> None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         from liveaffect import engines
-        from liveaffect.bundle import load_bundle
+        from liveaffect.bundle import open_bundle
         from liveaffect.runtime.detectors import build_detector
 
         self.settings = settings
         self.detector = build_detector(settings.detector_options)
         engines.configure_threads(settings.inference_threads)
-        self.bundle = load_bundle(settings.model)
+        self.bundle = open_bundle(settings.model)  # Keras loads only if an engine needs it
         self.card = self.bundle.card
         self.engines: queue.SimpleQueue = queue.SimpleQueue()
         for _ in range(settings.inference_threads):

@@ -256,7 +256,7 @@ def _run(opts: LiveOptions, streams: list, stream_sinks: list, out, stop, verbos
 def _open_parts(opts: LiveOptions, stack: ExitStack):
     """Open the source, the detector and the model (CliError naming what failed)."""
     from liveaffect import engines
-    from liveaffect.bundle import BundleError, load_bundle
+    from liveaffect.bundle import BundleError, open_bundle
     from liveaffect.runtime.detectors import DetectorError, build_detector
     from liveaffect.runtime.video import SourceError, open_source
 
@@ -270,7 +270,7 @@ def _open_parts(opts: LiveOptions, stack: ExitStack):
         raise CliError(f"detector: {exc}") from None
     engines.configure_threads(opts.threads)
     try:
-        bundle = load_bundle(opts.model)
+        bundle = open_bundle(opts.model)  # Keras loads only if the engine needs it
         engine = engines.build_engine(bundle, opts.engine_options)
     except BundleError as exc:
         raise CliError(model_error(opts.model, exc)) from None

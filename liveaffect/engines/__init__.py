@@ -6,11 +6,15 @@ face of a batch in one call: ``predict_heads(crops)`` returns trained head ->
 ``(N, width)`` array, ``predict(crops)`` one :class:`~liveaffect.types.AffectPrediction`
 per face. Heads that the card marks as untrained are left out (``None``) so that nobody
 shows numbers from random weights. ``"auto"`` picks TFLite (XNNPACK) on a CPU and Keras
-when a GPU is visible. TensorFlow is imported only when an engine is built.
+when a GPU is visible. TensorFlow is imported only where it is needed: a Keras engine, a
+TFLite conversion that is not cached yet, or asking whether a GPU is visible on a machine
+that may have one (:func:`liveaffect.hardware.may_have_gpu`).
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -144,14 +148,21 @@ def _create_plain(bundle: Bundle, name: str, kw: dict) -> Engine:
 def configure_threads(threads: int | None) -> None:
     """Limit TensorFlow and OpenCV to ``threads`` CPU threads (None: library defaults).
 
-    Must run before TensorFlow executes its first operation.
+    Must run before TensorFlow executes its first operation. TensorFlow is not imported
+    here: if it is not loaded yet, the limit goes into the environment variables it reads
+    when it starts (``TF_NUM_INTRAOP_THREADS``, ``TF_NUM_INTEROP_THREADS``), if it ever does.
     """
     if not threads:
         return
     import cv2
-    import tensorflow as tf
 
     cv2.setNumThreads(int(threads))
+    if "tensorflow" not in sys.modules:
+        os.environ["TF_NUM_INTRAOP_THREADS"] = str(int(threads))
+        os.environ["TF_NUM_INTEROP_THREADS"] = str(min(int(threads), 2))
+        return
+    import tensorflow as tf
+
     try:
         tf.config.threading.set_intra_op_parallelism_threads(int(threads))
         tf.config.threading.set_inter_op_parallelism_threads(min(int(threads), 2))
@@ -171,8 +182,6 @@ def _tflite_factory(mode: str) -> EngineFactory:
     def build(
         bundle: Bundle, batch_size: int = 32, rows_per_face: int = 1, threads: int | None = None
     ) -> Engine:
-        if bundle.model is None:
-            raise EngineError("the bundle holds no Keras model to convert")
         return TFLiteEngine(
             bundle, mode=mode, batch_size=batch_size, rows_per_face=rows_per_face, threads=threads
         )

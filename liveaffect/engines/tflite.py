@@ -15,14 +15,9 @@ from collections import OrderedDict
 
 import numpy as np
 
-from liveaffect.bundle import HEAD_WIDTHS, Bundle
-from liveaffect.engines.base import (
-    EngineError,
-    check_crops,
-    concat_heads,
-    to_predictions,
-    trained_heads,
-)
+from liveaffect.bundle import HEAD_WIDTHS, HEADS, Bundle
+from liveaffect.engines.base import EngineError, check_crops, concat_heads, to_predictions
+from liveaffect.hardware import may_have_gpu
 from liveaffect.model.export import MODES
 from liveaffect.types import AffectPrediction
 
@@ -103,16 +98,28 @@ class TFLiteEngine:
         self.max_rows = self.batch_size * self.rows_per_face
         self.threads = int(threads or os.cpu_count() or 1)
         self.input_shape = tuple(bundle.card.preprocess.input_shape)
-        self.trained = trained_heads(bundle)
-        try:
+        try:  # loads the Keras model (and TensorFlow) only to convert it
             self.model_path = cached_tflite(bundle, mode)
         except ExportError as exc:
             raise EngineError(str(exc)) from exc
         self._Interpreter = Interpreter
+        self.trained = self._check_model(bundle)
         self._runners: OrderedDict[int, tuple] = OrderedDict()
         self._max = int(max_interpreters)
         self.calls = 0
         self._run(np.zeros((1, *self.input_shape), np.float32))  # warm-up
+
+    def _check_model(self, bundle: Bundle) -> tuple[str, ...]:
+        """The converted model's trained heads (its outputs are named by head), after
+        checking its input against the card: the bundle's own ``outputs`` would need Keras."""
+        it = self._Interpreter(model_path=str(self.model_path), num_threads=1)
+        shape = tuple(int(d) for d in it.get_input_details()[0]["shape"][1:])
+        if shape != self.input_shape:
+            raise EngineError(
+                f"{self.model_path}: input {shape} does not match the card's {self.input_shape}"
+            )
+        outputs = it.get_signature_list()["serving_default"]["outputs"]
+        return tuple(h for h in HEADS if h in outputs and bundle.card.trained(h))
 
     def _runner(self, n: int):
         if n in self._runners:
@@ -162,7 +169,10 @@ class TFLiteEngine:
 
 
 def gpu_visible() -> bool:
-    """Whether TensorFlow sees a GPU (it then runs Keras there)."""
+    """Whether TensorFlow sees a GPU (it then runs Keras there). TensorFlow is asked only
+    where a GPU may be present (:func:`liveaffect.hardware.may_have_gpu`)."""
+    if not may_have_gpu():
+        return False
     try:
         import tensorflow as tf
 

@@ -65,34 +65,50 @@ def _cache_dirs(bundle_path: Path, digest: str) -> list[Path]:
     return [here / ".tflite-cache", home / digest[:16]]
 
 
+def _is_fresh(folder: Path, mode: str, digest: str) -> bool:
+    """Whether ``folder`` holds the ``mode`` conversion of the model with SHA-256 ``digest``."""
+    try:
+        stamp = json.loads((folder / f"model.{mode}.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (
+        (folder / f"model.{mode}.tflite").exists()
+        and isinstance(stamp, dict)
+        and stamp.get("sha256") == digest
+        and stamp.get("format") == CACHE_FORMAT
+    )
+
+
 def cached_tflite(bundle: Any, mode: str = "fp32") -> Path:
     """Path of the bundle's TFLite model in ``mode``, converting it when missing or stale.
 
     The cache sits beside the bundle (``.tflite-cache/``), or in ``~/.cache/liveaffect``
     when the bundle folder is read-only; it is keyed by the SHA-256 of the ``.keras`` file.
+    A warm cache never touches ``bundle.model``, so an opened bundle
+    (:func:`liveaffect.bundle.open_bundle`) is served without Keras or TensorFlow.
+
+    Raises:
+        ExportError: no Keras model to convert, or no cache folder can be written.
+        liveaffect.bundle.BundleError: an opened bundle's model cannot be loaded.
     """
     model_file = Path(bundle.model_file)
     digest = file_sha256(model_file)
-    for folder in _cache_dirs(Path(bundle.path), digest):
+    folders = _cache_dirs(Path(bundle.path), digest)
+    for folder in folders:  # every folder first: a warm one elsewhere needs no conversion
+        if _is_fresh(folder, mode, digest):
+            return folder / f"model.{mode}.tflite"
+    if bundle.model is None:  # an opened bundle loads its Keras model here, and only here
+        raise ExportError("the bundle holds no Keras model to convert")
+    data = None
+    for folder in folders:
         target = folder / f"model.{mode}.tflite"
-        stamp = folder / f"model.{mode}.json"
-        try:
-            if (
-                target.exists()
-                and stamp.exists()
-                and json.loads(stamp.read_text()).get("sha256") == digest
-                and json.loads(stamp.read_text()).get("format") == CACHE_FORMAT
-            ):
-                return target
-        except (OSError, ValueError):
-            pass
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            data = convert_tflite(bundle.model, mode)
+            data = data if data is not None else convert_tflite(bundle.model, mode)
             tmp = target.with_suffix(f".{os.getpid()}.tmp")  # processes may race here
             tmp.write_bytes(data)
             os.replace(tmp, target)
-            stamp.write_text(
+            (folder / f"model.{mode}.json").write_text(
                 json.dumps({"sha256": digest, "source": str(model_file), "format": CACHE_FORMAT})
             )
             return target

@@ -150,6 +150,18 @@ def test_rows_are_the_live_pipelines_rows(first_run, bundle_no_au):
                 assert float(mine[column]) == pytest.approx(float(value), abs=2e-4), column
 
 
+def test_the_analyzer_opens_its_model_without_keras_once_cached(tmp_path):
+    """Every analyzer (each Ray worker builds one) reads the card and runs the cached TFLite
+    model; only the first, with no cache yet, loads Keras to convert."""
+    from liveaffect.analysis.runner import AnalysisSettings, VideoAnalyzer
+
+    bundle = make_tiny_bundle(tmp_path / "b", input_size=32)
+    first = VideoAnalyzer(AnalysisSettings(model=bundle, threads=1))
+    again = VideoAnalyzer(AnalysisSettings(model=bundle, threads=2))
+    assert first.bundle.loaded and not again.bundle.loaded
+    assert again.engine.name.startswith("tflite") and again.engine.trained == first.engine.trained
+
+
 @pytest.mark.slow
 @pytest.mark.shared
 def test_report_image_size(first_run):

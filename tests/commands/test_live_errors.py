@@ -145,6 +145,24 @@ def test_corrupt_and_wrong_models(capsys, tmp_path, video, files):
     assert_one_line_error(code, err, "classifier.keras", "no expr/va/au output")
 
 
+def test_a_corrupt_model_beside_its_card_and_its_cache_is_one_line(
+    capsys, tmp_path, video, tiny_bundle
+):
+    """A bundle folder opens without Keras (card now, model on first use), and a warm TFLite
+    cache serves it; a corrupt ``model.keras`` no longer matches the cache, so it is loaded,
+    and refused in one line, as before."""
+    import shutil
+
+    from liveaffect.bundle import open_bundle
+    from liveaffect.engines import create_engine
+
+    bundle = shutil.copytree(tiny_bundle, tmp_path / "bundle")
+    create_engine(open_bundle(bundle), "tflite")  # a warm cache beside it
+    (bundle / "model.keras").write_bytes(b"PK\x03\x04 this is no keras file")
+    code, err = run_cli(capsys, str(video), "--no-display", "--model", str(bundle))
+    assert_one_line_error(code, err, "model.keras", "cannot load")
+
+
 class _DroppingCapture:
     """A camera-like capture that delivers a few frames, then fails."""
 
@@ -235,6 +253,31 @@ def test_real_entry_point_one_line_no_tensorflow(tmp_path, fake_bundle_dir):
         assert proc.stderr.strip().count("\n") == 0 and proc.stderr.startswith("error: ")
         assert "Traceback" not in proc.stderr
         assert proc.stdout.strip() == "tf-not-loaded"
+
+
+@pytest.mark.slow
+def test_a_warm_cache_runs_the_app_without_tensorflow(tmp_path, tiny_bundle, video):
+    """Once the bundle's TFLite cache exists, the app runs (thread limit included) without
+    importing TensorFlow at all: seconds and hundreds of MB at every start."""
+    from liveaffect.bundle import load_bundle
+    from liveaffect.model.export import cached_tflite
+
+    cached_tflite(load_bundle(tiny_bundle), "fp32")
+    probe = (
+        "import sys, runpy; sys.argv = ['emotion_classifier.py'] + sys.argv[1:]\n"
+        "try:\n    runpy.run_path('emotion_classifier.py', run_name='__main__')\n"
+        "finally:\n"
+        "    print('tf-loaded' if 'tensorflow' in sys.modules else 'tf-not-loaded')\n"
+    )
+    argv = [str(video), "--no-display", "--model", str(tiny_bundle), "--threads", "1",
+            "--csv", str(tmp_path / "faces.csv"), "--engine", "auto"]  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", probe, *argv], cwd=REPO, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "engine tflite" in proc.stdout and "frames=5" in proc.stdout, proc.stdout
+    assert proc.stdout.strip().splitlines()[-1] == "tf-not-loaded"
 
 
 def test_help_explains_every_option():

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import REPO, make_tiny_bundle, shared_path
 
-from liveaffect.bundle import load_bundle
+from liveaffect.bundle import load_bundle, open_bundle
 from liveaffect.engines import create_engine
 
 TOLERANCE = {"tflite": 1e-4, "tflite-fp16": 2e-2, "tflite-int8": 0.15}
@@ -102,6 +102,46 @@ def test_tflite_cache_is_rebuilt_when_the_model_changes(tmp_path, crops):
     got = rebuilt.predict(crops[:2])
     np.testing.assert_allclose(got[0].expr_probs, ref[0].expr_probs, atol=1e-4)
     assert cached.stat().st_mtime_ns != stamp
+
+
+def test_an_opened_bundle_runs_from_a_warm_cache_without_its_keras_model(tmp_path, crops):
+    """open_bundle loads Keras only to convert: a warm cache serves the TFLite engine alone,
+    a stale one (new weights in the same place) makes it load and convert the new model."""
+    path = make_tiny_bundle(tmp_path / "b", seed=3, trained=("expr", "au"))
+    cold = open_bundle(path)
+    assert not cold.loaded
+    first = create_engine(cold, "tflite", tta=False)
+    assert cold.loaded  # no cache yet: converted from the Keras model
+    warm = open_bundle(path)
+    engine = create_engine(warm, "tflite", tta=False)
+    assert not warm.loaded and engine.model_path == first.model_path
+    assert engine.trained == first.trained == ("expr", "au")  # read off the converted model
+    got, ref = engine.predict(crops[:2]), first.predict(crops[:2])
+    np.testing.assert_allclose(got[1].expr_probs, ref[1].expr_probs, atol=1e-6)
+    assert got[0].va is None
+    shutil.copy(make_tiny_bundle(tmp_path / "other", seed=4) / "model.keras", path / "model.keras")
+    stale = open_bundle(path)
+    rebuilt = create_engine(stale, "tflite", tta=False)
+    assert stale.loaded
+    keras_ref = create_engine(load_bundle(path), "keras", tta=False).predict(crops[:2])
+    np.testing.assert_allclose(
+        rebuilt.predict(crops[:2])[0].expr_probs, keras_ref[0].expr_probs, atol=1e-4
+    )
+
+
+def test_an_opened_bundle_checks_its_cache_against_the_card(tmp_path):
+    """A converted model whose input no longer matches the card is refused, naming both."""
+    import json
+
+    from liveaffect.engines import EngineError
+
+    path = make_tiny_bundle(tmp_path / "b", input_size=32)
+    create_engine(open_bundle(path), "tflite", tta=False)  # warms the cache
+    card = json.loads((path / "card.json").read_text())
+    card["preprocess"]["input_size"] = [40, 40]
+    (path / "card.json").write_text(json.dumps(card))
+    with pytest.raises(EngineError, match=r"input \(32, 32, 3\) does not match the card's"):
+        create_engine(open_bundle(path), "tflite", tta=False)
 
 
 def test_wrong_crop_shape_is_refused(bundle_dir):

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from liveaffect.bundle import load_bundle
+from liveaffect.bundle import Bundle, load_bundle
 from liveaffect.engines import KerasEngine, create_engine
 from liveaffect.runtime.dashboard import Dashboard
 from liveaffect.runtime.live import FpsMeter, Pipeline, run_loop
@@ -274,7 +274,7 @@ def test_engine_uses_the_cards_test_time_views(bundle):
     from liveaffect.tta import TTA
 
     card = dataclasses.replace(bundle.card, tta={"flip": True, "scales": [1.0, 0.9]})
-    with_views = dataclasses.replace(bundle, card=card)
+    with_views = Bundle(bundle.model, card, bundle.path, bundle.outputs)
     engine = create_engine(with_views, "keras")
     assert isinstance(engine, TTAEngine) and engine.tta.n_views == 4
     assert isinstance(create_engine(with_views, "keras", tta=False), KerasEngine)
