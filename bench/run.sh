@@ -60,6 +60,9 @@ done; done
 python bench/draw_cost.py --size 1280x720 --faces 4 --json bench/results/draw_cost_all_heads.json
 python bench/draw_cost.py --size 1280x720 --faces 4 --card final_model \
     --json bench/results/draw_cost_default_card.json
+# Start-up: seconds and peak RSS to the first frame, warm and cold TFLite cache, --engine keras.
+python bench/startup.py --source $V/pyfeat_single_face.mp4 --rounds 5 \
+    --json bench/results/startup.json
 # 11. Batch analysis: analyze vs the live loop on the same clip (interleaved rounds, medians).
 python bench/analyze_speed.py --source $V/pyfeat_WolfgangLanger_Pexels.mp4 --model final_model \
     --rounds 5 --json bench/results/analyze_vs_live.json
