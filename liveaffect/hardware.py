@@ -25,8 +25,9 @@ from typing import Any
 CPUINFO = "/proc/cpuinfo"
 SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16")
 """CPU features reported with every measurement (int8 gains most with VNNI)."""
-GPU_DEVICE_NODES = ("nvidia[0-9]*", "dxg", "kfd")
-"""Linux device nodes of the GPUs TensorFlow can use: NVIDIA, WSL2's GPU, AMD ROCm."""
+GPU_DEVICE_NODES = ("nvidia[0-9]*", "nvhost-*gpu", "dxg", "kfd")
+"""Linux device nodes of the GPUs TensorFlow can use: NVIDIA, NVIDIA Jetson, WSL2's GPU,
+AMD ROCm."""
 BFLOAT16_FLAGS = ("avx512_bf16", "amx_bf16")
 """Any of these: the CPU computes bfloat16 natively (mixed-precision training pays off)."""
 

@@ -14,6 +14,8 @@ from liveaffect.hardware import may_have_gpu
         (("null", "nvidiactl", "nvidia-uvm"), False),  # driver nodes, but no GPU
         (("nvidia0", "nvidiactl"), True),
         (("nvidia3",), True),
+        (("nvhost-ctrl-gpu", "nvhost-gpu"), True),  # Jetson
+        (("nvhost-ctrl", "nvhost-vic"), False),  # Jetson nodes that are not its GPU
         (("dxg",), True),  # WSL2
         (("kfd",), True),  # AMD ROCm
     ],
