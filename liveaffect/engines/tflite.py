@@ -112,7 +112,13 @@ class TFLiteEngine:
     def _check_model(self, bundle: Bundle) -> tuple[str, ...]:
         """The converted model's trained heads (its outputs are named by head), after
         checking its input against the card: the bundle's own ``outputs`` would need Keras."""
-        it = self._Interpreter(model_path=str(self.model_path), num_threads=1)
+        try:
+            it = self._Interpreter(model_path=str(self.model_path), num_threads=1)
+        except (ValueError, RuntimeError) as exc:  # LiteRT: "not a valid Flatbuffer" ...
+            raise EngineError(
+                f"{self.model_path}: LiteRT cannot read this cached model ({exc}); delete "
+                f"{self.model_path.parent} and the next start converts it again"
+            ) from None
         shape = tuple(int(d) for d in it.get_input_details()[0]["shape"][1:])
         if shape != self.input_shape:
             raise EngineError(

@@ -69,13 +69,14 @@ def _is_fresh(folder: Path, mode: str, digest: str) -> bool:
     """Whether ``folder`` holds the ``mode`` conversion of the model with SHA-256 ``digest``."""
     try:
         stamp = json.loads((folder / f"model.{mode}.json").read_text())
+        size = (folder / f"model.{mode}.tflite").stat().st_size
     except (OSError, ValueError):
         return False
     return (
-        (folder / f"model.{mode}.tflite").exists()
-        and isinstance(stamp, dict)
+        isinstance(stamp, dict)
         and stamp.get("sha256") == digest
         and stamp.get("format") == CACHE_FORMAT
+        and stamp.get("bytes") == size  # a file cut off (a full disk, a crash) is rebuilt
     )
 
 
@@ -108,9 +109,9 @@ def cached_tflite(bundle: Any, mode: str = "fp32") -> Path:
             tmp = target.with_suffix(f".{os.getpid()}.tmp")  # processes may race here
             tmp.write_bytes(data)
             os.replace(tmp, target)
-            (folder / f"model.{mode}.json").write_text(
-                json.dumps({"sha256": digest, "source": str(model_file), "format": CACHE_FORMAT})
-            )
+            stamp = {"sha256": digest, "source": str(model_file), "format": CACHE_FORMAT}
+            stamp["bytes"] = len(data)
+            (folder / f"model.{mode}.json").write_text(json.dumps(stamp))
             return target
         except OSError:
             continue

@@ -144,6 +144,24 @@ def test_an_opened_bundle_checks_its_cache_against_the_card(tmp_path):
         create_engine(open_bundle(path), "tflite", tta=False)
 
 
+def test_a_cut_off_cache_is_rebuilt_and_a_garbled_one_is_named(tmp_path, crops):
+    """The cache stamp records the file's size: a cut-off file (full disk, crash) is
+    converted again; a garbled one of the right size is refused, naming what to delete."""
+    from liveaffect.engines import EngineError
+
+    path = make_tiny_bundle(tmp_path / "b", seed=5)
+    cached = create_engine(open_bundle(path), "tflite", tta=False).model_path
+    whole = cached.read_bytes()
+    cached.write_bytes(whole[:1000])
+    opened = open_bundle(path)
+    engine = create_engine(opened, "tflite", tta=False)
+    assert opened.loaded and cached.read_bytes() == whole  # converted again, same bytes
+    assert engine.predict(crops[:1])[0].expr_probs is not None
+    cached.write_bytes(b"\0" * len(whole))
+    with pytest.raises(EngineError, match=r"LiteRT cannot read this cached model.*delete"):
+        create_engine(open_bundle(path), "tflite", tta=False)
+
+
 def test_wrong_crop_shape_is_refused(bundle_dir):
     engine = create_engine(load_bundle(bundle_dir), "tflite")
     with pytest.raises(ValueError, match="crops must have shape"):
