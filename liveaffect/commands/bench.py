@@ -131,12 +131,12 @@ def _check(args: argparse.Namespace) -> None:
 
 def _load(args: argparse.Namespace, model_path: Path):
     from liveaffect import engines
-    from liveaffect.bundle import BundleError, load_bundle
+    from liveaffect.bundle import BundleError, open_bundle
     from liveaffect.runtime.detectors import DetectorError, create_detector
 
     try:
         engines.configure_threads(args.threads or None)
-        bundle = load_bundle(model_path)
+        bundle = open_bundle(model_path)  # as the app: Keras only for what needs it
         engine = engines.create_engine(bundle, args.engine, tta=False if args.no_tta else None)
         detector = create_detector(
             args.detector, small_faces="off" if args.no_small_faces else "video"
