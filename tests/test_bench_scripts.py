@@ -826,13 +826,8 @@ def test_au_recipe_cv_true_expression_prior_ignores_the_expression_head(tmp_path
 
 
 @pytest.mark.slow
-def test_startup_times_the_app_cold_and_warm_and_says_whether_tensorflow_loaded(tmp_path):
+def test_startup_times_the_app_cold_and_warm_and_says_whether_tensorflow_loaded(tmp_path, video):
     bundle = make_tiny_bundle(tmp_path / "bundle", input_size=32)
-    video = tmp_path / "clip.avi"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
-    for i in range(3):
-        writer.write(np.full((48, 64, 3), 60 * i, np.uint8))
-    writer.release()
     out = tmp_path / "startup.json"
     text = _run(
         "bench/startup.py", "--source", str(video), "--model", str(bundle), "--rounds", "1",
