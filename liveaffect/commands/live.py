@@ -248,13 +248,23 @@ def _run(opts: LiveOptions, streams: list, stream_sinks: list, out, stop, verbos
 
     with ExitStack() as stack:
         with quiet_native_stderr(not verbose):  # TensorFlow/LiteRT start-up chatter
-            source, detector, engine, bundle = _open_parts(opts, stack)
+            source, detector, bundle, converting = _open_parts(opts, stack)
+        if converting:  # the first start with this model: say why it takes a while
+            print(
+                f"liveaffect: converting {bundle.model_file} to TFLite ({converting}) once; "
+                "later starts use the cached file",
+                file=out,
+                flush=True,
+            )
+        with quiet_native_stderr(not verbose):
+            engine = _open_engine(opts, bundle)
         parts = (source, detector, engine, bundle)
         return _loop(opts, stack, parts, (streams, stream_sinks), out, stop)
 
 
 def _open_parts(opts: LiveOptions, stack: ExitStack):
-    """Open the source, the detector and the model (CliError naming what failed)."""
+    """Open the source, the detector and the model's card (CliError naming what failed);
+    also says which TFLite conversion the engine will make first (None: none)."""
     from liveaffect import engines
     from liveaffect.bundle import BundleError, open_bundle
     from liveaffect.runtime.detectors import DetectorError, build_detector
@@ -271,12 +281,23 @@ def _open_parts(opts: LiveOptions, stack: ExitStack):
     engines.configure_threads(opts.threads)
     try:
         bundle = open_bundle(opts.model)  # Keras loads only if the engine needs it
-        engine = engines.build_engine(bundle, opts.engine_options)
+        converting = engines.converts_first(bundle, opts.engine_options)
+    except BundleError as exc:
+        raise CliError(model_error(opts.model, exc)) from None
+    return source, detector, bundle, converting
+
+
+def _open_engine(opts: LiveOptions, bundle):
+    """The engine for ``bundle`` (CliError naming what failed)."""
+    from liveaffect import engines
+    from liveaffect.bundle import BundleError
+
+    try:
+        return engines.build_engine(bundle, opts.engine_options)
     except BundleError as exc:
         raise CliError(model_error(opts.model, exc)) from None
     except engines.EngineError as exc:
         raise CliError(f"engine: {exc}") from None
-    return source, detector, engine, bundle
 
 
 def _loop(opts: LiveOptions, stack: ExitStack, parts, outlets, out, stop):

@@ -36,6 +36,7 @@ __all__ = [
     "TTAEngine",
     "build_engine",
     "configure_threads",
+    "converts_first",
     "create_engine",
     "engine_names",
     "register_engine",
@@ -115,6 +116,19 @@ def create_engine(
         EngineError: no engine could be built.
     """
     return build_engine(bundle, EngineOptions(name, batch_size, tta, threads))
+
+
+def converts_first(bundle: Bundle, options: EngineOptions) -> str | None:
+    """The TFLite precision (``fp32``, ``int8`` ...) that building ``options``' engine for
+    ``bundle`` converts first, its cache being missing or stale; None when nothing is
+    converted (a warm cache, or a Keras engine). For a line that explains the wait."""
+    from liveaffect.model.export import fresh_tflite
+
+    name = auto_order()[0] if options.name == "auto" else options.name
+    mode = ENGINE_MODES.get(name)
+    if mode is None:
+        return None
+    return None if fresh_tflite(bundle, mode) is not None else mode
 
 
 def build_engine(bundle: Bundle, options: EngineOptions) -> Engine:

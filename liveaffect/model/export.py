@@ -80,6 +80,20 @@ def _is_fresh(folder: Path, mode: str, digest: str) -> bool:
     )
 
 
+def _find_fresh(folders: list[Path], mode: str, digest: str) -> Path | None:
+    for folder in folders:  # every folder first: a warm one elsewhere needs no conversion
+        if _is_fresh(folder, mode, digest):
+            return folder / f"model.{mode}.tflite"
+    return None
+
+
+def fresh_tflite(bundle: Any, mode: str = "fp32") -> Path | None:
+    """The bundle's cached TFLite model in ``mode`` if one is up to date, else None
+    (:func:`cached_tflite` would convert it first); converts nothing, loads no Keras."""
+    digest = file_sha256(bundle.model_file)
+    return _find_fresh(_cache_dirs(Path(bundle.path), digest), mode, digest)
+
+
 def cached_tflite(bundle: Any, mode: str = "fp32") -> Path:
     """Path of the bundle's TFLite model in ``mode``, converting it when missing or stale.
 
@@ -95,9 +109,9 @@ def cached_tflite(bundle: Any, mode: str = "fp32") -> Path:
     model_file = Path(bundle.model_file)
     digest = file_sha256(model_file)
     folders = _cache_dirs(Path(bundle.path), digest)
-    for folder in folders:  # every folder first: a warm one elsewhere needs no conversion
-        if _is_fresh(folder, mode, digest):
-            return folder / f"model.{mode}.tflite"
+    found = _find_fresh(folders, mode, digest)
+    if found is not None:
+        return found
     if bundle.model is None:  # an opened bundle loads its Keras model here, and only here
         raise ExportError("the bundle holds no Keras model to convert")
     data = None

@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import make_tiny_bundle
 
 from liveaffect.cli import main
 from liveaffect.commands import model_options
@@ -253,6 +254,21 @@ def test_real_entry_point_one_line_no_tensorflow(tmp_path, fake_bundle_dir):
         assert proc.stderr.strip().count("\n") == 0 and proc.stderr.startswith("error: ")
         assert "Traceback" not in proc.stderr
         assert proc.stdout.strip() == "tf-not-loaded"
+
+
+def test_the_first_start_with_a_model_says_it_converts_it_once(capsys, tmp_path, video):
+    """A missing or stale cache: one line says why this start takes longer; then none."""
+    bundle = make_tiny_bundle(tmp_path / "b", input_size=32)
+    argv = ["live", str(video), "--no-display", "--model", str(bundle)]
+    assert main(argv) == 0
+    said = capsys.readouterr().out
+    assert f"converting {bundle / 'model.keras'} to TFLite (fp32) once" in said, said
+    assert main(argv) == 0
+    assert "converting" not in capsys.readouterr().out  # cached now
+    assert main([*argv, "--engine", "tflite-int8"]) == 0
+    assert "to TFLite (int8) once" in capsys.readouterr().out
+    assert main([*argv, "--engine", "keras"]) == 0
+    assert "converting" not in capsys.readouterr().out  # Keras converts nothing
 
 
 @pytest.mark.slow
