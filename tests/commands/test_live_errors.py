@@ -38,6 +38,16 @@ def files(tmp_path_factory) -> dict[str, Path]:
     return {p.name: p for p in root.iterdir()}
 
 
+TF_PROBE = (
+    "import sys, runpy; sys.argv = ['emotion_classifier.py'] + sys.argv[1:]\n"
+    "try:\n    runpy.run_path('emotion_classifier.py', run_name='__main__')\n"
+    "finally:\n"
+    "    print('tf-loaded' if 'tensorflow' in sys.modules else 'tf-not-loaded')\n"
+)
+"""``python -c TF_PROBE ARGS``: the real entry point with ARGS; its last stdout line says
+whether TensorFlow was imported (printed however the app ends, its exit status kept)."""
+
+
 def run_cli(capsys, *argv: str) -> tuple[int, str]:
     code = main(["live", *argv])
     err = capsys.readouterr().err
@@ -230,13 +240,6 @@ class _CentreDetector:
 
 def test_real_entry_point_one_line_no_tensorflow(tmp_path, fake_bundle_dir):
     """The real script: exit 2, one line, and TensorFlow never imported for option errors."""
-    probe = (
-        "import sys, runpy; sys.argv = ['emotion_classifier.py'] + sys.argv[1:]\n"
-        "try:\n    runpy.run_path('emotion_classifier.py', run_name='__main__')\n"
-        "except SystemExit as e:\n"
-        "    print('tf-loaded' if 'tensorflow' in sys.modules else 'tf-not-loaded')\n"
-        "    raise\n"
-    )
     cases = [
         [str(tmp_path / "missing.mp4"), "--no-display"],
         ["7", "--no-display", "--model", str(fake_bundle_dir)],
@@ -244,7 +247,7 @@ def test_real_entry_point_one_line_no_tensorflow(tmp_path, fake_bundle_dir):
     ]
     for argv in cases:
         proc = subprocess.run(
-            [sys.executable, "-c", probe, *argv],
+            [sys.executable, "-c", TF_PROBE, *argv],
             cwd=REPO,
             capture_output=True,
             text=True,
@@ -279,16 +282,10 @@ def test_a_warm_cache_runs_the_app_without_tensorflow(tmp_path, tiny_bundle, vid
     from liveaffect.model.export import cached_tflite
 
     cached_tflite(load_bundle(tiny_bundle), "fp32")
-    probe = (
-        "import sys, runpy; sys.argv = ['emotion_classifier.py'] + sys.argv[1:]\n"
-        "try:\n    runpy.run_path('emotion_classifier.py', run_name='__main__')\n"
-        "finally:\n"
-        "    print('tf-loaded' if 'tensorflow' in sys.modules else 'tf-not-loaded')\n"
-    )
     argv = [str(video), "--no-display", "--model", str(tiny_bundle), "--threads", "1",
             "--csv", str(tmp_path / "faces.csv"), "--engine", "auto"]  # fmt: skip
     proc = subprocess.run(
-        [sys.executable, "-c", probe, *argv], cwd=REPO, capture_output=True, text=True,
+        [sys.executable, "-c", TF_PROBE, *argv], cwd=REPO, capture_output=True, text=True,
         timeout=120,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
