@@ -8,6 +8,8 @@ outputs are recognised by name (``expr``, ``va``, ``au``) or else by width (8, 2
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -69,6 +71,9 @@ class ModelCard:
     tta: dict[str, Any] = field(default_factory=dict)
     """Test-time views the model is scored with, ``{"flip": bool, "scales": [...]}``
     (:class:`liveaffect.tta.TTA`); empty: the older ``training.tta_flip`` decides."""
+    version: str = ""
+    """The model's version as its publisher names it (the stream outlets send it); empty:
+    readers name the weights by their SHA-256 instead."""
 
     def __post_init__(self) -> None:
         if len(self.au_thresholds) != NUM_AUS:
@@ -97,6 +102,7 @@ class ModelCard:
             "training": self.training,
             "notes": self.notes,
             **({"tta": self.tta} if self.tta else {}),
+            **({"version": self.version} if self.version else {}),
         }
 
     @classmethod
@@ -124,6 +130,7 @@ class ModelCard:
                 training=dict(data.get("training", {})),
                 notes=str(data.get("notes", "")),
                 tta=dict(data.get("tta", {})),
+                version=str(data.get("version") or ""),
             )
         except (TypeError, ValueError, AttributeError) as exc:
             raise BundleError(f"invalid model card: {exc}") from exc
@@ -185,6 +192,10 @@ class Bundle:
         if self._model_file is not None:
             return self._model_file
         return self.path / MODEL_FILE if self.path.is_dir() else self.path
+
+    def model_sha256(self) -> str:
+        """SHA-256 of the ``.keras`` file (what the TFLite cache is keyed by), in hex."""
+        return file_sha256(self.model_file)
 
     def _load(self) -> None:
         if self._deferred:
@@ -285,13 +296,45 @@ def card_for_plain_model(model: Any, outputs: dict[str, int]) -> ModelCard:
     return ModelCard(name=Path(str(model.name)).name, preprocess=spec, heads=heads)
 
 
-def _read_card(card_file: Path | None) -> ModelCard | None:
+def read_card(card_file: Path | None) -> ModelCard | None:
+    """The card in ``card_file`` (None: no card, None back); no Keras, no TensorFlow.
+
+    Raises:
+        BundleError: the file cannot be read, is not JSON, or is not a valid card.
+    """
     if card_file is None:
         return None
     try:
-        return ModelCard.from_dict(json.loads(card_file.read_text()))
+        text = card_file.read_text()
+    except OSError as exc:
+        raise BundleError(f"{card_file}: cannot read the card ({exc.strerror or exc})") from exc
+    try:
+        return ModelCard.from_dict(json.loads(text))
     except json.JSONDecodeError as exc:
         raise BundleError(f"{card_file}: not valid JSON ({exc})") from exc
+    except BundleError as exc:
+        raise BundleError(f"{card_file}: {exc}") from exc
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file, in hex, read once per version of the file in a process.
+
+    The engine choice, the TFLite cache and the stream outlets each ask for the model file's
+    digest at start-up; the file is hashed again only when its inode, size, modification or
+    status-change time differs (any write moves the last, which no program can set back).
+    """
+    st = os.stat(path)
+    version = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    return _sha256_of(str(Path(path).resolve()), version)
+
+
+@functools.lru_cache(maxsize=32)
+def _sha256_of(path: str, version: tuple[int, ...]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _load_model(
@@ -332,7 +375,7 @@ def load_bundle(path: str | os.PathLike, compile: bool = False) -> Bundle:
         BundleError: missing, corrupt, or not a model with expr/va/au outputs.
     """
     model_file, card_file = resolve_model_path(path)
-    card = _read_card(card_file)
+    card = read_card(card_file)
     model, outputs = _load_model(model_file, card, compile)
     if card is None:
         card = card_for_plain_model(model, outputs)
@@ -349,7 +392,7 @@ def open_bundle(path: str | os.PathLike) -> Bundle:
         BundleError: missing model file, or an unreadable card (a corrupt model: on first use).
     """
     model_file, card_file = resolve_model_path(path)
-    card = _read_card(card_file)
+    card = read_card(card_file)
     if card is None:
         return load_bundle(path)
     return Bundle.deferred(card, path, model_file)

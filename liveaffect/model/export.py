@@ -9,7 +9,6 @@ conversion through :func:`cached_tflite`, cached beside the bundle and rebuilt w
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import os
@@ -51,14 +50,6 @@ def convert_tflite(model: Any, mode: str = "fp32") -> bytes:
         raise ExportError(f"TFLite conversion failed: {str(exc).splitlines()[0][:200]}") from exc
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _cache_dirs(bundle_path: Path, digest: str) -> list[Path]:
     here = bundle_path if bundle_path.is_dir() else bundle_path.parent
     home = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "liveaffect"
@@ -90,7 +81,7 @@ def _find_fresh(folders: list[Path], mode: str, digest: str) -> Path | None:
 def fresh_tflite(bundle: Any, mode: str = "fp32") -> Path | None:
     """The bundle's cached TFLite model in ``mode`` if one is up to date, else None
     (:func:`cached_tflite` would convert it first); converts nothing, loads no Keras."""
-    digest = file_sha256(bundle.model_file)
+    digest = bundle.model_sha256()
     return _find_fresh(_cache_dirs(Path(bundle.path), digest), mode, digest)
 
 
@@ -107,7 +98,7 @@ def cached_tflite(bundle: Any, mode: str = "fp32") -> Path:
         liveaffect.bundle.BundleError: an opened bundle's model cannot be loaded.
     """
     model_file = Path(bundle.model_file)
-    digest = file_sha256(model_file)
+    digest = bundle.model_sha256()
     folders = _cache_dirs(Path(bundle.path), digest)
     found = _find_fresh(folders, mode, digest)
     if found is not None:

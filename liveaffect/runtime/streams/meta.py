@@ -12,8 +12,6 @@ time the sample was sent. JSON and OSC carry the same number as ``t``.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -100,20 +98,14 @@ class StreamMeta:
         Raises:
             liveaffect.bundle.BundleError: no such model, or an unreadable card.
         """
-        from liveaffect.bundle import BundleError, ModelCard, resolve_model_path
+        from liveaffect.bundle import file_sha256, read_card, resolve_model_path
 
         model_file, card_file = resolve_model_path(model_path)
-        card, version = None, ""
-        if card_file is not None:
-            try:
-                data = json.loads(card_file.read_text())
-                card = ModelCard.from_dict(data)
-            except (OSError, ValueError, BundleError) as exc:
-                raise BundleError(f"{card_file}: cannot read the card ({exc})") from None
-            version = str(data.get("version") or "")
+        card = read_card(card_file)
+        version = card.version if card else ""
         return cls(
             model_name=card.name if card else Path(model_file).stem,
-            model_version=version or f"sha256:{_digest(model_file)}",
+            model_version=version or f"sha256:{file_sha256(model_file)[:12]}",
             au_thresholds=tuple(float(t) for t in card.au_thresholds) if card else (0.5,) * 12,
             expressions=tuple(card.expressions) if card else EXPRESSIONS,
             aus=tuple(au_column(a) for a in card.aus) if card else AU_COLUMNS,
@@ -121,11 +113,3 @@ class StreamMeta:
             clock_offset_s=lsl_clock_offset_s(),
             source=source,
         )
-
-
-def _digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:12]
