@@ -24,9 +24,10 @@ CK=../shared/data/ckplus_au/labels.csv
 "${EVAL[@]}" --model $M --data $CK --split all --group-by subject \
     --holdout 0.3:35:holdout_val --tune-au-thresholds --save-to-card \
     --json $M/eval_ckplus_val.json --report $M/eval_ckplus_val.md
-# 2. AUs and expressions (incl. Other = contempt) on CK+ test subjects never trained on.
+# 2. AUs and expressions (incl. Other = contempt) on CK+ test subjects never trained on;
+#    their per-AU F1 also goes into the card's au_f1 (the live view marks AUs under 0.5 "?").
 "${EVAL[@]}" --model $M --data $CK --split all --group-by subject \
-    --holdout 0.3:35:holdout_test --save-to-card \
+    --holdout 0.3:35:holdout_test --save-to-card --save-au-f1 \
     --json $M/eval_ckplus_test.json --report $M/eval_ckplus_test.md
 # 3. FER2013 PublicTest, clean and four degraded copies (blur, lowres, noise, dark).
 "${EVAL[@]}" --model $M --data ../shared/data/fer2013/test --degrade all --save-to-card \

@@ -25,6 +25,9 @@ MODEL_FILE = "model.keras"
 HEADS = ("expr", "va", "au")
 HEAD_WIDTHS = {"expr": NUM_EXPRESSIONS, "va": 2, "au": NUM_AUS}
 FORMAT_VERSION = 1
+WEAK_AU_F1 = 0.5
+"""AUs whose F1 on faces never trained on (the card's ``au_f1``) is below this are marked
+as unreliable where they are shown (the live view's AU bars)."""
 
 
 class BundleError(Exception):
@@ -74,6 +77,10 @@ class ModelCard:
     version: str = ""
     """The model's version as its publisher names it (the stream outlets send it); empty:
     readers name the weights by their SHA-256 instead."""
+    au_f1: dict[str, float] = field(default_factory=dict)
+    """Per-AU F1 on faces of people the model never trained on, with the card's thresholds
+    (``evaluate --save-au-f1``); empty: not measured. ``au_f1_data`` says on what."""
+    au_f1_data: str = ""
 
     def __post_init__(self) -> None:
         if len(self.au_thresholds) != NUM_AUS:
@@ -82,6 +89,15 @@ class ModelCard:
             raise ValueError("au_thresholds must lie in [0, 1]")
         for head in HEADS:
             self.heads.setdefault(head, HeadInfo(trained=False))
+        unknown = sorted(set(self.au_f1) - set(self.aus))
+        if unknown:
+            raise ValueError(f"au_f1 names AUs the model does not have: {', '.join(unknown)}")
+        if not all(0.0 <= float(v) <= 1.0 for v in self.au_f1.values()):
+            raise ValueError("au_f1 values must lie in [0, 1]")
+
+    def weak_aus(self, below: float = WEAK_AU_F1) -> tuple[str, ...]:
+        """The AUs (in ``aus`` order) whose ``au_f1`` is known and below ``below``."""
+        return tuple(a for a in self.aus if a in self.au_f1 and self.au_f1[a] < below)
 
     def trained(self, head: str) -> bool:
         info = self.heads.get(head)
@@ -103,6 +119,7 @@ class ModelCard:
             "notes": self.notes,
             **({"tta": self.tta} if self.tta else {}),
             **({"version": self.version} if self.version else {}),
+            **({"au_f1": self.au_f1, "au_f1_data": self.au_f1_data} if self.au_f1 else {}),
         }
 
     @classmethod
@@ -131,6 +148,8 @@ class ModelCard:
                 notes=str(data.get("notes", "")),
                 tta=dict(data.get("tta", {})),
                 version=str(data.get("version") or ""),
+                au_f1={str(k): float(v) for k, v in dict(data.get("au_f1") or {}).items()},
+                au_f1_data=str(data.get("au_f1_data") or ""),
             )
         except (TypeError, ValueError, AttributeError) as exc:
             raise BundleError(f"invalid model card: {exc}") from exc

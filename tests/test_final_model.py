@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import REPO, recipe_stages, shared_path
 
-from liveaffect.bundle import load_bundle
+from liveaffect.bundle import load_bundle, open_bundle
 from liveaffect.tta import card_tta
 
 FINAL = REPO / "final_model"
@@ -153,6 +153,11 @@ def test_evaluate_reproduces_the_cards_au_numbers_on_ckplus_test_subjects(tmp_pa
         ("low", "high"), card["intervals"]["metrics"]["au_mean_f1"], strict=True
     ):
         assert got["intervals"]["metrics"]["au_mean_f1"][bound] == pytest.approx(value, abs=1e-2)
+    # what the live view marks: the per-AU F1 of these same test subjects, stored in the card
+    au_f1 = card_json()["au_f1"]
+    assert card_json()["au_f1_data"].startswith(CKPLUS + " [all] holdout 0.3:35:holdout_test")
+    assert au_f1 == pytest.approx(card["au"]["per_au_f1"], abs=1e-9)
+    assert open_bundle(FINAL).card.weak_aus() == ("AU10", "AU15", "AU26")
 
 
 @pytest.mark.slow

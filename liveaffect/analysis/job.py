@@ -59,6 +59,7 @@ def _summary(job, analyzer: VideoAnalyzer, stats: VideoStats, stamp, faces) -> d
             "path": str(settings.model),
             "heads_shown": list(heads),
             "heads_hidden": [h for h in ("expr", "va", "au") if h not in heads],
+            "weak_aus": list(analyzer.weak_aus),
             "engine": getattr(analyzer.engine, "name", "?"),
         },
         "options": {
@@ -98,7 +99,7 @@ def process_video(
         faces = summarize_faces(table, analyzer.trained_heads)
         summary = _summary(job, analyzer, stats, stamp, faces)
         title = f"{job.name}: {stats.frames} frames, {stats.duration_s:.1f} s, {len(faces)} faces"
-        render_report(table, faces, analyzer.trained_heads, title, png_tmp)
+        render_report(table, faces, analyzer.trained_heads, title, png_tmp, analyzer.weak_aus)
         with open(json_tmp, "w", encoding="utf-8") as fh:
             json.dump(summary, fh, indent=2)
         store.publish(job.name, csv_tmp, FACES_CSV)

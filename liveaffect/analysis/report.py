@@ -5,16 +5,19 @@ the top expression, valence and arousal mean and spread, the most active AUs). T
 row of panels per face id (the faces seen longest, at most :data:`MAX_FACE_ROWS`):
 expression probabilities over time as a stacked area, valence and arousal over time, the
 valence/arousal trajectory on the circumplex, and the AU activation heat map over time.
-A head the model card marks untrained has no panel and no column.
+A head the model card marks untrained has no panel and no column; AUs the card says are
+found poorly on new faces (``ModelCard.weak_aus``) carry a ``?`` and a footnote says why.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
 
 from liveaffect.analysis.summary import FaceTable
+from liveaffect.bundle import WEAK_AU_F1
 
 MAX_FACE_ROWS = 6
 MAX_TABLE_ROWS = 12
@@ -49,7 +52,13 @@ def _panels(heads) -> list[str]:
     return out
 
 
-def _table_rows(summaries: list[dict[str, Any]], heads, aus) -> tuple[list[str], list[list[str]]]:
+def _au_name(au: str, weak_aus: Collection[str]) -> str:
+    return f"{au}?" if au in weak_aus else au
+
+
+def _table_rows(
+    summaries: list[dict[str, Any]], heads, aus, weak_aus: Collection[str] = ()
+) -> tuple[list[str], list[list[str]]]:
     header = ["face", "frames", "on screen (s)"]
     if "expr" in heads:
         header.append("top expression (share)")
@@ -68,17 +77,17 @@ def _table_rows(summaries: list[dict[str, Any]], heads, aus) -> tuple[list[str],
                 row.append(f"{s[f'{name}_mean']:+.2f} ± {s[f'{name}_std']:.2f}")
         if "au" in heads:
             rates = sorted(((s[f"{au}_rate"], au) for au in aus), reverse=True)[:3]
-            row.append(", ".join(f"{au} {r:.0%}" for r, au in rates))
+            row.append(", ".join(f"{_au_name(au, weak_aus)} {r:.0%}" for r, au in rates))
         rows.append(row)
     return header, rows
 
 
-def _draw_table(ax, summaries, heads, aus) -> None:
+def _draw_table(ax, summaries, heads, aus, weak_aus: Collection[str] = ()) -> None:
     ax.axis("off")
     if not summaries:
         ax.text(0.0, 0.5, "no face was found in this video", fontsize=11, va="center")
         return
-    header, rows = _table_rows(summaries, heads, aus)
+    header, rows = _table_rows(summaries, heads, aus, weak_aus)
     table = ax.table(cellText=rows, colLabels=header, bbox=(0, 0, 1, 1), cellLoc="left")
     table.auto_set_font_size(False)
     table.set_fontsize(9)
@@ -153,7 +162,12 @@ _TITLES = {
 
 
 def render_report(
-    table: FaceTable, summaries: list[dict[str, Any]], heads, title: str, path: str
+    table: FaceTable,
+    summaries: list[dict[str, Any]],
+    heads,
+    title: str,
+    path: str,
+    weak_aus: Collection[str] = (),
 ) -> tuple[int, int]:
     """Draw the report of one video into the PNG file ``path``; returns its size in pixels.
 
@@ -163,6 +177,8 @@ def render_report(
         heads: the heads shown (the card's trained heads).
         title: the heading (the video's name and length).
         path: where to write the PNG (the name may end in anything: the format is fixed).
+        weak_aus: the CSV's AU columns (``AU10``) the card says are found poorly on new
+            faces: marked ``?``, with a footnote.
     """
     import matplotlib
 
@@ -180,7 +196,8 @@ def render_report(
     table_ax = fig.add_axes(
         (0.04, 1 - (TITLE_IN + table_in) / height_in, 0.93, table_in / height_in)
     )
-    _draw_table(table_ax, summaries, heads, table.aus)
+    weak_aus = [a for a in table.aus if a in weak_aus] if "au" in heads else []
+    _draw_table(table_ax, summaries, heads, table.aus, weak_aus)
     grid = fig.add_gridspec(
         rows,
         max(1, len(panels)),
@@ -196,7 +213,18 @@ def render_report(
         for c, panel in enumerate(panels):
             ax = fig.add_subplot(grid[r, c])
             _DRAW[panel](ax, face)
+            if panel == "au" and weak_aus:
+                ax.set_yticks(range(len(face.aus)), [_au_name(a, weak_aus) for a in face.aus])
             ax.set_title(f"face {summary['face_id']}: {_TITLES[panel]}", fontsize=9)
+    if weak_aus:
+        fig.text(
+            0.01,
+            0.1 / height_in,
+            f"AU?: F1 under {WEAK_AU_F1:g} on people the model never trained on "
+            f"(model card: {', '.join(weak_aus)}); their values are not findings to trust.",
+            fontsize=8,
+            color="dimgrey",
+        )
     if not panels or not shown:
         ax = fig.add_subplot(grid[0, :])
         ax.axis("off")

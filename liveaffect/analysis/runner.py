@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from liveaffect.errors import OptionError
+from liveaffect.labels import au_column
 from liveaffect.runtime.detectors import DEFAULT_MIN_SCORE
 from liveaffect.runtime.live import LocatedFrame, Pipeline
 from liveaffect.runtime.options import DETECTOR_FLAGS, ENGINE_FLAGS
@@ -197,6 +198,13 @@ class VideoAnalyzer:
     def trained_heads(self) -> tuple[str, ...]:
         """Heads whose values are shown (the card marks the others untrained)."""
         return tuple(h for h in ("expr", "va", "au") if self.card.trained(h))
+
+    @property
+    def weak_aus(self) -> tuple[str, ...]:
+        """The CSV's AU columns (``AU10``) the card says are found poorly on new faces."""
+        if "au" not in self.trained_heads:
+            return ()
+        return tuple(au_column(a) for a in self.card.weak_aus())
 
     def new_pipeline(self) -> Pipeline:
         """A pipeline with a fresh tracker and smoother, built as the live app builds it."""

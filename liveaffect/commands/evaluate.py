@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from liveaffect.bundle import WEAK_AU_F1
 from liveaffect.data.degrade import DESCRIPTIONS, KINDS
 from liveaffect.errors import CliError, OptionError
 from liveaffect.evaluation.robustness import with_copies
@@ -131,6 +132,14 @@ def _add_view_and_output_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--save-to-card", action="store_true", help="store the metrics in the bundle's card"
+    )
+    parser.add_argument(
+        "--save-au-f1",
+        action="store_true",
+        help="store this run's per-AU F1 in the bundle's card as how well each AU is found "
+        f"(card.json 'au_f1'); the live view marks AUs under {WEAK_AU_F1:g} with '?'. Run it "
+        "on people the model never trained on, with the card's thresholds (refused with "
+        "--tune-au-thresholds, whose F1 is optimistic)",
     )
     parser.add_argument("--json", type=Path, help="write all metrics as JSON here")
     parser.add_argument("--report", type=Path, help="write a Markdown report (and plots) here")
@@ -380,6 +389,12 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.baseline and args.bootstrap == 0:
         raise CliError("--baseline needs --bootstrap N with N > 0 for its intervals")
+    if args.save_au_f1 and args.tune_au_thresholds:
+        raise CliError(
+            "--save-au-f1 stores how well each AU is found on new faces, and F1 on the faces "
+            "the thresholds are tuned on is optimistic: tune first, then --save-au-f1 on "
+            "other people"
+        )
     if args.baseline and args.tune_au_thresholds:
         raise CliError(
             "--baseline compares the models as their cards stand; tune the AU thresholds "
@@ -392,12 +407,16 @@ def run(args: argparse.Namespace) -> int:
     records = _load_records(list(args.data), split, args.group_by)
     if args.holdout:
         records = _holdout(records, args.holdout)
-    if args.tune_au_thresholds and not any(r.has_au for r in records):
-        raise CliError("--tune-au-thresholds needs AU labels, and this data has none")
+    for flag, asked in (("--tune-au-thresholds", args.tune_au_thresholds),
+                        ("--save-au-f1", args.save_au_f1)):  # fmt: skip
+        if asked and not any(r.has_au for r in records):
+            raise CliError(f"{flag} needs AU labels, and this data has none")
     bundle = _load_bundle(args.model)
-    card_file = _card_file(bundle) if args.tune_au_thresholds or args.save_to_card else None
-    if args.tune_au_thresholds and not bundle.card.trained("au"):
-        raise CliError("--tune-au-thresholds needs a model whose AU head is trained")
+    saves = args.tune_au_thresholds or args.save_to_card or args.save_au_f1
+    card_file = _card_file(bundle) if saves else None
+    if (args.tune_au_thresholds or args.save_au_f1) and not bundle.card.trained("au"):
+        flag = "--tune-au-thresholds" if args.tune_au_thresholds else "--save-au-f1"
+        raise CliError(f"{flag} needs a model whose AU head is trained")
     tta = _tta(bundle, args)
     detector = _detector() if args.detect else None
     baseline = _load_bundle(args.baseline) if args.baseline else None
@@ -465,10 +484,12 @@ def _add_intervals(args: argparse.Namespace, preds, result, thresholds) -> None:
 
 
 def _update_card(args: argparse.Namespace, bundle, card_file: Path, result, thresholds, tta):
-    """Store tuned AU thresholds and/or this evaluation's summary in the bundle's card."""
+    """Store tuned AU thresholds, per-AU F1 and/or this evaluation's summary in the card."""
     card = bundle.card
     if args.tune_au_thresholds:
         card.au_thresholds = thresholds
+    if args.save_au_f1:
+        _store_au_f1(args, card, result)
     if args.save_to_card:
         key = f"{'+'.join(args.data)} [{args.split}]"
         if args.holdout:
@@ -481,6 +502,26 @@ def _update_card(args: argparse.Namespace, bundle, card_file: Path, result, thre
         card.metrics.setdefault("evaluation", {})[key] = entry
     card.save(card_file)
     print(f"updated {card_file}")
+
+
+def _store_au_f1(args: argparse.Namespace, card, result) -> None:
+    """The card's ``au_f1``: this run's F1 of every AU that had positives here."""
+    per_au = result.au.per_au
+    found = {a: per_au.get(a) or {} for a in card.aus}
+    f1 = {
+        a: float(m["f1"])
+        for a, m in found.items()
+        if m.get("f1") is not None and m.get("positives", 0) > 0
+    }
+    if result.au.n == 0 or not f1:
+        raise CliError("--save-au-f1 needs AU labels on images that could be scored")
+    data = f"{'+'.join(args.data)} [{args.split}]"
+    if args.holdout:
+        data += f" holdout {args.holdout}"
+    if args.group_by:
+        data += f" by {args.group_by}"
+    card.au_f1 = f1
+    card.au_f1_data = f"{data}: {result.au.n} faces, the card's thresholds"
 
 
 def _write_outputs(args: argparse.Namespace, result) -> None:

@@ -21,7 +21,7 @@ from liveaffect.runtime.panel_layout import (
     Box,
     CardLayout,
     PanelLayout,
-    au_label,
+    au_text,
     order_faces,
     panel_layout,
     panel_note,
@@ -111,9 +111,11 @@ class Panel:
     def __init__(self, card: ModelCard, trail_ms: float = TRAIL_MS) -> None:
         self.card = card
         self.heads = tuple(h for h in ("expr", "va", "au") if card.trained(h))
-        self.note = panel_note([h for h in ("expr", "va", "au") if not card.trained(h)])
+        self.weak_aus = card.weak_aus() if "au" in self.heads else ()
+        untrained = [h for h in ("expr", "va", "au") if not card.trained(h)]
+        self.note = panel_note(untrained, self.weak_aus)
         self.trails = VaTrails(trail_ms)
-        self._au_labels = [au_label(a) for a in card.aus]
+        self._au_labels = [au_text(a, self.weak_aus) for a in card.aus]
         self._geometry: dict[int, PanelLayout] = {}
         self._layouts: dict[int, tuple[PanelLayout, np.ndarray]] = {}
         self._order: list[int] = []
@@ -126,7 +128,12 @@ class Panel:
                 self._geometry.clear()
             card = self.card
             self._geometry[height] = panel_layout(
-                Style.for_height(height), self.heads, card.expressions, card.aus, self.note
+                Style.for_height(height),
+                self.heads,
+                card.expressions,
+                card.aus,
+                self.note,
+                self.weak_aus,
             )
         return self._geometry[height]
 

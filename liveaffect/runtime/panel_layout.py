@@ -5,14 +5,16 @@ card slots (fewer when the canvas is too short to keep the text readable), and a
 "+N more" line. A card holds a title line and, side by side, the heads the model
 card marks as trained: expression bars, the valence/arousal circumplex, and the AU
 bars in two columns of six. An untrained head gets no space at all; the header says
-once which heads are hidden.
+once which heads are hidden. AUs the model card says are found poorly on new faces
+(``ModelCard.weak_aus``) carry a ``?`` after their name, which the header explains.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
+from liveaffect.bundle import WEAK_AU_F1
 from liveaffect.labels import au_label
 from liveaffect.runtime.style import Style, text_size
 from liveaffect.types import FaceResult
@@ -24,13 +26,26 @@ MAX_CARDS = 4
 HEAD_NAMES = {"expr": "expression", "va": "valence/arousal", "au": "AU"}
 
 
-def panel_note(untrained: Sequence[str]) -> str | None:
-    """The one header note about hidden heads, e.g. ``AU head not trained: hidden``."""
-    if not untrained:
-        return None
-    names = " and ".join(HEAD_NAMES.get(h, h) for h in untrained)
-    heads = "heads" if len(untrained) > 1 else "head"
-    return f"{names} {heads} not trained: hidden"
+WEAK_MARK = "?"
+"""After the name of an AU the card says is found poorly on new faces."""
+
+
+def au_text(name: str, weak_aus: Collection[str] = ()) -> str:
+    """An AU's label in the panel: ``AU12 lip corner puller``, ``AU10 upper lip raiser?``."""
+    return au_label(name) + (WEAK_MARK if name in weak_aus else "")
+
+
+def panel_note(untrained: Sequence[str], weak_aus: Collection[str] = ()) -> str | None:
+    """The one header note: hidden heads (``AU head not trained: hidden``) and what the
+    mark after weak AUs means."""
+    notes = []
+    if untrained:
+        names = " and ".join(HEAD_NAMES.get(h, h) for h in untrained)
+        heads = "heads" if len(untrained) > 1 else "head"
+        notes.append(f"{names} {heads} not trained: hidden")
+    if weak_aus:
+        notes.append(f"AU{WEAK_MARK}: F1 < {WEAK_AU_F1:g} on new faces")
+    return " | ".join(notes) or None
 
 
 def order_faces(
@@ -97,8 +112,8 @@ def _expr_width(style: Style, expressions: Sequence[str]) -> int:
     return label + style.pad + round(1.2 * label)
 
 
-def _au_col_width(style: Style, aus: Sequence[str]) -> int:
-    return max(text_size(au_label(a), style.small)[0] for a in aus) + style.pad
+def _au_col_width(style: Style, aus: Sequence[str], weak_aus: Collection[str]) -> int:
+    return max(text_size(au_text(a, weak_aus), style.small)[0] for a in aus) + style.pad
 
 
 def min_card_body(style: Style, heads: Sequence[str]) -> int:
@@ -114,7 +129,12 @@ def min_card_body(style: Style, heads: Sequence[str]) -> int:
 
 
 def _columns(
-    style: Style, heads: Sequence[str], expressions: Sequence[str], aus: Sequence[str], body: int
+    style: Style,
+    heads: Sequence[str],
+    expressions: Sequence[str],
+    aus: Sequence[str],
+    body: int,
+    weak_aus: Collection[str],
 ) -> list[tuple[str, int]]:
     """Each shown head's column in a card, left to right, with its width."""
     columns: list[tuple[str, int]] = []
@@ -123,7 +143,7 @@ def _columns(
     if "va" in heads:
         columns.append(("va", body))  # the circumplex is square
     if "au" in heads:
-        columns.append(("au", 2 * _au_col_width(style, aus) + style.pad))
+        columns.append(("au", 2 * _au_col_width(style, aus, weak_aus) + style.pad))
     return columns
 
 
@@ -152,6 +172,7 @@ def panel_layout(
     expressions: Sequence[str],
     aus: Sequence[str],
     note: str | None = None,
+    weak_aus: Collection[str] = (),
 ) -> PanelLayout:
     """Lay the panel out for a canvas ``style.height`` tall.
 
@@ -161,6 +182,7 @@ def panel_layout(
         expressions: expression names (their widest sets the bar labels' width).
         aus: AU names.
         note: the header note (its width counts).
+        weak_aus: AUs whose label carries the weak mark (its width counts).
     """
     pad, height = style.pad, style.height
     line = style.line_h
@@ -171,7 +193,7 @@ def panel_layout(
     n = max(1, min(MAX_CARDS, avail // max(1, slot_min)))
     slot_h = avail // n
     body = max(body, slot_h - title_h - 3 * pad)
-    columns = _columns(style, heads, expressions, aus, body)
+    columns = _columns(style, heads, expressions, aus, body, weak_aus)
     inner = sum(w for _, w in columns) + 2 * pad * max(0, len(columns) - 1)
     title_w = text_size("#000 Happiness 0.00  V +0.00 A +0.00", style.font)[0]
     header_w = text_size(f"faces 00 | {note or ''}", style.font)[0]

@@ -105,6 +105,7 @@ def test_every_file_and_every_frame(first_run):
         assert summary["faces"] == len({r["face_id"] for r in rows})
         assert summary["processing_fps"] > 0
         assert summary["model"]["heads_hidden"] == ["au"]
+        assert summary["model"]["weak_aus"] == []  # a hidden AU head marks nothing
         assert all(r["AU01"] == "" and r["p_Neutral"] != "" for r in rows)  # AU hidden
         stamps = [float(r["timestamp_ms"]) for r in rows]
         assert stamps == sorted(stamps) and stamps[-1] <= frames / summary["fps"] * 1000
@@ -365,6 +366,16 @@ def test_summary_and_report_with_every_head(tmp_path):
     size = render_report(table, faces, ("expr", "va", "au"), "synthetic", str(path))
     image = cv2.imread(str(path))
     assert size == report_size_px(2) == (image.shape[1], image.shape[0])
+    # AUs the card finds poorly on new faces: '?' in the table, a footnote under the plots
+    from liveaffect.analysis.report import _table_rows
+
+    top = max(table.aus, key=lambda au: faces[0][f"{au}_rate"])
+    _, rows = _table_rows(faces, ("expr", "va", "au"), table.aus, (top,))
+    assert rows[0][-1].startswith(f"{top}? ")
+    marked = tmp_path / "marked.png"
+    render_report(table, faces, ("expr", "va", "au"), "synthetic", str(marked), (top,))
+    foot = [cv2.imread(str(p))[-12:, :400] for p in (path, marked)]
+    assert (foot[1] < 128).sum() > (foot[0] < 128).sum() + 50  # the footnote's dark text
     no_face = tmp_path / "empty.png"
     empty = parse_faces_csv(",".join(columns) + "\n")
     assert render_report(empty, [], ("expr", "va"), "no faces", str(no_face)) == report_size_px(0)
@@ -472,3 +483,16 @@ def test_opencv_runs_on_one_thread_while_a_video_is_analysed():
     with _opencv_threads(1):
         assert cv2.getNumThreads() == 1
     assert cv2.getNumThreads() == before
+
+
+def test_the_analyzer_names_the_weak_aus_as_csv_columns():
+    from types import SimpleNamespace
+
+    from liveaffect.analysis.runner import VideoAnalyzer
+    from liveaffect.bundle import ModelCard
+
+    card = ModelCard(au_f1={"AU1": 0.2, "AU10": 0.0, "AU12": 0.9})
+    shown = SimpleNamespace(card=card, trained_heads=("expr", "au"))
+    assert VideoAnalyzer.weak_aus.fget(shown) == ("AU01", "AU10")
+    hidden = SimpleNamespace(card=card, trained_heads=("expr",))
+    assert VideoAnalyzer.weak_aus.fget(hidden) == ()

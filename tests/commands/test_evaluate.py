@@ -250,12 +250,39 @@ def test_cli_tunes_thresholds_and_saves_to_card(bundle_dir, tmp_path):
     assert card["preprocess"] == card_before["preprocess"]
 
 
+def test_cli_saves_per_au_f1_for_the_live_view_and_refuses_it_on_tuning_faces(bundle_dir, tmp_path):
+    """--save-au-f1 stores each AU's F1 (AUs with positives only) and what it was measured
+    on; the card then names the weak AUs. Not on the faces thresholds are tuned on."""
+    from liveaffect.bundle import WEAK_AU_F1, load_bundle
+
+    data = write_manifest(tmp_path / "m", n=12)
+    with open(data / "labels.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    for row in rows[1:]:
+        row[-1] = "0"  # the last AU has labels but no positive face
+    with open(data / "labels.csv", "w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    argv = ["--model", str(bundle_dir), "--data", str(data), "--split", "all", "--no-tta-flip"]
+    with pytest.raises(CliError, match="--save-au-f1 stores how well"):
+        run_cli([*argv, "--tune-au-thresholds", "--save-au-f1"])
+    out = tmp_path / "e.json"
+    assert run_cli([*argv, "--save-au-f1", "--json", str(out)]) == 0
+    per_au = json.loads(out.read_text())["au"]["per_au"]
+    card = json.loads((bundle_dir / "card.json").read_text())
+    assert card["au_f1"] == {a: per_au[a]["f1"] for a in AUS[:-1]}  # AU26: no positives
+    assert card["au_f1_data"].endswith("[all]: 12 faces, the card's thresholds")
+    assert "evaluation" not in card["metrics"]  # only --save-to-card stores the metrics
+    weak = load_bundle(bundle_dir).card.weak_aus()
+    assert weak == tuple(a for a in AUS[:-1] if per_au[a]["f1"] < WEAK_AU_F1)
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
         (["--data", "{tmp}/nowhere"], "does not exist"),
         (["--data", "{fer}", "--split", "test"], "no labelled images"),
         (["--data", "{fer}", "--tune-au-thresholds"], "needs AU labels"),
+        (["--data", "{fer}", "--save-au-f1"], "--save-au-f1 needs AU labels"),
         (["--data", "{fer}", "--batch-size", "0"], "--batch-size"),
         (["--data", "{fer}", "--engine", "onnx"], "--engine: unknown engine 'onnx'"),
         (["--data", "{fer}", "--model", "{tmp}/no_bundle"], "no such model"),

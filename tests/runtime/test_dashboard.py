@@ -13,6 +13,7 @@ from liveaffect.runtime.hud import KEYS, timing_lines
 from liveaffect.runtime.panel import Panel, VaTrails
 from liveaffect.runtime.panel_layout import (
     au_label,
+    au_text,
     order_faces,
     panel_layout,
     panel_note,
@@ -139,6 +140,37 @@ def test_untrained_heads_get_no_space_and_one_note():
     assert panel_note([]) is None
     assert Panel(card).note == "AU head not trained: hidden" and Panel(card_with()).note is None
     assert au_label("AU12") == "AU12 lip corner puller"
+
+
+def test_aus_the_card_finds_poorly_are_marked_and_the_header_says_why():
+    """AUs whose held-out F1 in the card is under 0.5 get a '?' after their name (their
+    column made wide enough for it); a card without per-AU F1 marks nothing."""
+    f1 = dict.fromkeys(ModelCard().aus, 0.8) | {"AU10": 0.0, "AU15": 0.27, "AU6": 0.5}
+    card = card_with()
+    card.au_f1 = f1
+    panel = Panel(card)
+    assert panel.weak_aus == ("AU10", "AU15")  # 0.5 itself is not under 0.5
+    assert panel.note == "AU?: F1 < 0.5 on new faces"
+    assert panel._au_labels[5] == "AU10 upper lip raiser?" == au_text("AU10", ("AU10",))
+    assert panel._au_labels[6] == "AU12 lip corner puller"
+    plain = Panel(card_with())
+    assert plain.weak_aus == () and plain.note is None
+    style = Style.for_height(720)
+    marked = panel_layout(style, ("expr", "va", "au"), card.expressions, card.aus,
+                          panel.note, ("AU15",))  # fmt: skip
+    unmarked = panel_layout(style, ("expr", "va", "au"), card.expressions, card.aus)
+    au_w = [lay.cards[0].au[2] - lay.cards[0].au[0] for lay in (marked, unmarked)]
+    assert au_w[0] > au_w[1]  # "AU15 lip corner depressor?" is the widest label
+    hidden = card_with(au=False)
+    hidden.au_f1 = f1
+    assert Panel(hidden).note == "AU head not trained: hidden"  # no AU bars, nothing to mark
+    assert panel_note(["va"], ("AU10",)) == (
+        "valence/arousal head not trained: hidden | AU?: F1 < 0.5 on new faces"
+    )
+    with pytest.raises(ValueError, match="AUs the model does not have: AU99"):
+        ModelCard(au_f1={"AU99": 0.5})
+    with pytest.raises(ValueError, match=r"au_f1 values must lie in \[0, 1\]"):
+        ModelCard(au_f1={"AU1": 1.5})
 
 
 @pytest.mark.parametrize("height", [360, 540, 720, 1080])
