@@ -96,7 +96,10 @@ class ModelCard:
             raise ValueError("au_f1 values must lie in [0, 1]")
 
     def weak_aus(self, below: float = WEAK_AU_F1) -> tuple[str, ...]:
-        """The AUs (in ``aus`` order) whose ``au_f1`` is known and below ``below``."""
+        """The AUs (in ``aus`` order) whose ``au_f1`` is known and below ``below``; none
+        when the AU head is untrained (it is not shown at all then)."""
+        if not self.trained("au"):
+            return ()
         return tuple(a for a in self.aus if a in self.au_f1 and self.au_f1[a] < below)
 
     def trained(self, head: str) -> bool:

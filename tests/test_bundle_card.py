@@ -11,7 +11,14 @@ import pytest
 from conftest import make_tiny_bundle
 
 from liveaffect import bundle as bundle_module
-from liveaffect.bundle import CARD_FILE, BundleError, ModelCard, file_sha256, read_card
+from liveaffect.bundle import (
+    CARD_FILE,
+    BundleError,
+    HeadInfo,
+    ModelCard,
+    file_sha256,
+    read_card,
+)
 
 
 def _misses() -> int:
@@ -68,9 +75,13 @@ def test_streams_send_the_cards_version_else_the_weights_digest(tmp_path):
     ModelCard(name="named").save(path / CARD_FILE)
     digest = hashlib.sha256((path / "model.keras").read_bytes()).hexdigest()
     assert StreamMeta.from_model(path).model_version == f"sha256:{digest[:12]}"
-    ModelCard(name="named", version="v3").save(path / CARD_FILE)
+    ModelCard(name="named", version="v3", au_f1={"AU1": 0.3, "AU12": 0.8}).save(path / CARD_FILE)
     meta = StreamMeta.from_model(path)
     assert (meta.model_name, meta.model_version) == ("named", "v3")
+    assert meta.weak_aus == ("AU01",)  # named as the stream names AUs
+    untrained = {"expr": HeadInfo(), "va": HeadInfo(), "au": HeadInfo(trained=False)}
+    ModelCard(heads=untrained, au_f1={"AU1": 0.3}).save(path / CARD_FILE)
+    assert StreamMeta.from_model(path).weak_aus == ()  # no AU values sent, nothing weak
     (path / CARD_FILE).write_text("{")
     with pytest.raises(BundleError, match=r"card\.json: not valid JSON"):
         StreamMeta.from_model(path)

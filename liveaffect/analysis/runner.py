@@ -202,8 +202,6 @@ class VideoAnalyzer:
     @property
     def weak_aus(self) -> tuple[str, ...]:
         """The CSV's AU columns (``AU10``) the card says are found poorly on new faces."""
-        if "au" not in self.trained_heads:
-            return ()
         return tuple(au_column(a) for a in self.card.weak_aus())
 
     def new_pipeline(self) -> Pipeline:

@@ -111,7 +111,7 @@ class Panel:
     def __init__(self, card: ModelCard, trail_ms: float = TRAIL_MS) -> None:
         self.card = card
         self.heads = tuple(h for h in ("expr", "va", "au") if card.trained(h))
-        self.weak_aus = card.weak_aus() if "au" in self.heads else ()
+        self.weak_aus = card.weak_aus()
         untrained = [h for h in ("expr", "va", "au") if not card.trained(h)]
         self.note = panel_note(untrained, self.weak_aus)
         self.trails = VaTrails(trail_ms)

@@ -143,7 +143,10 @@ def test_lsl_inlet_reads_labels_metadata_and_capture_timestamps():
     import pylsl
 
     name = f"liveaffect-test-{uuid.uuid4().hex[:8]}"
-    meta = StreamMeta("tiny-model", "sha256:abc", faces=2, clock_offset_s=lsl_clock_offset_s())
+    meta = StreamMeta(
+        "tiny-model", "sha256:abc", faces=2, clock_offset_s=lsl_clock_offset_s(),
+        weak_aus=("AU10", "AU26"),
+    )  # fmt: skip
     with LslSink(meta, name) as sink:
         found = pylsl.resolve_byprop("name", name, timeout=10)
         assert len(found) == 1 and found[0].type() == "Affect"
@@ -158,6 +161,7 @@ def test_lsl_inlet_reads_labels_metadata_and_capture_timestamps():
         model = info.desc().child("model")
         assert model.child_value("name") == "tiny-model"
         assert model.child_value("version") == "sha256:abc"
+        assert info.desc().child_value("weak_aus") == "AU10,AU26"
         inlet.open_stream(timeout=10)
         captured = []
         for i in range(5):

@@ -126,6 +126,7 @@ def stream_info(name: str, meta: StreamMeta):
     desc.append_child_value("channels_per_face", str(len(fields)))
     desc.append_child_value("expressions", ",".join(meta.expressions))
     desc.append_child_value("aus", ",".join(meta.aus))
+    desc.append_child_value("weak_aus", ",".join(meta.weak_aus))  # F1 < 0.5 on new faces
     desc.append_child_value("timestamps", "frame capture time (local_clock at capture)")
     acq = desc.append_child("acquisition")
     acq.append_child_value("manufacturer", "liveaffect")

@@ -70,6 +70,8 @@ class StreamMeta:
         faces: face slots of the LSL outlet (``--stream-faces``).
         clock_offset_s: added to ``timestamp_ms / 1000`` to get LSL's clock.
         expressions, aus: label names in the model's output order.
+        weak_aus: the AUs (as in ``aus``) the card says are found poorly on new faces
+            (``ModelCard.weak_aus``); the LSL description lists them.
     """
 
     model_name: str = "liveaffect-mtl"
@@ -79,6 +81,7 @@ class StreamMeta:
     clock_offset_s: float = 0.0
     expressions: tuple[str, ...] = EXPRESSIONS
     aus: tuple[str, ...] = AU_COLUMNS
+    weak_aus: tuple[str, ...] = ()
     source: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -109,6 +112,7 @@ class StreamMeta:
             au_thresholds=tuple(float(t) for t in card.au_thresholds) if card else (0.5,) * 12,
             expressions=tuple(card.expressions) if card else EXPRESSIONS,
             aus=tuple(au_column(a) for a in card.aus) if card else AU_COLUMNS,
+            weak_aus=tuple(au_column(a) for a in card.weak_aus()) if card else (),
             faces=faces,
             clock_offset_s=lsl_clock_offset_s(),
             source=source,
