@@ -488,6 +488,10 @@ def _update_card(args: argparse.Namespace, bundle, card_file: Path, result, thre
     card = bundle.card
     if args.tune_au_thresholds:
         card.au_thresholds = thresholds
+        if card.au_f1:  # measured with the old thresholds: no longer what the card says
+            card.au_f1, card.au_f1_data = {}, ""
+            print("cleared the card's au_f1 (measured with the old thresholds): run "
+                  "--save-au-f1 on people the model never trained on again")  # fmt: skip
     if args.save_au_f1:
         _store_au_f1(args, card, result)
     if args.save_to_card:
