@@ -13,6 +13,7 @@ import sys
 from contextlib import ExitStack
 from pathlib import Path
 
+from liveaffect.bundle import WEAK_AU_F1
 from liveaffect.commands.model_options import (
     add_model_arguments,
     check_model_path,
@@ -21,6 +22,7 @@ from liveaffect.commands.model_options import (
     number,
 )
 from liveaffect.errors import CliError
+from liveaffect.labels import au_column
 from liveaffect.runtime.options import LiveOptions
 from liveaffect.runtime.streams.targets import parse_targets
 
@@ -368,5 +370,13 @@ def _print_start(opts: LiveOptions, bundle, engine, streams, out) -> None:
         file=out,
         flush=True,
     )
+    weak = bundle.card.weak_aus()
+    if weak:
+        print(
+            f"liveaffect: AUs found poorly on new faces (F1 < {WEAK_AU_F1:g} in the model "
+            f"card; '?' in the window's panel): {', '.join(au_column(a) for a in weak)}",
+            file=out,
+            flush=True,
+        )
     if streams:
         print(f"streaming to: {', '.join(streams)}", file=out, flush=True)

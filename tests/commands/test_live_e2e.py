@@ -58,6 +58,7 @@ def test_single_face_video_headless(tmp_path, tiny_bundle):
     assert frames == 72 and summary["stop"] == "end"  # every frame of the file, in order
     assert summary["ids"] == "1"
     assert sum(line.startswith("FPS: ") for line in proc.stdout.splitlines()) == frames // 10
+    assert "found poorly" not in proc.stdout  # a card without per-AU F1 names no weak AU
 
     with out_csv.open() as fh:
         reader = csv.DictReader(fh)
