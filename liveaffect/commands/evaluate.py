@@ -524,6 +524,9 @@ def _store_au_f1(args: argparse.Namespace, card, result) -> None:
         data += f" holdout {args.holdout}"
     if args.group_by:
         data += f" by {args.group_by}"
+    engine = result.meta.get("engine", args.engine)
+    if engine != "keras":  # as the card's metrics keys name a non-float32 engine
+        data += f" engine {engine}"
     card.au_f1 = f1
     card.au_f1_data = f"{data}: {result.au.n} faces, the card's thresholds"
 

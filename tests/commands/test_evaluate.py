@@ -274,6 +274,9 @@ def test_cli_saves_per_au_f1_for_the_live_view_and_refuses_it_on_tuning_faces(bu
     assert "evaluation" not in card["metrics"]  # only --save-to-card stores the metrics
     weak = load_bundle(bundle_dir).card.weak_aus()
     assert weak == tuple(a for a in AUS[:-1] if per_au[a]["f1"] < WEAK_AU_F1)
+    assert run_cli([*argv, "--save-au-f1", "--engine", "tflite-int8"]) == 0
+    card = json.loads((bundle_dir / "card.json").read_text())
+    assert card["au_f1_data"].endswith("[all] engine tflite-int8: 12 faces, the card's thresholds")
     # new thresholds make those F1 stale: tuning clears them
     assert run_cli([*argv, "--tune-au-thresholds"]) == 0
     assert "au_f1" not in json.loads((bundle_dir / "card.json").read_text())
