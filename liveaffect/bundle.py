@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from liveaffect.labels import AUS, EXPRESSIONS, NUM_AUS, NUM_EXPRESSIONS
+from liveaffect.labels import AUS, EXPRESSIONS, NUM_AUS, NUM_EXPRESSIONS, au_column
 from liveaffect.preprocess import PreprocessSpec
 from liveaffect.tta import TTA
 
@@ -101,6 +101,10 @@ class ModelCard:
         if not self.trained("au"):
             return ()
         return tuple(a for a in self.aus if a in self.au_f1 and self.au_f1[a] < below)
+
+    def weak_au_columns(self) -> tuple[str, ...]:
+        """:meth:`weak_aus` as the CSV and the streams name AUs (``AU01``, ``AU10``)."""
+        return tuple(au_column(a) for a in self.weak_aus())
 
     def trained(self, head: str) -> bool:
         info = self.heads.get(head)

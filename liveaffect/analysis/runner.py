@@ -42,7 +42,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from liveaffect.errors import OptionError
-from liveaffect.labels import au_column
 from liveaffect.runtime.detectors import DEFAULT_MIN_SCORE
 from liveaffect.runtime.live import LocatedFrame, Pipeline
 from liveaffect.runtime.options import DETECTOR_FLAGS, ENGINE_FLAGS
@@ -202,7 +201,7 @@ class VideoAnalyzer:
     @property
     def weak_aus(self) -> tuple[str, ...]:
         """The CSV's AU columns (``AU10``) the card says are found poorly on new faces."""
-        return tuple(au_column(a) for a in self.card.weak_aus())
+        return self.card.weak_au_columns()
 
     def new_pipeline(self) -> Pipeline:
         """A pipeline with a fresh tracker and smoother, built as the live app builds it."""

@@ -495,12 +495,7 @@ def _update_card(args: argparse.Namespace, bundle, card_file: Path, result, thre
     if args.save_au_f1:
         _store_au_f1(args, card, result)
     if args.save_to_card:
-        key = f"{'+'.join(args.data)} [{args.split}]"
-        if args.holdout:
-            key += f" holdout {args.holdout}"
-        engine = result.meta.get("engine", args.engine)
-        if engine != "keras":  # the float32 numbers keep their key; other engines get theirs
-            key += f" engine {engine}"
+        key, engine = _card_key(args, result)
         entry = _summary_for_card(result.to_dict())
         entry.update(tta_flip=tta.flip, tta=tta.to_dict(), detect=bool(args.detect), engine=engine)
         card.metrics.setdefault("evaluation", {})[key] = entry
@@ -508,27 +503,31 @@ def _update_card(args: argparse.Namespace, bundle, card_file: Path, result, thre
     print(f"updated {card_file}")
 
 
+def _card_key(args: argparse.Namespace, result) -> tuple[str, str]:
+    """(the card's key for this evaluation, the engine that ran it): the data, split and
+    holdout; a non-float32 engine's numbers get a key of their own."""
+    key = f"{'+'.join(args.data)} [{args.split}]"
+    if args.holdout:
+        key += f" holdout {args.holdout}"
+    engine = result.meta.get("engine", args.engine)
+    if engine != "keras":  # the float32 numbers keep their key; other engines get theirs
+        key += f" engine {engine}"
+    return key, engine
+
+
 def _store_au_f1(args: argparse.Namespace, card, result) -> None:
     """The card's ``au_f1``: this run's F1 of every AU that had positives here."""
-    per_au = result.au.per_au
-    found = {a: per_au.get(a) or {} for a in card.aus}
+    per_au = {a: result.au.per_au.get(a) or {} for a in card.aus}
     f1 = {
-        a: float(m["f1"])
-        for a, m in found.items()
-        if m.get("f1") is not None and m.get("positives", 0) > 0
+        a: float(m["f1"]) for a, m in per_au.items() if m.get("positives") and m["f1"] is not None
     }
-    if result.au.n == 0 or not f1:
+    if not f1:
         raise CliError("--save-au-f1 needs AU labels on images that could be scored")
-    data = f"{'+'.join(args.data)} [{args.split}]"
-    if args.holdout:
-        data += f" holdout {args.holdout}"
-    if args.group_by:
-        data += f" by {args.group_by}"
-    engine = result.meta.get("engine", args.engine)
-    if engine != "keras":  # as the card's metrics keys name a non-float32 engine
-        data += f" engine {engine}"
+    by = f" by {args.group_by}" if args.group_by else ""
     card.au_f1 = f1
-    card.au_f1_data = f"{data}: {result.au.n} faces, the card's thresholds"
+    card.au_f1_data = (
+        f"{_card_key(args, result)[0]}{by}: {result.au.n} faces, the card's thresholds"
+    )
 
 
 def _write_outputs(args: argparse.Namespace, result) -> None:

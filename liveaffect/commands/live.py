@@ -22,7 +22,6 @@ from liveaffect.commands.model_options import (
     number,
 )
 from liveaffect.errors import CliError
-from liveaffect.labels import au_column
 from liveaffect.runtime.options import LiveOptions
 from liveaffect.runtime.streams.targets import parse_targets
 
@@ -370,11 +369,11 @@ def _print_start(opts: LiveOptions, bundle, engine, streams, out) -> None:
         file=out,
         flush=True,
     )
-    weak = bundle.card.weak_aus()
+    weak = bundle.card.weak_au_columns()
     if weak:
         print(
             f"liveaffect: AUs found poorly on new faces (F1 < {WEAK_AU_F1:g} in the model "
-            f"card; '?' in the window's panel): {', '.join(au_column(a) for a in weak)}",
+            f"card; '?' in the window's panel): {', '.join(weak)}",
             file=out,
             flush=True,
         )

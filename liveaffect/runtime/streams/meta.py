@@ -112,7 +112,7 @@ class StreamMeta:
             au_thresholds=tuple(float(t) for t in card.au_thresholds) if card else (0.5,) * 12,
             expressions=tuple(card.expressions) if card else EXPRESSIONS,
             aus=tuple(au_column(a) for a in card.aus) if card else AU_COLUMNS,
-            weak_aus=tuple(au_column(a) for a in card.weak_aus()) if card else (),
+            weak_aus=card.weak_au_columns() if card else (),
             faces=faces,
             clock_offset_s=lsl_clock_offset_s(),
             source=source,
