@@ -14,6 +14,21 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
+# The files that take longest, in the order workers should get them. Under pytest-xdist
+# (`-n auto`, `--dist loadfile --no-loadscope-reorder` in pyproject.toml) each file runs whole
+# on one worker, files are dealt in this order and every worker starts with two: with two
+# workers the first takes the card's reproductions (about half the suite's time on 2 cores)
+# and a short file, the second the training and bench-script tests, and the rest go to
+# whichever is free, so no long file is left to run alone at the end. Run in one process,
+# only the order changes.
+LONG_FILES = ("test_final_model.py", "test_training.py", "test_engines.py", "test_bench_scripts.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    """The long files first, in LONG_FILES' order; the rest as collected (a stable sort)."""
+    rank = {name: i for i, name in enumerate(LONG_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONG_FILES)))
+
 
 def recipe_stages(script: str = "final_model/train_progressive.sh") -> tuple[str, list]:
     """A from-scratch recipe script's run folder ($OUT) and its ``stage NAME CONFIG`` lines,
