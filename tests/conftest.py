@@ -15,12 +15,12 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 # The files that take longest, in the order workers should get them. Under pytest-xdist
-# (`-n auto`, `--dist loadfile --no-loadscope-reorder` in pyproject.toml) each file runs whole
-# on one worker, files are dealt in this order and every worker starts with two: with two
-# workers the first takes the card's reproductions (about half the suite's time on 2 cores)
-# and a short file, the second the training and bench-script tests, and the rest go to
-# whichever is free, so no long file is left to run alone at the end. Run in one process,
-# only the order changes.
+# (`python -m pytest -n auto`) each file runs whole on one worker (see
+# pytest_xdist_make_scheduler), files are dealt in collection order and every worker starts
+# with two: with two workers the first takes the card's reproductions (about half the
+# suite's time on 2 cores) and a short file, the second the training and bench-script tests,
+# and the rest go to whichever is free, so no long file is left to start late. Run in one
+# process, only the order changes.
 LONG_FILES = ("test_final_model.py", "test_training.py", "test_engines.py", "test_bench_scripts.py")
 
 
@@ -28,6 +28,20 @@ def pytest_collection_modifyitems(config, items):
     """The long files first, in LONG_FILES' order; the rest as collected (a stable sort)."""
     rank = {name: i for i, name in enumerate(LONG_FILES)}
     items.sort(key=lambda item: rank.get(item.path.name, len(LONG_FILES)))
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: absent without it, no error
+def pytest_xdist_make_scheduler(config, log):
+    """With ``-n`` and xdist's default ``--dist load``: whole files per worker (a module's
+    fixtures, a Ray cluster or a trained run, are built once, not once per worker), dealt in
+    collection order (``--no-loadscope-reorder``; xdist's own order, most tests first, put
+    the card's reproductions behind 30 other files)."""
+    if config.getoption("dist") != "load":  # another mode asked for: xdist's own
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    config.option.loadscopereorder = False
+    return LoadFileScheduling(config, log)
 
 
 def recipe_stages(script: str = "final_model/train_progressive.sh") -> tuple[str, list]:
