@@ -18,9 +18,9 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 # (`python -m pytest -n auto`) each file runs whole on one worker (see
 # pytest_xdist_make_scheduler), files are dealt in collection order and every worker starts
 # with two: with two workers the first takes the card's reproductions (about half the
-# suite's time on 2 cores) and a short file, the second the training and bench-script tests,
-# and the rest go to whichever is free, so no long file is left to start late. Run in one
-# process, only the order changes.
+# suite's time on 2 cores) and the engine tests, the second the training and bench-script
+# tests, and the rest go to whichever is free, so no long file is left to start late. Run in
+# one process, only the order changes.
 LONG_FILES = ("test_final_model.py", "test_training.py", "test_engines.py", "test_bench_scripts.py")
 
 
