@@ -12,6 +12,7 @@ import functools
 import hashlib
 import json
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -372,6 +373,13 @@ def _load_model(
 
     from liveaffect.model import custom_objects
 
+    if not zipfile.is_zipfile(model_file):
+        # Keras says "File not found ... accessible .keras zip file" for a file that exists.
+        size = model_file.stat().st_size
+        raise BundleError(
+            f"{model_file}: cannot load the model (not a .keras zip archive: the file "
+            f"({size:,} bytes) is truncated or corrupt; copy or export it again)"
+        )
     try:
         model = keras.saving.load_model(
             model_file, compile=compile, custom_objects=custom_objects(), safe_mode=True
