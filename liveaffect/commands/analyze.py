@@ -23,6 +23,7 @@ from liveaffect.commands.model_options import (
 from liveaffect.errors import CliError
 
 LOCAL_RAY = "local"
+FFMPEG_QUIET = "-8"  # AV_LOG_QUIET
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -125,6 +126,10 @@ def run(args: argparse.Namespace) -> int:
     143 (SIGTERM), 129 (SIGHUP)."""
     from liveaffect.runtime.signals import StopSignals
 
+    # FFmpeg's own lines for a broken file ("moov atom not found") would land between the
+    # progress bars; the "failed:" line says which video failed and why. A value the user
+    # set is kept (OpenCV reads it once, at its first FFmpeg call).
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", FFMPEG_QUIET)
     settings = _settings(args)
     workers = _workers(args)
     _check_out(args.out)

@@ -15,6 +15,8 @@ import os
 import queue
 import signal
 import statistics
+import subprocess
+import sys
 import threading
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +33,7 @@ from liveaffect.analysis.report import report_size_px
 from liveaffect.analysis.runner import VideoError, VideoStats, _check_complete
 from liveaffect.analysis.storage import OutputStore
 from liveaffect.cli import main
+from liveaffect.commands.analyze import FFMPEG_QUIET
 from liveaffect.runtime.live import LocatedFrame
 from liveaffect.runtime.signals import SignalInterrupt
 from liveaffect.types import Frame
@@ -495,3 +498,36 @@ def test_the_analyzer_names_the_weak_aus_as_csv_columns():
     assert VideoAnalyzer.weak_aus.fget(SimpleNamespace(card=card)) == ("AU01", "AU10")
     card.heads["au"] = HeadInfo(trained=False)  # a hidden AU head marks nothing
     assert VideoAnalyzer.weak_aus.fget(SimpleNamespace(card=card)) == ()
+
+
+@pytest.mark.parametrize("preset", [None, "16"])
+def test_ffmpeg_log_level_set_unless_the_user_did(tmp_path, monkeypatch, preset):
+    """analyze silences FFmpeg's own lines ("moov atom not found" between the progress
+    bars); a level the user set stays. Checked on a run that stops early (no model)."""
+    if preset is None:
+        monkeypatch.delenv("OPENCV_FFMPEG_LOGLEVEL", raising=False)
+    else:
+        monkeypatch.setenv("OPENCV_FFMPEG_LOGLEVEL", preset)
+    code = analyze(str(tmp_path), "--out", str(tmp_path / "out"), "--model", str(tmp_path / "no"))
+    assert code == 2
+    assert os.environ["OPENCV_FFMPEG_LOGLEVEL"] == (preset or FFMPEG_QUIET)
+
+
+def test_opencv_honours_the_ffmpeg_log_level(tmp_path):
+    """The level analyze sets keeps FFmpeg quiet on a file it cannot open (and without
+    it FFmpeg does speak, so the check can fail)."""
+    bad = tmp_path / "bad.mp4"
+    bad.write_text("not a video\n")
+    probe = f"import cv2; assert not cv2.VideoCapture({str(bad)!r}).isOpened()"
+    said = {}
+    for level in (None, FFMPEG_QUIET):
+        env = {k: v for k, v in os.environ.items() if k != "OPENCV_FFMPEG_LOGLEVEL"}
+        if level is not None:
+            env["OPENCV_FFMPEG_LOGLEVEL"] = level
+        done = subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        said[level] = done.stderr
+    assert "moov atom not found" in said[None]
+    assert said[FFMPEG_QUIET] == ""
