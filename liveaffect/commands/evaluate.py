@@ -168,10 +168,14 @@ def _engine_name(text: str) -> str:
 
 
 def _load_bundle(path: str) -> Any:
+    """The bundle with its Keras model; TensorFlow's start-up lines (CUDA probes that read
+    as errors on a CPU-only machine) hidden as ``live`` hides them."""
     from liveaffect.bundle import BundleError, load_bundle
+    from liveaffect.runtime.quiet import quiet_native_stderr
 
     try:
-        return load_bundle(path)
+        with quiet_native_stderr():
+            return load_bundle(path)
     except BundleError as exc:
         raise CliError(str(exc)) from exc
 

@@ -569,3 +569,24 @@ def test_cli_baseline_paired_comparison(bundle_dir, tiny_bundle_factory, tmp_pat
         run_cli([*argv, "--baseline", str(other), "--tune-au-thresholds"])
     with pytest.raises(CliError, match="no such model"):
         run_cli([*argv, "--baseline", str(tmp_path / "nothing")])
+
+
+def test_tensorflows_start_up_lines_are_hidden_while_the_model_loads(capfd, monkeypatch):
+    """TensorFlow prints CUDA probes from C++ while it loads ("failed call to cuInit" on a
+    CPU-only machine); evaluate hides them as live does, and still reports a bad model."""
+    import os
+
+    import liveaffect.bundle as bundle_module
+    from liveaffect.bundle import BundleError
+
+    def noisy_load(path):
+        os.write(2, b"E0000 cuda_platform.cc:52] failed call to cuInit\n")
+        if path == "bad":
+            raise BundleError("bad: cannot load the model (not a .keras zip archive)")
+        return "bundle"
+
+    monkeypatch.setattr(bundle_module, "load_bundle", noisy_load)
+    assert evaluate_cli._load_bundle("good") == "bundle"
+    with pytest.raises(CliError, match=r"not a \.keras zip archive"):
+        evaluate_cli._load_bundle("bad")
+    assert "cuInit" not in capfd.readouterr().err
