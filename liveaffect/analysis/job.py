@@ -66,6 +66,7 @@ def _summary(job, analyzer: VideoAnalyzer, stats: VideoStats, stamp, faces) -> d
             "detector": settings.detector,
             "min_face_score": settings.min_face_score,
             "small_faces": settings.small_faces,
+            "blazeface_model": settings.blazeface_model,
             "smooth": settings.smooth,
             "tta": settings.tta,
         },

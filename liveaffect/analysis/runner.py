@@ -68,6 +68,7 @@ class AnalysisSettings:
         min_face_score: detections below this confidence are ignored.
         small_faces: BlazeFace also searches tiles and follows small faces (``live``'s
             default; False: ``--no-small-faces``).
+        blazeface_model: which BlazeFace models run (``--blazeface-model``).
         smooth: predictions averaged per face (1 = off).
         engine: inference engine name (``auto``: TFLite on a CPU, Keras with a GPU).
         threads: CPU cores to use (None: all): as many inference threads, each running
@@ -83,6 +84,7 @@ class AnalysisSettings:
     detector_weights: Path | None = None
     min_face_score: float = DEFAULT_MIN_SCORE
     small_faces: bool = True
+    blazeface_model: str = "both"
     smooth: int = 3
     engine: str = "auto"
     threads: int | None = None
@@ -121,6 +123,7 @@ class AnalysisSettings:
             self.min_face_score,
             1,
             "video" if self.small_faces else "off",
+            self.blazeface_model,
         )
 
     @property

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from liveaffect.errors import CliError
+from liveaffect.runtime.detectors.blazeface import MODES as BLAZEFACE_MODELS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -44,6 +45,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--no-small-faces",
         action="store_true",
         help="blazeface: whole frame only, no tiles or following of small faces (as in live)",
+    )
+    p.add_argument(
+        "--blazeface-model",
+        default="both",
+        choices=BLAZEFACE_MODELS,
+        help="which BlazeFace models run (as live's --blazeface-model; default: both)",
     )
     p.add_argument("--frames", type=int, default=0, help="frames to time (0: the whole clip once)")
     p.add_argument("--loop", action="store_true", help="replay the clip until --frames are done")
@@ -139,7 +146,9 @@ def _load(args: argparse.Namespace, model_path: Path):
         bundle = open_bundle(model_path)  # as the app: Keras only for what needs it
         engine = engines.create_engine(bundle, args.engine, tta=False if args.no_tta else None)
         detector = create_detector(
-            args.detector, small_faces="off" if args.no_small_faces else "video"
+            args.detector,
+            small_faces="off" if args.no_small_faces else "video",
+            model=args.blazeface_model,
         )
     except (BundleError, engines.EngineError, DetectorError, ValueError) as exc:
         raise CliError(str(exc)) from None
@@ -165,6 +174,7 @@ def _measure(args: argparse.Namespace, bundle, engine, detector) -> dict[str, An
         "model": None,
         "engine": getattr(engine, "name", args.engine),
         "detector": args.detector,
+        "blazeface_model": getattr(detector, "model", None),  # what the detector runs
         "input": list(bundle.card.preprocess.input_shape),
         "cpu_threads": os.cpu_count(),
         "cpu": cpu_info(),

@@ -363,8 +363,11 @@ def _print_start(opts: LiveOptions, bundle, engine, streams, out) -> None:
     what = f"camera {opts.source}" if isinstance(opts.source, int) else str(opts.source)
     tta = getattr(engine, "tta", None)
     views = f"test-time views {tta.describe()}" if tta is not None else "1 view per face"
+    detector = opts.detector
+    if opts.blazeface_model != "both":
+        detector += f" ({opts.blazeface_model})"
     print(
-        f"liveaffect: {what} | model {bundle.path}{note} | detector {opts.detector} | "
+        f"liveaffect: {what} | model {bundle.path}{note} | detector {detector} | "
         f"engine {getattr(engine, 'name', '?')}, {views}",
         file=out,
         flush=True,

@@ -1,9 +1,9 @@
 """The options every command that runs the face pipeline shares (``live``, ``analyze``).
 
 One definition of ``--model``, ``--detector``, ``--detector-weights``, ``--min-face-score``,
-``--smooth``, ``--engine``, ``--no-tta``, ``--threads`` and ``--verbose``: their flags,
-defaults and help text, how their strings become values, and the model path check that
-runs before TensorFlow loads.
+``--no-small-faces``, ``--blazeface-model``, ``--smooth``, ``--engine``, ``--no-tta``,
+``--threads`` and ``--verbose``: their flags, defaults and help text, how their strings
+become values, and the model path check that runs before TensorFlow loads.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 
 from liveaffect.errors import CliError
 from liveaffect.runtime.detectors import DEFAULT_MIN_SCORE
+from liveaffect.runtime.detectors.blazeface import MODES as BLAZEFACE_MODELS
 from liveaffect.runtime.options import DEFAULT_MODEL_DIR
 
 
@@ -69,6 +70,17 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "640x480) are then missed; saves about 1 ms of CPU per frame, more in crowds",
     )
     parser.add_argument(
+        "--blazeface-model",
+        default="both",
+        choices=BLAZEFACE_MODELS,
+        help="which BlazeFace models look for faces: both (full and short range on every "
+        "frame, the default: near and far faces), full (far and small faces; misses many that "
+        "fill the frame), short (faces within about 2 m only, fastest) or auto (short range, "
+        "full range only on frames where it finds no face: as fast as short while someone "
+        "sits at the camera, but a far face beside a near one is missed). On a 2-core Zen 1 "
+        "EPYC, a 640x360 frame: both 12.0 ms, auto 4.5 ms (bench/README.md)",
+    )
+    parser.add_argument(
         "--smooth",
         default="3",
         metavar="N",
@@ -114,6 +126,7 @@ def model_arguments(args: argparse.Namespace) -> dict[str, Any]:
         "detector_weights": Path(args.detector_weights) if args.detector_weights else None,
         "min_face_score": number(args.min_face_score, "min_face_score", float),
         "small_faces": not getattr(args, "no_small_faces", False),
+        "blazeface_model": getattr(args, "blazeface_model", "both"),
         "smooth": number(args.smooth, "smooth", int),
         "engine": args.engine.strip().lower(),
         "threads": number(args.threads, "threads", int),

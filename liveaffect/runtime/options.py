@@ -42,6 +42,8 @@ class LiveOptions:
         min_face_score: detections below this confidence are ignored, in [0, 1].
         small_faces: BlazeFace also searches tiles of the frame and around the previous
             frame's small faces (False: ``--no-small-faces``, the whole frame only).
+        blazeface_model: which BlazeFace models run (``--blazeface-model``: both, full,
+            short or auto; see ``DetectorOptions.model``).
         smooth: predictions averaged per face (1 = no smoothing).
         engine: inference engine name (see ``liveaffect.engines.engine_names``).
         display: show the OpenCV window.
@@ -68,6 +70,7 @@ class LiveOptions:
     detector_weights: Path | None = None
     min_face_score: float = DEFAULT_MIN_SCORE
     small_faces: bool = True
+    blazeface_model: str = "both"
     smooth: int = 3
     engine: str = "auto"
     display: bool = True
@@ -149,6 +152,7 @@ class LiveOptions:
             self.min_face_score,
             self.threads,
             "video" if self.small_faces else "off",
+            self.blazeface_model,
         )
 
     @property
@@ -165,6 +169,7 @@ DETECTOR_FLAGS = {
     "weights": "--detector-weights",
     "min_score": "--min-face-score",
     "small_faces": "--no-small-faces",
+    "model": "--blazeface-model",
 }
 ENGINE_FLAGS = {"name": "--engine"}
 

@@ -211,11 +211,14 @@ def test_bench_cli_reports_every_stage(tmp_path):
         "tflite-int8",
         "--memory-every",
         "10",
+        "--blazeface-model",
+        "auto",
         "--json",
         str(out),
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(out.read_text())
+    assert report["detector"] == "blazeface" and report["blazeface_model"] == "auto"
     p = report["pipeline"]
     assert p["frames"] == 30 and p["frames_timed"] == 25
     for stage in ("read", "detect", "track", "preprocess", "infer", "smooth", "draw"):

@@ -331,3 +331,38 @@ def test_yolo_onnx_output_is_decoded_into_frame_boxes():
     assert [round(d.score, 2) for d in found] == [0.9, 0.7]
     np.testing.assert_allclose(found[0].xyxy, (540.0, 260.0, 740.0, 460.0))
     np.testing.assert_allclose(found[1].xyxy, (160.0, 60.0, 240.0, 180.0))
+
+
+def test_blazeface_model_reaches_the_detector_from_live_and_analyze():
+    """``--blazeface-model`` is one shared flag: live's and analyze's detectors run the
+    models it names; ``both`` by default; other detectors and unknown names are refused."""
+    import argparse
+
+    from liveaffect.analysis.runner import AnalysisSettings
+    from liveaffect.commands.model_options import add_model_arguments, model_arguments
+    from liveaffect.runtime.detectors import build_detector
+    from liveaffect.runtime.options import LiveOptions
+
+    parser = argparse.ArgumentParser()
+    add_model_arguments(parser)
+    for argv, model in (([], "both"), (["--blazeface-model", "auto"], "auto")):
+        values = model_arguments(parser.parse_args(argv))
+        options = AnalysisSettings(**values).detector_options
+        assert options.model == model
+        assert LiveOptions(source=0, display=False, **values).detector_options.model == model
+        assert build_detector(options).model == model
+    with pytest.raises(ValueError, match="--blazeface-model is for the blazeface detector"):
+        LiveOptions(source=0, display=False, detector="yolo", blazeface_model="short")
+    with pytest.raises(OptionError, match="must be one of both, short, full, auto"):
+        DetectorOptions(model="fast")
+
+
+@pytest.mark.shared
+def test_auto_runs_full_range_only_on_frames_where_short_range_finds_none(face_frame):
+    """``auto``: a face at the camera costs short range alone; an empty frame tries both."""
+    detector = BlazeFaceDetector(model="auto", small_faces="off")
+    full = detector._models["full"]
+    calls = []
+    detector._models["full"] = lambda bgr, score: calls.append(1) or full(bgr, score)
+    assert len(detector.detect(face_frame)) == 1 and calls == []
+    assert detector.detect(np.zeros((360, 640, 3), np.uint8)) == [] and calls == [1]

@@ -58,6 +58,11 @@ class DetectorOptions:
             (:mod:`.small_faces`): ``"video"`` (frames of one video, in order), ``"still"``
             (each image on its own) or ``"off"``. YOLO sees the frame at 640 px and has no
             such search.
+        model: which BlazeFace models run (``blazeface.MODES``): ``"both"`` (full and short
+            range on every frame), ``"full"``, ``"short"`` or ``"auto"`` (short range, full
+            range only on frames where it finds no face); see
+            :class:`~liveaffect.runtime.detectors.blazeface.BlazeFaceDetector`. Only
+            ``"both"`` for other detectors.
 
     Raises:
         OptionError: a bad value, naming the field.
@@ -68,6 +73,7 @@ class DetectorOptions:
     min_score: float = DEFAULT_MIN_SCORE
     threads: int | None = None
     small_faces: str = "video"
+    model: str = "both"
 
     def __post_init__(self) -> None:
         name = str(self.name).strip().lower()
@@ -90,6 +96,13 @@ class DetectorOptions:
             )
         if self.threads is not None and self.threads < 1:
             raise OptionError("threads", f"{{}} must be 1 or more, got {self.threads}")
+        from liveaffect.runtime.detectors.blazeface import MODES
+
+        if self.model not in MODES:
+            choices = ", ".join(MODES)
+            raise OptionError("model", f"{{}} must be one of {choices}, got {self.model!r}")
+        if self.model != "both" and name != "blazeface":
+            raise OptionError("model", f"{{}} is for the blazeface detector, not {name}")
 
 
 def create_detector(
@@ -98,14 +111,14 @@ def create_detector(
     min_score: float = DEFAULT_MIN_SCORE,
     threads: int | None = None,
     small_faces: str = "video",
+    model: str = "both",
     **kw: Any,
 ) -> FaceDetector:
     """Build a face detector by name (the arguments of :class:`DetectorOptions`).
 
     Args:
-        name, weights, min_score, threads, small_faces: see :class:`DetectorOptions`.
-        **kw: detector options: ``blazeface`` takes ``model`` ("both", "full", "short", "auto");
-            ``yolo`` takes ``imgsz`` and ``device``.
+        name, weights, min_score, threads, small_faces, model: see :class:`DetectorOptions`.
+        **kw: detector options: ``yolo`` takes ``imgsz`` and ``device``.
 
     Returns:
         An object with ``detect(frame_bgr) -> list[Detection]``.
@@ -115,7 +128,8 @@ def create_detector(
         DetectorError: the weights / optional package are missing.
         ValueError: a bad detector-specific option, naming it.
     """
-    return build_detector(DetectorOptions(name, weights, min_score, threads, small_faces), **kw)
+    options = DetectorOptions(name, weights, min_score, threads, small_faces, model)
+    return build_detector(options, **kw)
 
 
 def build_detector(options: DetectorOptions, **kw: Any) -> FaceDetector:
@@ -127,6 +141,7 @@ def build_detector(options: DetectorOptions, **kw: Any) -> FaceDetector:
         from liveaffect.runtime.detectors.blazeface import BlazeFaceDetector
 
         kw.setdefault("small_faces", options.small_faces)
+        kw.setdefault("model", options.model)
         return BlazeFaceDetector(min_score=options.min_score, weights=weights, **kw)
     from liveaffect.runtime.detectors.yolo import load_yolo_detector
 
