@@ -21,8 +21,9 @@ Models (``model=``): ``"both"`` (default: full and short range on every frame, m
 the same weighted NMS, plus one short-range retry on a black-bordered frame when neither
 finds a face, for faces cut by the frame's edges), ``"full"`` (far and small faces),
 ``"short"`` (faces within about 2 m) and ``"auto"`` (short range, full range only on frames
-where it finds none). Why ``"both"`` is the default, with the measurements behind it, is in
-``bench/README.md`` ("Face detector models").
+where it finds none, then the bordered short-range retry as ``"both"`` does). Why
+``"both"`` is the default, with the measurements behind it, is in ``bench/README.md``
+("Face detector models").
 
 Small faces (``small_faces=``, with the full-range model): faces under about 7.5% of the
 frame's longer side are searched in windows of the frame (:mod:`.small_faces`). ``"video"``
@@ -197,7 +198,7 @@ class BlazeFaceDetector:
         model: ``"both"`` (full and short range merged: far faces and faces filling the
             frame), ``"full"`` (far faces; misses many that fill the frame), ``"short"``
             (faces within ~2 m, faster) or ``"auto"`` (short range, then full range when
-            short range finds no face).
+            short range finds no face, then short range on the bordered frame as "both").
         min_score: detections below this confidence are dropped, in [0, 1].
         num_threads: LiteRT CPU threads per model.
         weights: a folder holding the ``.tflite`` files, or one ``.tflite`` file used for the
@@ -285,8 +286,8 @@ class BlazeFaceDetector:
             return self._models["short"](bgr, self.min_score)
         else:
             found = self._models["full" if self.model == "full" else "short"](bgr, self.min_score)
-            if self.model == "auto" and not found:
-                found = self._models["full"](bgr, self.min_score)
+            if self.model == "auto" and not found:  # then, as "both", the bordered retry
+                found = self._models["full"](bgr, self.min_score) or self._padded_short_range(bgr)
             small = self._in_windows(bgr, follow, self._follow_here)
             small += self._in_windows(bgr, tiles, self._tiles, TILE_FACES_BELOW)
             found = merge_detections(found + small) if small else found
