@@ -359,6 +359,12 @@ def test_blazeface_model_reaches_the_detector_from_live_and_analyze():
         LiveOptions(source=0, display=False, detector="yolo", blazeface_model="short")
     with pytest.raises(OptionError, match="must be one of both, short, full, auto"):
         DetectorOptions(model="fast")
+    # one .tflite file is one model: the flag says which (it could not be said before it)
+    short = model_dir() / MODELS["short"].filename
+    with pytest.raises(ValueError, match="--blazeface-model must be short or full with one"):
+        LiveOptions(source=0, display=False, detector_weights=short)
+    options = LiveOptions(source=0, display=False, detector_weights=short, blazeface_model="short")
+    assert build_detector(options.detector_options).model == "short"
 
 
 @pytest.mark.shared

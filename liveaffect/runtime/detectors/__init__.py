@@ -60,7 +60,8 @@ class DetectorOptions:
             such search.
         model: which BlazeFace models run (``blazeface.MODES``): ``"both"`` (full and short
             range on every frame), ``"full"``, ``"short"`` or ``"auto"`` (short range, full
-            range only on frames where it finds no face); see
+            range only on frames where it finds no face); one ``.tflite`` file as
+            ``weights`` needs ``"short"`` or ``"full"``; see
             :class:`~liveaffect.runtime.detectors.blazeface.BlazeFaceDetector`. Only
             ``"both"`` for other detectors.
 
@@ -103,6 +104,11 @@ class DetectorOptions:
             raise OptionError("model", f"{{}} must be one of {choices}, got {self.model!r}")
         if self.model != "both" and name != "blazeface":
             raise OptionError("model", f"{{}} is for the blazeface detector, not {name}")
+        one_file = self.weights is not None and self.weights.suffix == ".tflite"
+        if name == "blazeface" and one_file and self.model not in ("short", "full"):
+            raise OptionError(
+                "model", f"{{}} must be short or full with one .tflite file ({self.weights.name})"
+            )
 
 
 def create_detector(
