@@ -52,6 +52,22 @@ def recipe_stages(script: str = "final_model/train_progressive.sh") -> tuple[str
     return out, re.findall(r"^stage (\S+) (\S+)$", text, re.M)
 
 
+def detector_options_from_flags(argv: list[str]) -> tuple:
+    """The shared flags ``argv`` (``commands/model_options.py``) parsed as ``live`` and
+    ``analyze`` parse them: (analyze's, live's) ``DetectorOptions``."""
+    import argparse
+
+    from liveaffect.analysis.runner import AnalysisSettings
+    from liveaffect.commands.model_options import add_model_arguments, model_arguments
+    from liveaffect.runtime.options import LiveOptions
+
+    parser = argparse.ArgumentParser()
+    add_model_arguments(parser)
+    values = model_arguments(parser.parse_args(argv))
+    live = LiveOptions(source=0, display=False, **values)
+    return AnalysisSettings(**values).detector_options, live.detector_options
+
+
 def shared_path(*parts: str) -> Path:
     """Path under ../shared/data, skipping the test when it is absent (a user's clone)."""
     path = SHARED_DATA.joinpath(*parts)

@@ -340,20 +340,15 @@ def test_yolo_onnx_output_is_decoded_into_frame_boxes():
 def test_blazeface_model_reaches_the_detector_from_live_and_analyze():
     """``--blazeface-model`` is one shared flag: live's and analyze's detectors run the
     models it names; ``both`` by default; other detectors and unknown names are refused."""
-    import argparse
+    from conftest import detector_options_from_flags
 
-    from liveaffect.analysis.runner import AnalysisSettings
-    from liveaffect.commands.model_options import add_model_arguments, model_arguments
     from liveaffect.runtime.detectors import build_detector
     from liveaffect.runtime.options import LiveOptions
 
-    parser = argparse.ArgumentParser()
-    add_model_arguments(parser)
     for argv, model in (([], "both"), (["--blazeface-model", "auto"], "auto")):
-        values = model_arguments(parser.parse_args(argv))
-        options = AnalysisSettings(**values).detector_options
+        options, live = detector_options_from_flags(argv)
         assert options.model == model
-        assert LiveOptions(source=0, display=False, **values).detector_options.model == model
+        assert live.model == model
         assert build_detector(options).model == model
     with pytest.raises(ValueError, match="--blazeface-model is for the blazeface detector"):
         LiveOptions(source=0, display=False, detector="yolo", blazeface_model="short")

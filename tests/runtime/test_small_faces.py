@@ -149,20 +149,14 @@ def test_a_bad_small_faces_mode_is_refused():
 def test_no_small_faces_reaches_the_detector_from_live_and_analyze(tmp_path):
     """``--no-small-faces`` is one shared flag: live's and analyze's detectors search the
     whole frame only; by default both search small faces as a video."""
-    import argparse
+    from conftest import detector_options_from_flags
 
-    from liveaffect.analysis.runner import AnalysisSettings
-    from liveaffect.commands.model_options import add_model_arguments, model_arguments
     from liveaffect.runtime.detectors import DetectorOptions, build_detector
-    from liveaffect.runtime.options import LiveOptions
 
-    parser = argparse.ArgumentParser()
-    add_model_arguments(parser)
     for argv, mode in (([], "video"), (["--no-small-faces"], "off")):
-        values = model_arguments(parser.parse_args(argv))
-        options = AnalysisSettings(**values).detector_options
+        options, live = detector_options_from_flags(argv)
         assert options.small_faces == mode
-        assert LiveOptions(source=0, display=False, **values).detector_options.small_faces == mode
+        assert live.small_faces == mode
         assert build_detector(options).small_faces == mode
     with pytest.raises(Exception, match="must be one of video, still, off"):
         DetectorOptions(small_faces="tiles")
