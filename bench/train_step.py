@@ -6,7 +6,8 @@
 Builds the config's model (head, input size, colour) with each set of widths and times
 one optimisation step on a random batch: forward, a loss on the expression and
 valence/arousal outputs, backward, AdamW update, with the config's mixed precision
-(``--precision`` times another; ``auto`` resolves as training does).
+(``--precision`` times another; ``auto`` resolves as training does), without XLA as
+training runs on a CPU (``--jit-compile`` times it with XLA).
 The real training step also computes the masked multi-task loss and reads augmented
 batches from tf.data, so absolute times are a little lower than a run's; the ratios
 between widths are what this is for (how many epochs fit in the same time).
@@ -39,6 +40,12 @@ def main() -> int:
         help="train.mixed_precision to time (config: the config's; auto: bfloat16 on a GPU "
         "or a CPU with AVX512-BF16/AMX, else float32; none: float32)",
     )
+    p.add_argument(
+        "--jit-compile",
+        action="store_true",
+        help="compile the step with XLA (tf.function(jit_compile=True)); Keras leaves XLA off "
+        "on a CPU-only machine, as training here does",
+    )
     p.add_argument("--json", help="write results here")
     args = p.parse_args()
 
@@ -67,7 +74,7 @@ def main() -> int:
         model = build_mtl_model(dataclasses.replace(cfg.model, widths=widths))
         opt = keras.optimizers.AdamW(cfg.train.learning_rate)
 
-        @tf.function
+        @tf.function(jit_compile=args.jit_compile)
         def step(model=model, opt=opt):
             with tf.GradientTape() as tape:
                 y = model(x, training=True)
@@ -100,6 +107,7 @@ def main() -> int:
             "batch_size": batch,
             "mixed_precision": precision,
             "mixed_precision_asked": asked,
+            "jit_compile": args.jit_compile,
             "rows": rows,
         }
         write_result(args.json, result)

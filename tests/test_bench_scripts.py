@@ -107,7 +107,7 @@ def test_train_step_times_each_width_set(tmp_path):
     out = tmp_path / "steps.json"
     text = _run(
         "bench/train_step.py", "--config", "configs/default_model.yaml",
-        "--widths", "8,16,16,32;4,8,16,32", "--steps", "2", "--json", str(out),
+        "--widths", "8,16,16,32;4,8,16,32", "--steps", "2", "--jit-compile", "--json", str(out),
     )  # fmt: skip
     result = json.loads(out.read_text())
     assert [r["widths"] for r in result["rows"]] == [[8, 16, 16, 32], [4, 8, 16, 32]]
@@ -115,6 +115,7 @@ def test_train_step_times_each_width_set(tmp_path):
     # the config's "auto", resolved for this CPU as training resolves it
     assert result["batch_size"] == 128 and result["mixed_precision_asked"] == "auto"
     assert result["mixed_precision"] == ("bfloat16" if native_bfloat16() else "none")
+    assert result["jit_compile"] is True
     assert "8-16-16-32" in text
 
 
