@@ -7,7 +7,9 @@ Builds the config's model (head, input size, colour) with each set of widths and
 one optimisation step on a random batch: forward, a loss on the expression and
 valence/arousal outputs, backward, AdamW update, with the config's mixed precision
 (``--precision`` times another; ``auto`` resolves as training does), without XLA as
-training runs on a CPU (``--jit-compile`` times it with XLA).
+training runs on a CPU (``--jit-compile`` times it with XLA), and with TensorFlow's oneDNN
+kernels asked for as ``python -m liveaffect train`` asks (``hardware.prefer_onednn``; set
+``TF_ENABLE_ONEDNN_OPTS=0`` to time without them; the JSON records the setting).
 The real training step also computes the masked multi-task loss and reads augmented
 batches from tf.data, so absolute times are a little lower than a run's; the ratios
 between widths are what this is for (how many epochs fit in the same time).
@@ -49,6 +51,9 @@ def main() -> int:
     p.add_argument("--json", help="write results here")
     args = p.parse_args()
 
+    from liveaffect.hardware import ONEDNN_ENV, prefer_onednn
+
+    prefer_onednn()  # as the train command does, before TensorFlow loads
     import dataclasses
 
     import keras
@@ -108,6 +113,7 @@ def main() -> int:
             "mixed_precision": precision,
             "mixed_precision_asked": asked,
             "jit_compile": args.jit_compile,
+            "onednn": os.environ[ONEDNN_ENV],
             "rows": rows,
         }
         write_result(args.json, result)

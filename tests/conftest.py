@@ -8,8 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from liveaffect.hardware import prefer_onednn
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+# TensorFlow's oneDNN kernels, as the train and evaluate commands ask for them: the suite's
+# Keras work (the card's reproductions above all) is faster with them on AVX2-only CPUs
+prefer_onednn()
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

@@ -20,10 +20,12 @@ from conftest import REPO, make_tiny_bundle
 from liveaffect.training.config import load_config
 
 
-def _run(*args: str) -> str:
+def _run(*args: str, unset: tuple[str, ...] = ()) -> str:
     """Run a bench script (``args``: its path and arguments) in a subprocess from the repo
-    root; it must succeed. Returns its stdout."""
+    root, without the environment variables ``unset``; it must succeed. Returns its stdout."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    for name in unset:
+        env.pop(name, None)
     proc = subprocess.run(
         [sys.executable, *args], capture_output=True, text=True, timeout=300, env=env, cwd=REPO
     )
@@ -108,6 +110,7 @@ def test_train_step_times_each_width_set(tmp_path):
     text = _run(
         "bench/train_step.py", "--config", "configs/default_model.yaml",
         "--widths", "8,16,16,32;4,8,16,32", "--steps", "2", "--jit-compile", "--json", str(out),
+        unset=("TF_ENABLE_ONEDNN_OPTS",),
     )  # fmt: skip
     result = json.loads(out.read_text())
     assert [r["widths"] for r in result["rows"]] == [[8, 16, 16, 32], [4, 8, 16, 32]]
@@ -116,6 +119,8 @@ def test_train_step_times_each_width_set(tmp_path):
     assert result["batch_size"] == 128 and result["mixed_precision_asked"] == "auto"
     assert result["mixed_precision"] == ("bfloat16" if native_bfloat16() else "none")
     assert result["jit_compile"] is True
+    # TensorFlow's oneDNN kernels asked for, as the train command asks for them
+    assert result["onednn"] == "1"
     assert "8-16-16-32" in text
 
 

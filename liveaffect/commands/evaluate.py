@@ -18,6 +18,7 @@ from liveaffect.data.degrade import DESCRIPTIONS, KINDS
 from liveaffect.errors import CliError, OptionError
 from liveaffect.evaluation.robustness import with_copies
 from liveaffect.evaluation.uncertainty import DEFAULT_RESAMPLES
+from liveaffect.hardware import prefer_onednn
 from liveaffect.tta import TTA, card_tta, parse_scales
 
 SPLITS = ("auto", "train", "validation", "test", "all")
@@ -385,6 +386,7 @@ def _summary_for_card(d: dict[str, Any]) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Run the evaluation; returns 0 (user errors raise CliError)."""
+    prefer_onednn()  # before TensorFlow loads: faster Keras inference on AVX2-only CPUs
     if args.batch_size < 1:
         raise CliError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.bootstrap < 0:

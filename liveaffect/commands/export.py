@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from liveaffect.errors import CliError
+from liveaffect.hardware import prefer_onednn
 from liveaffect.model.export import MODES
 
 
@@ -48,6 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    prefer_onednn()  # before TensorFlow loads, as train and evaluate do
     from liveaffect.bundle import BundleError, load_bundle
     from liveaffect.model.export import ExportError, convert_tflite, max_differences
 
