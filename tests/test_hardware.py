@@ -51,7 +51,10 @@ def test_onednn_is_asked_for_unless_the_user_chose():
         ["export", "--model", "no-such-bundle"],
     ],
 )
-def test_the_commands_that_load_tensorflow_ask_for_onednn_first(monkeypatch, argv, capsys):
+def test_the_commands_that_load_tensorflow_ask_for_onednn_first(
+    monkeypatch, tmp_path, argv, capsys
+):
+    monkeypatch.chdir(tmp_path)  # the paths named are missing; nothing is written elsewhere
     monkeypatch.delenv(ONEDNN_ENV, raising=False)
     assert main(argv) != 0  # refused: nothing to work on; the variable was set before that
     assert "error:" in capsys.readouterr().err
