@@ -98,7 +98,8 @@ def prefer_onednn(environ: MutableMapping[str, str] | None = None) -> bool:
     ms with them against 1,006-1,168 ms without, and ``evaluate`` on FER2013 PublicTest 31 s
     against 41 s, with the same metrics (``bench/README.md``, "On an AMD EPYC Zen 3").
     Takes effect only before TensorFlow is imported: the commands built on TensorFlow
-    (train, evaluate, export) call it first; live, bench and analyze run TFLite on a CPU.
+    (train, evaluate, export) call it first; live, bench and analyze run TFLite on a CPU, and
+    their Keras engine (four views of one face a call) was no faster with it.
 
     Returns:
         True if this call set it, False if the environment already said.
