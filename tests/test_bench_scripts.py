@@ -104,13 +104,13 @@ def test_crop_throughput_counts_faces_and_names_the_views(tmp_path):
 
 @pytest.mark.slow
 def test_train_step_times_each_width_set(tmp_path):
-    from liveaffect.hardware import native_bfloat16
+    from liveaffect.hardware import ONEDNN_ENV, native_bfloat16
 
     out = tmp_path / "steps.json"
     text = _run(
         "bench/train_step.py", "--config", "configs/default_model.yaml",
         "--widths", "8,16,16,32;4,8,16,32", "--steps", "2", "--jit-compile", "--json", str(out),
-        unset=("TF_ENABLE_ONEDNN_OPTS",),
+        unset=(ONEDNN_ENV,),
     )  # fmt: skip
     result = json.loads(out.read_text())
     assert [r["widths"] for r in result["rows"]] == [[8, 16, 16, 32], [4, 8, 16, 32]]
