@@ -67,6 +67,7 @@ def _summary(job, analyzer: VideoAnalyzer, stats: VideoStats, stamp, faces) -> d
             "min_face_score": settings.min_face_score,
             "small_faces": settings.small_faces,
             "blazeface_model": settings.blazeface_model,
+            "full_range_every": settings.full_range_every,
             "smooth": settings.smooth,
             "tta": settings.tta,
         },

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from liveaffect.errors import OptionError
-from liveaffect.runtime.detectors import DEFAULT_MIN_SCORE
+from liveaffect.runtime.detectors import DEFAULT_MIN_SCORE, FULL_RANGE_EVERY
 from liveaffect.runtime.live import LocatedFrame, Pipeline
 from liveaffect.runtime.options import DETECTOR_FLAGS, ENGINE_FLAGS
 from liveaffect.runtime.sinks import CsvSink
@@ -69,6 +69,8 @@ class AnalysisSettings:
         small_faces: BlazeFace also searches tiles and follows small faces (``live``'s
             default; False: ``--no-small-faces``).
         blazeface_model: which BlazeFace models run (``--blazeface-model``).
+        full_range_every: ``"both"``: full range on every this many frames
+            (``--full-range-every``).
         smooth: predictions averaged per face (1 = off).
         engine: inference engine name (``auto``: TFLite on a CPU, Keras with a GPU).
         threads: CPU cores to use (None: all): as many inference threads, each running
@@ -85,6 +87,7 @@ class AnalysisSettings:
     min_face_score: float = DEFAULT_MIN_SCORE
     small_faces: bool = True
     blazeface_model: str = "both"
+    full_range_every: int = FULL_RANGE_EVERY
     smooth: int = 3
     engine: str = "auto"
     threads: int | None = None
@@ -124,6 +127,7 @@ class AnalysisSettings:
             1,
             "video" if self.small_faces else "off",
             self.blazeface_model,
+            self.full_range_every,
         )
 
     @property

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from liveaffect.errors import CliError
+from liveaffect.runtime.detectors import FULL_RANGE_EVERY
 from liveaffect.runtime.detectors.blazeface import MODES as BLAZEFACE_MODELS
 
 
@@ -51,6 +52,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="both",
         choices=BLAZEFACE_MODELS,
         help="which BlazeFace models run (as live's --blazeface-model; default: both)",
+    )
+    p.add_argument(
+        "--full-range-every",
+        type=int,
+        default=FULL_RANGE_EVERY,
+        metavar="N",
+        help="blazeface both: full range on every Nth frame of the video (as live's "
+        f"--full-range-every; default: {FULL_RANGE_EVERY}; 1: every frame)",
     )
     p.add_argument("--frames", type=int, default=0, help="frames to time (0: the whole clip once)")
     p.add_argument("--loop", action="store_true", help="replay the clip until --frames are done")
@@ -132,6 +141,8 @@ def _check(args: argparse.Namespace) -> None:
             raise CliError(f"--{name.replace('_', '-')} must be >= 0")
     if args.memory_every < 1:
         raise CliError("--memory-every must be >= 1")
+    if args.full_range_every < 1:
+        raise CliError("--full-range-every must be >= 1")
     if not Path(args.source).is_file():
         raise CliError(f"video not found: {args.source}")
 
@@ -149,6 +160,7 @@ def _load(args: argparse.Namespace, model_path: Path):
             args.detector,
             small_faces="off" if args.no_small_faces else "video",
             model=args.blazeface_model,
+            full_range_every=args.full_range_every,
         )
     except (BundleError, engines.EngineError, DetectorError, ValueError) as exc:
         raise CliError(str(exc)) from None
@@ -175,6 +187,7 @@ def _measure(args: argparse.Namespace, bundle, engine, detector) -> dict[str, An
         "engine": getattr(engine, "name", args.engine),
         "detector": args.detector,
         "blazeface_model": getattr(detector, "model", None),  # what the detector runs
+        "full_range_every": getattr(detector, "full_range_every", None),
         "input": list(bundle.card.preprocess.input_shape),
         "cpu_threads": os.cpu_count(),
         "cpu": cpu_info(),

@@ -1,9 +1,10 @@
 """The options every command that runs the face pipeline shares (``live``, ``analyze``).
 
 One definition of ``--model``, ``--detector``, ``--detector-weights``, ``--min-face-score``,
-``--no-small-faces``, ``--blazeface-model``, ``--smooth``, ``--engine``, ``--no-tta``,
-``--threads`` and ``--verbose``: their flags, defaults and help text, how their strings
-become values, and the model path check that runs before TensorFlow loads.
+``--no-small-faces``, ``--blazeface-model``, ``--full-range-every``, ``--smooth``,
+``--engine``, ``--no-tta``, ``--threads`` and ``--verbose``: their flags, defaults and help
+text, how their strings become values, and the model path check that runs before TensorFlow
+loads.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from liveaffect.errors import CliError
-from liveaffect.runtime.detectors import DEFAULT_MIN_SCORE
+from liveaffect.runtime.detectors import DEFAULT_MIN_SCORE, FULL_RANGE_EVERY
 from liveaffect.runtime.detectors.blazeface import MODES as BLAZEFACE_MODELS
 from liveaffect.runtime.options import DEFAULT_MODEL_DIR
 
@@ -73,12 +74,24 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "--blazeface-model",
         default="both",
         choices=BLAZEFACE_MODELS,
-        help="which BlazeFace models look for faces: both (full and short range on every "
-        "frame, the default: near and far faces), full (far and small faces; misses many that "
-        "fill the frame), short (faces within about 2 m only, fastest) or auto (short range, "
-        "full range only on frames where it finds no face: as fast as short while someone "
-        "sits at the camera, but a far face beside a near one is missed). On a 2-core Zen 1 "
-        "EPYC, a 640x360 frame: both 12.0 ms, auto 4.5 ms (bench/README.md)",
+        help="which BlazeFace models look for faces: both (the default: near and far faces; "
+        "short range on every frame, full range as --full-range-every says), full (far and "
+        "small faces; misses many that fill the frame), short (faces within about 2 m only, "
+        "fastest) or auto (short range, full range only on frames where it finds no face: as "
+        "fast as short while someone sits at the camera, but a far face beside a near one is "
+        "missed). On a 2-core Zen 1 EPYC, a 640x360 frame: both with full range on every "
+        "frame 12.0 ms, auto 4.5 ms (bench/README.md)",
+    )
+    parser.add_argument(
+        "--full-range-every",
+        default=str(FULL_RANGE_EVERY),
+        metavar="N",
+        help="with --blazeface-model both on a video: full range searches the whole frame on "
+        "every Nth frame, and on every frame where short range finds no face or loses one "
+        "of the previous frame; a face short range finds keeps its short-range box. 1: full "
+        f"range on every frame (slower). Default {FULL_RANGE_EVERY}: on the shared clips it "
+        "found every face that 1 finds, a new far face beside a near one at most "
+        f'{FULL_RANGE_EVERY - 1} frames later (bench/README.md, "Face detector models")',
     )
     parser.add_argument(
         "--smooth",
@@ -127,6 +140,9 @@ def model_arguments(args: argparse.Namespace) -> dict[str, Any]:
         "min_face_score": number(args.min_face_score, "min_face_score", float),
         "small_faces": not getattr(args, "no_small_faces", False),
         "blazeface_model": getattr(args, "blazeface_model", "both"),
+        "full_range_every": number(
+            getattr(args, "full_range_every", FULL_RANGE_EVERY), "full_range_every", int
+        ),
         "smooth": number(args.smooth, "smooth", int),
         "engine": args.engine.strip().lower(),
         "threads": number(args.threads, "threads", int),

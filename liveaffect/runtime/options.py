@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from liveaffect.errors import OptionError
-from liveaffect.runtime.detectors import DEFAULT_MIN_SCORE
+from liveaffect.runtime.detectors import DEFAULT_MIN_SCORE, FULL_RANGE_EVERY
 
 if TYPE_CHECKING:
     from liveaffect.engines import EngineOptions
@@ -44,6 +44,8 @@ class LiveOptions:
             frame's small faces (False: ``--no-small-faces``, the whole frame only).
         blazeface_model: which BlazeFace models run (``--blazeface-model``: both, full,
             short or auto; see ``DetectorOptions.model``).
+        full_range_every: ``"both"``: full range searches the whole frame every this many
+            frames (and when short range misses a face; ``--full-range-every``).
         smooth: predictions averaged per face (1 = no smoothing).
         engine: inference engine name (see ``liveaffect.engines.engine_names``).
         display: show the OpenCV window.
@@ -71,6 +73,7 @@ class LiveOptions:
     min_face_score: float = DEFAULT_MIN_SCORE
     small_faces: bool = True
     blazeface_model: str = "both"
+    full_range_every: int = FULL_RANGE_EVERY
     smooth: int = 3
     engine: str = "auto"
     display: bool = True
@@ -153,6 +156,7 @@ class LiveOptions:
             self.threads,
             "video" if self.small_faces else "off",
             self.blazeface_model,
+            self.full_range_every,
         )
 
     @property
@@ -170,6 +174,7 @@ DETECTOR_FLAGS = {
     "min_score": "--min-face-score",
     "small_faces": "--no-small-faces",
     "model": "--blazeface-model",
+    "full_range_every": "--full-range-every",
 }
 ENGINE_FLAGS = {"name": "--engine"}
 

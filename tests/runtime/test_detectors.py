@@ -371,3 +371,96 @@ def test_auto_runs_full_range_only_on_frames_where_short_range_finds_none(face_f
     detector._models["full"] = lambda bgr, score: calls.append(1) or full(bgr, score)
     assert len(detector.detect(face_frame)) == 1 and calls == []
     assert detector.detect(np.zeros((360, 640, 3), np.uint8)) == [] and calls == [1]
+
+
+def _counting_full_range(detector: BlazeFaceDetector) -> list[int]:
+    """Count the detector's whole-frame full-range searches (tiles have their own model)."""
+    full, calls = detector._models["full"], []
+    detector._models["full"] = lambda bgr, score: calls.append(1) or full(bgr, score)
+    return calls
+
+
+def _matched(a: Detection, b: Detection) -> bool:
+    (ax1, ay1, ax2, ay2), (bx1, by1, bx2, by2) = a.xyxy, b.xyxy
+    iw, ih = min(ax2, bx2) - max(ax1, bx1), min(ay2, by2) - max(ay1, by1)
+    inter = max(iw, 0.0) * max(ih, 0.0)
+    union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - inter
+    return inter / union > 0.5
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize(
+    "clip, small_faces",
+    [
+        ("pyfeat_WolfgangLanger_Pexels.mp4", "video"),
+        ("facenet_pytorch_video.mp4", "video"),
+        ("facenet_pytorch_video.mp4", "off"),
+    ],
+)
+def test_both_in_a_video_finds_every_face_that_full_range_on_every_frame_finds(clip, small_faces):
+    """``both`` on a video: full range on every 4th frame while short range finds the
+    person at the camera (a quarter of the searches), on every frame of the crowd clip,
+    whose small faces short range never finds (also without the small-face windows), and
+    the same faces as full range on every frame, with short range's box for a face it finds
+    (no jump every 4th frame)."""
+    frames = read_frames(clip)[:60]
+    every = BlazeFaceDetector(full_range_every=1, small_faces=small_faces)
+    scheduled = BlazeFaceDetector(small_faces=small_faces)
+    assert scheduled.full_range_every == 4
+    calls = _counting_full_range(scheduled)
+    short_only = BlazeFaceDetector(model="short", small_faces="off")
+    for frame in frames:
+        reference, found = every.detect(frame), scheduled.detect(frame)
+        assert len(found) == len(reference)
+        assert all(any(_matched(r, f) for f in found) for r in reference)
+        near = short_only.detect(frame)
+        if clip.startswith("pyfeat"):
+            assert len(near) == 1
+            np.testing.assert_allclose(found[0].xyxy, near[0].xyxy, atol=1.0)
+    if clip.startswith("pyfeat"):
+        assert len(calls) == 15  # frames 0, 4, 8 ... 56
+    else:
+        assert len(calls) == len(frames) and found  # the crowd's last frame has faces
+
+
+def _two_faces(face_frame: np.ndarray, far: bool) -> np.ndarray:
+    """A 1280x720 frame: the webcam face near the camera, and (``far``) a smaller copy of it
+    at the right edge, 17% of the frame's width: too large for a follow window."""
+    canvas = cv2.resize(face_frame, (1280, 720))
+    if far:
+        crop = cv2.resize(face_frame[77:330, 163:416], None, fx=1.2, fy=1.2)
+        h, w = crop.shape[:2]
+        canvas[300 : 300 + h, 1260 - w : 1260] = crop
+    return canvas
+
+
+@pytest.mark.shared
+def test_both_brings_full_range_back_for_a_face_short_range_loses(face_frame):
+    """A face that only full range finds (here short range is made blind to the right half
+    of the frame): found on the first frame, then on every frame, because short range
+    missing a face of the previous frame brings full range back at once; a new one that
+    appears between full-range frames is found at the next one (frame 4)."""
+    detector = BlazeFaceDetector()
+    short = detector._models["short"]
+    detector._models["short"] = lambda bgr, score: [
+        d for d in short(bgr, score) if d.xyxy[0] < 800 or bgr.shape[1] < 1280
+    ]
+    calls = _counting_full_range(detector)
+    scene = [_two_faces(face_frame, far=False)] * 2 + [_two_faces(face_frame, far=True)] * 8
+    counts = [len(detector.detect(frame)) for frame in scene]
+    assert counts[:2] == [1, 1] and counts[4:] == [2] * 6, counts
+    assert len(calls) == 1 + 6  # frame 0, then every frame from frame 4 on
+    detector.reset()
+    calls.clear()
+    assert [len(detector.detect(_two_faces(face_frame, far=True))) for _ in range(5)] == [2] * 5
+    assert len(calls) == 5
+
+
+@pytest.mark.parametrize("every", [0, -1])
+def test_a_bad_full_range_schedule_is_refused(every):
+    with pytest.raises(ValueError, match="full_range_every must be >= 1"):
+        BlazeFaceDetector(full_range_every=every)
+    with pytest.raises(OptionError, match="must be 1 or more"):
+        DetectorOptions(full_range_every=every)
+    with pytest.raises(OptionError, match="for the blazeface detector"):
+        DetectorOptions("yolo", full_range_every=2)

@@ -90,7 +90,7 @@ def test_a_face_cut_by_an_inner_window_edge_is_dropped_one_at_the_frame_edge_kep
 
 def _small_face_frame(face_frame, height, size, at, background=127):
     """``face_frame`` shrunk so its face is ``height`` px, pasted at ``at`` in a grey frame."""
-    (face,) = BlazeFaceDetector(small_faces="off").detect(face_frame)
+    (face,) = BlazeFaceDetector(small_faces="off", full_range_every=1).detect(face_frame)
     scale = height / face.height
     small = cv2.resize(face_frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     w, h = size

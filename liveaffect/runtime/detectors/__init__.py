@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from liveaffect.errors import OptionError
-from liveaffect.runtime.detectors.base import DetectorError, is_empty
+from liveaffect.runtime.detectors.base import FULL_RANGE_EVERY, DetectorError, is_empty
 from liveaffect.runtime.detectors.small_faces import SMALL_FACES
 from liveaffect.types import FaceDetector
 
 __all__ = [
     "DEFAULT_MIN_SCORE",
     "DETECTORS",
+    "FULL_RANGE_EVERY",
     "DetectorError",
     "DetectorOptions",
     "build_detector",
@@ -64,6 +65,9 @@ class DetectorOptions:
             ``weights`` needs ``"short"`` or ``"full"``; see
             :class:`~liveaffect.runtime.detectors.blazeface.BlazeFaceDetector`. Only
             ``"both"`` for other detectors.
+        full_range_every: ``"both"`` on a video (``small_faces`` ``"video"`` or ``"off"``):
+            full range searches the whole frame on every this many frames, and after a frame
+            where short range found no face or lost one of its previous frame; 1: every frame.
 
     Raises:
         OptionError: a bad value, naming the field.
@@ -75,6 +79,7 @@ class DetectorOptions:
     threads: int | None = None
     small_faces: str = "video"
     model: str = "both"
+    full_range_every: int = FULL_RANGE_EVERY
 
     def __post_init__(self) -> None:
         name = str(self.name).strip().lower()
@@ -97,6 +102,10 @@ class DetectorOptions:
             )
         if self.threads is not None and self.threads < 1:
             raise OptionError("threads", f"{{}} must be 1 or more, got {self.threads}")
+        if self.full_range_every < 1:
+            raise OptionError(
+                "full_range_every", f"{{}} must be 1 or more, got {self.full_range_every}"
+            )
         from liveaffect.runtime.detectors.blazeface import MODES
 
         if self.model not in MODES:
@@ -104,6 +113,8 @@ class DetectorOptions:
             raise OptionError("model", f"{{}} must be one of {choices}, got {self.model!r}")
         if self.model != "both" and name != "blazeface":
             raise OptionError("model", f"{{}} is for the blazeface detector, not {name}")
+        if self.full_range_every != FULL_RANGE_EVERY and name != "blazeface":
+            raise OptionError("full_range_every", f"{{}} is for the blazeface detector, not {name}")
         one_file = self.weights is not None and self.weights.suffix == ".tflite"
         if name == "blazeface" and one_file and self.model not in ("short", "full"):
             raise OptionError(
@@ -118,12 +129,14 @@ def create_detector(
     threads: int | None = None,
     small_faces: str = "video",
     model: str = "both",
+    full_range_every: int = FULL_RANGE_EVERY,
     **kw: Any,
 ) -> FaceDetector:
     """Build a face detector by name (the arguments of :class:`DetectorOptions`).
 
     Args:
-        name, weights, min_score, threads, small_faces, model: see :class:`DetectorOptions`.
+        name, weights, min_score, threads, small_faces, model, full_range_every: see
+            :class:`DetectorOptions`.
         **kw: detector options: ``yolo`` takes ``imgsz`` and ``device``.
 
     Returns:
@@ -134,7 +147,9 @@ def create_detector(
         DetectorError: the weights / optional package are missing.
         ValueError: a bad detector-specific option, naming it.
     """
-    options = DetectorOptions(name, weights, min_score, threads, small_faces, model)
+    options = DetectorOptions(
+        name, weights, min_score, threads, small_faces, model, full_range_every
+    )
     return build_detector(options, **kw)
 
 
@@ -148,6 +163,7 @@ def build_detector(options: DetectorOptions, **kw: Any) -> FaceDetector:
 
         kw.setdefault("small_faces", options.small_faces)
         kw.setdefault("model", options.model)
+        kw.setdefault("full_range_every", options.full_range_every)
         return BlazeFaceDetector(min_score=options.min_score, weights=weights, **kw)
     from liveaffect.runtime.detectors.yolo import load_yolo_detector
 

