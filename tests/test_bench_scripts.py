@@ -255,6 +255,27 @@ def test_small_faces_reports_sizes_and_cost(tmp_path):
     assert "24 px in   640x480" in text
 
 
+@pytest.mark.shared
+def test_full_range_schedule_compares_every_n_with_every_frame(tmp_path):
+    from conftest import shared_path
+
+    videos = shared_path("videos", "pyfeat_single_face.mp4").parent
+    out = tmp_path / "schedule.json"
+    text = _run(
+        "bench/full_range_schedule.py", "--videos", str(videos), "--clips",
+        "pyfeat_single_face.mp4", "--every", "4", "--frames", "20", "--rounds", "1",
+        "--json", str(out),
+    )  # fmt: skip
+    result = json.loads(out.read_text())
+    every, fourth = result["rows"]
+    assert every["full_range_every"] == 1 and every["full_range_share"] == 1.0
+    assert fourth["full_range_every"] == 4 and fourth["full_range_share"] == 0.25
+    assert every["faces"] == fourth["faces"] == fourth["matched"] == 20
+    assert fourth["missed"] == fourth["extra"] == 0 and 0.8 < fourth["box_iou"] < 1.0
+    assert fourth["jitter"] is not None and result["command"].startswith("bench/")
+    assert "N=4" in text
+
+
 AUS = ["AU01", "AU02", "AU04", "AU06", "AU07", "AU10"]
 AUS += ["AU12", "AU15", "AU23", "AU24", "AU25", "AU26"]
 

@@ -213,12 +213,15 @@ def test_bench_cli_reports_every_stage(tmp_path):
         "10",
         "--blazeface-model",
         "auto",
+        "--full-range-every",
+        "2",
         "--json",
         str(out),
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(out.read_text())
     assert report["detector"] == "blazeface" and report["blazeface_model"] == "auto"
+    assert report["full_range_every"] == 2
     p = report["pipeline"]
     assert p["frames"] == 30 and p["frames_timed"] == 25
     for stage in ("read", "detect", "track", "preprocess", "infer", "smooth", "draw"):
@@ -235,6 +238,14 @@ def test_bench_rejects_a_missing_video(tmp_path):
     proc = _cli("bench", "--source", str(tmp_path / "nope.mp4"), timeout=60)
     assert proc.returncode == 2
     assert "video not found" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_bench_rejects_a_full_range_schedule_under_one(tmp_path):
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"")
+    proc = _cli("bench", "--source", str(video), "--full-range-every", "0", timeout=60)
+    assert proc.returncode == 2
+    assert "--full-range-every must be >= 1" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_tflite_calls_are_powers_of_two_of_whole_faces_without_padding():

@@ -25,6 +25,7 @@ from liveaffect.runtime.detectors.blazeface import (
     ssd_anchors,
     weighted_nms,
 )
+from liveaffect.runtime.detectors.nms import box_iou
 from liveaffect.types import Detection, FaceDetector
 
 VIDEOS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "videos"
@@ -362,6 +363,27 @@ def test_blazeface_model_reaches_the_detector_from_live_and_analyze():
     assert build_detector(options.detector_options).model == "short"
 
 
+def test_full_range_every_reaches_the_detector_from_live_and_analyze():
+    """``--full-range-every`` is one shared flag: 4 by default, 1 for every frame; a bad
+    value is refused naming the flag, and it is refused for the YOLO detector."""
+    from conftest import detector_options_from_flags
+
+    from liveaffect.runtime.detectors import FULL_RANGE_EVERY, build_detector
+    from liveaffect.runtime.options import LiveOptions
+
+    for argv, every in (([], FULL_RANGE_EVERY), (["--full-range-every", "1"], 1)):
+        options, live = detector_options_from_flags(argv)
+        assert options.full_range_every == live.full_range_every == every
+        assert build_detector(options).full_range_every == every
+    for bad in ("0", "-2"):
+        with pytest.raises(ValueError, match="--full-range-every must be 1 or more"):
+            detector_options_from_flags(["--full-range-every", bad])
+    with pytest.raises(ValueError, match="--full-range-every must be an integer"):
+        detector_options_from_flags(["--full-range-every", "two"])
+    with pytest.raises(ValueError, match="--full-range-every is for the blazeface detector"):
+        LiveOptions(source=0, display=False, detector="yolo", full_range_every=2)
+
+
 @pytest.mark.shared
 def test_auto_runs_full_range_only_on_frames_where_short_range_finds_none(face_frame):
     """``auto``: a face at the camera costs short range alone; an empty frame tries both."""
@@ -381,11 +403,7 @@ def _counting_full_range(detector: BlazeFaceDetector) -> list[int]:
 
 
 def _matched(a: Detection, b: Detection) -> bool:
-    (ax1, ay1, ax2, ay2), (bx1, by1, bx2, by2) = a.xyxy, b.xyxy
-    iw, ih = min(ax2, bx2) - max(ax1, bx1), min(ay2, by2) - max(ay1, by1)
-    inter = max(iw, 0.0) * max(ih, 0.0)
-    union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - inter
-    return inter / union > 0.5
+    return box_iou(a.xyxy, b.xyxy) > 0.5
 
 
 @pytest.mark.shared
@@ -464,3 +482,10 @@ def test_a_bad_full_range_schedule_is_refused(every):
         DetectorOptions(full_range_every=every)
     with pytest.raises(OptionError, match="for the blazeface detector"):
         DetectorOptions("yolo", full_range_every=2)
+
+
+def test_box_iou():
+    assert box_iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
+    assert box_iou((0, 0, 10, 10), (10, 0, 20, 10)) == 0.0  # touching, not overlapping
+    assert box_iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(50 / 150)
+    assert box_iou((0, 0, 0, 0), (0, 0, 0, 0)) == 0.0  # empty boxes

@@ -58,7 +58,7 @@ import numpy as np
 
 from liveaffect.preprocess import to_bgr
 from liveaffect.runtime.detectors.base import FULL_RANGE_EVERY, DetectorError, is_empty
-from liveaffect.runtime.detectors.nms import NMS_IOU, merge_detections, weighted_nms
+from liveaffect.runtime.detectors.nms import NMS_IOU, box_iou, merge_detections, weighted_nms
 from liveaffect.runtime.detectors.small_faces import (
     FOLLOW_BELOW,
     SMALL_FACES,
@@ -343,7 +343,7 @@ class BlazeFaceDetector:
         )
         if self._short_missed and not due:
             far = self._models["full"](bgr, self.min_score)
-        far = [d for d in far if all(_iou(d.xyxy, n.xyxy) <= NMS_IOU for n in near)]
+        far = [d for d in far if all(box_iou(d.xyxy, n.xyxy) <= NMS_IOU for n in near)]
         found = merge_detections(near + far + windows)
         return found or self._padded_short_range(bgr)
 
@@ -423,12 +423,4 @@ def _missed(
     x1, y1, x2, y2 = previous.xyxy
     if windowed and max(x2 - x1, y2 - y1) < FOLLOW_BELOW * max(width, height):
         return False
-    return all(_iou(previous.xyxy, d.xyxy) <= NMS_IOU for d in found)
-
-
-def _iou(a, b) -> float:
-    iw = min(a[2], b[2]) - max(a[0], b[0])
-    ih = min(a[3], b[3]) - max(a[1], b[1])
-    inter = max(iw, 0.0) * max(ih, 0.0)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
+    return all(box_iou(previous.xyxy, d.xyxy) <= NMS_IOU for d in found)
