@@ -61,12 +61,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="blazeface both: full range on every Nth frame of the video (as live's "
         f"--full-range-every; default: {FULL_RANGE_EVERY}; 1: every frame)",
     )
-    p.add_argument(
-        "--sequential",
-        action="store_true",
-        help="locate (detect, track, crop) each frame only after the previous one was drawn, "
-        "instead of on a second thread meanwhile as the live app does: what that gains",
-    )
     p.add_argument("--frames", type=int, default=0, help="frames to time (0: the whole clip once)")
     p.add_argument("--loop", action="store_true", help="replay the clip until --frames are done")
     p.add_argument("--warmup", type=int, default=10, help="frames excluded from the statistics")
@@ -194,7 +188,6 @@ def _measure(args: argparse.Namespace, bundle, engine, detector) -> dict[str, An
         "detector": args.detector,
         "blazeface_model": getattr(detector, "model", None),  # what the detector runs
         "full_range_every": getattr(detector, "full_range_every", None),
-        "locate_ahead": not args.sequential,  # the next frame detected while this one is scored
         "input": list(bundle.card.preprocess.input_shape),
         "cpu_threads": os.cpu_count(),
         "cpu": cpu_info(),
@@ -204,7 +197,6 @@ def _measure(args: argparse.Namespace, bundle, engine, detector) -> dict[str, An
         Pipeline(detector, engine, bundle.card.preprocess),
         draw,
         label=getattr(engine, "name", ""),
-        ahead=not args.sequential,
     )
     report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     if args.baseline_frames:

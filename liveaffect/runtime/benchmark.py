@@ -9,7 +9,6 @@ step, and summarise what was measured. Stages are timed with the loop's own
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -213,16 +212,9 @@ def memory_summary(rss: list[tuple[int, float]]) -> dict[str, Any]:
 
 
 def replay_pipeline(
-    settings: ReplaySettings,
-    pipeline,
-    draw: Callable[[Any, Any], Any],
-    label: str = "",
-    ahead: bool = True,
+    settings: ReplaySettings, pipeline, draw: Callable[[Any, Any], Any], label: str = ""
 ) -> dict[str, Any]:
-    """Replay the clip through ``pipeline`` and ``draw(frame, result)`` as the live loop
-    runs them (``ahead``: the next frame located on a worker thread meanwhile,
-    :meth:`~liveaffect.runtime.live.Pipeline.results`); returns the summary. The ``read``
-    stage is the source's own time to get each frame (on its reader thread)."""
+    """Replay the clip through ``pipeline`` and ``draw(frame, result)``; returns the summary."""
     from tqdm import tqdm
 
     source, total, fps = open_replay(
@@ -230,9 +222,15 @@ def replay_pipeline(
     )
     record = _Recorder(settings, total)
     bar = tqdm(total=total, desc=f"bench {label}", unit="frame")
-    with source, contextlib.closing(pipeline.results(source, ahead)) as results:
-        for frame, result in results:
+    with source:
+        it = iter(source)
+        while True:
             loop = StageTimer()
+            with loop.stage("read"):
+                frame = next(it, None)
+            if frame is None:
+                break
+            result = pipeline.process(frame)
             with loop.stage("draw"):
                 draw(frame, result)
             record.add(frame, result, {**result.timings_ms, **loop.ms}, source)

@@ -2,19 +2,16 @@
 
 :class:`Pipeline` turns one :class:`~liveaffect.types.Frame` into a
 :class:`~liveaffect.types.FrameResult`, timing every stage; :func:`run_loop` drives it
-over a source (the next frame detected on a second thread while this one is scored and
-drawn), feeds the sinks, measures a rolling FPS and returns a :class:`RunSummary`. Nothing
-here opens a camera or loads a model, so the loop is tested with a fake detector and a tiny
-model.
+over a source, feeds the sinks, measures a rolling FPS and returns a
+:class:`RunSummary`. Nothing here opens a camera or loads a model, so the loop is
+tested with a fake detector and a tiny model.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -81,35 +78,10 @@ class Pipeline:
 
         Grey and 4-channel frames are converted to BGR; an empty frame has no faces.
         """
-        return self.score(self.locate(frame))
-
-    def results(
-        self, frames: Iterable[Frame], ahead: bool = True
-    ) -> Iterator[tuple[Frame, FrameResult]]:
-        """Each of ``frames`` with its result (:meth:`process`), in order.
-
-        With ``ahead`` (the live loop's way), a worker thread reads and locates the next
-        frame while the caller scores this one and does whatever it does with it (draw,
-        write): detection overlaps the model and the drawing of the frame before, on the
-        second core (bench/README.md, "Locating the next frame ahead"). Close the generator
-        (or read it to the end) to stop the worker; a frame read beyond the last one taken
-        is located but never scored. ``ahead=False``: one frame after the other.
-        """
-        if not ahead:
-            for frame in frames:
-                yield frame, self.process(frame)
-            return
-        it = iter(frames)
-
-        def locate_next() -> LocatedFrame | None:
-            frame = next(it, None)
-            return None if frame is None else self.locate(frame)
-
-        with ThreadPoolExecutor(1, thread_name_prefix="liveaffect-locate") as worker:
-            pending = worker.submit(locate_next)
-            while (located := pending.result()) is not None:
-                pending = worker.submit(locate_next)
-                yield located.frame, self.score(located)
+        located = self.locate(frame)
+        with located.timer.stage("infer"):
+            predictions = self.engine.predict(located.crops) if located.faces else []
+        return self.finish(located, predictions)
 
     def locate(self, frame: Frame) -> LocatedFrame:
         """The stages before the model: detect, track and crop the faces of ``frame``.
@@ -134,13 +106,6 @@ class Pipeline:
         with timer.stage("preprocess"):
             crops = prepare_batch(image, [f.detection.xyxy for f in faces], self.spec)
         return LocatedFrame(frame, tuple(faces), crops, timer)
-
-    def score(self, located: LocatedFrame) -> FrameResult:
-        """The model's half: score the faces of ``located`` in one engine call, then
-        :meth:`finish`."""
-        with located.timer.stage("infer"):
-            predictions = self.engine.predict(located.crops) if located.faces else []
-        return self.finish(located, predictions)
 
     def finish(self, located: LocatedFrame, predictions: Sequence) -> FrameResult:
         """Smooth the model's ``predictions`` (one per face of ``located``) into the result."""
@@ -316,8 +281,7 @@ def run_loop(
     Args:
         source: frames in order; its ``error``, if set after the loop, marks a stream
             that dropped.
-        pipeline: the per-frame work; its :meth:`Pipeline.results` locates the next frame
-            on a worker thread while this one is scored and drawn.
+        pipeline: the per-frame work.
         sinks: receive every frame; those with ``draws = True`` get the canvas drawn
             for their ``view``; one with ``paused`` set is shown the same frame
             until it clears it (the time paused does not count in the FPS).
@@ -340,21 +304,21 @@ def run_loop(
     drawing = _Drawing(dashboard, sinks)
     start, paused_s = time.perf_counter(), 0.0
     try:
-        with contextlib.closing(pipeline.results(source)) as results:
-            for frame, result in results:
-                summary.count(result)
-                summary.stage_ms["draw"] += drawing.emit(frame, result, meter.fps)
-                meter.tick()
-                if on_fps is not None and summary.frames % fps_every == 0:
-                    on_fps(meter.fps)
-                paused = drawing.hold(frame, result, meter.fps)
-                if paused:
-                    paused_s += paused
-                    meter.shift(paused)
-                reason = _stop_reason(sinks, summary.frames, max_frames, stop)
-                if reason:
-                    summary.stopped = reason
-                    break
+        for frame in source:
+            result = pipeline.process(frame)
+            summary.count(result)
+            summary.stage_ms["draw"] += drawing.emit(frame, result, meter.fps)
+            meter.tick()
+            if on_fps is not None and summary.frames % fps_every == 0:
+                on_fps(meter.fps)
+            paused = drawing.hold(frame, result, meter.fps)
+            if paused:
+                paused_s += paused
+                meter.shift(paused)
+            reason = _stop_reason(sinks, summary.frames, max_frames, stop)
+            if reason:
+                summary.stopped = reason
+                break
     except KeyboardInterrupt:
         summary.stopped = "interrupt"
     except SinkError as exc:

@@ -222,7 +222,6 @@ def test_bench_cli_reports_every_stage(tmp_path):
     report = json.loads(out.read_text())
     assert report["detector"] == "blazeface" and report["blazeface_model"] == "auto"
     assert report["full_range_every"] == 2
-    assert report["locate_ahead"] is True  # as the live loop runs
     p = report["pipeline"]
     assert p["frames"] == 30 and p["frames_timed"] == 25
     for stage in ("read", "detect", "track", "preprocess", "infer", "smooth", "draw"):

@@ -7,8 +7,6 @@ frame, untrained heads hidden, zero faces, odd frames, and the run loop's bookke
 from __future__ import annotations
 
 import csv
-import itertools
-import threading
 import time
 
 import numpy as np
@@ -247,83 +245,6 @@ def test_run_loop_dropped_stream_and_interrupt_keep_csv(bundle, engine, tmp_path
         assert len(list(csv.DictReader(out.open()))) == 3
     assert summary.stopped == "interrupt" and summary.frames == 3
     sink.close()  # safe twice
-
-
-class _OverlapProbe:
-    """Wraps a detector and an engine: scoring frame i waits (at most ``wait_s``) until
-    detection of frame i + 1 has started, and records whether it did, and on which thread
-    each ran."""
-
-    def __init__(self, detector, engine, frames, wait_s=2.0):
-        self.detector, self.engine, self.frames, self.wait_s = detector, engine, frames, wait_s
-        self.started = [threading.Event() for _ in range(frames + 1)]
-        self.detected, self.scored, self.overlapped, self.threads = 0, 0, [], set()
-
-    def detect(self, frame_bgr):
-        self.threads.add(threading.current_thread().name)
-        self.started[self.detected].set()
-        self.detected += 1
-        return self.detector.detect(frame_bgr)
-
-    def predict(self, crops):
-        i, self.scored = self.scored, self.scored + 1
-        if i + 1 < self.frames:
-            self.overlapped.append(self.started[i + 1].wait(self.wait_s))
-        return self.engine.predict(crops)
-
-
-def test_results_locate_the_next_frame_on_a_worker_while_this_one_is_scored(bundle, engine):
-    """``Pipeline.results`` (the live loop's way): detection of frame i + 1 runs on the worker
-    thread while frame i is scored, and the results are those of ``process`` frame by frame,
-    in order; ``ahead=False`` is frame by frame on the calling thread."""
-    moving = [[tuple(x + 3 * i for x in LEFT), tuple(x - 2 * i for x in RIGHT)] for i in range(6)]
-    frame_by_frame = make_pipeline(bundle, engine, moving)
-    expected = [frame_by_frame.process(f) for f in frames(6)]
-    probe = _OverlapProbe(ScriptedDetector(moving), engine, 6)
-    pipe = Pipeline(probe, probe, bundle.card.preprocess, smoother=PredictionSmoother(window=3))
-    got = list(pipe.results(frames(6)))
-    assert [f.index for f, _ in got] == [r.index for _, r in got] == list(range(6))
-    assert probe.overlapped == [True] * 5 and probe.threads == {"liveaffect-locate_0"}
-    for (_, result), want in zip(got, expected, strict=True):
-        assert [f.track_id for f in result.faces] == [f.track_id for f in want.faces]
-        for face, other in zip(result.faces, want.faces, strict=True):
-            np.testing.assert_allclose(face.detection.xyxy, other.detection.xyxy)
-            want = other.prediction.expr_probs
-            np.testing.assert_allclose(face.prediction.expr_probs, want, rtol=1e-5)
-    probe = _OverlapProbe(ScriptedDetector(moving), engine, 3, wait_s=0.2)
-    pipe = Pipeline(probe, probe, bundle.card.preprocess)
-    assert len(list(pipe.results(frames(3), ahead=False))) == 3
-    assert probe.overlapped == [False, False] and probe.threads == {"MainThread"}
-
-
-def test_results_closed_early_stop_the_worker_and_errors_reach_the_caller(bundle, engine):
-    """Closing the generator (the live loop stopped) ends the worker thread, with at most one
-    frame read beyond the last one taken; a detector's error is raised to the caller."""
-    read = []
-
-    def counted(items):
-        for frame in items:
-            read.append(frame.index)
-            yield frame
-
-    results = make_pipeline(bundle, engine, [[LEFT]]).results(counted(frames(10)))
-    assert [f.index for f, _ in itertools.islice(results, 2)] == [0, 1]
-    results.close()
-    assert read in ([0, 1], [0, 1, 2])
-    assert not any(t.name.startswith("liveaffect-locate") for t in threading.enumerate())
-
-    class Broken(ScriptedDetector):
-        def detect(self, frame_bgr):
-            if self.calls == 2:
-                raise RuntimeError("detector broke on frame 2")
-            return super().detect(frame_bgr)
-
-    pipe = Pipeline(Broken([[LEFT]]), engine, bundle.card.preprocess)
-    with pytest.raises(RuntimeError, match="detector broke on frame 2"):
-        list(pipe.results(frames(5)))
-    pipe = make_pipeline(bundle, engine, [[LEFT]])
-    assert run_loop(ListSource(frames(10)), pipe, max_frames=3).frames == 3
-    assert not any(t.name.startswith("liveaffect-locate") for t in threading.enumerate())
 
 
 def test_fps_meter_rolling_window():

@@ -167,9 +167,6 @@ class _Pipeline:
     def process(self, f):
         return FrameResult(index=f.index, timestamp_ms=f.timestamp_ms, faces=(face(),))
 
-    def results(self, frames):
-        return ((f, self.process(f)) for f in frames)
-
 
 def test_an_outlet_error_still_ends_the_live_loop():
     sender = streams("jsonl:/dev/full")

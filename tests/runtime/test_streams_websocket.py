@@ -103,9 +103,6 @@ class _Replay:
     def process(self, frame: Frame) -> FrameResult:
         return result(frame.index, faces=40)
 
-    def results(self, frames):
-        return ((frame, self.process(frame)) for frame in frames)
-
 
 class _Frames(list):
     """Frames in a list, as a FrameSource (never drops)."""
