@@ -66,8 +66,9 @@ class DetectorOptions:
             :class:`~liveaffect.runtime.detectors.blazeface.BlazeFaceDetector`. Only
             ``"both"`` for other detectors.
         full_range_every: ``"both"`` on a video (``small_faces`` ``"video"`` or ``"off"``):
-            full range searches the whole frame on every this many frames, and after a frame
-            where short range found no face or lost one of its previous frame; 1: every frame.
+            full range searches the whole frame on every this many frames, and on every frame
+            where short range finds no face or loses one of the previous frame; 1: every
+            frame.
 
     Raises:
         OptionError: a bad value, naming the field.

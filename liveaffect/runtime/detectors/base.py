@@ -9,7 +9,8 @@ FULL_RANGE_EVERY = 4
 """BlazeFace ``"both"`` in a video: full range searches the whole frame on every this many
 frames (and whenever short range misses a face; ``--full-range-every``). Measured on the
 shared clips (``bench/README.md``, "Face detector models"): 4 found every face of every frame
-that full range on every frame finds, and halved the detector's time on a one-person clip."""
+that full range on every frame finds, and cut the detector's mean time on a one-person clip
+by about a third."""
 
 
 class DetectorError(RuntimeError):

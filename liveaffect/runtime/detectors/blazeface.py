@@ -26,11 +26,11 @@ where it finds none, then the bordered short-range retry as ``"both"`` does). Wh
 ("Face detector models").
 
 ``"both"`` in a video (``small_faces`` ``"video"`` or ``"off"``, ``full_range_every`` > 1):
-short range
-searches every frame, full range (the costlier model: about 3x short range's time) every
-``full_range_every``-th frame, and also on every frame after one where short range found no
-face or lost a face of its previous frame that no follow window searches for (a face only
-full range sees is so searched for on every frame); a face short range finds keeps
+short range searches every frame, full range (the costlier model: about 3x short range's
+time) every ``full_range_every``-th frame, and also on every frame where short range finds no
+face or loses a face of the previous frame that no follow window searches for (a face only
+full range sees is so searched for on every frame; after such a frame full range runs beside
+short range, as on its own frames, instead of after it). A face short range finds keeps
 short range's box, full range adds the faces it misses, so a box does not jump on the
 frames full range runs. A new face that only full range sees, beside faces short range
 finds, appears up to ``full_range_every - 1`` frames late. For images (``"still"``), and
@@ -221,8 +221,9 @@ class BlazeFaceDetector:
             windows; frames of one video, for ``full_range_every``); see the module
             docstring. Ignored by ``model="short"``.
         full_range_every: ``model="both"`` on a video (``small_faces`` not ``"still"``):
-            full range searches the whole frame on every this many frames (and after a frame
-            where short range missed a face; see the module docstring); 1: on every frame.
+            full range searches the whole frame on every this many frames (and on every
+            frame where short range misses a face; see the module docstring); 1: on every
+            frame.
 
     Raises:
         ValueError: a bad option.
@@ -325,8 +326,9 @@ class BlazeFaceDetector:
     def _scheduled(self, bgr: np.ndarray, turn: int, follow: list[Region], tiles: list[Region]):
         """ "both" in a video: short range on the whole of every frame; full range beside it
         on every ``full_range_every``-th frame, after a frame without a face, and after one
-        where short range found none or missed a face of its previous frame too large for a
-        follow window; on any other frame where that happens, full range after short range.
+        where short range found none or missed a face of its previous frame that no follow
+        window searches for; on any other frame where that happens, full range after short
+        range.
         A face short range finds keeps its short-range box (full range adds only the faces
         short range misses), so a face's box does not change with the schedule."""
         h, w = bgr.shape[:2]
