@@ -71,6 +71,9 @@ python bench/analyze_speed.py --source $V/pyfeat_WolfgangLanger_Pexels.mp4 --mod
 python -m liveaffect analyze $V --out /tmp/liveaffect_ray_bench --ray --workers 2 --quiet --force
 # 13. How the default --min-face-score was chosen: detections per threshold on the clips.
 python bench/face_score.py --videos $V --json bench/results/face_score.json
+# 13b. BlazeFace both: full range on every Nth frame of a video against every frame
+#      (--full-range-every; time, faces found, boxes, per clip).
+python bench/full_range_schedule.py --videos $V --json bench/results/full_range_schedule.json
 # 11. Model-only speed (inference per batch, one training step) on any Keras backend. The
 #     H200 row of bench/README.md ran this with KERAS_BACKEND=jax on the GPU machine (no
 #     TensorFlow there; EFFNET.yaml = configs/default_model.yaml with backbone
