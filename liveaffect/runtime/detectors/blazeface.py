@@ -28,13 +28,14 @@ where it finds none, then the bordered short-range retry as ``"both"`` does). Wh
 ``"both"`` in a video (``small_faces`` ``"video"`` or ``"off"``, ``full_range_every`` > 1):
 short range searches every frame, full range (the costlier model: about 3x short range's
 time) every ``full_range_every``-th frame, and also on every frame where short range finds no
-face or loses a face of the previous frame that no follow window searches for (a face only
-full range sees is so searched for on every frame; after such a frame full range runs beside
-short range, as on its own frames, instead of after it). A face short range finds keeps
-short range's box, full range adds the faces it misses, so a box does not jump on the
-frames full range runs. A new face that only full range sees, beside faces short range
-finds, appears up to ``full_range_every - 1`` frames late. For images (``"still"``), and
-with ``full_range_every=1``, both models search every frame and their boxes are blended.
+face, or where short range and the small-face windows together lose a face of the previous
+frame (a face only full range sees is so searched for on every frame; after such a frame
+full range runs beside short range, as on its own frames, instead of after it). A face
+short range finds keeps short range's box, full range adds the faces it misses, so a box
+does not jump on the frames full range runs. A new face that only full range sees, beside
+faces short range finds, appears up to ``full_range_every - 1`` frames late. For images
+(``"still"``), and with ``full_range_every=1``, both models search every frame and their
+boxes are blended.
 
 Small faces (``small_faces=``, with the full-range model): faces under about 7.5% of the
 frame's longer side are searched in windows of the frame (:mod:`.small_faces`). ``"video"``
@@ -60,7 +61,6 @@ from liveaffect.preprocess import to_bgr
 from liveaffect.runtime.detectors.base import FULL_RANGE_EVERY, DetectorError, is_empty
 from liveaffect.runtime.detectors.nms import NMS_IOU, box_iou, merge_detections, weighted_nms
 from liveaffect.runtime.detectors.small_faces import (
-    FOLLOW_BELOW,
     SMALL_FACES,
     TILE_FACES_BELOW,
     Region,
@@ -282,12 +282,12 @@ class BlazeFaceDetector:
                 self._follow_here = short
         self._followed: list[Detection] = []  # a video: the previous frame's faces
         self._frames = 0  # a video: frames since the last reset
-        self._short_missed = False  # a video: short range missed a face in the last frame
+        self._needs_full = False  # a video: the last frame needed full range (lost a face)
 
     def reset(self) -> None:
         """Forget the previous frame (``small_faces`` ``"video"`` or ``"off"``): the next frame
         starts a video."""
-        self._followed, self._frames, self._short_missed = [], 0, False
+        self._followed, self._frames, self._needs_full = [], 0, False
 
     def detect(self, frame_bgr: np.ndarray) -> list[Detection]:
         """Find faces in a grey, BGR or BGRA frame; boxes in frame pixels, best first."""
@@ -326,24 +326,23 @@ class BlazeFaceDetector:
     def _scheduled(self, bgr: np.ndarray, turn: int, follow: list[Region], tiles: list[Region]):
         """ "both" in a video: short range on the whole of every frame; full range beside it
         on every ``full_range_every``-th frame, after a frame without a face, and after one
-        where short range found none or missed a face of its previous frame that no follow
-        window searches for; on any other frame where that happens, full range after short
-        range.
-        A face short range finds keeps its short-range box (full range adds only the faces
-        short range misses), so a face's box does not change with the schedule."""
-        h, w = bgr.shape[:2]
-        due = turn % self.full_range_every == 0 or not self._followed or self._short_missed
+        that needed it; a frame needs it when short range finds no face there, or when
+        short range and the small-face windows together miss a face of the previous frame
+        (then full range runs after them). A face short range finds keeps its short-range
+        box (full range adds only the faces short range misses), so a face's box does not
+        change with the schedule."""
+        due = turn % self.full_range_every == 0 or not self._followed or self._needs_full
         side = self._side_thread().submit(self._far_search, bgr, follow[0::2], due)
         near = self._models["short"](bgr, self.min_score)
         windows = self._in_windows(bgr, follow[1::2], self._models["short"])
         windows += self._in_windows(bgr, tiles, self._tiles, TILE_FACES_BELOW)
         far, more = side.result()
         windows += more
-        windowed = self.small_faces == "video"  # small faces have follow windows
-        self._short_missed = not near or any(
-            _missed(d, near, w, h, windowed) for d in self._followed
+        seen = near + windows
+        self._needs_full = not near or any(
+            all(box_iou(d.xyxy, s.xyxy) <= NMS_IOU for s in seen) for d in self._followed
         )
-        if self._short_missed and not due:
+        if self._needs_full and not due:
             far = self._models["full"](bgr, self.min_score)
         far = [d for d in far if all(box_iou(d.xyxy, n.xyxy) <= NMS_IOU for n in near)]
         found = merge_detections(near + far + windows)
@@ -414,15 +413,3 @@ class BlazeFaceDetector:
                 kps = np.clip(d.keypoints - pad, 0, [w, h]).astype(np.float32)
                 out.append(Detection((float(x1), float(y1), float(x2), float(y2)), d.score, kps))
         return out
-
-
-def _missed(
-    previous: Detection, found: list[Detection], width: int, height: int, windowed: bool
-) -> bool:
-    """Whether ``previous`` (a face of the last frame) is lost: no detection of ``found``
-    overlaps it by IoU > 0.3, and (``windowed``: small faces are followed in windows) it is
-    too large for a follow window."""
-    x1, y1, x2, y2 = previous.xyxy
-    if windowed and max(x2 - x1, y2 - y1) < FOLLOW_BELOW * max(width, height):
-        return False
-    return all(box_iou(previous.xyxy, d.xyxy) <= NMS_IOU for d in found)
