@@ -32,7 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np
 from _results import write_result
 
-from liveaffect.runtime.detectors.nms import box_iou
+from liveaffect.runtime.tracker import iou_matrix
 
 CLIPS = (
     "pyfeat_WolfgangLanger_Pexels.mp4",
@@ -80,7 +80,8 @@ def _compare(reference: list, found: list) -> dict[str, float]:
     for ref, got in zip(reference, found, strict=True):
         used: set[int] = set()
         for r in ref:
-            scores = [(box_iou(r.xyxy, g.xyxy), j) for j, g in enumerate(got) if j not in used]
+            ious_r = iou_matrix([r.xyxy], [g.xyxy for g in got])[0]
+            scores = [(float(ious_r[j]), j) for j in range(len(got)) if j not in used]
             best, j = max(scores, default=(0.0, -1))
             if best > 0.5:
                 matched, ious = matched + 1, [*ious, best]
@@ -101,7 +102,8 @@ def _jitter(found: list) -> float | None:
     boxes = [f[0].xyxy for f in found if len(f) == 1]
     if len(boxes) < 2:
         return None
-    return round(float(np.mean([1 - box_iou(a, b) for a, b in itertools.pairwise(boxes)])), 4)
+    steps = [1 - iou_matrix([a], [b])[0, 0] for a, b in itertools.pairwise(boxes)]
+    return round(float(np.mean(steps)), 4)
 
 
 def main() -> int:

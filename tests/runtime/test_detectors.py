@@ -25,7 +25,7 @@ from liveaffect.runtime.detectors.blazeface import (
     ssd_anchors,
     weighted_nms,
 )
-from liveaffect.runtime.detectors.nms import box_iou
+from liveaffect.runtime.tracker import iou_matrix
 from liveaffect.types import Detection, FaceDetector
 
 VIDEOS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "videos"
@@ -403,7 +403,7 @@ def _counting_full_range(detector: BlazeFaceDetector) -> list[int]:
 
 
 def _matched(a: Detection, b: Detection) -> bool:
-    return box_iou(a.xyxy, b.xyxy) > 0.5
+    return iou_matrix([a.xyxy], [b.xyxy])[0, 0] > 0.5
 
 
 @pytest.mark.shared
@@ -484,8 +484,10 @@ def test_a_bad_full_range_schedule_is_refused(every):
         DetectorOptions("yolo", full_range_every=2)
 
 
-def test_box_iou():
-    assert box_iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
-    assert box_iou((0, 0, 10, 10), (10, 0, 20, 10)) == 0.0  # touching, not overlapping
-    assert box_iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(50 / 150)
-    assert box_iou((0, 0, 0, 0), (0, 0, 0, 0)) == 0.0  # empty boxes
+def test_iou_matrix_edge_cases():
+    """The tracker's IoU, which the detector's schedule uses too: touching boxes and empty
+    boxes do not overlap."""
+    assert iou_matrix([(0, 0, 10, 10)], [(0, 0, 10, 10)])[0, 0] == 1.0
+    assert iou_matrix([(0, 0, 10, 10)], [(10, 0, 20, 10)])[0, 0] == 0.0  # touching
+    assert iou_matrix([(0, 0, 10, 10)], [(5, 0, 15, 10)])[0, 0] == pytest.approx(50 / 150)
+    assert iou_matrix([(0, 0, 0, 0)], [(0, 0, 0, 0)])[0, 0] == 0.0  # empty boxes

@@ -59,7 +59,7 @@ import numpy as np
 
 from liveaffect.preprocess import to_bgr
 from liveaffect.runtime.detectors.base import FULL_RANGE_EVERY, DetectorError, is_empty
-from liveaffect.runtime.detectors.nms import NMS_IOU, box_iou, merge_detections, weighted_nms
+from liveaffect.runtime.detectors.nms import NMS_IOU, merge_detections, weighted_nms
 from liveaffect.runtime.detectors.small_faces import (
     SMALL_FACES,
     TILE_FACES_BELOW,
@@ -69,6 +69,7 @@ from liveaffect.runtime.detectors.small_faces import (
     frames_per_tile,
     tile_grid,
 )
+from liveaffect.runtime.tracker import iou_matrix
 from liveaffect.types import Detection
 
 RAW_SCORE_CLIP = 100.0
@@ -338,13 +339,10 @@ class BlazeFaceDetector:
         windows += self._in_windows(bgr, tiles, self._tiles, TILE_FACES_BELOW)
         far, more = side.result()
         windows += more
-        seen = near + windows
-        self._needs_full = not near or any(
-            all(box_iou(d.xyxy, s.xyxy) <= NMS_IOU for s in seen) for d in self._followed
-        )
+        self._needs_full = not near or bool(_unmatched(self._followed, near + windows).any())
         if self._needs_full and not due:
             far = self._models["full"](bgr, self.min_score)
-        far = [d for d in far if all(box_iou(d.xyxy, n.xyxy) <= NMS_IOU for n in near)]
+        far = [d for d, alone in zip(far, _unmatched(far, near), strict=True) if alone]
         found = merge_detections(near + far + windows)
         return found or self._padded_short_range(bgr)
 
@@ -413,3 +411,11 @@ class BlazeFaceDetector:
                 kps = np.clip(d.keypoints - pad, 0, [w, h]).astype(np.float32)
                 out.append(Detection((float(x1), float(y1), float(x2), float(y2)), d.score, kps))
         return out
+
+
+def _unmatched(detections: list[Detection], others: list[Detection]) -> np.ndarray:
+    """For each of ``detections``: True if no detection of ``others`` overlaps it by IoU
+    above :data:`~.nms.NMS_IOU` (the same face, for the weighted NMS)."""
+    boxes = [d.xyxy for d in detections]
+    iou = iou_matrix(boxes, [d.xyxy for d in others])
+    return iou.max(axis=1, initial=0.0) <= NMS_IOU

@@ -56,15 +56,6 @@ def weighted_nms(
     return results
 
 
-def box_iou(a, b) -> float:
-    """Intersection over union of two xyxy boxes (0 when they do not overlap)."""
-    iw = min(a[2], b[2]) - max(a[0], b[0])
-    ih = min(a[3], b[3]) - max(a[1], b[1])
-    inter = max(iw, 0.0) * max(ih, 0.0)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
-
-
 def merge_detections(detections: list[Detection]) -> list[Detection]:
     """One detection per face from several models' detections (weighted NMS), best first."""
     if len(detections) < 2:
