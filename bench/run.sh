@@ -74,6 +74,9 @@ python bench/face_score.py --videos $V --json bench/results/face_score.json
 # 13b. BlazeFace both: full range on every Nth frame of a video against every frame
 #      (--full-range-every; time, faces found, boxes, per clip).
 python bench/full_range_schedule.py --videos $V --json bench/results/full_range_schedule.json
+# 13c. BlazeFace's frame shrink: halving by area first against one INTER_AREA step (time of
+#      the resize and of the detector, faces found, per clip).
+python bench/detector_shrink.py --videos $V --json bench/results/detector_shrink.json
 # 11. Model-only speed (inference per batch, one training step) on any Keras backend. The
 #     H200 row of bench/README.md ran this with KERAS_BACKEND=jax on the GPU machine (no
 #     TensorFlow there; EFFNET.yaml = configs/default_model.yaml with backbone

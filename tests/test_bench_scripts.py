@@ -276,6 +276,26 @@ def test_full_range_schedule_compares_every_n_with_every_frame(tmp_path):
     assert "N=4" in text
 
 
+@pytest.mark.shared
+def test_detector_shrink_compares_halving_with_one_area_step(tmp_path):
+    from conftest import shared_path
+
+    videos = shared_path("videos", "pyfeat_single_face.mp4").parent
+    out = tmp_path / "shrink.json"
+    text = _run(
+        "bench/detector_shrink.py", "--videos", str(videos), "--clips",
+        "pyfeat_single_face.mp4", "--frames", "12", "--rounds", "1", "--repeat", "3",
+        "--json", str(out),
+    )  # fmt: skip
+    (clip,) = json.loads(out.read_text())["clips"]
+    assert [r["to"] for r in clip["resize"]] == ["128x72", "192x108"]
+    assert all(0 < r["mean_abs_diff"] < 3 and r["halving_us"] > 0 for r in clip["resize"])
+    step, halving = clip["one_step"], clip["halving"]
+    assert step["faces"] == step["matched"] == halving["matched"] == 12
+    assert halving["missed"] == halving["extra"] == 0 and 0.8 < halving["box_iou"] <= 1.0
+    assert "detector, halving" in text
+
+
 AUS = ["AU01", "AU02", "AU04", "AU06", "AU07", "AU10"]
 AUS += ["AU12", "AU15", "AU23", "AU24", "AU25", "AU26"]
 

@@ -22,6 +22,7 @@ from liveaffect.runtime.detectors.blazeface import (
     MODELS,
     BlazeFaceDetector,
     model_dir,
+    shrink,
     ssd_anchors,
     weighted_nms,
 )
@@ -491,3 +492,40 @@ def test_iou_matrix_edge_cases():
     assert iou_matrix([(0, 0, 10, 10)], [(10, 0, 20, 10)])[0, 0] == 0.0  # touching
     assert iou_matrix([(0, 0, 10, 10)], [(5, 0, 15, 10)])[0, 0] == pytest.approx(50 / 150)
     assert iou_matrix([(0, 0, 0, 0)], [(0, 0, 0, 0)])[0, 0] == 0.0  # empty boxes
+
+
+@pytest.mark.parametrize("frame_size", [(640, 360), (1280, 720), (1920, 1080), (200, 90)])
+@pytest.mark.parametrize("target", [128, 192])
+def test_shrink_halves_by_area_then_takes_one_area_step(frame_size, target):
+    rng = np.random.default_rng(frame_size[0] + target)
+    image = cv2.GaussianBlur(rng.integers(0, 256, (*frame_size[::-1], 3), np.uint8), (0, 0), 2)
+    w, h = frame_size
+    size = (max(1, round(w * target / max(w, h))), max(1, round(h * target / max(w, h))))
+    expected = image
+    while expected.shape[1] >= 2 * size[0] and expected.shape[0] >= 2 * size[1]:
+        half = (expected.shape[1] // 2, expected.shape[0] // 2)
+        expected = cv2.resize(expected, half, interpolation=cv2.INTER_AREA)
+    expected = cv2.resize(expected, size, interpolation=cv2.INTER_AREA)
+    got = shrink(image, size)
+    assert got.shape == (size[1], size[0], 3) and got.dtype == np.uint8
+    np.testing.assert_array_equal(got, expected)
+    one_step = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    assert np.abs(got.astype(float) - one_step).mean() < 3.0  # the same picture
+
+
+def test_shrink_keeps_a_face_where_one_area_step_puts_it(face_frame, detector):
+    """The short-range model sees the same face in the halved frame as in the one-step one."""
+    import liveaffect.runtime.detectors.blazeface as bf
+
+    def one_step(image, size):
+        return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+    short = detector._models["short"]
+    halved = short(face_frame, DEFAULT_MIN_SCORE)
+    original, bf.shrink = bf.shrink, one_step
+    try:
+        stepped = short(face_frame, DEFAULT_MIN_SCORE)
+    finally:
+        bf.shrink = original
+    assert len(halved) == len(stepped) == 1
+    assert iou_matrix([halved[0].xyxy], [stepped[0].xyxy])[0, 0] > 0.9

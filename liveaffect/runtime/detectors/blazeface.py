@@ -14,8 +14,8 @@ MediaPipe's face-detection graph are re-written here in NumPy:
 * Weighted non-maximum suppression (``NonMaxSuppressionCalculator``, WEIGHTED): boxes that
   overlap the best one by IoU > 0.3 are blended, weighted by score (:mod:`.nms`).
 
-The frame is letterboxed into the square input (aspect kept, black padding) and boxes are
-mapped back to frame pixels.
+The frame is letterboxed into the square input (aspect kept, black padding; shrunk by area
+averaging, halving first: :func:`shrink`) and boxes are mapped back to frame pixels.
 
 Models (``model=``): ``"both"`` (default: full and short range, merged by the same weighted
 NMS, plus one short-range retry on a black-bordered frame when neither finds a face, for
@@ -163,8 +163,10 @@ class _SingleModel:
         scale = s / max(h, w)
         nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
         px, py = (s - nw) // 2, (s - nh) // 2
-        interp = cv2.INTER_AREA if scale < 0.5 else cv2.INTER_LINEAR
-        small = cv2.resize(bgr, (nw, nh), interpolation=interp)
+        if scale < 0.5:
+            small = shrink(bgr, (nw, nh))
+        else:
+            small = cv2.resize(bgr, (nw, nh), interpolation=cv2.INTER_LINEAR)
         canvas = self.canvas
         canvas.fill(-1.0)
         # BGR -> RGB and [0, 255] -> [-1, 1] in one pass.
@@ -411,6 +413,23 @@ class BlazeFaceDetector:
                 kps = np.clip(d.keypoints - pad, 0, [w, h]).astype(np.float32)
                 out.append(Detection((float(x1), float(y1), float(x2), float(y2)), d.score, kps))
         return out
+
+
+def shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``image`` reduced to ``size`` (width, height) by area averaging: halved with
+    ``INTER_AREA`` (an exact 2x2 mean, which OpenCV runs fast) while it is at least twice
+    ``size``, then one ``INTER_AREA`` step the rest of the way.
+
+    One ``INTER_AREA`` step straight to ``size`` gives the same picture to within about a
+    grey level (its box is one non-integer width instead of 2x2 boxes and a smaller one) but
+    is slow at non-integer factors: for a 640x360 frame 1.1 ms to the full-range model's
+    192 px against 0.4 ms, for 1280x720 3.3 against 0.6 ms (``bench/README.md``, "Shrinking
+    the frame for the detector")."""
+    w, h = size
+    while image.shape[1] >= 2 * w and image.shape[0] >= 2 * h:
+        half = (image.shape[1] // 2, image.shape[0] // 2)
+        image = cv2.resize(image, half, interpolation=cv2.INTER_AREA)
+    return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
 
 
 def _unmatched(detections: list[Detection], others: list[Detection]) -> np.ndarray:
