@@ -475,6 +475,33 @@ def test_both_brings_full_range_back_for_a_face_short_range_loses(face_frame):
     assert len(calls) == 5
 
 
+@pytest.mark.shared
+def test_both_searches_the_small_face_tile_beside_short_range_when_full_range_rests(face_frame):
+    """On a video's frames without full range the side thread is free, so the small-face
+    tile is searched there while short range searches the whole frame; on full-range frames
+    it stays on the calling thread (the side thread runs full range). Same faces either way."""
+    import threading
+
+    from liveaffect.runtime.detectors.small_faces import frames_per_tile, tile_grid
+
+    frame = cv2.resize(face_frame, (1280, 720))
+    every = frames_per_tile(len(tile_grid(1280, 720)))  # a tile every 2nd frame at 720p
+    detector = BlazeFaceDetector()
+    tiles, threads = detector._tiles, []
+
+    def tile_search(bgr, score):
+        threads.append((detector._frames - 1, threading.current_thread().name))
+        return tiles(bgr, score)
+
+    detector._tiles = tile_search
+    counts = [len(detector.detect(frame)) for _ in range(13)]
+    assert counts == [1] * 13
+    assert [turn for turn, _ in threads] == list(range(0, 13, every))
+    side = {turn: name.startswith("blazeface-short") for turn, name in threads}
+    assert side == {turn: turn % 4 != 0 for turn in side}  # full range on 0, 4, 8, 12
+    assert 2 <= sum(side.values()) <= len(side) - 2
+
+
 @pytest.mark.parametrize("every", [0, -1])
 def test_a_bad_full_range_schedule_is_refused(every):
     with pytest.raises(ValueError, match="full_range_every must be >= 1"):

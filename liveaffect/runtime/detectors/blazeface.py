@@ -333,14 +333,17 @@ class BlazeFaceDetector:
         short range and the small-face windows together miss a face of the previous frame
         (then full range runs after them). A face short range finds keeps its short-range
         box (full range adds only the faces short range misses), so a face's box does not
-        change with the schedule."""
+        change with the schedule. The small-face tile, when one is due, is searched on the
+        side thread on frames without full range, beside short range."""
         due = turn % self.full_range_every == 0 or not self._followed or self._needs_full
-        side = self._side_thread().submit(self._far_search, bgr, follow[0::2], due)
+        # the small-face tile runs on the side thread unless full range keeps it busy
+        side_tiles, here_tiles = ([], tiles) if due else (tiles, [])
+        side = self._side_thread().submit(self._far_search, bgr, follow[0::2], due, side_tiles)
         near = self._models["short"](bgr, self.min_score)
         windows = self._in_windows(bgr, follow[1::2], self._models["short"])
-        windows += self._in_windows(bgr, tiles, self._tiles, TILE_FACES_BELOW)
-        far, more = side.result()
-        windows += more
+        windows += self._in_windows(bgr, here_tiles, self._tiles, TILE_FACES_BELOW)
+        far, followed, tiled = side.result()
+        windows += tiled + followed
         self._needs_full = not near or bool(_unmatched(self._followed, near + windows).any())
         if self._needs_full and not due:
             far = self._models["full"](bgr, self.min_score)
@@ -349,12 +352,14 @@ class BlazeFaceDetector:
         return found or self._padded_short_range(bgr)
 
     def _far_search(
-        self, bgr: np.ndarray, follow: list[Region], full: bool
-    ) -> tuple[list[Detection], list[Detection]]:
-        """Full range on the whole frame when ``full``, and the ``follow`` windows with short
-        range (an interpreter of its own): (whole-frame faces, window faces)."""
+        self, bgr: np.ndarray, follow: list[Region], full: bool, tiles: list[Region]
+    ) -> tuple[list[Detection], list[Detection], list[Detection]]:
+        """Full range on the whole frame when ``full``, the ``follow`` windows with short
+        range (an interpreter of its own) and the ``tiles`` with the tiles' full-range
+        interpreter: (whole-frame faces, follow-window faces, tile faces)."""
         whole = self._models["full"](bgr, self.min_score) if full else []
-        return whole, self._in_windows(bgr, follow, self._follow_here)
+        followed = self._in_windows(bgr, follow, self._follow_here)
+        return whole, followed, self._in_windows(bgr, tiles, self._tiles, TILE_FACES_BELOW)
 
     def _side_search(
         self, bgr: np.ndarray, follow: list[Region], tiles: list[Region]
