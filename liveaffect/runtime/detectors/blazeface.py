@@ -425,11 +425,12 @@ def shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     ``INTER_AREA`` (an exact 2x2 mean, which OpenCV runs fast) while it is at least twice
     ``size``, then one ``INTER_AREA`` step the rest of the way.
 
-    One ``INTER_AREA`` step straight to ``size`` gives the same picture to within about a
-    grey level (its box is one non-integer width instead of 2x2 boxes and a smaller one) but
-    is slow at non-integer factors: for a 640x360 frame 1.1 ms to the full-range model's
-    192 px against 0.4 ms, for 1280x720 3.3 against 0.6 ms (``bench/README.md``, "Shrinking
-    the frame for the detector")."""
+    One ``INTER_AREA`` step straight to ``size`` gives much the same picture (0.4-1.3 grey
+    levels apart on average up to 960x540, 2-3.5 from 1920x1080: its box is one non-integer
+    width instead of 2x2 boxes and a smaller one) but is slow at non-integer factors: a
+    640x360 frame to the full-range model's 192 px took 0.91 against 0.40 ms, 960x540 to
+    short range's 128 px 2.08 against 0.31 ms (``bench/README.md``, "Shrinking the frame
+    for the detector")."""
     w, h = size
     while image.shape[1] >= 2 * w and image.shape[0] >= 2 * h:
         half = (image.shape[1] // 2, image.shape[0] // 2)
