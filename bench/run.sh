@@ -77,6 +77,11 @@ python bench/full_range_schedule.py --videos $V --json bench/results/full_range_
 # 13c. BlazeFace's frame shrink: halving by area first against one INTER_AREA step (time of
 #      the resize and of the detector, faces found, per clip).
 python bench/detector_shrink.py --videos $V --json bench/results/detector_shrink.json
+# 13d. The live pipeline at a 720p camera's frame size: a 1280x720 copy of the Pexels clip.
+python bench/resize_clip.py --source $V/pyfeat_WolfgangLanger_Pexels.mp4 --size 1280x720 \
+    --out /tmp/pexels720.mp4
+python -m liveaffect bench --source /tmp/pexels720.mp4 --model final_model --baseline-frames 0 \
+    --compare "" --json bench/results/default_single_face_720p.json
 # 11. Model-only speed (inference per batch, one training step) on any Keras backend. The
 #     H200 row of bench/README.md ran this with KERAS_BACKEND=jax on the GPU machine (no
 #     TensorFlow there; EFFNET.yaml = configs/default_model.yaml with backbone

@@ -296,6 +296,27 @@ def test_detector_shrink_compares_halving_with_one_area_step(tmp_path):
     assert "detector, halving" in text
 
 
+@pytest.mark.shared
+def test_resize_clip_writes_every_frame_at_the_asked_size(tmp_path):
+    import cv2
+    from conftest import shared_path
+
+    source = shared_path("videos", "pyfeat_single_face.mp4")
+    out = tmp_path / "small.mp4"
+    text = _run("bench/resize_clip.py", "--source", str(source), "--size", "320x180",
+                "--out", str(out))  # fmt: skip
+    copy, original = cv2.VideoCapture(str(out)), cv2.VideoCapture(str(source))
+    assert copy.get(cv2.CAP_PROP_FRAME_WIDTH) == 320 and copy.get(cv2.CAP_PROP_FRAME_HEIGHT) == 180
+    frames = int(original.get(cv2.CAP_PROP_FRAME_COUNT))
+    assert int(copy.get(cv2.CAP_PROP_FRAME_COUNT)) == frames and f"{frames} frames" in text
+    bad = subprocess.run(
+        [sys.executable, "bench/resize_clip.py", "--source", str(tmp_path / "none.mp4"),
+         "--size", "320x180", "--out", str(tmp_path / "x.mp4")],
+        capture_output=True, text=True, cwd=REPO,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "cannot read" in bad.stderr
+
+
 AUS = ["AU01", "AU02", "AU04", "AU06", "AU07", "AU10"]
 AUS += ["AU12", "AU15", "AU23", "AU24", "AU25", "AU26"]
 
