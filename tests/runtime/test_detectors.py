@@ -540,19 +540,16 @@ def test_shrink_halves_by_area_then_takes_one_area_step(frame_size, target):
     assert np.abs(got.astype(float) - one_step).mean() < 3.0  # the same picture
 
 
-def test_shrink_keeps_a_face_where_one_area_step_puts_it(face_frame, detector):
+@pytest.mark.shared
+def test_shrink_keeps_a_face_where_one_area_step_puts_it(face_frame, detector, monkeypatch):
     """The short-range model sees the same face in the halved frame as in the one-step one."""
     import liveaffect.runtime.detectors.blazeface as bf
 
-    def one_step(image, size):
-        return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-
     short = detector._models["short"]
     halved = short(face_frame, DEFAULT_MIN_SCORE)
-    original, bf.shrink = bf.shrink, one_step
-    try:
-        stepped = short(face_frame, DEFAULT_MIN_SCORE)
-    finally:
-        bf.shrink = original
+    monkeypatch.setattr(
+        bf, "shrink", lambda image, size: cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    )
+    stepped = short(face_frame, DEFAULT_MIN_SCORE)
     assert len(halved) == len(stepped) == 1
     assert iou_matrix([halved[0].xyxy], [stepped[0].xyxy])[0, 0] > 0.9
