@@ -16,8 +16,12 @@ import argparse
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import cv2
 from tqdm import tqdm
+
+from liveaffect.runtime.video import SourceError, open_source
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -36,32 +40,27 @@ def main() -> int:
     p.add_argument("--size", required=True, type=_size, help="frame size of the copy, WxH")
     p.add_argument("--out", required=True, help="the copy (.mp4)")
     args = p.parse_args()
-    capture = cv2.VideoCapture(args.source)
-    if not Path(args.source).is_file() or not capture.isOpened():
-        print(f"error: cannot read {args.source} as a video", file=sys.stderr)
+    try:
+        source = open_source(args.source)
+    except SourceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
-    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-    writer = cv2.VideoWriter(args.out, cv2.VideoWriter_fourcc(*"mp4v"), fps, args.size)
-    if not writer.isOpened():
-        print(f"error: cannot write {args.out}", file=sys.stderr)
-        return 2
-    frames = 0
-    with tqdm(total=total, desc="resize", unit="frame") as bar:
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            enlarge = args.size[0] * args.size[1] > frame.shape[0] * frame.shape[1]
-            interp = cv2.INTER_CUBIC if enlarge else cv2.INTER_AREA
-            writer.write(cv2.resize(frame, args.size, interpolation=interp))
-            frames += 1
-            bar.update(1)
-    writer.release()
-    capture.release()
-    if not frames:
-        print(f"error: no frames read from {args.source}", file=sys.stderr)
-        return 2
+    with source:
+        fps = source.fps or 25.0
+        writer = cv2.VideoWriter(args.out, cv2.VideoWriter_fourcc(*"mp4v"), fps, args.size)
+        if not writer.isOpened():
+            print(f"error: cannot write {args.out}", file=sys.stderr)
+            return 2
+        frames = 0
+        with tqdm(total=source.frame_count or None, desc="resize", unit="frame") as bar:
+            for frame in source:
+                image = frame.image_bgr
+                enlarge = args.size[0] * args.size[1] > image.shape[0] * image.shape[1]
+                interp = cv2.INTER_CUBIC if enlarge else cv2.INTER_AREA
+                writer.write(cv2.resize(image, args.size, interpolation=interp))
+                frames += 1
+                bar.update(1)
+        writer.release()
     print(f"wrote {args.out}: {frames} frames, {args.size[0]}x{args.size[1]}, {fps:.2f} fps")
     return 0
 

@@ -314,7 +314,7 @@ def test_resize_clip_writes_every_frame_at_the_asked_size(tmp_path):
          "--size", "320x180", "--out", str(tmp_path / "x.mp4")],
         capture_output=True, text=True, cwd=REPO,
     )  # fmt: skip
-    assert bad.returncode == 2 and "cannot read" in bad.stderr
+    assert bad.returncode == 2 and "video file not found" in bad.stderr
 
 
 AUS = ["AU01", "AU02", "AU04", "AU06", "AU07", "AU10"]
