@@ -10,4 +10,4 @@ import sys
 from liveaffect.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main(["live", *sys.argv[1:]]))
+    sys.exit(main(["live", *sys.argv[1:]], live_prog="python emotion_classifier.py"))

@@ -10,8 +10,10 @@ answer fast.
 from __future__ import annotations
 
 import argparse
+import difflib
 import errno
 import importlib
+import os
 import sys
 
 from liveaffect.errors import CliError
@@ -54,8 +56,10 @@ def _add_version(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The argument parser; with ``only``, just that subcommand's module is imported."""
+def build_parser(only: str | None = None, live_prog: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; with ``only``, just that subcommand's module is imported.
+    ``live_prog``: how ``live``'s usage line names the program (``python
+    emotion_classifier.py``), instead of ``python -m liveaffect live``."""
     parser = argparse.ArgumentParser(
         prog="python -m liveaffect",
         description="liveaffect: real-time facial expression, valence/arousal and action units. "
@@ -70,6 +74,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         module = importlib.import_module(module_name)
         p = sub.add_parser(
             name,
+            **({"prog": live_prog} if live_prog and name == "live" else {}),
             help=help_text,
             description=(module.__doc__ or help_text).strip().splitlines()[0],
             formatter_class=_HelpFormatter,
@@ -80,8 +85,18 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Parse ``argv`` and run the subcommand; returns the process exit status."""
+def _misspelt_command(word: str) -> str | None:
+    """The command ``word`` is likely a typo of, when it names no file and is not an option,
+    a camera index or a URL (``live`` takes those as its source); else None."""
+    if word.startswith("-") or word.isdigit() or "://" in word or os.path.exists(word):
+        return None
+    close = difflib.get_close_matches(word.lower(), SUBCOMMANDS, n=1, cutoff=0.7)
+    return close[0] if close else None
+
+
+def main(argv: list[str] | None = None, live_prog: str | None = None) -> int:
+    """Parse ``argv`` and run the subcommand; returns the process exit status.
+    ``live_prog``: the program name ``live``'s usage and errors show (see build_parser)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["--version"]:  # answered without importing any command
         from liveaffect import __version__
@@ -89,9 +104,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"liveaffect {__version__}")
         return 0
     if not argv or (argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help", "--version")):
+        typo = _misspelt_command(argv[0]) if argv else None
+        if typo:
+            said = f"error: no command or video {argv[0]!r}; did you mean {typo!r}?"
+            print(said, file=sys.stderr)
+            return 2
         argv = ["live", *argv]  # live is the default command
     only = argv[0] if argv[0] in SUBCOMMANDS else None
-    args = build_parser(only).parse_args(argv)
+    args = build_parser(only, live_prog).parse_args(argv)
     try:
         return int(args._module.run(args) or 0)
     except CliError as exc:

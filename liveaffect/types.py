@@ -85,12 +85,15 @@ class FrameResult:
             its capture time as Unix time; both in milliseconds.
         faces: one FaceResult per tracked face in this frame.
         timings_ms: time spent per stage on this frame (read, detect, ...).
+        read_at_ms: when the source read the frame (a camera: captured it),
+            ``time.monotonic()`` in ms: the stream outlets' clock (``Frame.read_at_ms``).
     """
 
     index: int
     timestamp_ms: float
     faces: tuple[FaceResult, ...] = ()
     timings_ms: dict[str, float] = field(default_factory=dict, compare=False)
+    read_at_ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,8 @@ class Frame:
             camera's or stream's: when it was captured, Unix time in ms.
         image_bgr: the picture.
         capture_ms: how long the read took.
-        read_at_ms: when the reader got it, ``time.monotonic()`` in ms (for latency).
+        read_at_ms: when the reader got it, ``time.monotonic()`` in ms (latency; the
+            stream outlets' capture time).
     """
 
     index: int

@@ -47,6 +47,7 @@ from liveaffect.runtime.live import LocatedFrame, Pipeline
 from liveaffect.runtime.options import DETECTOR_FLAGS, ENGINE_FLAGS
 from liveaffect.runtime.sinks import CsvSink
 from liveaffect.runtime.smoothing import PredictionSmoother
+from liveaffect.runtime.video import cut_short
 
 if TYPE_CHECKING:
     from liveaffect.engines import EngineOptions
@@ -274,14 +275,11 @@ def _opencv_threads(threads: int):
 def _check_complete(stats: VideoStats, error: str | None) -> None:
     if error:
         raise VideoError(f"decoding failed after {stats.frames} frames: {error}")
-    announced = stats.announced_frames
     if stats.frames == 0:
         raise VideoError("the video holds no frame that can be decoded")
-    if announced and stats.frames < 0.98 * announced - 2:
-        raise VideoError(
-            f"decoding stopped after frame {stats.frames} of the {announced} the file announces "
-            "(truncated or corrupt)"
-        )
+    short = cut_short(stats.frames, stats.announced_frames)
+    if short:
+        raise VideoError(short)
 
 
 def predict_frames(engines: queue.SimpleQueue, frames: list[LocatedFrame]) -> list[list]:

@@ -18,9 +18,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from liveaffect.errors import CliError
+from liveaffect.commands.outputs import check_output_file
+from liveaffect.errors import CliError, OptionError
 from liveaffect.runtime.detectors import FULL_RANGE_EVERY
-from liveaffect.runtime.detectors.blazeface import MODES as BLAZEFACE_MODELS
+from liveaffect.runtime.detectors.base import BLAZEFACE_MODES as BLAZEFACE_MODELS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -128,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
     report["model"] = args.random_model or str(model_path)
     _print(report)
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
         print(f"wrote {args.json}")
     if tmp is not None:
@@ -136,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> None:
+    check_output_file(args.json, "--json")
     for name in ("frames", "warmup", "baseline_frames", "threads"):
         if getattr(args, name) < 0:
             raise CliError(f"--{name.replace('_', '-')} must be >= 0")
@@ -151,20 +154,35 @@ def _load(args: argparse.Namespace, model_path: Path):
     from liveaffect import engines
     from liveaffect.bundle import BundleError, open_bundle
     from liveaffect.runtime.detectors import DetectorError, create_detector
+    from liveaffect.runtime.options import DETECTOR_FLAGS, ENGINE_FLAGS
 
     try:
         engines.configure_threads(args.threads or None)
         bundle = open_bundle(model_path)  # as the app: Keras only for what needs it
-        engine = engines.create_engine(bundle, args.engine, tta=False if args.no_tta else None)
-        detector = create_detector(
-            args.detector,
-            small_faces="off" if args.no_small_faces else "video",
-            model=args.blazeface_model,
-            full_range_every=args.full_range_every,
+        engine = _named(
+            ENGINE_FLAGS,
+            lambda: engines.create_engine(bundle, args.engine, tta=False if args.no_tta else None),
+        )
+        detector = _named(
+            DETECTOR_FLAGS,
+            lambda: create_detector(
+                args.detector,
+                small_faces="off" if args.no_small_faces else "video",
+                model=args.blazeface_model,
+                full_range_every=args.full_range_every,
+            ),
         )
     except (BundleError, engines.EngineError, DetectorError, ValueError) as exc:
         raise CliError(str(exc)) from None
     return bundle, engine, detector
+
+
+def _named(flags: dict[str, str], build):
+    """``build()``; a bad option's error names its flag (``--engine``), not its field."""
+    try:
+        return build()
+    except OptionError as exc:
+        raise CliError(exc.for_flag(flags.get(exc.name, exc.name))) from None
 
 
 def _measure(args: argparse.Namespace, bundle, engine, detector) -> dict[str, Any]:

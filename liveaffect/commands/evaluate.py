@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from liveaffect.bundle import WEAK_AU_F1
+from liveaffect.commands.outputs import check_output_file
 from liveaffect.data.degrade import DESCRIPTIONS, KINDS
 from liveaffect.errors import CliError, OptionError
 from liveaffect.evaluation.robustness import with_copies
@@ -43,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--holdout",
-        metavar="FRACTION[:SEED]",
+        metavar="FRACTION[:SEED[:PART]]",
         help="evaluate only the part a training config held out with 'holdout: FRACTION' "
         "(split by recording/image, or by --group-by, with SEED, default 0), e.g. 0.2:0; "
         "PART (default holdout) picks 'rest', 'holdout', or one half of the held-out groups: "
@@ -410,6 +411,8 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     split = None if args.split == "all" else args.split
     kinds = _degrade_kinds(args.degrade)
+    check_output_file(args.json, "--json")
+    check_output_file(args.report, "--report")
     records = _load_records(list(args.data), split, args.group_by)
     if args.holdout:
         records = _holdout(records, args.holdout)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from liveaffect.commands.outputs import check_output_file
 from liveaffect.errors import CliError
 from liveaffect.hardware import prefer_onednn
 from liveaffect.model.export import MODES
@@ -53,20 +54,15 @@ def run(args: argparse.Namespace) -> int:
     from liveaffect.bundle import BundleError, load_bundle
     from liveaffect.model.export import ExportError, convert_tflite, max_differences
 
+    base = Path(args.model) if Path(args.model).is_dir() else Path(args.model).parent
+    out = Path(args.out) if args.out else base / f"model.{args.tflite}.tflite"
+    check_output_file(out, "--out")
     try:
         bundle = load_bundle(args.model)
     except BundleError as exc:
         raise CliError(str(exc)) from exc
     spec = bundle.card.preprocess
-    base = Path(args.model) if Path(args.model).is_dir() else Path(args.model).parent
-    out = Path(args.out) if args.out else base / f"model.{args.tflite}.tflite"
-    try:
-        data = convert_tflite(bundle.model, args.tflite)
-    except ExportError as exc:
-        raise CliError(str(exc)) from exc
-    out.write_bytes(data)
-    print(f"wrote {out} ({len(data) / 1e6:.1f} MB, {args.tflite})")
-    if args.samples:
+    if args.samples:  # read before converting: a bad --samples writes nothing
         from liveaffect.data.io import DatasetError
 
         try:
@@ -77,6 +73,13 @@ def run(args: argparse.Namespace) -> int:
         rng = np.random.default_rng(0)
         x = rng.uniform(0, 255, (16, *spec.input_shape)).astype(np.float32)
         what = "16 random-pixel images (pass --samples ROOT to compare on real faces)"
+    try:
+        data = convert_tflite(bundle.model, args.tflite)
+    except ExportError as exc:
+        raise CliError(str(exc)) from exc
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(data)
+    print(f"wrote {out} ({len(data) / 1e6:.1f} MB, {args.tflite})")
     diffs = max_differences(bundle.model, out, x)
     print(f"largest |Keras - TFLite| on {what}:")
     for head, d in diffs.items():

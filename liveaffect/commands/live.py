@@ -81,8 +81,9 @@ def _add_window_arguments(group) -> None:
         "--window-size",
         default=None,
         metavar="WxH",
-        help="window size at start, e.g. 1280x720 (default: the video's size, shrunk to fit "
-        "the screen); the window can be resized and the view is drawn at its size",
+        help="window size at start, e.g. 1280x720 (default: the canvas's size, the video plus "
+        "the side panel, shrunk to fit the screen); the window can be resized and the view is "
+        "drawn at its size",
     )
     group.add_argument(
         "--fast",
@@ -197,21 +198,26 @@ def run(args: argparse.Namespace) -> int:
     from liveaffect.runtime.signals import StopSignals
     from liveaffect.runtime.sinks import SinkError
 
-    opts = _options(args)
-    _check_model_path(opts)
-    _check_display(opts)
-    out = sys.stderr if any(t.to_stdout for t in opts.streams) else sys.stdout
-    verbose = bool(getattr(args, "verbose", False))
-    try:
-        with StopSignals() as signals, ExitStack() as stack:
-            streams, stream_sinks = _open_streams(opts, stack)
-            summary = _run(opts, streams, stream_sinks, out, signals.reason, verbose)
-    except SinkError as exc:  # an output could not be opened
-        if exc.exit_status == 2:
-            raise CliError(str(exc)) from None
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_status
+    # From the start, not just around the loop: a SIGTERM while the model loads (seconds on a
+    # busy machine) is kept for the loop, which stops after one frame with every file whole.
+    with StopSignals() as signals:
+        opts = _options(args)
+        _check_model_path(opts)
+        _check_display(opts)
+        out = sys.stderr if any(t.to_stdout for t in opts.streams) else sys.stdout
+        verbose = bool(getattr(args, "verbose", False))
+        try:
+            with ExitStack() as stack:
+                streams, stream_sinks = _open_streams(opts, stack)
+                summary = _run(opts, streams, stream_sinks, out, signals.reason, verbose)
+        except SinkError as exc:  # an output could not be opened
+            if exc.exit_status == 2:
+                raise CliError(str(exc)) from None
+            print(f"error: {exc}", file=sys.stderr)
+            return exc.exit_status
     print(summary, file=out, flush=True)
+    if summary.warning:
+        print(f"warning: {summary.warning}", file=sys.stderr)
     if summary.error:
         print(f"error: {summary.error}", file=sys.stderr)
         return 1

@@ -15,7 +15,7 @@ from typing import Any
 
 from liveaffect.errors import CliError
 from liveaffect.runtime.detectors import DEFAULT_MIN_SCORE, FULL_RANGE_EVERY
-from liveaffect.runtime.detectors.blazeface import MODES as BLAZEFACE_MODELS
+from liveaffect.runtime.detectors.base import BLAZEFACE_MODES as BLAZEFACE_MODELS
 from liveaffect.runtime.options import DEFAULT_MODEL_DIR
 
 
@@ -51,7 +51,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "--detector-weights",
         default=None,
         metavar="FILE",
-        help="local weights for the detector (yolo: a ultralytics .pt file, exported once to "
+        help="local weights for the detector (yolo: an ultralytics .pt file, exported once to "
         "ONNX and run with ONNX Runtime, or that .onnx export; needed offline)",
     )
     parser.add_argument(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 
 from liveaffect.errors import CliError
 from liveaffect.hardware import prefer_onednn
@@ -73,6 +74,9 @@ def _config(args: argparse.Namespace):
         raise CliError(str(exc)) from exc
     if not cfg.data.train:
         raise CliError("no training data: pass --data ROOT or a --config with data.train")
+    for source in [*cfg.data.train, *cfg.data.validation]:  # before TensorFlow starts
+        if "://" not in source.path and not os.path.exists(source.path):
+            raise CliError(f"dataset root {source.path} does not exist")
     if args.members < 1:
         raise CliError(f"--members must be >= 1, got {args.members}")
     return cfg

@@ -23,7 +23,6 @@ import csv
 import io as _stdio
 import logging
 import os
-import warnings
 from collections import Counter
 
 from liveaffect.data import io
@@ -93,9 +92,8 @@ def _read_classes(folder: str, split: str, source: str) -> list[Record]:
         index = expression_index(name)
         if index is None:
             if files:
-                warnings.warn(
-                    f"{class_dir}: skipped {len(files)} images of unknown class {name!r}",
-                    stacklevel=3,
+                logger.warning(
+                    "%s: skipped %d images of unknown class %r", class_dir, len(files), name
                 )
             continue
         for file in files:
@@ -257,13 +255,18 @@ def read_csv_manifest(
     for line, row in enumerate(rows[1:], start=2):
         if not any(c.strip() for c in row):
             continue
+        if len(row) != len(header):
+            raise DatasetError(
+                f"{path}:{line}: {len(row)} fields, but the header has {len(header)} "
+                "(a missing or extra comma? quote cells that hold commas)"
+            )
         record, bad = _row_record(row, cols, f"{path}:{line}", base, split, source)
         if bad:
             unknown[bad] += 1
         if record is not None:
             records.append(record)
     for name, n in unknown.items():
-        warnings.warn(f"{path}: {n} rows of unknown expression {name!r}", stacklevel=2)
+        logger.warning("%s: %d rows of unknown expression %r (expression ignored)", path, n, name)
     return _existing(records, path)
 
 

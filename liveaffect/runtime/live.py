@@ -23,6 +23,7 @@ from liveaffect.runtime.sinks import SinkError
 from liveaffect.runtime.smoothing import PredictionSmoother
 from liveaffect.runtime.timing import STAGES, StageTimer
 from liveaffect.runtime.tracker import IouTracker
+from liveaffect.runtime.video import cut_short
 from liveaffect.types import (
     AffectEngine,
     Detection,
@@ -124,6 +125,7 @@ class Pipeline:
             timestamp_ms=frame.timestamp_ms,
             faces=tuple(smoothed),
             timings_ms=timer.ms,
+            read_at_ms=frame.read_at_ms,
         )
 
 
@@ -182,6 +184,8 @@ class RunSummary:
             be written).
         error: what went wrong, one sentence (``stopped == "error"``, or an output that
             turned out incomplete when it was closed).
+        warning: what looks wrong but did not stop the run, one sentence (a file that
+            ended before the frame count it announces), or None.
         stage_ms: total milliseconds per pipeline stage.
     """
 
@@ -192,6 +196,7 @@ class RunSummary:
     elapsed_s: float = 0.0
     stopped: str = "end"
     error: str | None = None
+    warning: str | None = None
     stage_ms: dict[str, float] = field(default_factory=dict)
 
     def count(self, result: FrameResult) -> None:
@@ -326,6 +331,9 @@ def run_loop(
     summary.elapsed_s = time.perf_counter() - start - paused_s
     if source.error and summary.stopped == "end":
         summary.stopped, summary.error = "error", f"the stream dropped: {source.error}"
+    if summary.stopped == "end" and not getattr(source, "is_live", True):
+        read = getattr(source, "frames_read", summary.frames)
+        summary.warning = cut_short(read, getattr(source, "frame_count", 0))
     if hold_last and summary.stopped == "end":
         for sink in sinks:
             sink.hold()

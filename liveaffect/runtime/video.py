@@ -236,6 +236,18 @@ class VideoSource:
             self.close(join_timeout_s=0.0)
 
 
+def cut_short(frames: int, announced: int) -> str | None:
+    """Why a file that gave ``frames`` frames of the ``announced`` it declares (0: unknown)
+    looks truncated or corrupt, or None when it gave them all. Containers often
+    declare a frame count estimated from the duration, so 2% and 2 frames are tolerated."""
+    if announced and frames < 0.98 * announced - 2:
+        return (
+            f"decoding stopped after frame {frames} of the {announced} the file announces "
+            "(truncated or corrupt)"
+        )
+    return None
+
+
 def _prop(capture: Any, prop: int) -> float:
     try:
         value = float(capture.get(prop))

@@ -384,6 +384,10 @@ def load_config(path: str | Path) -> RunConfig:
     """Read a YAML config file. Raises ValueError naming the file on any problem."""
     try:
         data = yaml.safe_load(Path(path).read_text())
+    except yaml.MarkedYAMLError as exc:  # one line: file:line:column: what is wrong
+        mark = exc.problem_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ValueError(f"{where}: not valid YAML: {exc.problem}") from exc
     except (OSError, yaml.YAMLError) as exc:
         raise ValueError(f"{path}: cannot read the config ({exc})") from exc
     try:

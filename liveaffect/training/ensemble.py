@@ -118,9 +118,9 @@ def train_ensemble(
     if members < 1:
         raise TrainingError(f"an ensemble needs at least 1 member, got {members}")
     run_dir = Path(run_dir)
-    _check_layout(run_dir, members, cfg)
-    train_records, val_records = resolve_records(cfg)
+    train_records, val_records = resolve_records(cfg)  # first: bad data makes no folder
     parts = member_records(cfg, train_records, val_records, members)
+    _check_layout(run_dir, members, cfg)
     bundles = []
     for i, records in enumerate(parts):
         print(f"--- ensemble member {i + 1}/{members}: {len(records[0])} training faces")

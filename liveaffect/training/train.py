@@ -125,14 +125,17 @@ def train(
     import keras
 
     run_dir = Path(run_dir)
-    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise TrainingError(f"{run_dir} is a file, not a run folder")
     state, resuming = _resume_state(cfg, run_dir)
     if state.finished:
         print(f"{run_dir}: this run already finished; bundle in {run_dir / 'bundle'}")
         return run_dir / "bundle"
-    cfg.save(run_dir / "config.yaml")
     keras.utils.set_random_seed(cfg.train.seed + state.epoch_done)
+    # the data is read before the run folder is made: bad data leaves no folder behind
     train_records, val_records = _run_records(cfg, run_dir, records)
+    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    cfg.save(run_dir / "config.yaml")
     print(f"training faces: {len(train_records)}, validation faces: {len(val_records)}")
     warn_unlearned_heads(train_records, cfg)
     print(count_table(train_records, val_records))
@@ -206,6 +209,7 @@ def _run_records(cfg: RunConfig, run_dir: Path, records) -> tuple[list[Record], 
     print(members_report(before, [parts[0][0]]))
     train_records, val_records = parts[0]
     report = count_report(before, class_counts(train_records))
+    run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "sampling_report.txt").write_text(report + "\n")
     print("class counts before and after the seed recipe's sampling:\n" + report)
     return train_records, val_records

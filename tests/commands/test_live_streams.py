@@ -15,6 +15,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pylsl
 import pytest
 from conftest import shared_path
 
@@ -105,6 +106,7 @@ def test_every_outlet_gets_every_frame_and_stdout_stays_json(tmp_path, tiny_bund
     clip = shared_path("videos", "pyfeat_single_face.mp4")
     server, received = _osc_server()
     lsl_name = f"liveaffect-test-{uuid.uuid4().hex[:8]}"
+    started = pylsl.local_clock()
     proc = subprocess.run(
         [
             sys.executable, "emotion_classifier.py", str(clip), "--no-display",
@@ -129,6 +131,9 @@ def test_every_outlet_gets_every_frame_and_stdout_stays_json(tmp_path, tiny_bund
     osc_frames = [args for address, args in received if address == "/liveaffect/frame"]
     assert [a[0] for a in osc_frames] == list(range(15))
     assert [a[1] for a in osc_frames] == pytest.approx([f["t"] for f in frames], abs=1e-6)
+    # t is when each frame was read, on LSL's clock (not its position in the video: 0.0 ...)
+    times = [f["t"] for f in frames]
+    assert started < times[0] and times == sorted(times) and times[-1] < pylsl.local_clock()
 
 
 @pytest.mark.slow

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import time
 from pathlib import Path
 
@@ -24,7 +26,7 @@ def touch(folder: Path, n: int, ext: str = ".jpg") -> list[Path]:
     return paths
 
 
-def test_class_folders_with_aliases_and_unknown_class(tmp_path):
+def test_class_folders_with_aliases_and_unknown_class(tmp_path, caplog):
     touch(tmp_path / "angry", 2)
     touch(tmp_path / "Happy", 3, ".PNG")
     touch(tmp_path / "surprised", 1, ".jpeg")
@@ -32,8 +34,9 @@ def test_class_folders_with_aliases_and_unknown_class(tmp_path):
     touch(tmp_path / "contempt", 4)
     (tmp_path / "angry" / "notes.txt").write_text("not an image")
     (tmp_path / "README.md").write_text("x")
-    with pytest.warns(UserWarning, match=r"contempt.*4 images|4 images.*contempt"):
+    with caplog.at_level(logging.WARNING, logger="liveaffect.data.folders"):
         records = folders.read_class_folders(str(tmp_path))
+    assert re.search(r"skipped 4 images of unknown class 'contempt'", caplog.text)
     counts = class_counts(records)
     assert counts["Anger"] == 2 and counts["Happiness"] == 3
     assert counts["Surprise"] == 1 and counts["Neutral"] == 1 and sum(counts.values()) == 7
@@ -72,7 +75,7 @@ def write_csv(path: Path, text: str, crlf: bool = False) -> Path:
     return path
 
 
-def test_csv_manifest_with_partial_columns(tmp_path):
+def test_csv_manifest_with_partial_columns(tmp_path, caplog):
     touch(tmp_path / "imgs", 6)
     outside = tmp_path / "elsewhere" / "abs.jpg"
     outside.parent.mkdir()
@@ -81,7 +84,7 @@ def test_csv_manifest_with_partial_columns(tmp_path):
         tmp_path / "labels.csv",
         "path,expression,valence,arousal,AU01,au_2,AU26,comment\n"
         "imgs/img0.jpg,happy,0.5,0.25,1,0,,fine\n"  # AU4.. missing -> -1
-        "imgs/img1.jpg,3,,,,,,index expression, no VA, no AU\n"
+        'imgs/img1.jpg,3,,,,,,"index expression, no VA, no AU"\n'
         "imgs/img2.jpg,,-0.5,0.5,,,,no expression\n"
         "imgs/img3.jpg,contempt,0.1,0.1,,,,unknown class but VA kept\n"
         "imgs/img4.jpg,contempt,,,,,,nothing usable\n"
@@ -90,8 +93,9 @@ def test_csv_manifest_with_partial_columns(tmp_path):
         "\n",
         crlf=True,
     )
-    with pytest.warns(UserWarning, match=r"2 rows of unknown expression 'contempt'"):
+    with caplog.at_level(logging.WARNING, logger="liveaffect.data.folders"):
         records = folders.read_csv_manifest(str(csv_path))
+    assert "2 rows of unknown expression 'contempt'" in caplog.text
     by_name = {Path(r.path).name: r for r in records}
     assert sorted(by_name) == ["abs.jpg", "img0.jpg", "img1.jpg", "img2.jpg", "img3.jpg"]
     happy = by_name["img0.jpg"]
@@ -129,6 +133,8 @@ def test_csv_absolute_path_split_column_and_au_only(tmp_path):
         ("a.jpg,happy,2,0", r"valence/arousal \(2.0, 0.0\) outside"),
         ("a.jpg,happy,x,0", "valence 'x' is not a number"),
         (",happy,0,0", "empty path"),
+        ("a.jpg,happy", "2 fields, but the header has 4"),
+        ("a.jpg,happy,0,0,fine, really", "6 fields, but the header has 4"),
     ],
 )
 def test_csv_malformed_cell_names_file_and_line(tmp_path, row, message):

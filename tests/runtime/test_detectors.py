@@ -118,6 +118,10 @@ def test_missing_or_bad_weights(tmp_path):
     bogus.write_text("not a model")
     with pytest.raises(DetectorError, match="cannot load"):
         BlazeFaceDetector(model="short", weights=bogus)
+    text = tmp_path / "notes.txt"  # a file, but no .tflite: not taken for a folder
+    text.write_text("x")
+    with pytest.raises(DetectorError, match=r"or one \.tflite file; got the file .*notes\.txt"):
+        create_detector(weights=str(text))
 
 
 def test_anchor_counts_match_the_model_outputs():
@@ -314,7 +318,7 @@ def test_the_whole_frame_alone_finds_faces_from_7_percent(face_frame, height, fr
 def test_yolo_weights_that_are_not_pt_or_onnx_get_a_clear_error(tmp_path):
     weights = tmp_path / "face.h5"
     weights.write_bytes(b"\x89HDF")
-    with pytest.raises(DetectorError, match=r"must be a ultralytics \.pt file or its \.onnx"):
+    with pytest.raises(DetectorError, match=r"must be an ultralytics \.pt file or its \.onnx"):
         create_detector("yolo", weights=str(weights))
 
 

@@ -34,9 +34,10 @@ def face(track_id=7, box=(10.0, 20.0, 110.0, 140.0), au=True, va=True):
     return FaceResult(track_id, Detection(xyxy=box, score=0.875), pred)
 
 
-def frame(index, faces=(), timestamp_ms=None):
-    stamp = time.monotonic() * 1000.0 if timestamp_ms is None else timestamp_ms
-    return FrameResult(index=index, timestamp_ms=stamp, faces=tuple(faces))
+def frame(index, faces=(), read_at_ms=None):
+    """A frame read at ``read_at_ms`` (monotonic ms, default now), a camera's: Unix time."""
+    stamp = time.monotonic() * 1000.0 if read_at_ms is None else read_at_ms
+    return FrameResult(index, time.time() * 1000.0, tuple(faces), read_at_ms=stamp)
 
 
 # ------------------------------------------------------------------ targets
@@ -98,7 +99,7 @@ def test_frame_record_schema_clips_boxes_and_marks_untrained_heads():
     meta = StreamMeta(clock_offset_s=100.0)
     result = frame(3, [face(box=(-5.0, 20.0, 400.0, 140.0)), face(8, au=False, va=False)], 2500.0)
     record = frame_record(result, meta, (300, 200))
-    assert record["frame"] == 3 and record["t"] == pytest.approx(102.5)
+    assert record["frame"] == 3 and record["t"] == pytest.approx(102.5)  # read at 2.5 s
     first, second = record["faces"]
     assert set(first) == {
         "id", "box", "score", "expression", "probs", "valence", "arousal", "aus", "active_aus",

@@ -35,7 +35,8 @@ def face(track_id=7, au=True, x1=10.0):
 
 
 def frame(index, faces=()):
-    return FrameResult(index=index, timestamp_ms=1000.0 + index, faces=tuple(faces))
+    """Read at monotonic 1000 + index ms; 40 ms a frame into its video."""
+    return FrameResult(index, 40.0 * index, tuple(faces), read_at_ms=1000.0 + index)
 
 
 def alive(pid):
@@ -61,6 +62,7 @@ def test_a_packed_frame_gives_the_outlets_the_same_json():
     original = frame(12, [face(3, x1=-4.0), face(4, au=False)])
     copy, size = unpack_frame(pack_frame(original, (300, 200)))
     assert size == (300, 200)
+    assert (copy.timestamp_ms, copy.read_at_ms) == (480.0, 1012.0)
     assert FramePacket(copy, meta, size).json_text == FramePacket(original, meta, size).json_text
     assert copy.faces[1].prediction.au_probs is None
 

@@ -21,6 +21,7 @@ from synthetic import write_synthetic_set
 
 from liveaffect.bundle import load_bundle
 from liveaffect.data.dataset import AugmentConfig, augmenter, decode_all, label_arrays
+from liveaffect.data.io import DatasetError
 from liveaffect.data.loaders import load_records
 from liveaffect.evaluation.metrics import ccc as ccc_score
 from liveaffect.evaluation.metrics import tune_au_thresholds
@@ -916,3 +917,23 @@ def test_ema_checkpoints_and_ships_the_averaged_weights_and_resumes_from_the_tra
         np.testing.assert_array_equal(np.array(got), want)
     with pytest.raises(ValueError, match=r"train\.ema"):
         TrainConfig(ema=1.0)
+
+
+@pytest.mark.parametrize("members", [1, 2])
+def test_bad_data_leaves_no_run_folder(tmp_path, sets, members):
+    """A manifest that fails to read stops the run before its folder is made (config.yaml,
+    checkpoints/): the folder a user named stays free for the corrected run."""
+    from liveaffect.training.ensemble import train_ensemble
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    rows = (sets["train"] / "labels.csv").read_text().splitlines()
+    (bad / "labels.csv").write_text("\n".join([*rows[:5], rows[5] + ",extra", *rows[6:]]) + "\n")
+    cfg = make_cfg(bad, sets["val"])
+    run_dir = tmp_path / "run"
+    with pytest.raises(DatasetError, match=r"labels\.csv:6: .* fields, but the header has"):
+        if members == 1:
+            train(cfg, run_dir, **QUIET)
+        else:
+            train_ensemble(cfg, run_dir, members, **QUIET)
+    assert not run_dir.exists()

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
+BLAZEFACE_MODES = ("both", "short", "full", "auto")
+"""BlazeFace's model choices (``--blazeface-model``; see ``blazeface.BlazeFaceDetector``),
+here so that the commands' options need not import the detector (SciPy, OpenCV)."""
+
 FULL_RANGE_EVERY = 4
 """BlazeFace ``"both"`` in a video: full range searches the whole frame on every this many
 frames (and whenever short range misses a face; ``--full-range-every``). Measured on the

@@ -58,7 +58,12 @@ import cv2
 import numpy as np
 
 from liveaffect.preprocess import to_bgr
-from liveaffect.runtime.detectors.base import FULL_RANGE_EVERY, DetectorError, is_empty
+from liveaffect.runtime.detectors.base import (
+    BLAZEFACE_MODES,
+    FULL_RANGE_EVERY,
+    DetectorError,
+    is_empty,
+)
 from liveaffect.runtime.detectors.nms import NMS_IOU, merge_detections, weighted_nms
 from liveaffect.runtime.detectors.small_faces import (
     SMALL_FACES,
@@ -89,7 +94,7 @@ MODELS: dict[str, _ModelSpec] = {
     "short": _ModelSpec("face_detection_short_range.tflite", 128, (8, 16, 16, 16), 2),
     "full": _ModelSpec("face_detection_full_range.tflite", 192, (4,), 1),
 }
-MODES = ("both", "short", "full", "auto")
+MODES = BLAZEFACE_MODES
 
 
 def model_dir() -> Path:
@@ -257,6 +262,11 @@ class BlazeFaceDetector:
         self.full_range_every = int(full_range_every)
         self.min_score = float(min_score)
         names = ("short", "full") if model in ("auto", "both") else (model,)
+        if weights is not None and Path(weights).is_file() and Path(weights).suffix != ".tflite":
+            raise DetectorError(
+                f"BlazeFace weights must be a folder holding {MODELS['short'].filename} and "
+                f"{MODELS['full'].filename}, or one .tflite file; got the file {weights}"
+            )
         self._models: dict[str, _SingleModel] = {}
         self._pool: ThreadPoolExecutor | None = None
         for name in names:

@@ -202,7 +202,7 @@ def load_yolo_detector(
     path = Path(weights) if weights is not None else None
     if path is not None and path.suffix.lower() not in (".pt", ".onnx"):
         raise DetectorError(
-            f"YOLO weights must be a ultralytics .pt file or its .onnx export; got {path.name}"
+            f"YOLO weights must be an ultralytics .pt file or its .onnx export; got {path.name}"
         )
     needs_export = path is None or path.suffix.lower() == ".pt"
     if needs_export and importlib.util.find_spec("ultralytics") is None:

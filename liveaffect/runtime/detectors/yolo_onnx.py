@@ -45,7 +45,7 @@ def _cache_path(pt: Path, imgsz: int) -> list[Path]:
 
 
 def export_onnx(pt: str | os.PathLike, imgsz: int = 640, timeout_s: float = 600) -> Path:
-    """The ONNX export of a ultralytics ``.pt`` (made once in a child process, then cached).
+    """The ONNX export of an ultralytics ``.pt`` (made once in a child process, then cached).
 
     Raises:
         DetectorError: ultralytics missing, or the export failed (its last line given).

@@ -1,12 +1,14 @@
 """What every outlet says about itself: the model's name and version, label names, AU
 thresholds, and the capture clock shared by all outlets.
 
-Timestamps: every :class:`~liveaffect.types.Frame` carries ``timestamp_ms``, taken from
-``time.monotonic()`` by the reader thread the moment the frame was captured. The outlets
-convert it to Lab Streaming Layer's clock (``pylsl.local_clock()``) with one offset
-measured when the outlets open; both are steady clocks (on Linux the same
-``CLOCK_MONOTONIC``), so the converted value is the capture time on LSL's clock, not the
-time the sample was sent. JSON and OSC carry the same number as ``t``.
+Timestamps: every :class:`~liveaffect.types.Frame` carries ``read_at_ms``, taken from
+``time.monotonic()`` by the reader thread the moment the frame was captured (a camera) or
+read (a file), and passed on as ``FrameResult.read_at_ms``. The outlets convert it to Lab
+Streaming Layer's clock (``pylsl.local_clock()``) with one offset measured when the
+outlets open; both are steady clocks (on Linux the same ``CLOCK_MONOTONIC``), so the
+converted value is the capture time on LSL's clock, not the time the sample was sent.
+JSON and OSC carry the same number as ``t``. (``timestamp_ms``, the CSV's time, is
+Unix time for a camera and the position in the video for a file: neither is LSL's clock.)
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ class StreamMeta:
             12 hex digits of the model file (changes whenever the weights change).
         au_thresholds: per-AU decision thresholds (``active_aus``).
         faces: face slots of the LSL outlet (``--stream-faces``).
-        clock_offset_s: added to ``timestamp_ms / 1000`` to get LSL's clock.
+        clock_offset_s: added to ``read_at_ms / 1000`` to get LSL's clock.
         expressions, aus: label names in the model's output order.
         weak_aus: the AUs (as in ``aus``) the card says are found poorly on new faces
             (``ModelCard.weak_aus``); the LSL description lists them.
@@ -90,9 +92,9 @@ class StreamMeta:
         if len(self.au_thresholds) != len(self.aus):
             raise ValueError(f"au_thresholds needs {len(self.aus)} values")
 
-    def capture_time_s(self, timestamp_ms: float) -> float:
-        """A frame's capture time on LSL's clock, in seconds."""
-        return float(timestamp_ms) / 1000.0 + self.clock_offset_s
+    def capture_time_s(self, read_at_ms: float) -> float:
+        """A frame's capture time on LSL's clock, in seconds, from its ``read_at_ms``."""
+        return float(read_at_ms) / 1000.0 + self.clock_offset_s
 
     @classmethod
     def from_model(cls, model_path, faces: int = 4, source: str = "") -> StreamMeta:

@@ -99,7 +99,8 @@ def pack_frame(result: FrameResult, frame_size: tuple[int, int] | None) -> bytes
                 _values(pred.au_probs),
             )
         )
-    data = (int(result.index), float(result.timestamp_ms), frame_size, faces)
+    stamps = (float(result.timestamp_ms), float(result.read_at_ms))
+    data = (int(result.index), stamps, frame_size, faces)
     return pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
 
 
@@ -109,11 +110,12 @@ def _array(values: list[float] | None) -> np.ndarray | None:
 
 def unpack_frame(data: bytes) -> tuple[FrameResult, tuple[int, int] | None]:
     """The frame (with only what :func:`pack_frame` keeps) and its size."""
-    index, timestamp_ms, frame_size, faces = pickle.loads(data)
+    index, (timestamp_ms, read_at_ms), frame_size, faces = pickle.loads(data)
     return (
         FrameResult(
             index=index,
             timestamp_ms=timestamp_ms,
+            read_at_ms=read_at_ms,
             faces=tuple(
                 FaceResult(
                     track_id,

@@ -81,7 +81,7 @@ def frame_record(
     """One frame as a JSON-ready dict: ``{"frame", "t", "faces": [...]}``."""
     return {
         "frame": int(result.index),
-        "t": round(meta.capture_time_s(result.timestamp_ms), 6),
+        "t": round(meta.capture_time_s(result.read_at_ms), 6),
         "faces": [face_record(f, meta, frame_size) for f in result.faces],
     }
 
@@ -109,7 +109,7 @@ class FramePacket:
         self, result: FrameResult, meta: StreamMeta, frame_size: tuple[int, int] | None = None
     ) -> None:
         self.result, self.meta, self.frame_size = result, meta, frame_size
-        self.t = meta.capture_time_s(result.timestamp_ms)
+        self.t = meta.capture_time_s(result.read_at_ms)
         self._record: dict[str, Any] | None = None
         self._text: str | None = None
 

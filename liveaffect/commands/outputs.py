@@ -1,0 +1,43 @@
+"""Checking a command's output files before its work starts.
+
+An evaluation or an export can run for minutes; a path it cannot write should stop it at
+once with one line, not with a traceback once the work is done.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from liveaffect.errors import CliError
+
+
+def check_output_file(path: str | os.PathLike | None, flag: str) -> None:
+    """Raise :class:`CliError` now if ``path`` cannot be written as a file.
+
+    Missing folders are fine (the writers create them), as long as the nearest existing
+    one is a folder this process can create files in; ``gs://`` and other URLs are left to
+    their writer.
+
+    Args:
+        path: the output file, or None (nothing to check).
+        flag: the option it came from (``--json``), for the message.
+    """
+    if path is None or "://" in str(path):
+        return
+    path = Path(path)
+    if path.is_dir():
+        raise CliError(f"{flag} {path} is a folder, not a file")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise CliError(f"{flag} {path}: the file is read-only")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise CliError(f"{flag} {path}: {folder} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise CliError(f"{flag} {path}: cannot write in {folder} ({exc.strerror})") from None

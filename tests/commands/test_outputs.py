@@ -1,0 +1,79 @@
+"""Output paths are checked before a command's work starts; a misspelt command is named."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from liveaffect.cli import main
+from liveaffect.commands.outputs import check_output_file
+from liveaffect.errors import CliError
+
+
+def test_writable_paths_pass_and_missing_folders_are_fine(tmp_path):
+    check_output_file(None, "--json")
+    check_output_file(tmp_path / "a.json", "--json")
+    check_output_file(tmp_path / "new" / "deeper" / "a.json", "--json")  # writers create them
+    check_output_file("gs://bucket/a.json", "--json")  # left to the writer
+    assert os.listdir(tmp_path) == []  # the check itself writes nothing
+
+
+@pytest.mark.parametrize(
+    "where, message",
+    [
+        (".", "is a folder, not a file"),
+        ("f.txt/a.json", "f.txt is a file, not a folder"),
+        ("f.txt/x/a.json", "f.txt is a file, not a folder"),
+        ("/proc/liveaffect/a.json", "cannot write in /proc"),
+    ],
+)
+def test_unwritable_paths_are_one_line_naming_the_flag(tmp_path, where, message):
+    (tmp_path / "f.txt").write_text("x")
+    with pytest.raises(CliError, match=rf"^--json .*{message}"):
+        check_output_file(tmp_path / where, "--json")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes in read-only folders")
+def test_a_read_only_folder_is_refused(tmp_path):
+    tmp_path.chmod(0o500)
+    try:
+        with pytest.raises(CliError, match="cannot write in"):
+            check_output_file(tmp_path / "a.json", "--json")
+    finally:
+        tmp_path.chmod(0o700)
+
+
+def test_evaluate_refuses_an_unwritable_json_before_reading_data(capsys, tmp_path):
+    code = main(["evaluate", "--model", str(tmp_path / "none"), "--data", str(tmp_path / "no"),
+                 "--json", "/proc/x.json"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: --json /proc/x.json: cannot write in /proc"), err
+    assert len(err.splitlines()) == 1  # before the model or the data is looked at
+
+
+def test_export_checks_out_and_samples_before_writing(capsys, tmp_path, tiny_bundle):
+    out = tmp_path / "m.tflite"
+    code = main(["export", "--model", str(tiny_bundle), "--samples", str(tmp_path / "no"),
+                 "--out", str(out)])  # fmt: skip
+    assert code == 2 and "does not exist" in capsys.readouterr().err
+    assert not out.exists()  # a bad --samples writes nothing
+    (tmp_path / "f").write_text("x")
+    code = main(["export", "--model", str(tiny_bundle), "--out", str(tmp_path / "f" / "m.tflite")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: --out ") and "is a file, not a folder" in err
+
+
+@pytest.mark.parametrize(
+    "word, meant", [("evaluat", "evaluate"), ("trian", "train"), ("analyse", "analyze")]
+)
+def test_a_misspelt_command_is_named(capsys, word, meant):
+    assert main([word, "--model", "x"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: no command or video {word!r}; did you mean {meant!r}?"
+    )
+
+
+def test_a_missing_video_is_still_a_missing_video(capsys):
+    assert main(["clip.mp4", "--no-display"]) == 2
+    assert "video file not found: clip.mp4" in capsys.readouterr().err
