@@ -146,3 +146,18 @@ def video(tmp_path_factory) -> Path:
         writer.write(np.full((48, 64, 3), 40 * i, np.uint8))
     writer.release()
     return path
+
+
+def write_truncated_video(path: Path) -> Path:
+    """A 160x120 MJPG video of 40 frames cut in half: it opens and announces 40 frames, but
+    only a dozen or so decode."""
+    import cv2
+    import numpy as np
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (160, 120))
+    for i in range(40):
+        writer.write(np.full((120, 160, 3), i * 5, np.uint8))
+    writer.release()
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path

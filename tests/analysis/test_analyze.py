@@ -26,7 +26,7 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 import pytest
-from conftest import make_tiny_bundle, shared_path
+from conftest import make_tiny_bundle, shared_path, write_truncated_video
 
 from liveaffect.analysis.inputs import InputError, find_jobs
 from liveaffect.analysis.report import report_size_px
@@ -67,14 +67,7 @@ def analyze(*args: str) -> int:
 @pytest.fixture(scope="module")
 def truncated_video(tmp_path_factory) -> Path:
     """A video cut in half: it opens and announces 40 frames, but 12 or so decode."""
-    path = tmp_path_factory.mktemp("truncated") / "cut.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (160, 120))
-    for i in range(40):
-        writer.write(np.full((120, 160, 3), i * 5, np.uint8))
-    writer.release()
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])
-    return path
+    return write_truncated_video(tmp_path_factory.mktemp("truncated") / "cut.avi")
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import make_tiny_bundle
+from conftest import make_tiny_bundle, write_truncated_video
 
 from liveaffect.cli import main
 from liveaffect.commands import model_options
@@ -587,13 +587,7 @@ def test_evaluate_json_on_a_full_disk_is_one_line_exit_1(capsys, tiny_bundle, tm
 def test_a_truncated_file_is_analysed_with_a_warning(capsys, tmp_path, tiny_bundle):
     """A file cut short: every frame it still holds is analysed and written, exit 0, and a
     warning says it ended before the frame count it announces (analyze fails it instead)."""
-    clip = tmp_path / "cut.avi"
-    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 25, (160, 120))
-    for i in range(40):
-        writer.write(np.full((120, 160, 3), i * 5, np.uint8))
-    writer.release()
-    data = clip.read_bytes()
-    clip.write_bytes(data[: len(data) // 2])
+    clip = write_truncated_video(tmp_path / "cut.avi")
     argv = [str(clip), "--no-display", "--model", str(tiny_bundle)]
     code, err = run_cli(capsys, *argv, "--csv", str(tmp_path / "faces.csv"))
     assert code == 0, err
