@@ -67,7 +67,7 @@ def _table_rows(
     if "au" in heads:
         header.append("most active AUs (rate)")
     rows = []
-    for s in summaries[:MAX_TABLE_ROWS]:
+    for s in summaries:
         row = [str(s["face_id"]), str(s["frames_seen"]), f"{s['first_s']:.1f}-{s['last_s']:.1f}"]
         if "expr" in heads:
             top = s["top_expression"]
@@ -77,7 +77,8 @@ def _table_rows(
                 row.append(f"{s[f'{name}_mean']:+.2f} ± {s[f'{name}_std']:.2f}")
         if "au" in heads:
             rates = sorted(((s[f"{au}_rate"], au) for au in aus), reverse=True)[:3]
-            row.append(", ".join(f"{_au_name(au, weak_aus)} {r:.0%}" for r, au in rates))
+            active = [f"{_au_name(au, weak_aus)} {r:.0%}" for r, au in rates if r >= 0.005]
+            row.append(", ".join(active) or "none")
         rows.append(row)
     return header, rows
 
@@ -87,15 +88,37 @@ def _draw_table(ax, summaries, heads, aus, weak_aus: Collection[str] = ()) -> No
     if not summaries:
         ax.text(0.0, 0.5, "no face was found in this video", fontsize=11, va="center")
         return
-    header, rows = _table_rows(summaries, heads, aus, weak_aus)
+    shown = table_faces(summaries)
+    header, rows = _table_rows(shown, heads, aus, weak_aus)
     table = ax.table(cellText=rows, colLabels=header, bbox=(0, 0, 1, 1), cellLoc="left")
     table.auto_set_font_size(False)
     table.set_fontsize(9)
-    if len(summaries) > MAX_TABLE_ROWS:
-        more = len(summaries) - MAX_TABLE_ROWS
+    widths = column_widths(header, rows)
+    for (_, column), cell in table.get_celld().items():
+        cell.set_width(widths[column])
+    if len(summaries) > len(shown):
+        more = len(summaries) - len(shown)
         ax.text(
-            1.0, 1.02, f"... and {more} more face ids (all in summary.json)", fontsize=8, ha="right"
+            1.0,
+            1.02,
+            f"the {len(shown)} faces seen longest; {more} more face ids in summary.json",
+            fontsize=8,
+            ha="right",
         )
+
+
+def table_faces(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The faces the report's table lists: the ``MAX_TABLE_ROWS`` seen in the most frames,
+    in face id order."""
+    longest = sorted(summaries, key=lambda s: -s["frames_seen"])[:MAX_TABLE_ROWS]
+    return sorted(longest, key=lambda s: s["face_id"])
+
+
+def column_widths(header: list[str], rows: list[list[str]]) -> list[float]:
+    """Each column's share of the table's width, from its longest text (header included),
+    so that no cell's text runs into the next one."""
+    longest = [max(len(text) for text in column) + 2 for column in zip(header, *rows, strict=True)]
+    return [n / sum(longest) for n in longest]
 
 
 def _draw_expr(ax, face: FaceTable) -> None:

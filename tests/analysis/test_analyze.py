@@ -427,6 +427,25 @@ def _frame(i: int) -> Frame:
     return Frame(i, 0.0, np.zeros((2, 2, 3), np.uint8))
 
 
+def test_the_reports_table_lists_the_faces_seen_longest_and_fits_its_text():
+    """A crowd has more face ids than rows: the table keeps those seen longest (in id
+    order); an AU never active is not 'most active'; columns are as wide as their text."""
+    from liveaffect.analysis.report import MAX_TABLE_ROWS, _table_rows, column_widths, table_faces
+
+    faces = [{"face_id": i, "frames_seen": (i * 7) % 17 + 1} for i in range(1, 17)]
+    shown = table_faces(faces)
+    longest = sorted(f["frames_seen"] for f in faces)[-MAX_TABLE_ROWS:]
+    assert sorted(f["frames_seen"] for f in shown) == longest
+    assert [f["face_id"] for f in shown] == sorted(f["face_id"] for f in shown)
+    face = {"face_id": 1, "frames_seen": 3, "first_s": 0.0, "last_s": 0.1, "AU01_rate": 0.5,
+            "AU02_rate": 0.001, "AU04_rate": 0.0}  # fmt: skip
+    assert _table_rows([face], ("au",), ("AU01", "AU02", "AU04"))[1][0][-1] == "AU01 50%"
+    face["AU01_rate"] = 0.0
+    assert _table_rows([face], ("au",), ("AU01", "AU02", "AU04"))[1][0][-1] == "none"
+    widths = column_widths(["face", "most active AUs (rate)"], [["1", "AU23 100%, AU15? 100%"]])
+    assert sum(widths) == pytest.approx(1.0) and widths[1] > 3 * widths[0]
+
+
 def test_an_idle_engine_gets_the_first_frame_at_once_then_batches_fill():
     """With two cores the first frame goes to an engine alone (the other core would
     otherwise wait for eight frames to be detected); while it runs, batches fill up."""
