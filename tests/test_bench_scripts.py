@@ -913,3 +913,23 @@ def test_startup_times_the_app_cold_and_warm_and_says_whether_tensorflow_loaded(
 def test_startup_refuses_unknown_cases_and_a_folder_without_a_bundle(tmp_path):
     _refused("bench/startup.py", "--source", "x.mp4", "--cases", "hot", said="--cases: choose")
     _refused("bench/startup.py", "--source", "x.mp4", "--model", str(tmp_path), said="not a bundle")
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+def test_the_default_face_score_keeps_its_rule_on_the_shared_clips(monkeypatch):
+    """bench/face_score.py's rule for ``--min-face-score``: the lowest threshold (in its
+    steps of 0.05) at which no false face on the cartoon lasts more than one frame while the
+    one-person clips keep a face in every frame. A detector change that breaks it (as the
+    2026-12-07 changes did for 0.60) fails here, not months later in the bench table."""
+    from conftest import shared_path
+
+    from liveaffect.runtime.detectors import DEFAULT_MIN_SCORE
+
+    monkeypatch.syspath_prepend(str(REPO / "bench"))
+    face_score = runpy.run_path(str(REPO / "bench" / "face_score.py"), run_name="face_score")
+    videos = shared_path("videos", "pyfeat_single_face.mp4").parent
+    default = face_score["_row"](DEFAULT_MIN_SCORE, videos)
+    assert default["single_face_recall"] == 1.0 and default["cartoon_longest_run"] <= 1, default
+    lower = face_score["_row"](round(DEFAULT_MIN_SCORE - 0.05, 2), videos)
+    assert lower["single_face_recall"] < 1.0 or lower["cartoon_longest_run"] > 1, lower

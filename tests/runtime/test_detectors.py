@@ -73,7 +73,7 @@ def test_create_detector_defaults_to_blazeface(detector):
     assert isinstance(detector, FaceDetector)
     assert isinstance(detector, BlazeFaceDetector) and detector.model == "both"
     assert DETECTORS == ("blazeface", "yolo")
-    assert detector.min_score == DEFAULT_MIN_SCORE == DetectorOptions().min_score == 0.6
+    assert detector.min_score == DEFAULT_MIN_SCORE == DetectorOptions().min_score == 0.65
 
 
 def test_unknown_detector_lists_choices():
