@@ -80,11 +80,13 @@ def _found(detections, height: int) -> bool:
     return any(0.6 * height < d.height < 1.5 * height for d in detections)
 
 
-def _sizes_table(faces: list[np.ndarray], frames: int, heights) -> list[dict]:
+def _sizes_table(faces: list[np.ndarray], frames: int, heights, min_score: float) -> list[dict]:
     from liveaffect.runtime.detectors.blazeface import BlazeFaceDetector
 
     rng = np.random.default_rng(0)
-    modes = {m: BlazeFaceDetector(small_faces=m) for m in ("off", "still", "video")}
+    modes = {
+        m: BlazeFaceDetector(min_score=min_score, small_faces=m) for m in ("off", "still", "video")
+    }
     rows = []
     for height in heights:
         for size in SIZES:
@@ -109,10 +111,10 @@ def _sizes_table(faces: list[np.ndarray], frames: int, heights) -> list[dict]:
     return rows
 
 
-def _cost(frames: list[np.ndarray], rounds: int) -> dict:
+def _cost(frames: list[np.ndarray], rounds: int, min_score: float) -> dict:
     from liveaffect.runtime.detectors.blazeface import BlazeFaceDetector
 
-    detectors = {m: BlazeFaceDetector(small_faces=m) for m in ("video", "off")}
+    detectors = {m: BlazeFaceDetector(min_score=min_score, small_faces=m) for m in ("video", "off")}
     wall = {m: [] for m in detectors}
     cpu = {m: [] for m in detectors}
     for _ in range(rounds):
@@ -147,15 +149,27 @@ def main() -> int:
         default=",".join(map(str, HEIGHTS)),
         help="face heights in px, comma-separated",
     )
+    p.add_argument(
+        "--min-score",
+        type=float,
+        default=None,
+        help="detection score threshold (default: the app's --min-face-score default; "
+        "results before 2026-12-07 used 0.5)",
+    )
     p.add_argument("--json", help="write the results as JSON here")
     args = p.parse_args()
+    from liveaffect.runtime.detectors import DEFAULT_MIN_SCORE
+
+    min_score = DEFAULT_MIN_SCORE if args.min_score is None else args.min_score
+    print(f"detection score threshold {min_score}")
     videos = Path(args.videos)
     faces = [f for name in FACE_CLIPS for f in _frames(videos / name, args.step)]
     heights = [int(h) for h in args.heights.split(",")]
-    rows = _sizes_table(faces, args.frames, heights)
-    cost = _cost(_frames(videos / COST_CLIP, 1, args.cost_frames), args.rounds)
+    rows = _sizes_table(faces, args.frames, heights, min_score)
+    cost = _cost(_frames(videos / COST_CLIP, 1, args.cost_frames), args.rounds, min_score)
     if args.json:
-        write_result(args.json, {"detector": "blazeface both", "sizes": rows, "cost": cost})
+        result = {"detector": "blazeface both", "min_score": min_score, "sizes": rows}
+        write_result(args.json, {**result, "cost": cost})
     return 0
 
 

@@ -246,6 +246,9 @@ def test_small_faces_reports_sizes_and_cost(tmp_path):
         "--frames", "80", "--rounds", "1", "--cost-frames", "5", "--json", str(out),
     )  # fmt: skip
     result = json.loads(out.read_text())
+    from liveaffect.runtime.detectors import DEFAULT_MIN_SCORE
+
+    assert result["min_score"] == DEFAULT_MIN_SCORE  # the app's threshold, not the class's
     assert [r["frame"] for r in result["sizes"]] == ["640x360", "640x480", "1280x720", "1920x1080"]
     row = result["sizes"][1]
     assert row["height"] == 24 and row["pictures"] == 4
