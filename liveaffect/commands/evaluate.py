@@ -496,11 +496,14 @@ def _update_card(args: argparse.Namespace, bundle, card_file: Path, result, thre
     """Store tuned AU thresholds, per-AU F1 and/or this evaluation's summary in the card."""
     card = bundle.card
     if args.tune_au_thresholds:
+        changed = [float(t) for t in card.au_thresholds] != [float(t) for t in thresholds]
         card.au_thresholds = thresholds
-        if card.au_f1:  # measured with the old thresholds: no longer what the card says
+        if card.au_f1 and changed:  # measured with the old thresholds: no longer true
             card.au_f1, card.au_f1_data = {}, ""
             print("cleared the card's au_f1 (measured with the old thresholds): run "
                   "--save-au-f1 on people the model never trained on again")  # fmt: skip
+        elif card.au_f1:
+            print("kept the card's au_f1: the tuned thresholds are the ones it was measured with")
     if args.save_au_f1:
         _store_au_f1(args, card, result)
     if args.save_to_card:

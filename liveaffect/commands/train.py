@@ -46,7 +46,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=1,
         help="train K ensemble members on disjoint subsets and save a bundle averaging them",
     )
-    p.add_argument("--quiet", action="store_true", help="one line per epoch, no progress bar")
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bars: per epoch only Keras' summary line and the validation line",
+    )
 
 
 def _config(args: argparse.Namespace):

@@ -87,6 +87,10 @@ def epoch_callbacks(
         """Validate, log ``val_*`` metrics, checkpoint, early-stop, plot curves."""
 
         engine = None
+        since = 0.0  # when the time not yet in state.train_seconds began
+
+        def on_train_begin(self, logs=None):
+            self.since = time.time()
 
         def on_epoch_end(self, epoch, logs=None):
             logs = logs if logs is not None else {}
@@ -102,6 +106,9 @@ def epoch_callbacks(
                 self.model.save(ckpt_dir / "best.keras")
             self.model.save(ckpt_dir / "last.keras.tmp.keras")
             os.replace(ckpt_dir / "last.keras.tmp.keras", ckpt_dir / "last.keras")
+            now = time.time()  # saved with the epoch: a session stopped later keeps it
+            state.train_seconds += now - self.since
+            self.since = now
             state.save(run_dir)
             print(
                 f"\nepoch {epoch + 1}: val score {score:.4f} (expr macro-F1 "

@@ -25,7 +25,9 @@ class TrainState:
         best_epoch: the 1-based epoch that scored it.
         wait: epochs since the last improvement (early stopping counts these).
         best_metrics: the validation metrics of the best epoch.
-        train_seconds: time spent in ``fit`` over all sessions of the run.
+        train_seconds: time spent in ``fit`` over all sessions of the run, counted at each
+            finished epoch's end (training, validation, checkpoints; an epoch cut short by
+            a stop is run again, and counted then).
         finished: the bundle was written.
     """
 

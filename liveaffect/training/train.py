@@ -12,7 +12,6 @@ import math
 import os
 import platform
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -280,7 +279,6 @@ def _fit(run: _Run, strategy, ds, val: ValidationSet, verbose, extra_callbacks):
     def clock(epoch, logs=None):  # what the input pipeline reads (augment.degrade_from)
         run.clock.epoch = epoch
 
-    started = time.time()
     if state.epoch_done < cfg.train.epochs and state.wait < cfg.train.early_stopping_patience:
         model.fit(
             ds,
@@ -294,7 +292,6 @@ def _fit(run: _Run, strategy, ds, val: ValidationSet, verbose, extra_callbacks):
             ],
             verbose=verbose,
         )
-    state.train_seconds += time.time() - started
     chosen = keras.saving.load_model(
         ckpt / f"{cfg.train.bundle_epoch}.keras", compile=False, custom_objects=custom_objects()
     )

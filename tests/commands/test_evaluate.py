@@ -280,6 +280,12 @@ def test_cli_saves_per_au_f1_for_the_live_view_and_refuses_it_on_tuning_faces(bu
     # new thresholds make those F1 stale: tuning clears them
     assert run_cli([*argv, "--tune-au-thresholds"]) == 0
     assert "au_f1" not in json.loads((bundle_dir / "card.json").read_text())
+    # measured again with the tuned thresholds, then tuned again to the same ones: kept
+    assert run_cli([*argv, "--save-au-f1"]) == 0
+    saved = json.loads((bundle_dir / "card.json").read_text())
+    assert run_cli([*argv, "--tune-au-thresholds"]) == 0
+    again = json.loads((bundle_dir / "card.json").read_text())
+    assert again["au_thresholds"] == saved["au_thresholds"] and again["au_f1"] == saved["au_f1"]
 
 
 @pytest.mark.parametrize(

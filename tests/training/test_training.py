@@ -451,6 +451,8 @@ def test_an_interrupted_run_resumes_at_the_next_epoch(sets, tmp_path):
         train(cfg, run_dir, extra_callbacks=[StopAtSecondEpoch()], **QUIET)
     state = json.loads((run_dir / "checkpoints" / "state.json").read_text())
     assert state["epoch_done"] == 1 and not state.get("finished")
+    assert state["train_seconds"] > 0  # the stopped session's finished epoch is counted
+    first_session = state["train_seconds"]
     assert len(log_rows(run_dir)) == 1
     epoch1 = tmp_path / "epoch1.keras"
     shutil.copy(run_dir / "checkpoints" / "last.keras", epoch1)
@@ -469,7 +471,10 @@ def test_an_interrupted_run_resumes_at_the_next_epoch(sets, tmp_path):
     steps = int(np.ceil(len(load_records(str(sets["train"] / "labels.csv"))) / 32))
     assert recorder.iterations == steps  # the optimizer state came back too
     assert [int(r["epoch"]) for r in log_rows(run_dir)] == [0, 1, 2]
-    assert json.loads((run_dir / "checkpoints" / "state.json").read_text())["finished"]
+    state = json.loads((run_dir / "checkpoints" / "state.json").read_text())
+    assert state["finished"] and state["train_seconds"] > first_session
+    card = json.loads((run_dir / "bundle" / "card.json").read_text())
+    assert card["training"]["train_seconds"] == pytest.approx(state["train_seconds"], abs=0.1)
 
 
 def test_a_resume_with_another_config_is_refused_before_any_work(sets, tmp_path):
