@@ -58,13 +58,18 @@ def _timing_table(timings_ms: Mapping[str, float], style: Style) -> tuple[list, 
     return rows, name_w, value_w
 
 
+def fps_label(fps: float) -> str:
+    """``FPS 24.3``; ``FPS --`` before a rate exists (the first frame, a still image)."""
+    return f"FPS {fps:.1f}" if fps > 0 else "FPS --"
+
+
 def corner_boxes(
     style: Style, fps: float | None, timings_ms: Mapping[str, float] | None
 ) -> list[tuple[int, int, int, int]]:
     """Where :func:`draw_hud` puts the FPS and the timings (xyxy), so tags can keep clear."""
     boxes, y = [], style.pad
     if fps is not None:
-        w = text_size(f"FPS {fps:.1f}", style.font)[0] + 2 * style.pad
+        w = text_size(fps_label(fps), style.font)[0] + 2 * style.pad
         boxes.append((style.pad, y, style.pad + w, y + style.line_h + style.pad))
         y = boxes[-1][3] + style.pad
     if timings_ms is not None:
@@ -93,7 +98,7 @@ def draw_hud(
     boxes = iter(corner_boxes(style, fps, timings_ms))
     if fps is not None:
         x1, y1, _, _ = next(boxes)
-        text_block(image, [f"FPS {fps:.1f}"], (x1, y1), style, FPS_COLOR)
+        text_block(image, [fps_label(fps)], (x1, y1), style, FPS_COLOR)
     if timings_ms is not None:
         x1, y1, x2, y2 = next(boxes)
         _box(image, x1, y1, x2 - x1, y2 - y1)

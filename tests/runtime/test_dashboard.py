@@ -9,7 +9,7 @@ import pytest
 
 from liveaffect.bundle import HeadInfo, ModelCard
 from liveaffect.runtime.dashboard import Dashboard, StageMeans, View
-from liveaffect.runtime.hud import KEYS, timing_lines
+from liveaffect.runtime.hud import KEYS, fps_label, timing_lines
 from liveaffect.runtime.panel import Panel, VaTrails
 from liveaffect.runtime.panel_layout import (
     au_label,
@@ -346,3 +346,9 @@ def test_notes_stack_at_the_bottom_left():
     rows = np.flatnonzero(image.any(axis=(1, 2)))
     assert rows.min() > 360 - 3 * (style.line_h + style.pad) - style.pad - 2
     assert image[:, :60].any()  # at the left edge
+
+
+def test_the_fps_label_waits_for_a_rate():
+    """A still image's recording (one frame, no rate yet) showed "FPS 0.0"."""
+    assert fps_label(0.0) == "FPS --"
+    assert fps_label(24.25) == "FPS 24.2"
