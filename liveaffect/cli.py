@@ -124,5 +124,7 @@ def main(argv: list[str] | None = None, live_prog: str | None = None) -> int:
         print(f"error: disk full: cannot write {where}{exc.strerror}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        if sys.stderr.isatty():  # a progress bar's line is left open: end it first
+            print(file=sys.stderr)
         print("interrupted", file=sys.stderr)
         return 130

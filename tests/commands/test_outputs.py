@@ -1,8 +1,11 @@
-"""Output paths are checked before a command's work starts; a misspelt command is named."""
+"""Output paths are checked before a command's work starts; a misspelt command is named; Ctrl-C
+ends with one line."""
 
 from __future__ import annotations
 
+import io
 import os
+import sys
 
 import pytest
 
@@ -77,3 +80,23 @@ def test_a_misspelt_command_is_named(capsys, word, meant):
 def test_a_missing_video_is_still_a_missing_video(capsys):
     assert main(["clip.mp4", "--no-display"]) == 2
     assert "video file not found: clip.mp4" in capsys.readouterr().err
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("terminal, said", [(True, "\ninterrupted\n"), (False, "interrupted\n")])
+def test_ctrl_c_says_interrupted_on_a_line_of_its_own(monkeypatch, terminal, said):
+    """On a terminal a progress bar (training's) leaves its line open: a newline comes first."""
+    import liveaffect.commands.bench as bench
+
+    def stopped(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bench, "run", stopped)
+    err = _Terminal() if terminal else io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    assert main(["bench", "--source", "clip.mp4"]) == 130
+    assert err.getvalue() == said
