@@ -8,6 +8,8 @@ those it expects into :class:`CliError`, which ``liveaffect.cli.main`` prints as
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class CliError(Exception):
     """A user error: printed as one line, exit status 2."""
@@ -30,3 +32,8 @@ class OptionError(ValueError):
     def for_flag(self, flag: str) -> str:
         """The sentence naming ``flag`` (``--min-face-score``) instead of the field."""
         return self.message.format(flag)
+
+    def for_flags(self, flags: Mapping[str, str]) -> str:
+        """The sentence naming the field's flag in ``flags`` (field -> flag), else
+        ``--field-name``."""
+        return self.for_flag(flags.get(self.name, "--" + self.name.replace("_", "-")))

@@ -182,7 +182,7 @@ def _named(flags: dict[str, str], build):
     try:
         return build()
     except OptionError as exc:
-        raise CliError(exc.for_flag(flags.get(exc.name, exc.name))) from None
+        raise CliError(exc.for_flags(flags)) from None
 
 
 def _measure(args: argparse.Namespace, bundle, engine, detector) -> dict[str, Any]:

@@ -109,7 +109,7 @@ class LiveOptions:
             try:
                 build()
             except OptionError as exc:
-                raise ValueError(exc.for_flag(flags.get(exc.name, _flag(exc.name)))) from None
+                raise ValueError(exc.for_flags(flags)) from None
         if self.smooth < 1:
             raise ValueError(f"--smooth must be 1 (off) or more, got {self.smooth}")
         if self.max_frames is not None and self.max_frames < 1:
