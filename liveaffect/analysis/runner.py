@@ -109,7 +109,7 @@ class AnalysisSettings:
             try:
                 getattr(self, name)
             except OptionError as exc:
-                raise ValueError(exc.for_flag(flags.get(exc.name, exc.name))) from None
+                raise ValueError(exc.for_flags(flags)) from None
 
     @property
     def inference_threads(self) -> int:

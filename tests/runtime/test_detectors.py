@@ -557,3 +557,14 @@ def test_shrink_keeps_a_face_where_one_area_step_puts_it(face_frame, detector, m
     stepped = short(face_frame, DEFAULT_MIN_SCORE)
     assert len(halved) == len(stepped) == 1
     assert iou_matrix([halved[0].xyxy], [stepped[0].xyxy])[0, 0] > 0.9
+
+
+def test_option_error_for_flags_names_the_mapped_flag_or_the_dashed_field():
+    with pytest.raises(OptionError) as caught:
+        DetectorOptions(min_score=1.5)
+    assert caught.value.for_flags({"min_score": "--min-face-score"}).startswith(
+        "--min-face-score must be in [0, 1]"
+    )
+    with pytest.raises(OptionError) as caught:
+        DetectorOptions(threads=0)
+    assert caught.value.for_flags({}) == "--threads must be 1 or more, got 0"
