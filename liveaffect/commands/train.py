@@ -71,7 +71,7 @@ def _config(args: argparse.Namespace):
             "train": {"epochs": args.epochs, "batch_size": args.batch_size},
         }
         for section, values in overrides.items():
-            changes = {k: v for k, v in values.items() if v}
+            changes = {k: v for k, v in values.items() if v is not None}
             if changes:
                 setattr(cfg, section, dataclasses.replace(getattr(cfg, section), **changes))
     except ValueError as exc:

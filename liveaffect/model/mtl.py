@@ -122,6 +122,11 @@ class ModelConfig:
             raise ValueError(f"color must be 'rgb' or 'gray', got {self.color!r}")
         if self.color == "gray" and BACKBONES[self.backbone]:
             raise ValueError(f"backbone {self.backbone} needs color 'rgb'")
+        if self.weights is not None and not BACKBONES[self.backbone]:
+            raise ValueError(
+                f"weights ({self.weights}) are for the Keras application backbones; "
+                f"backbone {self.backbone} always starts from random weights"
+            )
         self.widths = tuple(int(w) for w in self.widths)
         if not 0.0 < self.bn_momentum < 1.0:
             raise ValueError(f"bn_momentum must be in (0, 1), got {self.bn_momentum}")

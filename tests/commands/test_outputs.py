@@ -100,3 +100,26 @@ def test_ctrl_c_says_interrupted_on_a_line_of_its_own(monkeypatch, terminal, sai
     monkeypatch.setattr(sys, "stderr", err)
     assert main(["bench", "--source", "clip.mp4"]) == 130
     assert err.getvalue() == said
+
+
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [
+        ("--epochs", "0", "epochs and batch_size must be >= 1"),
+        ("--batch-size", "0", "epochs and batch_size must be >= 1"),
+        ("--image-size", "0", "input_size must be >= 16, got 0"),
+    ],
+)
+def test_train_refuses_a_zero_size_instead_of_using_the_default(capsys, tmp_path, flag, value,
+                                                                 message):  # fmt: skip
+    code = main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "run"), flag, value])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_refuses_weights_for_a_backbone_without_them(capsys, tmp_path):
+    code = main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "run"),
+                 "--backbone", "tiny", "--weights", str(tmp_path / "w.h5")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "backbone tiny always starts from random weights" in err, err
