@@ -156,6 +156,11 @@ def _load(args: argparse.Namespace, model_path: Path):
     from liveaffect.runtime.detectors import DetectorError, create_detector
     from liveaffect.runtime.options import DETECTOR_FLAGS, ENGINE_FLAGS
 
+    unknown = [n for n in _compare_names(args) if n not in engines.ENGINES]
+    if unknown:
+        raise CliError(
+            f"--compare: unknown engine {unknown[0]!r}; choose from: {', '.join(engines.ENGINES)}"
+        )
     try:
         engines.configure_threads(args.threads or None)
         bundle = open_bundle(model_path)  # as the app: Keras only for what needs it
@@ -175,6 +180,11 @@ def _load(args: argparse.Namespace, model_path: Path):
     except (BundleError, engines.EngineError, DetectorError, ValueError) as exc:
         raise CliError(str(exc)) from None
     return bundle, engine, detector
+
+
+def _compare_names(args: argparse.Namespace) -> list[str]:
+    """The engines ``--compare`` names, in order."""
+    return [n.strip().lower() for n in args.compare.split(",") if n.strip()]
 
 
 def _named(flags: dict[str, str], build):
@@ -223,7 +233,7 @@ def _measure(args: argparse.Namespace, bundle, engine, detector) -> dict[str, An
         ours = report["pipeline"]["fps"]
         speedup = round(ours / base["fps"], 2) if base["fps"] and ours else None
         report["speedup_vs_baseline"] = speedup
-    names = [n.strip() for n in args.compare.split(",") if n.strip()]
+    names = _compare_names(args)
     if names:
         crops = benchmark.face_crops(args.source, bundle, detector)
         report["engine_differences_vs_keras"] = benchmark.compare_engines(bundle, crops, names)

@@ -297,7 +297,11 @@ def compare_engines(bundle, crops: np.ndarray, names: list[str]) -> dict[str, An
     ref = create_engine(bundle, "keras", batch_size=len(x), tta=False).predict_heads(x)
     out: dict[str, Any] = {"faces": len(x)}
     for name in names:
-        if name == "keras" or name not in ENGINES:
+        if name not in ENGINES:
+            raise ValueError(
+                f"unknown engine {name!r} to compare; choose from: {', '.join(ENGINES)}"
+            )
+        if name == "keras":
             continue
         got = create_engine(bundle, name, batch_size=len(x), tta=False).predict_heads(x)
         entry = {head: float(np.abs(ref[head] - got[head]).max()) for head in ref}

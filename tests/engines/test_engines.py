@@ -258,3 +258,12 @@ def test_tflite_calls_are_powers_of_two_of_whole_faces_without_padding():
     for n in range(1, 40):
         pieces = _pieces(n, 1, 64)
         assert sum(pieces) == n and all(p & (p - 1) == 0 for p in pieces)
+
+
+def test_bench_rejects_an_unknown_engine_to_compare_before_loading(tmp_path):
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"")
+    proc = _cli("bench", "--source", str(video), "--compare", "tflite,tflite-int", timeout=60)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "--compare: unknown engine 'tflite-int'; choose from:" in proc.stderr
+    assert "Traceback" not in proc.stderr
