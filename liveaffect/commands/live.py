@@ -21,6 +21,7 @@ from liveaffect.commands.model_options import (
     model_error,
     number,
 )
+from liveaffect.commands.outputs import check_output_file
 from liveaffect.errors import CliError
 from liveaffect.runtime.options import LiveOptions
 from liveaffect.runtime.streams.targets import parse_targets
@@ -175,9 +176,13 @@ def options_from_args(args: argparse.Namespace) -> LiveOptions:
 
 def _options(args: argparse.Namespace) -> LiveOptions:
     try:
-        return options_from_args(args)
+        opts = options_from_args(args)
     except ValueError as exc:
         raise CliError(str(exc)) from None
+    for path, flag in ((opts.output, "--output"), (opts.output_raw, "--output-raw"),
+                       (opts.csv, "--csv")):  # fmt: skip
+        check_output_file(path, flag)  # before any of them is opened (the CSV is emptied)
+    return opts
 
 
 def _check_model_path(opts: LiveOptions) -> None:

@@ -24,6 +24,7 @@ DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "final_model"
 """The shipped default bundle: ``final_model/`` next to the ``liveaffect`` package."""
 
 VIDEO_SUFFIXES = (".mp4", ".avi")
+MAX_WINDOW_SIDE = 16384  # larger windows make Qt allocate gigabytes and crash
 
 
 def _flag(name: str) -> str:
@@ -116,6 +117,11 @@ class LiveOptions:
             raise ValueError(f"--max-frames must be 1 or more, got {self.max_frames}")
         if self.window_size is not None and min(self.window_size) < 32:
             raise ValueError(f"--window-size must be at least 32x32, got {self.window_size}")
+        if self.window_size is not None and max(self.window_size) > MAX_WINDOW_SIDE:
+            raise ValueError(
+                f"--window-size must be at most {MAX_WINDOW_SIDE}x{MAX_WINDOW_SIDE} (an 8K screen "
+                f"is 7680x4320), got {self.window_size}"
+            )
         for name in ("output", "output_raw"):
             path = getattr(self, name)
             if path is not None and path.suffix.lower() not in VIDEO_SUFFIXES:

@@ -40,6 +40,7 @@ import numpy as np
 from liveaffect.preprocess import IMAGE_SUFFIXES
 from liveaffect.types import Frame
 
+MAX_CAMERA_INDEX = 2**31 - 1  # cv2.VideoCapture takes a C int; a larger one is a traceback
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
 _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
@@ -276,12 +277,10 @@ def parse_source_spec(spec: str | int | os.PathLike | None) -> tuple[str, str | 
     if spec is None:
         return "camera", 0
     if isinstance(spec, (int, np.integer)) and not isinstance(spec, bool):
-        if spec < 0:
-            raise SourceError(f"camera index must be 0 or more; got {spec}")
-        return "camera", int(spec)
+        return "camera", _camera_index(int(spec))
     text = os.fspath(spec).strip()
     if text.isdigit():
-        return "camera", int(text)
+        return "camera", _camera_index(int(text))
     match = _URL.match(text)
     if match:
         scheme = match.group(1).lower()
@@ -293,6 +292,15 @@ def parse_source_spec(spec: str | int | os.PathLike | None) -> tuple[str, str | 
             f"unsupported URL scheme {scheme!r} in {text}; use one of: {', '.join(STREAM_SCHEMES)}"
         )
     return "file", str(Path(text).expanduser())
+
+
+def _camera_index(index: int) -> int:
+    """``index`` if OpenCV can take it (a C int of 0 or more), else :class:`SourceError`."""
+    if index < 0:
+        raise SourceError(f"camera index must be 0 or more; got {index}")
+    if index > MAX_CAMERA_INDEX:
+        raise SourceError(f"camera index must be at most {MAX_CAMERA_INDEX}; got {index}")
+    return index
 
 
 def check_video_file(path: Path) -> None:

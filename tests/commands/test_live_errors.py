@@ -87,6 +87,11 @@ OPTION_CASES = [
     _case("output-no-folder", ["{video}", "--output", "{tmp}/no/dir/a.mp4"], "--output"),
     _case("csv-no-folder", ["{video}", "--csv", "{tmp}/no/dir/a.csv"], "--csv", "does not exist"),
     _case("csv-overwrites-input", ["{video}", "--csv", "{video}"], "overwrite"),
+    _case("camera-index-huge", ["99999999999999999999"], "camera index must be at most"),
+    _case("window-too-big", ["{video}", "--window-size", "100000x100000"], "at most 16384x16384"),
+    _case("output-unwritable", ["{video}", "--output", "/proc/x.mp4"], "--output", "cannot write"),
+    _case("raw-unwritable", ["{video}", "--output-raw", "/proc/x.mp4"], "--output-raw", "/proc"),
+    _case("csv-unwritable", ["{video}", "--csv", "/proc/x.csv"], "--csv", "cannot write in /proc"),
     _case("missing-model", ["{video}", "--model", "{tmp}/nomodel"], "nomodel"),
     _case("model-not-keras", ["{video}", "--model", "{files[model.h5]}"], "model.h5", ".keras"),
     _case("model-dir-empty", ["{video}", "--model", "{files[empty_dir]}"], "empty_dir"),
@@ -403,6 +408,15 @@ def test_no_output_is_opened_before_source_and_model(capsys, tmp_path, video, fi
     model = str(files["corrupt"]) if broken == "model" else "final_model"
     code, err = run_cli(capsys, source, "--no-display", "--model", model, "--csv", str(out))
     assert code == 2 and err.startswith("error:")
+    assert out.read_text() == PRECIOUS
+
+
+def test_an_unwritable_video_output_leaves_the_csv_as_it_was(capsys, tmp_path, video):
+    out = tmp_path / "faces.csv"
+    out.write_text(PRECIOUS)
+    code, err = run_cli(capsys, str(video), "--no-display", "--csv", str(out), "--output",
+                        "/proc/x.mp4")  # fmt: skip
+    assert_one_line_error(code, err, "--output /proc/x.mp4: cannot write in /proc")
     assert out.read_text() == PRECIOUS
 
 
