@@ -9,6 +9,7 @@ gets one clear line (exit status 2).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -288,7 +289,10 @@ def _open_parts(opts: LiveOptions, stack: ExitStack):
     except SourceError as exc:
         raise CliError(str(exc)) from None
     try:
-        detector = build_detector(opts.detector_options)
+        options = opts.detector_options
+        if source.is_still and options.small_faces == "video":  # one image: every tile now
+            options = dataclasses.replace(options, small_faces="still")
+        detector = build_detector(options)
     except (DetectorError, ValueError) as exc:
         raise CliError(f"detector: {exc}") from None
     engines.configure_threads(opts.threads)

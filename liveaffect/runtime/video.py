@@ -313,6 +313,41 @@ def check_video_file(path: Path) -> None:
         raise SourceError(f"cannot read video file {path} (permission denied)")
 
 
+class StillCapture:
+    """A still image as a one-frame capture, read by ``cv2.imread``, which turns it upright
+    by its EXIF orientation (a phone's portrait photo); FFmpeg's image reader, behind
+    ``cv2.VideoCapture``, ignores that tag. Reports 25 FPS, as that reader does.
+
+    Args:
+        image: the decoded BGR image, or None when it could not be decoded (not opened).
+    """
+
+    FPS = 25.0
+
+    def __init__(self, image: np.ndarray | None) -> None:
+        self._image = image
+        self._props = {cv2.CAP_PROP_FPS: self.FPS, cv2.CAP_PROP_FRAME_COUNT: 1.0}
+        if image is not None:
+            self._props[cv2.CAP_PROP_FRAME_WIDTH] = float(image.shape[1])
+            self._props[cv2.CAP_PROP_FRAME_HEIGHT] = float(image.shape[0])
+
+    def isOpened(self) -> bool:
+        return self._image is not None
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        image, self._image = self._image, None
+        return image is not None, image
+
+    def get(self, prop: int) -> float:
+        return self._props.get(prop, 0.0)
+
+    def set(self, prop: int, value: float) -> bool:
+        return False
+
+    def release(self) -> None:
+        self._image = None
+
+
 def _open_file(path: Path, decode_threads: int | None) -> Any:
     """``cv2.VideoCapture`` of a file, with ``decode_threads`` FFmpeg threads when given
     (a backend that refuses the setting opens the file with its defaults)."""
@@ -382,6 +417,16 @@ def open_source(
 
 def _open_capture(kind: str, target, open_timeout_s: float, camera_size, decode_threads):
     """The ``cv2.VideoCapture`` for a parsed source, and what to say if it did not open."""
+    if kind == "file" and str(target).lower().endswith(IMAGE_SUFFIXES):
+        path = Path(target)
+        check_video_file(path)
+        with _quiet_opencv():
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)  # upright by its EXIF orientation
+            # a format imread lacks may still be one FFmpeg's image reader decodes
+            capture = StillCapture(image) if image is not None else _open_file(path, None)
+        return capture, (
+            f"cannot read {path} as an image (corrupt, or a format OpenCV cannot decode)"
+        )
     if kind == "file":
         path = Path(target)
         check_video_file(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import struct
 import threading
 import time
 from pathlib import Path
@@ -295,3 +296,31 @@ def test_live_frames_are_stamped_with_their_capture_time():
     stamps = [f.timestamp_ms for f in frames if f is not None]
     assert stamps and all(before <= t <= after for t in stamps)
     assert stamps == sorted(stamps)
+
+
+def _with_exif_orientation(jpeg: bytes, orientation: int) -> bytes:
+    """``jpeg`` with an EXIF APP1 segment holding only the Orientation tag (0x0112)."""
+    ifd = struct.pack("<HHHIHH", 1, 0x0112, 3, 1, orientation, 0) + struct.pack("<I", 0)
+    app1 = b"Exif\x00\x00" + b"II*\x00" + struct.pack("<I", 8) + ifd
+    return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + jpeg[2:]
+
+
+def test_a_still_image_is_read_upright_by_its_exif_orientation(tmp_path):
+    wide = np.zeros((32, 64, 3), np.uint8)
+    wide[:, :32] = 255  # left half white: turned 90 degrees clockwise, the top half is
+    path = tmp_path / "phone.jpg"
+    path.write_bytes(_with_exif_orientation(cv2.imencode(".jpg", wide)[1].tobytes(), 6))
+    with open_source(path) as source:
+        frames = list(source)
+    assert source.is_still and source.frame_size == (32, 64) and len(frames) == 1
+    image = frames[0].image_bgr
+    assert image.shape == (64, 32, 3)
+    assert image[:32].mean() > 200 and image[32:].mean() < 50
+    assert source.error is None and source.fps == 25.0
+
+
+def test_a_corrupt_still_image_is_called_an_image(tmp_path):
+    path = tmp_path / "broken.png"
+    path.write_text("not an image")
+    with pytest.raises(SourceError, match=r"cannot read .*broken.png as an image \(corrupt"):
+        open_source(path)
