@@ -143,6 +143,8 @@ class Sink(Protocol):
         stop_requested: set by a sink when the user asked to stop (``q`` in a window);
             the loop ends after the current frame.
         paused: while set, the loop shows the sink the same frame again (window pause).
+        holds: after a still image, the loop shows the sink its one frame again (the keys
+            still work) until the sink asks to stop (a window; the others: False).
         view: what a drawing sink's canvas shows (``runtime.dashboard.View``); None: the
             default view.
         error: set by ``close()`` when what the sink wrote turns out incomplete (a video
@@ -152,15 +154,13 @@ class Sink(Protocol):
     draws: bool = False
     stop_requested: bool = False
     paused: bool = False
+    holds: bool = False
     view: Any = None
     error: str | None = None
 
     def write(self, frame_bgr: np.ndarray, result: FrameResult) -> None: ...
 
     def close(self) -> None: ...
-
-    def hold(self) -> None:
-        """Keep the last frame shown until the user is done (a window; others: nothing)."""
 
 
 @runtime_checkable

@@ -258,6 +258,15 @@ class _Drawing:
         self.means.add({**result.timings_ms, "draw": draw_ms})
         return draw_ms
 
+    def hold_last(self, frame: Frame, result: FrameResult, fps: float, stop) -> None:
+        """After a still image: show its frame again to every sink that ``holds`` (a
+        window, whose keys still work) until each asks to stop or ``stop()`` gives a reason."""
+        holding = [s for s in self.sinks if s.holds and not s.stop_requested]
+        while holding and not (stop is not None and stop()):
+            for sink in holding:
+                sink.write(self.canvas(sink, frame, result, fps, {}), result)
+            holding = [s for s in holding if not s.stop_requested]
+
     def hold(self, frame: Frame, result: FrameResult, fps: float) -> float:
         """While a sink is paused, show it the same frame again (its view may change);
         returns the seconds spent paused."""
@@ -295,8 +304,9 @@ def run_loop(
         on_fps: called with the rolling FPS every ``fps_every`` frames.
         fps_every: how often ``on_fps`` is called.
         stop: asked after every frame; a reason (e.g. ``"sigterm"``) ends the run there.
-        hold_last: when the source ends by itself, keep the last frame on screen until a key
-            is pressed (each sink's ``hold()``: the window's; a still image).
+        hold_last: when the source ends by itself, keep showing the last frame to the sinks
+            that ``hold`` (a window: a still image stays, its keys working, until ``q``,
+            ``Esc`` or the window is closed).
 
     A sink that cannot write (disk full) ends the run with ``stopped="error"``. The sinks
     stay open (a caller may run again into them); :func:`close_sinks` finishes them.
@@ -308,9 +318,11 @@ def run_loop(
     meter = FpsMeter()
     drawing = _Drawing(dashboard, sinks)
     start, paused_s = time.perf_counter(), 0.0
+    last = None
     try:
         for frame in source:
             result = pipeline.process(frame)
+            last = (frame, result)
             summary.count(result)
             summary.stage_ms["draw"] += drawing.emit(frame, result, meter.fps)
             meter.tick()
@@ -334,9 +346,11 @@ def run_loop(
     if summary.stopped == "end" and not getattr(source, "is_live", True):
         read = getattr(source, "frames_read", summary.frames)
         summary.warning = cut_short(read, getattr(source, "frame_count", 0))
-    if hold_last and summary.stopped == "end":
-        for sink in sinks:
-            sink.hold()
+    if hold_last and summary.stopped == "end" and last is not None:
+        try:
+            drawing.hold_last(*last, meter.fps, stop)
+        except KeyboardInterrupt:
+            summary.stopped = "interrupt"
     return summary
 
 

@@ -90,6 +90,7 @@ class WindowSink(ClosingSink):
     """
 
     draws = True
+    holds = True
 
     def __init__(
         self,
@@ -107,6 +108,7 @@ class WindowSink(ClosingSink):
         self._letterbox: np.ndarray | None = None
         self._opened = False
         self._closed = False
+        self._shown_index: int | None = None
 
     def open(self, canvas_size: tuple[int, int] | None = None) -> None:
         """Create the (resizable) window now: before any output file is opened."""
@@ -142,14 +144,6 @@ class WindowSink(ClosingSink):
             return 1
         return max(1, round((self._next_show - now) * 1000))
 
-    def hold(self) -> None:
-        """Keep the last frame on screen until a key is pressed or the window is closed."""
-        if not self._opened or self._closed or self.stop_requested:
-            return
-        while self.is_visible():
-            if cv2.waitKey(100) != -1:
-                break
-
     @property
     def view(self) -> View:
         """What the canvas for this window should show, fitted to the window."""
@@ -180,7 +174,9 @@ class WindowSink(ClosingSink):
             if filled is not shown:  # keep our own buffer, never the loop's canvas
                 shown = self._letterbox = filled
         cv2.imshow(self.name, shown)
-        key = cv2.waitKey(PAUSED_POLL_MS if self.controls.paused else self._delay_ms())
+        again = result.index == self._shown_index  # paused, or a still image held
+        self._shown_index = result.index
+        key = cv2.waitKey(PAUSED_POLL_MS if self.controls.paused or again else self._delay_ms())
         self.controls.handle_key(key, frame_bgr)
         if self.controls.quit or not self.is_visible():
             self.stop_requested = True

@@ -392,18 +392,12 @@ elif mode == "panel":  # p shows/hides the panel: the canvas's width changes
         print(json.dumps({"canvas": width, "rect": rect[2:]}), flush=True)
         i += 1
         time.sleep(0.02)
-elif mode == "pace":
+else:  # pace
     sink = WindowSink("liveaffect", pace_fps=20)
     start = time.monotonic()
     for i in range(21):
         sink.write(frame[:360, :640], FrameResult(i, 0.0))
     print(json.dumps({"elapsed": time.monotonic() - start}), flush=True)
-else:  # hold: a still image stays until a key
-    sink = WindowSink("liveaffect")
-    sink.write(frame, FrameResult(0, 0.0))
-    print("shown", flush=True)
-    sink.hold()
-    print("released", flush=True)
 sink.close()
 """
 
@@ -459,16 +453,36 @@ def test_a_file_plays_at_its_frame_rate_with_a_window(xvfb):
     assert json.loads(out.splitlines()[-1])["elapsed"] >= 0.95  # 20 frame gaps at 20 fps
 
 
-def test_a_still_image_stays_until_a_key(xvfb):
-    app = _script(xvfb, "hold")
+def test_a_still_image_stays_with_its_keys_working_until_q(xvfb, tmp_path, tiny_bundle):
+    """A still image is analysed once and stays on screen: `p` and `s` work on it (every
+    key used to close it), `q` ends the app."""
+    capture = cv2.VideoCapture(str(shared_path("videos", "pyfeat_WolfgangLanger_Pexels.mp4")))
+    ok, frame = capture.read()
+    capture.release()
+    assert ok
+    image = tmp_path / "face.jpg"
+    cv2.imwrite(str(image), frame)
+    env = {**os.environ, "DISPLAY": xvfb, "QT_QPA_PLATFORM": "xcb"}
+    env.pop("WAYLAND_DISPLAY", None)
+    out, err = (tmp_path / "stdout.txt").open("w+"), (tmp_path / "stderr.txt").open("w+")
+    cmd = [sys.executable, "emotion_classifier.py", str(image), "--model", str(tiny_bundle)]
+    app = subprocess.Popen(
+        [*cmd, "--csv", str(tmp_path / "faces.csv")], cwd=REPO, env=env, stdout=out, stderr=err
+    )
     try:
-        (window, *_) = wait_for_window(xvfb, app)
-        assert app.stdout.readline().strip() == "shown"
-        time.sleep(1.5)
-        assert app.poll() is None  # still on screen
-        x(xvfb, "xdotool", "key", "--window", window, "space", check=False)
-        out, _ = app.communicate(timeout=30)
-        assert "released" in out and app.returncode == 0
+        (window, *_) = wait_for_window(xvfb, app, stderr_file=tmp_path / "stderr.txt")
+        time.sleep(2.0)
+        for key in ("p", "s"):
+            x(xvfb, "xdotool", "key", "--window", window, key, check=False)
+            time.sleep(1.0)
+            assert app.poll() is None, f"{key!r} closed the still image"
+        deadline = time.monotonic() + 20
+        while not list(tmp_path.glob("liveaffect-*.png")) and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert list(tmp_path.glob("liveaffect-*.png")), "`s` saved no snapshot"
+        x(xvfb, "xdotool", "key", "--window", window, "q", check=False)
+        summary, _ = finished(app, tmp_path)
+        assert summary["frames"] == "1"
     finally:
         if app.poll() is None:
             app.kill()
