@@ -64,8 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="SOURCE",
         help="what to analyse: nothing = webcam 0; an integer = that camera; a path = a video "
-        "file (every frame, in order) or a still image (.jpg, .png, ...: shown until a key "
-        "is pressed); an rtsp:// or http(s):// URL = a stream",
+        "file (every frame, in order) or a still image (.jpg, .png, ...: shown until q or Esc"
+        "); an rtsp:// or http(s):// URL = a stream",
     )
     add_model_arguments(parser)
     _add_window_arguments(parser.add_argument_group("window"))

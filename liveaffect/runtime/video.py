@@ -66,7 +66,7 @@ class VideoSource:
     Attributes:
         is_live, path_or_url: as given.
         is_still: a file whose name says it is a still image (one frame; the live app keeps
-            it on screen until a key is pressed).
+            it on screen until ``q``, ``Esc`` or the window is closed).
         fps: frames per second from the container or device; 0.0 when unknown.
         frame_size: (width, height) in pixels (from the device, else from the first frame).
         frame_count: number of frames a file claims to hold; 0 when unknown or live.
