@@ -67,6 +67,7 @@ def build_parser(only: str | None = None, live_prog: str | None = None) -> argpa
     )
     _add_version(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.set_defaults(_parsers={})
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         if only is not None and name != only:
             sub.add_parser(name, help=help_text)
@@ -82,7 +83,21 @@ def build_parser(only: str | None = None, live_prog: str | None = None) -> argpa
         module.add_arguments(p)
         _add_version(p)
         p.set_defaults(_module=module)
+        parser.get_default("_parsers")[name] = p
     return parser
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """``parser.parse_args(argv)``, but an unknown option is reported by its command's own
+    parser (its usage, under the name the user typed), with the closest option it knows."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        command = parser.get_default("_parsers")[args.command]
+        known = [o for a in command._actions for o in a.option_strings]
+        close = difflib.get_close_matches(extra[0].split("=")[0], known, n=1, cutoff=0.7)
+        hint = f" (did you mean {close[0]}?)" if close and extra[0].startswith("-") else ""
+        command.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
+    return args
 
 
 def _misspelt_command(word: str) -> str | None:
@@ -111,7 +126,7 @@ def main(argv: list[str] | None = None, live_prog: str | None = None) -> int:
             return 2
         argv = ["live", *argv]  # live is the default command
     only = argv[0] if argv[0] in SUBCOMMANDS else None
-    args = build_parser(only, live_prog).parse_args(argv)
+    args = _parse(build_parser(only, live_prog), argv)
     try:
         return int(args._module.run(args) or 0)
     except CliError as exc:

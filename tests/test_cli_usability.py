@@ -95,3 +95,26 @@ def test_pyproject_declares_the_console_script_and_dependencies():
     }
     declared = {re.split(r"[<>=]", d)[0].strip() for d in project["dependencies"]}
     assert wanted <= declared
+
+
+@pytest.mark.parametrize(
+    "argv, live_prog, prog",
+    [
+        (["live", "clip.mp4", "--no-dispaly"], "python emotion_classifier.py",
+         "python emotion_classifier.py"),
+        (["clip.mp4", "--no-dispaly"], None, "python -m liveaffect live"),
+        (["bench", "--source", "x.mp4", "--no-tt"], None, "python -m liveaffect bench"),
+    ],
+)  # fmt: skip
+def test_an_unknown_option_is_named_by_its_commands_usage_with_a_suggestion(
+    capsys, argv, live_prog, prog
+):
+    with pytest.raises(SystemExit) as stop:
+        main(argv, live_prog=live_prog)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2
+    assert err.startswith(f"usage: {prog} "), err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"{prog}: error: unrecognized arguments: {argv[-1]}"), last
+    assert last.endswith("(did you mean --no-display?)" if "dispaly" in argv[-1] else
+                         "(did you mean --no-tta?)")  # fmt: skip
