@@ -103,7 +103,7 @@ def test_pyproject_declares_the_console_script_and_dependencies():
         (["live", "clip.mp4", "--no-dispaly"], "python emotion_classifier.py",
          "python emotion_classifier.py"),
         (["clip.mp4", "--no-dispaly"], None, "python -m liveaffect live"),
-        (["bench", "--source", "x.mp4", "--no-tt"], None, "python -m liveaffect bench"),
+        (["bench", "--source", "x.mp4", "--no-ta"], None, "python -m liveaffect bench"),
     ],
 )  # fmt: skip
 def test_an_unknown_option_is_named_by_its_commands_usage_with_a_suggestion(
