@@ -83,6 +83,19 @@ def test_start_up_is_quiet_unless_verbose(tiny_bundle):
     assert loud.returncode == 0 and NOISE.search(loud.stderr), loud.stderr
 
 
+@pytest.mark.slow
+def test_export_says_nothing_of_tensorflow_and_wants_a_tflite_name(tiny_bundle, tmp_path):
+    cmd = [sys.executable, "-m", "liveaffect", "export", "--model", str(tiny_bundle)]
+    proc = subprocess.run(
+        [*cmd, "--out", str(tmp_path / "m.tflite")],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert not NOISE.search(proc.stderr + proc.stdout), proc.stderr + proc.stdout
+    assert main(["export", "--model", str(tiny_bundle), "--out", str(tmp_path / "m.txt")]) == 2
+    assert not (tmp_path / "m.txt").exists()
+
+
 def test_pyproject_declares_the_console_script_and_dependencies():
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 

@@ -119,7 +119,10 @@ def run(args: argparse.Namespace) -> int:
         from liveaffect.runtime.options import DEFAULT_MODEL_DIR
 
         model_path = Path(args.model) if args.model else DEFAULT_MODEL_DIR
-    bundle, engine, detector = _load(args, model_path)
+    from liveaffect.runtime.quiet import quiet_native_stderr
+
+    with quiet_native_stderr():  # TensorFlow's start-up lines read as errors on a CPU
+        bundle, engine, detector = _load(args, model_path)
     from liveaffect.runtime.video import SourceError
 
     try:

@@ -56,9 +56,14 @@ def run(args: argparse.Namespace) -> int:
 
     base = Path(args.model) if Path(args.model).is_dir() else Path(args.model).parent
     out = Path(args.out) if args.out else base / f"model.{args.tflite}.tflite"
+    if out.suffix.lower() != ".tflite":
+        raise CliError(f"--out must end in .tflite: {out}")
     check_output_file(out, "--out")
+    from liveaffect.runtime.quiet import quiet_native_stderr
+
     try:
-        bundle = load_bundle(args.model)
+        with quiet_native_stderr():  # TensorFlow's start-up lines read as errors on a CPU
+            bundle = load_bundle(args.model)
     except BundleError as exc:
         raise CliError(str(exc)) from exc
     spec = bundle.card.preprocess
@@ -80,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(data)
     print(f"wrote {out} ({len(data) / 1e6:.1f} MB, {args.tflite})")
-    diffs = max_differences(bundle.model, out, x)
+    with quiet_native_stderr():
+        diffs = max_differences(bundle.model, out, x)
     print(f"largest |Keras - TFLite| on {what}:")
     for head, d in diffs.items():
         note = "" if bundle.card.trained(head) else " (head not trained)"

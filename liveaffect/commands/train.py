@@ -89,6 +89,10 @@ def _config(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     prefer_onednn()  # before TensorFlow loads: faster training on AVX2-only CPUs
     cfg = _config(args)
+    from liveaffect.runtime.quiet import quiet_native_stderr
+
+    with quiet_native_stderr():  # TensorFlow's start-up lines read as errors on a CPU
+        import tensorflow  # noqa: F401
     from liveaffect.data.io import DatasetError
     from liveaffect.model.mtl import ModelError
     from liveaffect.training.train import TrainingError, command_line, train
