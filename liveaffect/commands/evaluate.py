@@ -65,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--no-face",
-        default="error",
+        default=None,
         choices=("error", "whole", "skip"),
         help="with --detect, an image without a detected face: 'error' counts it as wrong "
         "in every metric (default: a detector that misses hard faces cannot flatter the "
@@ -274,7 +274,7 @@ def _predict(args: argparse.Namespace, bundle, records, tta, detector, degrade=N
         detector=detector,
         progress=not args.no_progress,
         degrade=degrade,
-        no_face=args.no_face,
+        no_face=args.no_face or "error",
         engine=args.engine,
     )
 
@@ -406,6 +406,11 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(
             "--baseline compares the models as their cards stand; tune the AU thresholds "
             "first (--tune-au-thresholds on validation data), then compare"
+        )
+    if args.no_face is not None and not args.detect:
+        raise CliError(
+            "--no-face says what to do with images --detect finds no face in; "
+            "without --detect every image is scored as a face"
         )
     args.engine = _engine_name(args.engine)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")

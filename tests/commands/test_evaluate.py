@@ -296,6 +296,7 @@ def test_cli_saves_per_au_f1_for_the_live_view_and_refuses_it_on_tuning_faces(bu
         (["--data", "{fer}", "--tune-au-thresholds"], "needs AU labels"),
         (["--data", "{fer}", "--save-au-f1"], "--save-au-f1 needs AU labels"),
         (["--data", "{fer}", "--batch-size", "0"], "--batch-size"),
+        (["--data", "{fer}", "--no-face", "skip"], "without --detect every image is scored"),
         (["--data", "{fer}", "--engine", "onnx"], "--engine: unknown engine 'onnx'"),
         (["--data", "{fer}", "--model", "{tmp}/no_bundle"], "no such model"),
     ],
