@@ -356,7 +356,7 @@ def _drop_interval(args: argparse.Namespace, clean, degraded) -> list[float | No
 
 def _summary_for_card(d: dict[str, Any]) -> dict[str, Any]:
     keys = {
-        "expr": ("n", "macro_f1", "accuracy"),
+        "expr": ("n", "macro_f1", "abaw_macro_f1", "accuracy"),
         "va": ("n", "ccc_valence", "ccc_arousal", "ccc_mean"),
         "au": ("n", "mean_f1"),
     }

@@ -41,7 +41,12 @@ class ExprMetrics:
         n: number of frames with a valid label.
         accuracy: fraction of correct predictions, or None when ``n == 0``.
         macro_precision, macro_recall, macro_f1: unweighted means over the classes
-            present in the labels (a class only predicted does not enter them).
+            present in the labels (a class only predicted does not enter them): the
+            macro-F1 the card quotes for sets that lack classes (FER2013 has no Other).
+        abaw_macro_f1: ABAW's ``P_EXPR``: the unweighted mean F1 over all C classes
+            (scikit-learn's ``f1_score(labels=range(C), average="macro",
+            zero_division=0)``); a class absent from the labels counts 0, so it equals
+            ``macro_f1`` only when every class occurs in the labels.
         per_class: class name -> ``precision``, ``recall``, ``f1`` (None for a class
             absent from the labels), ``support`` (labelled frames) and ``predicted``.
         confusion: (C, C) counts, rows = true class, columns = predicted class.
@@ -53,6 +58,7 @@ class ExprMetrics:
     macro_precision: float | None = None
     macro_recall: float | None = None
     macro_f1: float | None = None
+    abaw_macro_f1: float | None = None
     per_class: dict[str, dict[str, Any]] = field(default_factory=dict)
     confusion: np.ndarray | None = None
     class_names: tuple[str, ...] = EXPRESSIONS
@@ -68,6 +74,7 @@ class ExprMetrics:
             "macro_precision": _opt(self.macro_precision),
             "macro_recall": _opt(self.macro_recall),
             "macro_f1": _opt(self.macro_f1),
+            "abaw_macro_f1": _opt(self.abaw_macro_f1),
             "classes_present": self.classes_present,
             "per_class": self.per_class,
             "confusion": None if self.confusion is None else self.confusion.tolist(),
@@ -85,6 +92,9 @@ def expression_metrics(
     class_names: Sequence[str] = EXPRESSIONS,
 ) -> ExprMetrics:
     """Per-class and macro precision/recall/F1, accuracy and the confusion matrix.
+
+    Two macro-F1s: ``macro_f1`` over the classes present in the labels, and
+    ``abaw_macro_f1`` (ABAW's ``P_EXPR``) over all C classes, an absent class counting 0.
 
     Args:
         labels: (N,) int class indices; ``-1`` marks a missing label (ignored).
@@ -130,6 +140,7 @@ def expression_metrics(
         macro_precision=float(precision[present].mean()),
         macro_recall=float(recall[present].mean()),
         macro_f1=float(f1[present].mean()),
+        abaw_macro_f1=float(f1.mean()),  # _safe_div: 0 for a class never labelled
         per_class=per_class,
         confusion=confusion,
         class_names=names,

@@ -253,6 +253,11 @@ def _summary_section(result: EvaluationResult) -> list[str]:
         "partial sum adds the terms that do."
     )
     out.append("")
+    out.append(
+        f"EXPR macro F1 averages the classes present in the labels; P_EXPR (ABAW) averages "
+        f"all {len(result.expr.class_names)}, a class absent from the labels counting 0."
+    )
+    out.append("")
     meta = dict(result.meta)
     misses = meta.get("detection_misses")
     if misses is not None:
@@ -333,6 +338,8 @@ def _expression_section(result: EvaluationResult) -> list[str]:
     ]
     macro = [_fmt(expr.macro_precision), _fmt(expr.macro_recall), _fmt(expr.macro_f1)]
     rows.append(["**macro** (classes present)", *macro, str(expr.n)])
+    every = f"**macro F1, all {len(expr.class_names)}** (P_EXPR)"
+    rows.append([every, "", "", _fmt(expr.abaw_macro_f1), str(expr.n)])
     out += _table(["class", "precision", "recall", "F1", "support"], rows)
     return [*out, f"Accuracy: {_fmt(expr.accuracy)} over {expr.n} frames.", ""]
 

@@ -51,8 +51,9 @@ class EvaluationResult:
 
     @property
     def mtl_terms(self) -> dict[str, float | None]:
-        """ABAW terms: P_VA (mean CCC), P_EXPR (macro F1), P_AU (mean F1)."""
-        return {"va": self.va.ccc_mean, "expr": self.expr.macro_f1, "au": self.au.mean_f1}
+        """ABAW terms: P_VA (mean CCC), P_EXPR (macro F1 over all classes, an absent class
+        counting 0: ``expr.abaw_macro_f1``), P_AU (mean F1)."""
+        return {"va": self.va.ccc_mean, "expr": self.expr.abaw_macro_f1, "au": self.au.mean_f1}
 
     @property
     def mtl_score(self) -> float | None:
@@ -62,7 +63,8 @@ class EvaluationResult:
 
     @property
     def mtl_partial(self) -> float | None:
-        """Sum of the terms that exist (None if none does); equals mtl_score when complete."""
+        """Sum of the ABAW terms that exist (None if none does); equals mtl_score when
+        complete. Training picks epochs by its own sum (``training.monitor.selection_score``)."""
         terms = [t for t in self.mtl_terms.values() if t is not None]
         return float(sum(terms)) if terms else None
 
@@ -92,6 +94,7 @@ class EvaluationResult:
         e, v, a = self.expr, self.va, self.au
         return [
             ("EXPR macro F1", fmt(e.macro_f1), str(e.n)),
+            (f"EXPR P_EXPR ({len(e.class_names)} classes)", fmt(e.abaw_macro_f1), str(e.n)),
             ("EXPR accuracy", fmt(e.accuracy), str(e.n)),
             ("AU mean F1", fmt(a.mean_f1), str(a.n)),
             ("VA CCC valence", fmt(v.ccc_valence), str(v.n_valence)),

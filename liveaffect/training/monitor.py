@@ -65,12 +65,18 @@ def evaluate_model(model, val: ValidationSet, spec, tta: TTA | bool, thresholds=
 
 
 def selection_score(res, accuracy_weight: float = 0.0) -> float:
-    """The validation score that picks epochs: the ABAW partial sum (expression
-    macro-F1 + VA CCC + AU F1 over the heads with labels) plus ``accuracy_weight`` x
-    expression accuracy; -inf when nothing could be scored."""
-    score = res.mtl_partial
-    if score is None:
+    """The validation score that picks epochs: VA mean CCC + expression macro-F1 + AU mean
+    F1 over the heads with labels, plus ``accuracy_weight`` x expression accuracy; -inf
+    when nothing could be scored.
+
+    The macro-F1 is the one over the classes present in the validation labels
+    (``expr.macro_f1``) and the AU F1 the mean over the AUs with labels (``au.mean_f1``),
+    not the ABAW terms of ``res.mtl_partial`` (all 8 classes, an absent one counting 0):
+    epochs are picked as they were when the shipped model was trained."""
+    terms = [t for t in (res.va.ccc_mean, res.expr.macro_f1, res.au.mean_f1) if t is not None]
+    if not terms:
         return -float("inf")
+    score = float(sum(terms))
     if accuracy_weight and res.expr.accuracy is not None:
         score += accuracy_weight * res.expr.accuracy
     return float(score)

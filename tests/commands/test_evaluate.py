@@ -208,7 +208,9 @@ def test_cli_class_folders_end_to_end(bundle_dir, tmp_path, capsys):
     assert d["expr"]["classes_present"] == ["Anger", "Happiness", "Sadness"]
     assert d["va"]["n"] == 0 and d["va"]["ccc_mean"] is None
     assert d["au"]["n"] == 0 and d["au"]["mean_f1"] is None
-    assert d["mtl_score"] is None and d["mtl_partial"] == d["expr"]["macro_f1"]
+    # the ABAW P_EXPR averages all 8 classes, the 5 absent ones counting 0
+    assert d["expr"]["abaw_macro_f1"] == pytest.approx(d["expr"]["macro_f1"] * 3 / 8)
+    assert d["mtl_score"] is None and d["mtl_partial"] == d["expr"]["abaw_macro_f1"]
     assert d["meta"]["unreadable"] == 1 and d["meta"]["split"] == "auto"
     assert (tmp_path / "out" / "eval_confusion.png").exists()
     assert not (tmp_path / "out" / "eval_va.png").exists()

@@ -56,6 +56,9 @@ def test_expression_hand_computed():
         "predicted": 1,
     }
     assert m.classes_present == ["Neutral", "Anger", "Disgust"]
+    # ABAW's P_EXPR averages all 8 classes: Fear (only predicted) and the 4 classes never
+    # labelled nor predicted count 0
+    assert m.abaw_macro_f1 == pytest.approx((2 / 3 + 0.8 + 2 / 3) / 8)
     assert m.confusion.shape == (8, 8)
     assert m.confusion[2, 3] == 1 and m.confusion.sum() == 6
     # the masked frame predicted 5 is not counted anywhere
@@ -80,6 +83,8 @@ def test_expression_matches_sklearn(seed):
     assert m.n == valid.sum()
     assert m.accuracy == pytest.approx(accuracy_score(y, p))
     assert m.macro_f1 == pytest.approx(f1_score(y, p, labels=present, average="macro"))
+    every = f1_score(y, p, labels=range(8), average="macro", zero_division=0)
+    assert m.abaw_macro_f1 == pytest.approx(every) and m.abaw_macro_f1 < m.macro_f1
     for i, c in enumerate(present):
         pc = m.per_class[EXPRESSIONS[c]]
         assert pc["precision"] == pytest.approx(pr[i])
@@ -99,6 +104,7 @@ def test_expression_all_eight_classes_match_plain_sklearn_macro():
     p = rng.integers(0, 8, 300)
     m = expression_metrics(y, p)
     assert m.macro_f1 == pytest.approx(f1_score(y, p, average="macro"))
+    assert m.abaw_macro_f1 == pytest.approx(m.macro_f1)  # every class present: the same
 
 
 def test_expression_rejects_bad_input():
@@ -112,7 +118,7 @@ def test_expression_rejects_bad_input():
 
 def test_expression_all_missing_gives_none():
     m = expression_metrics([-1, -1], np.array([0, 1]))
-    assert m.n == 0 and m.macro_f1 is None and m.accuracy is None
+    assert m.n == 0 and m.macro_f1 is None and m.accuracy is None and m.abaw_macro_f1 is None
 
 
 # --------------------------------------------------------------------------- action units
@@ -274,7 +280,7 @@ def test_full_result_mtl_score_and_json_keys():
         assert isinstance(dotted(d, key), float), key
     assert dotted(d, "expr.n") == 96 and dotted(d, "va.n") == 90 and dotted(d, "au.n") == 120
     assert d["mtl_score"] == pytest.approx(
-        d["va"]["ccc_mean"] + d["expr"]["macro_f1"] + d["au"]["mean_f1"]
+        d["va"]["ccc_mean"] + d["expr"]["abaw_macro_f1"] + d["au"]["mean_f1"]
     )
     assert d["mtl_partial"] == pytest.approx(d["mtl_score"])
     assert d["mtl_terms"] == ["va", "expr", "au"]
@@ -290,9 +296,27 @@ def test_absent_labels_are_null_not_zero():
     assert d["va"]["ccc_valence"] is None and d["va"]["ccc_mean"] is None and d["va"]["n"] == 0
     assert d["au"]["mean_f1"] is None and d["au"]["n"] == 0
     assert d["mtl_score"] is None
-    assert d["mtl_partial"] == pytest.approx(d["expr"]["macro_f1"])
+    assert d["mtl_partial"] == pytest.approx(d["expr"]["abaw_macro_f1"])
     assert d["mtl_terms"] == ["expr"]
     assert "n/a" in str(r)
+
+
+def test_mtl_score_takes_p_expr_over_all_eight_classes():
+    _, arrays = _random_task_arrays(4)
+    arrays["expr_labels"][arrays["expr_labels"] == 7] = -1  # no Other, as in FER2013
+    r = evaluate_arrays(**arrays)
+    e = r.expr
+    y = arrays["expr_labels"][arrays["expr_labels"] >= 0]
+    p = arrays["expr_probs"][arrays["expr_labels"] >= 0].argmax(1)
+    every = f1_score(y, p, labels=range(8), average="macro", zero_division=0)
+    assert e.abaw_macro_f1 == pytest.approx(every)
+    assert e.macro_f1 == pytest.approx(f1_score(y, p, labels=range(7), average="macro"))
+    assert e.abaw_macro_f1 < e.macro_f1
+    assert r.mtl_score == pytest.approx(r.va.ccc_mean + every + r.au.mean_f1)
+    assert r.mtl_partial == pytest.approx(r.mtl_score)
+    d = json.loads(json.dumps(r.to_dict()))
+    assert d["expr"]["abaw_macro_f1"] == pytest.approx(every)
+    assert "EXPR P_EXPR (8 classes)" in str(r)
 
 
 def test_nothing_given():

@@ -48,6 +48,10 @@ def test_full_report_with_plots(tmp_path):
     assert "- a caveat" in text
     # "Other" is absent from the labels: its row says n/a and support 0
     assert "| Other | n/a | n/a | n/a | 0 |" in text
+    # both macro-F1s, the ABAW one over all 8 classes, and what tells them apart
+    every = f"| **macro F1, all 8** (P_EXPR) |  |  | {result.expr.abaw_macro_f1:.4f} |"
+    assert every in text and result.expr.abaw_macro_f1 < result.expr.macro_f1
+    assert "averages the classes present in the labels; P_EXPR (ABAW) averages all 8" in text
 
 
 def test_absent_tasks_skip_plots_and_write_null(tmp_path):
