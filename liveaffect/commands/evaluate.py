@@ -358,7 +358,7 @@ def _summary_for_card(d: dict[str, Any]) -> dict[str, Any]:
     keys = {
         "expr": ("n", "macro_f1", "abaw_macro_f1", "accuracy"),
         "va": ("n", "ccc_valence", "ccc_arousal", "ccc_mean"),
-        "au": ("n", "mean_f1"),
+        "au": ("n", "mean_f1", "abaw_mean_f1"),
     }
     out: dict[str, Any] = {t: {k: d[t][k] for k in ks} for t, ks in keys.items()}
     out.update(mtl_score=d["mtl_score"], mtl_partial=d["mtl_partial"])

@@ -177,7 +177,11 @@ class AUMetrics:
 
     Attributes:
         n: number of frames with at least one valid AU label.
-        mean_f1: mean F1 over the AUs that have labels, or None when none has.
+        mean_f1: mean F1 over the AUs that have labels, or None when none has (the AU
+            mean F1 the card quotes).
+        abaw_mean_f1: ABAW's ``P_AU``: the mean F1 over all K AUs, None unless every AU
+            has labels (never a mean over fewer AUs); then equal to ``mean_f1``.
+        aus_labelled: how many of the K AUs have at least one valid label.
         per_au: AU name -> ``f1``, ``precision``, ``recall`` (None when the AU has no
             label), ``n`` (labelled frames), ``positives`` and ``threshold``.
         thresholds: the per-AU decision thresholds used (positive if prob >= t).
@@ -185,6 +189,8 @@ class AUMetrics:
 
     n: int = 0
     mean_f1: float | None = None
+    abaw_mean_f1: float | None = None
+    aus_labelled: int = 0
     per_au: dict[str, dict[str, Any]] = field(default_factory=dict)
     thresholds: tuple[float, ...] = (0.5,) * len(AUS)
 
@@ -192,6 +198,8 @@ class AUMetrics:
         return {
             "n": self.n,
             "mean_f1": _opt(self.mean_f1),
+            "abaw_mean_f1": _opt(self.abaw_mean_f1),
+            "aus_labelled": self.aus_labelled,
             "per_au": self.per_au,
             "thresholds": [float(t) for t in self.thresholds],
         }
@@ -227,7 +235,8 @@ def au_metrics(
     thresholds: float | Sequence[float] | None = None,
     au_names: Sequence[str] = AUS,
 ) -> AUMetrics:
-    """Per-AU binary F1 and its mean over the AUs that carry labels.
+    """Per-AU binary F1, its mean over the AUs that carry labels (``mean_f1``) and over
+    all of them (``abaw_mean_f1``, ABAW's ``P_AU``: None unless every AU has labels).
 
     An AU with labels but neither a positive label nor a positive prediction has
     F1 0 (scikit-learn's ``zero_division=0``), as in the ABAW reference code.
@@ -267,6 +276,8 @@ def au_metrics(
     return AUMetrics(
         n=int(valid.any(axis=1).sum()),
         mean_f1=float(f1[has].mean()) if has.any() else None,
+        abaw_mean_f1=float(f1.mean()) if has.all() else None,
+        aus_labelled=int(has.sum()),
         per_au=per_au,
         thresholds=tuple(float(v) for v in t),
     )

@@ -255,7 +255,9 @@ def _summary_section(result: EvaluationResult) -> list[str]:
     out.append("")
     out.append(
         f"EXPR macro F1 averages the classes present in the labels; P_EXPR (ABAW) averages "
-        f"all {len(result.expr.class_names)}, a class absent from the labels counting 0."
+        f"all {len(result.expr.class_names)}, a class absent from the labels counting 0. "
+        "AU mean F1 averages the AUs with labels; P_AU (ABAW) averages all 12 and is n/a "
+        "unless every AU has labels."
     )
     out.append("")
     meta = dict(result.meta)
@@ -361,7 +363,9 @@ def _au_section(result: EvaluationResult) -> list[str]:
         ]
         for name, v in au.per_au.items()
     ]
-    rows.append(["**mean**", _fmt(au.mean_f1), "", "", "", "", str(au.n)])
+    rows.append(["**mean** (AUs with labels)", _fmt(au.mean_f1), "", "", "", "", str(au.n)])
+    every = f"**mean, all {len(au.per_au)}** (P_AU)"
+    rows.append([every, _fmt(au.abaw_mean_f1), "", "", "", "", str(au.n)])
     return out + _table(["AU", "F1", "precision", "recall", "threshold", "positives", "n"], rows)
 
 

@@ -52,8 +52,13 @@ class EvaluationResult:
     @property
     def mtl_terms(self) -> dict[str, float | None]:
         """ABAW terms: P_VA (mean CCC), P_EXPR (macro F1 over all classes, an absent class
-        counting 0: ``expr.abaw_macro_f1``), P_AU (mean F1)."""
-        return {"va": self.va.ccc_mean, "expr": self.expr.abaw_macro_f1, "au": self.au.mean_f1}
+        counting 0: ``expr.abaw_macro_f1``), P_AU (mean F1 over all 12 AUs, None unless
+        each has labels: ``au.abaw_mean_f1``)."""
+        return {
+            "va": self.va.ccc_mean,
+            "expr": self.expr.abaw_macro_f1,
+            "au": self.au.abaw_mean_f1,
+        }
 
     @property
     def mtl_score(self) -> float | None:
@@ -97,6 +102,7 @@ class EvaluationResult:
             (f"EXPR P_EXPR ({len(e.class_names)} classes)", fmt(e.abaw_macro_f1), str(e.n)),
             ("EXPR accuracy", fmt(e.accuracy), str(e.n)),
             ("AU mean F1", fmt(a.mean_f1), str(a.n)),
+            (f"AU P_AU ({len(a.thresholds)} AUs)", fmt(a.abaw_mean_f1), str(a.n)),
             ("VA CCC valence", fmt(v.ccc_valence), str(v.n_valence)),
             ("VA CCC arousal", fmt(v.ccc_arousal), str(v.n_arousal)),
             ("VA CCC mean", fmt(v.ccc_mean), str(v.n)),
@@ -211,6 +217,12 @@ def evaluate_arrays(
         result.va = va_metrics(va_labels, va_preds)
     if au_labels is not None and au_probs is not None:
         result.au = au_metrics(au_labels, au_probs, au_thresholds)
+        au = result.au
+        if au.n and au.abaw_mean_f1 is None:
+            result.notes.append(
+                f"Only {au.aus_labelled} of the {len(au.per_au)} AUs have labels: AU mean F1 "
+                "averages those, and ABAW's P_AU (and with it the MTL score) is n/a."
+            )
     elif au_thresholds is not None:
         t = np.broadcast_to(np.asarray(au_thresholds, np.float64), (len(AUS),))
         result.au = AUMetrics(thresholds=tuple(float(v) for v in t))

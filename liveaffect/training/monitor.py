@@ -71,8 +71,9 @@ def selection_score(res, accuracy_weight: float = 0.0) -> float:
 
     The macro-F1 is the one over the classes present in the validation labels
     (``expr.macro_f1``) and the AU F1 the mean over the AUs with labels (``au.mean_f1``),
-    not the ABAW terms of ``res.mtl_partial`` (all 8 classes, an absent one counting 0):
-    epochs are picked as they were when the shipped model was trained."""
+    not the ABAW terms of ``res.mtl_partial`` (all 8 classes, an absent one counting 0;
+    all 12 AUs or none): epochs are picked as they were when the shipped model was
+    trained."""
     terms = [t for t in (res.va.ccc_mean, res.expr.macro_f1, res.au.mean_f1) if t is not None]
     if not terms:
         return -float("inf")

@@ -247,6 +247,8 @@ def test_cli_tunes_thresholds_and_saves_to_card(bundle_dir, tmp_path):
     assert card["au_thresholds"] != card_before["au_thresholds"] or d["au"]["mean_f1"] == 1.0
     (entry,) = card["metrics"]["evaluation"].values()
     assert entry["mtl_score"] == d["mtl_score"] and entry["tta_flip"] is False
+    assert entry["au"]["abaw_mean_f1"] == d["au"]["abaw_mean_f1"] == d["au"]["mean_f1"]
+    assert entry["expr"]["abaw_macro_f1"] == d["expr"]["abaw_macro_f1"]
     assert entry["au"]["per_au_f1"] == {k: v["f1"] for k, v in d["au"]["per_au"].items()}
     assert entry["au"]["thresholds"] == card["au_thresholds"]
     assert card["preprocess"] == card_before["preprocess"]

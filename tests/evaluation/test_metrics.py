@@ -158,6 +158,17 @@ def test_au_matches_sklearn_and_skips_unlabelled_aus():
         expected.append(f)
     assert len(expected) == 11
     assert m.mean_f1 == pytest.approx(np.mean(expected))
+    # ABAW's P_AU is over all 12 AUs: with AU15 unlabelled it is not computed at all
+    assert m.abaw_mean_f1 is None and m.aus_labelled == 11
+    labels[::2, 7] = (rng.random(n // 2) < 0.3).astype(int)  # now AU15 has labels too
+    m = au_metrics(labels, probs)
+    assert m.aus_labelled == 12 and m.abaw_mean_f1 == pytest.approx(m.mean_f1)
+    assert m.abaw_mean_f1 == pytest.approx(
+        np.mean(
+            [f1_score(labels[v, j], probs[v, j] >= 0.5, zero_division=0)
+             for j in range(12) for v in [labels[:, j] >= 0]]
+        )
+    )  # fmt: skip
 
 
 def test_tune_au_thresholds_improves_and_picks_best():
@@ -280,8 +291,10 @@ def test_full_result_mtl_score_and_json_keys():
         assert isinstance(dotted(d, key), float), key
     assert dotted(d, "expr.n") == 96 and dotted(d, "va.n") == 90 and dotted(d, "au.n") == 120
     assert d["mtl_score"] == pytest.approx(
-        d["va"]["ccc_mean"] + d["expr"]["abaw_macro_f1"] + d["au"]["mean_f1"]
+        d["va"]["ccc_mean"] + d["expr"]["abaw_macro_f1"] + d["au"]["abaw_mean_f1"]
     )
+    assert d["au"]["abaw_mean_f1"] == pytest.approx(d["au"]["mean_f1"])
+    assert d["au"]["aus_labelled"] == 12 and d["notes"] == []
     assert d["mtl_partial"] == pytest.approx(d["mtl_score"])
     assert d["mtl_terms"] == ["va", "expr", "au"]
     text = str(r)
@@ -301,6 +314,18 @@ def test_absent_labels_are_null_not_zero():
     assert "n/a" in str(r)
 
 
+def test_mtl_score_is_undefined_when_an_au_has_no_labels():
+    _, arrays = _random_task_arrays(5)
+    arrays["au_labels"][:, [8, 9, 10]] = -1  # three AUs never coded
+    r = evaluate_arrays(**arrays)
+    assert r.au.mean_f1 is not None and r.au.aus_labelled == 9
+    assert r.au.abaw_mean_f1 is None and r.mtl_score is None
+    assert r.mtl_partial == pytest.approx(r.va.ccc_mean + r.expr.abaw_macro_f1)
+    d = json.loads(json.dumps(r.to_dict()))
+    assert d["au"]["abaw_mean_f1"] is None and d["mtl_terms"] == ["va", "expr"]
+    assert any("Only 9 of the 12 AUs have labels" in n for n in d["notes"])
+
+
 def test_mtl_score_takes_p_expr_over_all_eight_classes():
     _, arrays = _random_task_arrays(4)
     arrays["expr_labels"][arrays["expr_labels"] == 7] = -1  # no Other, as in FER2013
@@ -312,7 +337,7 @@ def test_mtl_score_takes_p_expr_over_all_eight_classes():
     assert e.abaw_macro_f1 == pytest.approx(every)
     assert e.macro_f1 == pytest.approx(f1_score(y, p, labels=range(7), average="macro"))
     assert e.abaw_macro_f1 < e.macro_f1
-    assert r.mtl_score == pytest.approx(r.va.ccc_mean + every + r.au.mean_f1)
+    assert r.mtl_score == pytest.approx(r.va.ccc_mean + every + r.au.abaw_mean_f1)
     assert r.mtl_partial == pytest.approx(r.mtl_score)
     d = json.loads(json.dumps(r.to_dict()))
     assert d["expr"]["abaw_macro_f1"] == pytest.approx(every)

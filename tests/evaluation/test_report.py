@@ -52,6 +52,10 @@ def test_full_report_with_plots(tmp_path):
     every = f"| **macro F1, all 8** (P_EXPR) |  |  | {result.expr.abaw_macro_f1:.4f} |"
     assert every in text and result.expr.abaw_macro_f1 < result.expr.macro_f1
     assert "averages the classes present in the labels; P_EXPR (ABAW) averages all 8" in text
+    mean = f"{result.au.mean_f1:.4f}"
+    assert f"| **mean** (AUs with labels) | {mean} |" in text
+    assert f"| **mean, all 12** (P_AU) | {mean} |" in text  # every AU labelled: the same
+    assert "P_AU (ABAW) averages all 12 and is n/a unless every AU has labels" in text
 
 
 def test_absent_tasks_skip_plots_and_write_null(tmp_path):
