@@ -102,15 +102,24 @@ def _parse(task: str, fields: list[str], where: str):
         raise DatasetError(f"{where}: {task} value is not a number: {','.join(fields)}") from None
 
 
-def _lines(path: str) -> list[str]:
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def _lines(path: str, images_first: bool = False) -> list[str]:
+    """The file's lines, trailing blank ones dropped, checked to start with a header: a
+    first line of numbers is a label line, and with ``images_first`` (the multi-task
+    release, whose rows start ``video/00001.jpg``) so is one whose first field names an
+    image; either is an error rather than a label line silently read as the header."""
     lines = io.read_text(path).splitlines()
     while lines and not lines[-1].strip():
         lines.pop()
     if not lines:
         raise DatasetError(f"{path}:1: empty annotation file, expected a header line")
-    first = lines[0].split(",")[0].strip().lstrip("-").replace(".", "", 1)
-    if first.isdigit():
+    head = lines[0].split(",")[0].strip()
+    if head.lstrip("-").replace(".", "", 1).isdigit():
         raise DatasetError(f"{path}:1: the header line is missing (found numbers)")
+    if images_first and ("/" in head or "\\" in head or head.lower().endswith(_IMAGE_SUFFIXES)):
+        raise DatasetError(f"{path}:1: the header line is missing (found the image {head!r})")
     return lines
 
 
@@ -249,7 +258,7 @@ def read_mtl_with_stats(
         if split is not None and this_split != split:
             continue
         stats.files += 1
-        for k, line in enumerate(_lines(path)[1:], start=2):
+        for k, line in enumerate(_lines(path, images_first=True)[1:], start=2):
             where = f"{path}:{k}"
             fields = line.split(",")
             if len(fields) != 4 + NUM_AUS:

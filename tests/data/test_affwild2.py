@@ -279,6 +279,21 @@ def test_mtl_malformed_line(tmp_path):
         affwild2.read_mtl(str(path))
 
 
+@pytest.mark.parametrize(
+    "first",
+    [f"v1/00001.jpg,0.5,-0.5,3,{AU_A}", f"00001.png,0.5,-0.5,3,{AU_A}", "v1\\00001.jpg,0.5"],
+)
+def test_mtl_missing_header_is_an_error_not_a_lost_row(tmp_path, first):
+    images(tmp_path, "v1", [1, 2])
+    path = tmp_path / "training_set_annotations.txt"
+    path.write_text(f"{first}\nv1/00002.jpg,0.1,0.1,1,{AU_A}\n")
+    with pytest.raises(DatasetError, match=r"annotations\.txt:1: the header line is missing"):
+        affwild2.read_mtl(str(path))
+    path.write_text(f"0.5,-0.5,3,{AU_A}\n")  # no image column and no header: numbers
+    with pytest.raises(DatasetError, match=r"annotations\.txt:1: the header line is missing"):
+        affwild2.read_mtl(str(path))
+
+
 def test_sources_detects_affwild2(tmp_path):
     standard(tmp_path)
     assert loaders.detect_kind(str(tmp_path)) == "affwild2"
