@@ -9,11 +9,18 @@ every validation score; it is offered for reproducing the seed only.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections import defaultdict
 from collections.abc import Sequence
 
+from liveaffect.data.affwild2_layout import base_video
 from liveaffect.data.records import Record
+
+logger = logging.getLogger(__name__)
+
+SHARED_NAMED = 5
+"""How many shared recordings :func:`warn_shared_recordings` names."""
 
 STRATEGIES = ("recording", "official", "random")
 PARTS = ("rest", "holdout", "holdout_val", "holdout_test")
@@ -85,7 +92,36 @@ def official_split(
         )
     train = [r for r in records if r.split == "train"]
     val = [r for r in records if r.split in held_out]
+    warn_shared_recordings(train, val)
     return train, val
+
+
+def shared_recordings(train: Sequence[Record], val: Sequence[Record]) -> list[str]:
+    """The recordings (base video names, ``_left``/``_right`` stripped) with records on
+    both sides, sorted."""
+    seen = {base_video(r.video) for r in train if r.video}
+    return sorted(seen & {base_video(r.video) for r in val if r.video})
+
+
+def warn_shared_recordings(train: Sequence[Record], val: Sequence[Record]) -> list[str]:
+    """Log a WARNING when a source's own split puts one recording on both sides (its
+    validation frames then are not held out); returns the shared recordings.
+
+    Not an error: a release is what it is, and the warning says what it does to the scores.
+    """
+    shared = shared_recordings(train, val)
+    if shared:
+        named = ", ".join(shared[:SHARED_NAMED])
+        more = f" and {len(shared) - SHARED_NAMED} more" if len(shared) > SHARED_NAMED else ""
+        logger.warning(
+            "the official split puts %d recording(s) in both training and validation "
+            "(base video name, _left/_right stripped): %s%s; their validation frames are "
+            "not held out, so validation scores read high",
+            len(shared),
+            named,
+            more,
+        )
+    return shared
 
 
 def random_split(

@@ -81,7 +81,7 @@ def _with_weak_au(sources: list[list[Record]], cfg: RunConfig) -> list[list[Reco
 
 def _split(records: list[Record], cfg: RunConfig) -> tuple[list[Record], list[Record]]:
     """Cut validation from the training records as ``data.split`` says."""
-    from liveaffect.data.splits import make_split, split_by_recording
+    from liveaffect.data.splits import make_split, split_by_recording, warn_shared_recordings
 
     if cfg.data.split != "auto":
         if cfg.data.split == "random":
@@ -93,11 +93,12 @@ def _split(records: list[Record], cfg: RunConfig) -> tuple[list[Record], list[Re
             return make_split(records, cfg.data.split, cfg.data.val_fraction, cfg.train.seed)
         except ValueError as exc:
             raise TrainingError(f"data.split: {exc}") from exc
-    official = [r for r in records if r.split == "validation"]
-    if official:
-        return [r for r in records if r.split != "validation"], official
-    if any(r.split == "test" for r in records):
-        return [r for r in records if r.split != "test"], [r for r in records if r.split == "test"]
+    for held in ("validation", "test"):  # the source's own split, when it has one
+        if any(r.split == held for r in records):
+            train = [r for r in records if r.split != held]
+            val = [r for r in records if r.split == held]
+            warn_shared_recordings(train, val)
+            return train, val
     return split_by_recording(records, cfg.data.val_fraction, cfg.train.seed)
 
 

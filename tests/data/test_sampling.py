@@ -171,3 +171,32 @@ def test_official_and_random_splits():
     assert paths(splits.make_split(many, "random", 0.25, 1)[1]) == paths(val)
     with pytest.raises(ValueError, match="strategy"):
         splits.make_split(many, "by_magic")
+
+
+def _two_people_across_the_split(n_shared: int) -> list[Record]:
+    """One person of each of ``n_shared`` two-person recordings in Train_Set, the other
+    in Validation_Set (a Record's video is the name as a reader may hand it over)."""
+    records = [Record("t.jpg", 1, source="s", video="train_only", split="train")]
+    for i in range(n_shared):
+        records.append(Record(f"{i}l.jpg", 1, source="s", video=f"r{i}_left", split="train"))
+        records.append(Record(f"{i}r.jpg", 1, source="s", video=f"r{i}_right", split="validation"))
+    return records
+
+
+def test_official_split_warns_of_recordings_on_both_sides(caplog):
+    records = [
+        Record("a.jpg", 1, source="s", video="a", split="train"),
+        Record("b.jpg", 1, source="s", video="b", split="validation"),
+    ]
+    with caplog.at_level("WARNING", logger="liveaffect.data.splits"):
+        splits.official_split(records)
+    assert caplog.records == []
+    with caplog.at_level("WARNING", logger="liveaffect.data.splits"):
+        train, val = splits.official_split(_two_people_across_the_split(7))
+    assert len(train) == 8 and len(val) == 7  # a warning, not a different split
+    (warning,) = caplog.records
+    assert warning.levelname == "WARNING"
+    text = warning.getMessage()
+    assert "7 recording(s) in both training and validation" in text
+    assert "r0, r1, r2, r3, r4 and 2 more" in text and "r5" not in text
+    assert splits.shared_recordings(train, val) == [f"r{i}" for i in range(7)]

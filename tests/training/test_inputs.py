@@ -1,4 +1,5 @@
-"""Per-class loss weights from the training records (``training.inputs.class_weights``)."""
+"""What a run trains on: per-class loss weights (``training.inputs.class_weights``) and the
+source's own train/validation split."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 
 from liveaffect.data.records import Record
 from liveaffect.training.config import RunConfig, config_from_dict
-from liveaffect.training.inputs import class_weights
+from liveaffect.training.inputs import _split, class_weights
 
 
 def test_a_capped_class_weight_no_longer_pushes_the_others_down():
@@ -25,3 +26,21 @@ def test_a_capped_class_weight_no_longer_pushes_the_others_down():
     assert sum(w for w in capped if w) / 5 == pytest.approx(1.0)
     with pytest.raises(ValueError, match="class_weight_max"):
         config_from_dict({"train": {"class_weight_max": -1}})
+
+
+def test_the_sources_own_split_warns_of_recordings_on_both_sides(caplog):
+    # the left person of a recording in Train_Set, the right one in Validation_Set (or test)
+    records = [Record("t.jpg", 1, video="train_only", split="train")]
+    for i in range(2):
+        records.append(Record(f"{i}l.jpg", 1, video=f"r{i}_left", split="train"))
+        records.append(Record(f"{i}r.jpg", 1, video=f"r{i}_right", split="validation"))
+    for held in ("validation", "test"):
+        recs = [r if r.split == "train" else Record(r.path, 1, video=r.video, split=held)
+                for r in records]  # fmt: skip
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="liveaffect.data.splits"):
+            train, val = _split(recs, RunConfig())
+        assert [r.split for r in val] == [held] * 2 and len(train) == 3  # still split
+        (warning,) = caplog.records
+        assert "2 recording(s) in both training and validation" in warning.getMessage()
+        assert "r0, r1;" in warning.getMessage()
