@@ -182,7 +182,11 @@ def _load_bundle(path: str) -> Any:
         raise CliError(str(exc)) from exc
 
 
-def _load_records(specs: list[str], split: str | None, group_by: str | None = None) -> list:
+def _load_records(
+    specs: list[str], split: str | None, group_by: str | None = None
+) -> tuple[list, list[str]]:
+    """The records to score, and notes for the result: with ``split="auto"``, one per
+    source without a validation split whose whole (then scored) holds training images."""
     from liveaffect.data.io import DatasetError
     from liveaffect.data.loaders import load_records, parse_spec
 
@@ -190,6 +194,7 @@ def _load_records(specs: list[str], split: str | None, group_by: str | None = No
         kind, root = parse_spec(spec)
         return load_records(root, part, kind, group_by=group_by)
 
+    notes = []
     try:
         if split == "auto":
             records = []
@@ -198,7 +203,16 @@ def _load_records(specs: list[str], split: str | None, group_by: str | None = No
                     part = read(spec, "validation")
                 except DatasetError:  # a source without splits: all of it
                     part = []
-                records.extend(part or read(spec, None))
+                if not part:
+                    part = read(spec, None)
+                    trained = sum(r.split == "train" for r in part)
+                    if trained:
+                        notes.append(
+                            f"{spec} has no validation split, so --split auto scored all of "
+                            f"it: {trained} of its {len(part)} images are its training set, "
+                            "and a model trained on them scores high there."
+                        )
+                records.extend(part)
             split = None
         else:
             records = [r for spec in specs for r in read(spec, split)]
@@ -207,7 +221,7 @@ def _load_records(specs: list[str], split: str | None, group_by: str | None = No
     if not records:
         where = f"split {split!r} of " if split else ""
         raise CliError(f"no labelled images in {where}{', '.join(specs)} (try another --split)")
-    return records
+    return records, notes
 
 
 def _holdout(records: list, spec: str) -> list:
@@ -418,9 +432,9 @@ def run(args: argparse.Namespace) -> int:
     kinds = _degrade_kinds(args.degrade)
     check_output_file(args.json, "--json")
     check_output_file(args.report, "--report")
-    records = _load_records(list(args.data), split, args.group_by)
-    if args.holdout:
-        records = _holdout(records, args.holdout)
+    records, notes = _load_records(list(args.data), split, args.group_by)
+    if args.holdout:  # the part a config held out: scoring it is the point
+        records, notes = _holdout(records, args.holdout), []
     for flag, asked in (("--tune-au-thresholds", args.tune_au_thresholds),
                         ("--save-au-f1", args.save_au_f1)):  # fmt: skip
         if asked and not any(r.has_au for r in records):
@@ -435,6 +449,7 @@ def run(args: argparse.Namespace) -> int:
     detector = _detector() if args.detect else None
     baseline = _load_bundle(args.baseline) if args.baseline else None
     result, thresholds, clean = _evaluate(args, bundle, records, tta, detector)
+    result.notes[:0] = notes
     copies = {}
     for kind in kinds:
         copies[kind] = _score_degraded(

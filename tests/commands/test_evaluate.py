@@ -232,6 +232,24 @@ def test_cli_auto_split_takes_a_splitless_folder_whole_and_holdout_keeps_a_part(
         run_cli([*argv, "--holdout", "1.5"])
 
 
+def test_cli_auto_split_says_when_it_scored_a_training_set(bundle_dir, tmp_path, capsys):
+    data = write_class_folders(tmp_path / "fer")
+    out, report = tmp_path / "e.json", tmp_path / "e.md"
+    argv = ["--model", str(bundle_dir), "--data", str(data), "--json", str(out)]
+    assert run_cli(argv) == 0
+    assert json.loads(out.read_text())["notes"] == []  # its val/ split was scored
+    shutil.rmtree(data / "val")  # now only train/: auto falls back to all of it
+    assert run_cli([*argv, "--report", str(report)]) == 0
+    d = json.loads(out.read_text())
+    assert d["expr"]["n"] == 9
+    note = f"{data} has no validation split, so --split auto scored all of it: 9 of its 9 "
+    assert len(d["notes"]) == 1 and d["notes"][0].startswith(note)
+    assert "its training set" in d["notes"][0] and note in report.read_text()
+    assert note in capsys.readouterr().out
+    assert run_cli([*argv, "--holdout", "0.3:0"]) == 0  # a held-out part: meant to be scored
+    assert json.loads(out.read_text())["notes"] == []
+
+
 def test_cli_tunes_thresholds_and_saves_to_card(bundle_dir, tmp_path):
     data = write_manifest(tmp_path / "m", n=12)
     card_before = json.loads((bundle_dir / "card.json").read_text())
