@@ -122,14 +122,16 @@ class VideoSink(ClosingSink):
         h, w = frame_bgr.shape[:2]
         if self._writer is None:
             codec = "MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"
-            writer = cv2.VideoWriter(
-                str(self.path), cv2.VideoWriter_fourcc(*codec), self.fps, (w, h)
-            )
+            even = (w + w % 2, h + h % 2)  # both codecs drop an odd last row or column
+            writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*codec), self.fps, even)
             if not writer.isOpened():
                 raise SinkError(f"cannot write video {self.path} (codec {codec})")
             self._writer, self._size = writer, (w, h)
         if (w, h) != self._size:
             frame_bgr = cv2.resize(frame_bgr, self._size)
+        if self._size[0] % 2 or self._size[1] % 2:  # pad with black: every pixel is kept
+            right, bottom = self._size[0] % 2, self._size[1] % 2
+            frame_bgr = cv2.copyMakeBorder(frame_bgr, 0, bottom, 0, right, cv2.BORDER_CONSTANT)
         if self.frames_written % 10 == 0:
             self._check_space()
         self._writer.write(frame_bgr)

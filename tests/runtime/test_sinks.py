@@ -159,3 +159,19 @@ def test_csv_header_and_rows_take_names_from_the_card(tmp_path):
         header, *rows = list(csv.reader(f))
     assert header[8:16] == [f"p_{n}" for n in names] and "AU01" in header and "AU12" in header
     assert rows[0][16] in names
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".avi"])
+def test_an_odd_sized_video_is_padded_not_cropped(tmp_path, suffix):
+    path = tmp_path / f"odd{suffix}"
+    frame = np.zeros((479, 641, 3), np.uint8)
+    frame[-8:, :] = 255  # a white band along the bottom rows and the last columns
+    frame[:, -8:] = 255
+    with VideoSink(path, fps=10) as sink:
+        for i in range(3):
+            sink.write(frame, FrameResult(i, 0.0))
+    capture = cv2.VideoCapture(str(path))
+    ok, back = capture.read()
+    capture.release()
+    assert ok and back.shape == (480, 642, 3)
+    assert back[471:478, 100].mean() > 200 and back[100, 634:640].mean() > 200  # kept
