@@ -345,7 +345,9 @@ def run_loop(
         summary.stopped, summary.error = "error", f"the stream dropped: {source.error}"
     if summary.stopped == "end" and not getattr(source, "is_live", True):
         read = getattr(source, "frames_read", summary.frames)
-        summary.warning = cut_short(read, getattr(source, "frame_count", 0))
+        summary.warning = cut_short(read, getattr(source, "frame_count", 0)) or getattr(
+            source, "warning", None
+        )
     if hold_last and summary.stopped == "end" and last is not None:
         try:
             drawing.hold_last(*last, meter.fps, stop)

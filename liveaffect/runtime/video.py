@@ -73,6 +73,8 @@ class VideoSource:
         frames_read: frames read from the capture so far.
         frames_dropped: live only: frames overwritten before the consumer took them.
         error: None, or why a live source stopped delivering (a sentence to print).
+        warning: None, or what looks wrong with a file that could still be read (a
+            still image cut short: :attr:`StillCapture.warning`).
     """
 
     def __init__(
@@ -104,6 +106,7 @@ class VideoSource:
         self.frames_read = 0
         self.frames_dropped = 0
         self.error: str | None = None
+        self.warning: str | None = getattr(capture, "warning", None)
         self._capture = capture
         self._capacity = 1 if self.is_live else int(queue_size)
         self._read_timeout_s = read_timeout_s if self.is_live else None
@@ -313,6 +316,23 @@ def check_video_file(path: Path) -> None:
         raise SourceError(f"cannot read video file {path} (permission denied)")
 
 
+JPEG_SUFFIXES = (".jpg", ".jpeg", ".jpe")
+
+
+def jpeg_cut_short(path: Path) -> str | None:
+    """Why a JPEG file looks truncated (no end-of-image marker near its end), else None.
+    libjpeg decodes a cut file without an error, filling the missing part with grey, and
+    only prints "Premature end of JPEG file"; the marker is what it missed."""
+    if not str(path).lower().endswith(JPEG_SUFFIXES):
+        return None
+    with open(path, "rb") as f:
+        f.seek(max(0, path.stat().st_size - 4096))  # room for trailing metadata
+        tail = f.read()
+    if b"\xff\xd9" in tail:
+        return None
+    return f"{path} has no JPEG end marker (truncated?): its missing part reads as grey"
+
+
 class StillCapture:
     """A still image as a one-frame capture, read by ``cv2.imread``, which turns it upright
     by its EXIF orientation (a phone's portrait photo); FFmpeg's image reader, behind
@@ -320,12 +340,15 @@ class StillCapture:
 
     Args:
         image: the decoded BGR image, or None when it could not be decoded (not opened).
+        warning: what looks wrong with the file although it decoded (see
+            :func:`jpeg_cut_short`).
     """
 
     FPS = 25.0
 
-    def __init__(self, image: np.ndarray | None) -> None:
+    def __init__(self, image: np.ndarray | None, warning: str | None = None) -> None:
         self._image = image
+        self.warning = warning
         self._props = {cv2.CAP_PROP_FPS: self.FPS, cv2.CAP_PROP_FRAME_COUNT: 1.0}
         if image is not None:
             self._props[cv2.CAP_PROP_FRAME_WIDTH] = float(image.shape[1])
@@ -423,7 +446,10 @@ def _open_capture(kind: str, target, open_timeout_s: float, camera_size, decode_
         with _quiet_opencv():
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)  # upright by its EXIF orientation
             # a format imread lacks may still be one FFmpeg's image reader decodes
-            capture = StillCapture(image) if image is not None else _open_file(path, None)
+            if image is not None:
+                capture = StillCapture(image, jpeg_cut_short(path))
+            else:
+                capture = _open_file(path, None)
         return capture, (
             f"cannot read {path} as an image (corrupt, or a format OpenCV cannot decode)"
         )

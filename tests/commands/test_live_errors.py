@@ -612,6 +612,20 @@ def test_a_truncated_file_is_analysed_with_a_warning(capsys, tmp_path, tiny_bund
     assert code == 0 and "warning:" not in err, err
 
 
+def test_a_truncated_still_image_is_analysed_with_a_warning(capsys, tmp_path, tiny_bundle):
+    image = np.random.default_rng(0).integers(0, 255, (120, 160, 3), np.uint8)
+    data = cv2.imencode(".jpg", image)[1].tobytes()
+    whole, cut = tmp_path / "whole.jpg", tmp_path / "cut.jpg"
+    whole.write_bytes(data)
+    cut.write_bytes(data[: len(data) // 3])
+    code, err = run_cli(capsys, str(whole), "--no-display", "--model", str(tiny_bundle))
+    assert code == 0 and "warning:" not in err, err
+    code, err = run_cli(capsys, str(cut), "--no-display", "--model", str(tiny_bundle))
+    assert code == 0, err
+    (line,) = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert "cut.jpg has no JPEG end marker (truncated?)" in line
+
+
 def test_a_whole_file_gives_no_warning(capsys, video, tiny_bundle):
     code, err = run_cli(capsys, str(video), "--no-display", "--model", str(tiny_bundle))
     assert code == 0 and "warning:" not in err, err
