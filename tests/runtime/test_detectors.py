@@ -26,6 +26,7 @@ from liveaffect.runtime.detectors.blazeface import (
     ssd_anchors,
     weighted_nms,
 )
+from liveaffect.runtime.detectors.nms import merge_detections, same_face
 from liveaffect.runtime.tracker import iou_matrix
 from liveaffect.types import Detection, FaceDetector
 
@@ -146,6 +147,71 @@ def test_weighted_nms_blends_overlaps_and_keeps_separate_faces():
     np.testing.assert_allclose(out[0][0], [0.4, 0, 10.4, 10])  # (0*.9 + 1*.6) / 1.5
     np.testing.assert_allclose(out[0][1], np.full((6, 2), 1.2))
     np.testing.assert_allclose(out[1][0], [50, 50, 60, 60])
+
+
+def _det(box, score):
+    return Detection(tuple(float(v) for v in box), score, np.zeros((6, 2), np.float32))
+
+
+# Real boxes of the 1080p crowd clip (frame, default detector): one face seen by a follow
+# window (short range) and by the whole frame's full range 35-50 px higher (IoU 0.27-0.30);
+# and two different faces, one half behind the other, that must stay two (crowd_*.csv of
+# the app, boxes rounded to 0.1 px).
+ONE_FACE = [
+    ((697.0, 574.1, 785.6, 662.7), 0.85, (677.5, 535.5, 767.6, 625.6), 0.68),  # frame 6: ids 1, 3
+    ((869.3, 683.2, 971.8, 785.6), 0.95, (825.0, 650.4, 931.8, 757.1), 0.68),  # 72: ids 13, 4
+    ((489.4, 621.5, 594.1, 726.2), 0.80, (469.1, 568.0, 581.7, 680.6), 0.65),  # 75: ids 1, 15
+    ((769.4, 664.8, 881.5, 776.9), 0.95, (736.0, 605.6, 864.4, 734.0), 0.69),  # 93: ids 13, 16
+    # frame 45 with --min-face-score 0.5: track 2 took the lower box, the face became id 18
+    ((582.0, 616.0, 677.0, 711.1), 0.78, (544.4, 568.5, 654.5, 678.6), 0.51),
+]
+TWO_FACES = [
+    ((914.1, 642.6, 996.5, 725.0), 0.90, (892.7, 650.2, 938.0, 695.5), 0.83),  # 9: a woman
+    ((1118.8, 691.2, 1187.1, 759.4), 0.94, (1078.4, 661.1, 1150.1, 732.8), 0.77),  # 51: a man
+]
+
+
+@pytest.mark.parametrize("box, score, other, other_score", ONE_FACE)
+def test_merging_passes_keeps_one_box_for_a_face_that_two_models_place_apart(
+    box, score, other, other_score
+):
+    """The whole frame's full-range box of a small face, 0.3-0.5 of a face off the follow
+    window's short-range box (IoU <= 0.3, the weighted NMS's rule), is the same face: each
+    box's centre lies inside the other. The better box stays, unchanged."""
+    assert iou_matrix([box], [other])[0, 0] <= 0.3
+    assert same_face(box, other)[0, 0]
+    merged = merge_detections([_det(other, other_score), _det(box, score)])
+    assert len(merged) == 1 and merged[0].score == score
+    np.testing.assert_allclose(merged[0].xyxy, box)
+
+
+@pytest.mark.parametrize("box, score, other, other_score", TWO_FACES)
+def test_merging_passes_keeps_two_overlapping_faces_apart(box, score, other, other_score):
+    assert not same_face(box, other)[0, 0]
+    assert len(merge_detections([_det(box, score), _det(other, other_score)])) == 2
+
+
+def test_same_face_is_iou_above_the_nms_rule_or_centres_inside_each_other():
+    boxes = np.array([[0, 0, 10, 10], [4, 4, 14, 14], [6, 0, 16, 10], [2, 2, 8, 8]], float)
+    same = same_face(boxes, boxes)
+    assert same.diagonal().all() and (same == same.T).all()
+    assert same[0, 1]  # IoU 0.22, but each centre inside the other
+    assert not same[0, 2]  # side by side, IoU 0.25: 2's centre (11, 5) is outside 0
+    assert same[0, 3]  # one inside the other
+    assert same_face(np.zeros((0, 4)), boxes).shape == (0, 4)
+
+
+@pytest.mark.shared
+def test_the_crowd_clip_has_one_box_per_face():
+    """The default detector on the crowd clip's frames up to 94 (the audit's frames 6, 72, 75
+    and 93 had two boxes, and two track ids, on one face): no two boxes of a frame are the
+    same face."""
+    detector = create_detector()
+    for i, frame in enumerate(read_frames("facenet_pytorch_video.mp4")[:94]):
+        boxes = [d.xyxy for d in detector.detect(frame)]
+        same = same_face(boxes, boxes)
+        np.fill_diagonal(same, False)
+        assert not same.any(), (i, boxes)
 
 
 @pytest.mark.shared

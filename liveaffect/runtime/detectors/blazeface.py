@@ -14,6 +14,11 @@ MediaPipe's face-detection graph are re-written here in NumPy:
 * Weighted non-maximum suppression (``NonMaxSuppressionCalculator``, WEIGHTED): boxes that
   overlap the best one by IoU > 0.3 are blended, weighted by score (:mod:`.nms`).
 
+The boxes of several passes (the two models, the small-face windows) are merged by the same
+weighted NMS, and then a box whose centre and a better box's centre each lie inside the
+other box is dropped as the same face (:func:`.nms.same_face`): the whole frame's full-range
+box of a small face can sit half a face away from a window's box of it.
+
 The frame is letterboxed into the square input (aspect kept, black padding; shrunk by area
 averaging, halving first: :func:`shrink`) and boxes are mapped back to frame pixels.
 
@@ -64,7 +69,7 @@ from liveaffect.runtime.detectors.base import (
     DetectorError,
     is_empty,
 )
-from liveaffect.runtime.detectors.nms import NMS_IOU, merge_detections, weighted_nms
+from liveaffect.runtime.detectors.nms import NMS_IOU, merge_detections, same_face, weighted_nms
 from liveaffect.runtime.detectors.small_faces import (
     SMALL_FACES,
     TILE_FACES_BELOW,
@@ -342,7 +347,8 @@ class BlazeFaceDetector:
         that needed it; a frame needs it when short range finds no face there, or when
         short range and the small-face windows together miss a face of the previous frame
         (then full range runs after them). A face short range finds keeps its short-range
-        box (full range adds only the faces short range misses), so a face's box does not
+        box (full range adds only the faces short range misses; the same face:
+        :func:`.nms.same_face`), so a face's box does not
         change with the schedule. The small-face tile, when one is due, is searched on the
         side thread on frames without full range, beside short range."""
         due = turn % self.full_range_every == 0 or not self._followed or self._needs_full
@@ -357,7 +363,9 @@ class BlazeFaceDetector:
         self._needs_full = not near or bool(_unmatched(self._followed, near + windows).any())
         if self._needs_full and not due:
             far = self._models["full"](bgr, self.min_score)
-        far = [d for d, alone in zip(far, _unmatched(far, near), strict=True) if alone]
+        if far and near:  # one face, one box: short range's (nms.same_face)
+            seen = same_face([d.xyxy for d in far], [d.xyxy for d in near]).any(axis=1)
+            far = [d for d, dup in zip(far, seen, strict=True) if not dup]
         found = merge_detections(near + far + windows)
         return found or self._padded_short_range(bgr)
 
