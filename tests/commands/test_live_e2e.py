@@ -28,30 +28,25 @@ def parse_summary(stdout: str) -> dict[str, str]:
     return dict(re.findall(r"(\w+)=(\S+)", lines[0]))
 
 
-@pytest.mark.slow
-@pytest.mark.shared
-def test_single_face_video_headless(tmp_path, tiny_bundle):
-    video = shared_path("videos", "pyfeat_single_face.mp4")
-    out_csv, out_mp4 = tmp_path / "out.csv", tmp_path / "out.mp4"
+def run_app(*argv, bundle: Path) -> subprocess.CompletedProcess:
+    """``python emotion_classifier.py ARGV --no-display --model BUNDLE``; exit status 0."""
     proc = subprocess.run(
-        [
-            sys.executable,
-            "emotion_classifier.py",
-            str(video),
-            "--no-display",
-            "--csv",
-            str(out_csv),
-            "--output",
-            str(out_mp4),
-            "--model",
-            str(tiny_bundle),
-        ],
+        [sys.executable, "emotion_classifier.py", *argv, "--no-display", "--model", str(bundle)],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+def test_single_face_video_headless(tmp_path, tiny_bundle):
+    video = shared_path("videos", "pyfeat_single_face.mp4")
+    out_csv, out_mp4 = tmp_path / "out.csv", tmp_path / "out.mp4"
+    proc = run_app(str(video), "--csv", str(out_csv), "--output", str(out_mp4), bundle=tiny_bundle)
     assert "Traceback" not in proc.stderr
     summary = parse_summary(proc.stdout)
     frames = int(summary["frames"])
@@ -100,19 +95,5 @@ def test_a_still_image_is_searched_in_every_tile(tmp_path, tiny_bundle):
     assert ok
     image = tmp_path / "crowd.jpg"
     cv2.imwrite(str(image), frame)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "emotion_classifier.py",
-            str(image),
-            "--no-display",
-            "--model",
-            str(tiny_bundle),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = run_app(str(image), bundle=tiny_bundle)
     assert int(parse_summary(proc.stdout)["faces"]) >= 5, proc.stdout
