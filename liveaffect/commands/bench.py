@@ -165,13 +165,7 @@ def _load(args: argparse.Namespace, model_path: Path):
             f"--compare: unknown engine {unknown[0]!r}; choose from: {', '.join(engines.ENGINES)}"
         )
     try:
-        engines.configure_threads(args.threads or None)
-        bundle = open_bundle(model_path)  # as the app: Keras only for what needs it
-        engine = _named(
-            ENGINE_FLAGS,
-            lambda: engines.create_engine(bundle, args.engine, tta=False if args.no_tta else None),
-        )
-        detector = _named(
+        detector = _named(  # first: a bad detector option is found in a second
             DETECTOR_FLAGS,
             lambda: create_detector(
                 args.detector,
@@ -179,6 +173,12 @@ def _load(args: argparse.Namespace, model_path: Path):
                 model=args.blazeface_model,
                 full_range_every=args.full_range_every,
             ),
+        )
+        engines.configure_threads(args.threads or None)
+        bundle = open_bundle(model_path)  # as the app: Keras only for what needs it
+        engine = _named(
+            ENGINE_FLAGS,
+            lambda: engines.create_engine(bundle, args.engine, tta=False if args.no_tta else None),
         )
     except (BundleError, engines.EngineError, DetectorError, ValueError) as exc:
         raise CliError(str(exc)) from None
