@@ -168,7 +168,7 @@ def _random_model(spec: str):
 
 def main() -> int:
     p = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--bundle", action="append", default=[], help="a bundle to time (repeatable)")
     p.add_argument(

@@ -306,8 +306,32 @@ def _score_degraded(result, clean, bundle, records, tta, detector, thresholds, k
     entry = copy_entry(kind, DESCRIPTIONS[kind], result, degraded, share)
     entry["scored"] = len(preds.records)
     entry["accuracy_drop_interval"] = _drop_interval(args, clean, preds)
+    if preds.detect:
+        _note_copy_detection(result, entry, kind, clean, preds)
     result.robustness.setdefault("copies", {})[kind] = entry
     return preds
+
+
+def _faces_found(preds) -> tuple[int, int]:
+    """(images with a face found, readable images) of a ``--detect`` run."""
+    readable = preds.n_total - len(preds.unreadable)
+    return readable - len(preds.misses), readable
+
+
+def _note_copy_detection(result, entry: dict, kind: str, clean, preds) -> None:
+    """A degraded copy's detection rate in its entry, and a note when the detector found
+    faces in other images than on the clean ones: the drop is then partly the detector's."""
+    found, readable = _faces_found(preds)
+    entry["detection_rate"] = found / readable if readable else 0.0
+    clean_found, _ = _faces_found(clean)
+    if [r.path for r in preds.records] == [r.path for r in clean.records]:
+        return
+    result.notes.append(
+        f"Degraded copy '{kind}': the detector found a face in {found} of {readable} images "
+        f"(clean: {clean_found}); its accuracy drop is partly the detector's (--no-face "
+        f"{preds.no_face}), and it has no paired interval: the two runs scored different "
+        "faces. Without --detect every copy is scored on the same crops."
+    )
 
 
 def _same_images(a, b) -> bool:
@@ -461,6 +485,8 @@ def run(args: argparse.Namespace) -> int:
         model=str(args.model),
         data=list(args.data),
         split=args.split,
+        **({"group_by": args.group_by} if args.group_by else {}),
+        **({"holdout": args.holdout} if args.holdout else {}),
         detect=bool(args.detect),
     )
     if card_file is not None:

@@ -95,11 +95,15 @@ def _bar_chart(
             low, high = span
             err = [[max(heights[i] - low, 0.0)], [max(high - heights[i], 0.0)]]
             ax.errorbar(i, heights[i], yerr=err, color="black", capsize=3, lw=1)
-    for bar, v in zip(bars, values, strict=True):
+    tops = [bar.get_height() for bar in bars]
+    for i, span in enumerate(spans or []):  # a label goes above its whisker, not through it
+        if span is not None and values[i] is not None:
+            tops[i] = max(tops[i], span[1])
+    for bar, top, v in zip(bars, tops, values, strict=True):
         label = "n/a" if v is None else f"{v:.2f}"
-        ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height() + 0.01, label, ha="center")
+        ax.text(bar.get_x() + bar.get_width() / 2, top + 0.01, label, ha="center", va="bottom")
     ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
-    ax.set_ylim(0.0, 1.08)
+    ax.set_ylim(0.0, 1.12)
     ax.set_ylabel("F1")
     ax.set_title(title)
     fig.tight_layout()

@@ -194,7 +194,10 @@ def plot_shares(robustness: dict[str, Any], path) -> Any:
         ax.bar(x + i * width, [values[n] for n in names], width, label=label, hatch=hatch)
     ax.set_xticks(x + width * (len(series) - 1) / 2, names, rotation=20)
     ax.set(ylabel="share of faces", title="predicted share per class (true share hatched)")
-    ax.legend(fontsize=8, ncol=min(len(series), 6))
+    tallest = max(max(values.values(), default=0.0) for values in series.values())
+    rows = -(-len(series) // 6)
+    ax.set_ylim(0.0, max(tallest, 0.01) * (1.25 + 0.12 * rows))  # room for the legend
+    ax.legend(fontsize=8, ncol=min(len(series), 6), loc="upper center")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

@@ -401,6 +401,28 @@ def test_cli_detect_reports_misses(tiny_bundle, tmp_path, monkeypatch, capsys):
     assert d["meta"]["detection_rate"] == pytest.approx(1 / 3)
 
 
+def test_cli_detect_says_when_a_degraded_copy_loses_faces(tiny_bundle, tmp_path, monkeypatch):
+    """Dimmed, the bright corner the fake detector looks for is gone: the copy's detection
+    rate is stored and a note says its drop is partly the detector's."""
+    import liveaffect.runtime.detectors as detectors
+
+    monkeypatch.setattr(detectors, "create_detector", lambda name, **kw: FakeDetector())
+    fer = write_class_folders(tmp_path / "fer", per_class=2)
+    for path in (fer / "val").rglob("*.jpg"):
+        img = cv2.imread(str(path))
+        img[:8, :8] = 255
+        cv2.imwrite(str(path), img)
+    out_json = tmp_path / "d.json"
+    argv = ["--model", str(tiny_bundle), "--data", str(fer), "--detect", "--json", str(out_json)]
+    assert run_cli([*argv, "--degrade", "dark", "--bootstrap", "50"]) == 0
+    d = json.loads(out_json.read_text())
+    assert d["meta"]["detection_rate"] == 1.0
+    copy = d["robustness"]["copies"]["dark"]
+    assert copy["detection_rate"] < 1.0 and copy["accuracy_drop_interval"] is None
+    (note,) = [n for n in d["notes"] if n.startswith("Degraded copy 'dark'")]
+    assert "partly the detector's" in note and "(clean: 6)" in note
+
+
 @pytest.mark.parametrize("suffix", [".tif", ".tiff", ".webp", ".pgm", ".ppm", ".jp2", ".jpe"])
 def test_cli_reads_every_still_format_opencv_reads(bundle_dir, tmp_path, suffix):
     data = write_class_folders(tmp_path / "fer", per_class=2)
@@ -524,6 +546,8 @@ def test_cli_holdout_parts_by_group(bundle_dir, tmp_path):
     for part in ("holdout", "holdout_val", "holdout_test", "rest"):
         assert run_cli([*argv, "--holdout", f"0.5:1:{part}"]) == 0
         counts[part] = json.loads(out.read_text())["expr"]["n"]
+        meta = json.loads(out.read_text())["meta"]  # which part was scored, and how cut
+        assert meta["holdout"] == f"0.5:1:{part}" and meta["group_by"] == "subject"
     assert counts["holdout_val"] + counts["holdout_test"] == counts["holdout"]
     assert counts["holdout"] + counts["rest"] == 24
     assert all(n % 3 == 0 for n in counts.values())  # whole subjects only

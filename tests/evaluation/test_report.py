@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from liveaffect.evaluation.report import markdown, write_json, write_report
 from liveaffect.evaluation.result import evaluate_arrays
@@ -82,3 +83,43 @@ def test_report_without_plots(tmp_path):
     files = write_report(evaluate_arrays(**_arrays()), tmp_path / "x.md", plots=False)
     assert set(files) == {"report"}
     assert list(tmp_path.glob("*.png")) == []
+
+
+@pytest.fixture
+def kept_figures(monkeypatch):
+    """The figures the plotting functions make, kept open for inspection."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    made, real, close = [], plt.subplots, plt.close
+    monkeypatch.setattr(plt, "subplots", lambda *a, **k: made.append(real(*a, **k)) or made[-1])
+    monkeypatch.setattr(plt, "close", lambda fig=None: None)
+    yield made
+    for fig, _ in made:
+        close(fig)
+
+
+def test_bar_labels_sit_above_their_whiskers(tmp_path, kept_figures):
+    from liveaffect.evaluation.report import _bar_chart
+
+    _bar_chart(["a", "b", "c"], [0.5, None, 0.9], "t", tmp_path / "x.png",
+               spans=[(0.3, 0.8), None, (0.7, 1.0)])  # fmt: skip
+    _, ax = kept_figures[0]
+    ys = [text.get_position()[1] for text in ax.texts]
+    assert ys[0] >= 0.8 and ys[1] >= 0.0 and ys[2] >= 1.0
+    assert ax.get_ylim()[1] > 1.05
+
+
+def test_share_bars_leave_room_for_the_legend(tmp_path, kept_figures):
+    from liveaffect.evaluation.robustness import plot_shares
+
+    names = ["Neutral", "Happiness"]
+    share = {"Neutral": 0.3, "Happiness": 0.7}
+    copies = {k: {"prediction_share": {"predicted": share}} for k in ("blur", "lowres", "dark")}
+    plot_shares({"clean": {"n": 10, "predicted": share, "true": share}, "copies": copies},
+                tmp_path / "s.png")  # fmt: skip
+    _, ax = kept_figures[0]
+    assert ax.get_ylim()[1] >= 1.25 * 0.7  # the legend sits over empty space
+    assert [t.get_text() for t in ax.get_xticklabels()] == names
