@@ -110,11 +110,11 @@ def expression_index(name: str) -> int | None:
     Accepts names like ``"angry"``, ``"Anger"``, ``"happy"``, ``"4"`` (a label
     value) or ``"4_happy"`` style prefixes are not guessed.
     """
-    key = name.strip().lower().replace("-", "").replace(" ", "")
-    if key.isdigit():
-        value = int(key)
+    text = name.strip()
+    if text.lstrip("+-").isdigit():  # a label value; "-5" is not class 5
+        value = int(text)
         return value if 0 <= value < NUM_EXPRESSIONS else None
-    return _EXPRESSION_ALIASES.get(key)
+    return _EXPRESSION_ALIASES.get(text.lower().replace("-", "").replace(" ", ""))
 
 
 def au_index(name: str) -> int | None:

@@ -32,6 +32,7 @@ from liveaffect.labels import (
     AU_MISSING,
     EXPR_MISSING,
     NUM_AUS,
+    NUM_EXPRESSIONS,
     VA_MISSING,
     au_index,
     expression_index,
@@ -167,10 +168,15 @@ def _row_record(row, cols, where, base, split_filter, source) -> tuple[Record | 
     text = cell(cols["expr"])
     if text and text != str(EXPR_MISSING):
         index = expression_index(text)
-        if index is None:
-            unknown = text
-        else:
+        if index is not None:
             expr = index
+        elif text.lstrip("+-").replace(".", "", 1).isdigit():  # a number out of range
+            raise DatasetError(
+                f"{where}: expression {text!r} must be a class index 0-{NUM_EXPRESSIONS - 1} "
+                f"or {EXPR_MISSING} (no label)"
+            )
+        else:
+            unknown = text  # a class name this project does not know: counted, warned
     va = None
     v_text, a_text = cell(cols["valence"]), cell(cols["arousal"])
     if v_text and a_text:

@@ -134,6 +134,9 @@ def test_csv_absolute_path_split_column_and_au_only(tmp_path):
         ("a.jpg,happy,x,0", "valence 'x' is not a number"),
         (",happy,0,0", "empty path"),
         ("a.jpg,happy", "2 fields, but the header has 4"),
+        ("a.jpg,-5,0,0", r"expression '-5' must be a class index 0-7 or -1 \(no label\)"),
+        ("a.jpg,9,0,0", "expression '9' must be a class index 0-7"),
+        ("a.jpg,2.5,0,0", "expression '2.5' must be a class index"),
         ("a.jpg,happy,0,0,fine, really", "6 fields, but the header has 4"),
     ],
 )
