@@ -150,6 +150,10 @@ class DataConfig:
             )
         if not 0.0 <= self.max_unreadable <= 1.0:
             raise ValueError(f"data.max_unreadable must be in [0, 1], got {self.max_unreadable}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"data.val_fraction must be in (0, 1), got {self.val_fraction}")
+        if self.val_max_samples < 1:
+            raise ValueError(f"data.val_max_samples must be >= 1, got {self.val_max_samples}")
         self.recipe = dict(self.recipe or {})
         self.seed_recipe()
 
@@ -278,6 +282,15 @@ class TrainConfig:
             raise ValueError("epochs and batch_size must be >= 1")
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.early_stopping_patience < 1:
+            raise ValueError(
+                "train.early_stopping_patience must be >= 1 (set it to train.epochs for no "
+                f"early stopping), got {self.early_stopping_patience}"
+            )
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"train.label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.warmup_epochs < 0:
+            raise ValueError(f"train.warmup_epochs must be >= 0, got {self.warmup_epochs}")
         if self.class_weights not in ("balanced_sqrt", "balanced", "none"):
             raise ValueError("class_weights must be balanced_sqrt, balanced or none")
         if not self.class_weight_max >= 0:
@@ -338,6 +351,8 @@ class RunConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
+        if not self.crop_margin >= 0:
+            raise ValueError(f"crop_margin must be >= 0, got {self.crop_margin}")
         if self.augment.degrade_from and self.augment.degrade_from >= self.train.epochs:
             raise ValueError(
                 f"augment.degrade_from ({self.augment.degrade_from}) must be below "

@@ -109,10 +109,10 @@ def epoch_callbacks(
             logs.update(_epoch_logs(res, score, self.model))
             eligible = epoch >= cfg.augment.degrade_from  # the robust phase only
             improved = state.record_epoch(epoch + 1, score, res.to_dict(), eligible)
-            if improved:
-                self.model.save(ckpt_dir / "best.keras")
-            self.model.save(ckpt_dir / "last.keras.tmp.keras")
-            os.replace(ckpt_dir / "last.keras.tmp.keras", ckpt_dir / "last.keras")
+            for name, due in (("best", improved), ("last", True)):  # whole or not at all
+                if due:
+                    self.model.save(ckpt_dir / f"{name}.keras.tmp.keras")
+                    os.replace(ckpt_dir / f"{name}.keras.tmp.keras", ckpt_dir / f"{name}.keras")
             now = time.time()  # saved with the epoch: a session stopped later keeps it
             state.train_seconds += now - self.since
             self.since = now

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import platform
+import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -169,6 +170,16 @@ def _precision_name(policy: str) -> str:
     return "float32" if policy == "none" else f"mixed {policy} (float32 weights)"
 
 
+def _file_cache(folder: Path, resuming: bool) -> Path:
+    """``data.cache: file``'s folder, emptied unless a resumed run left it whole: a fresh
+    start must not read another run's faces, and TensorFlow refuses a cache whose writing
+    was cut off (its ``.lockfile`` stays)."""
+    if folder.exists() and (not resuming or any(folder.glob("*.lockfile"))):
+        shutil.rmtree(folder)
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
 def _resume_state(cfg: RunConfig, run_dir: Path) -> tuple[TrainState, bool]:
     """The saved state when ``run_dir`` holds a resumable run of this config."""
     resuming = (run_dir / "checkpoints" / STATE_FILE).exists() and (
@@ -227,8 +238,7 @@ def _datasets(run: _Run, progress: bool):
     )
     val_images, run.val_records = decode_readable(run.val_records, spec, workers, progress, limit)
     if cfg.data.cache == "file":
-        cache = str(run.run_dir / "cache" / "train")
-        (run.run_dir / "cache").mkdir(exist_ok=True)
+        cache = str(_file_cache(run.run_dir / "cache", run.resuming) / "train")
     soft = None
     if cfg.train.distill_from:
         from liveaffect.training.distill import teacher_targets

@@ -35,3 +35,21 @@ def test_the_from_scratch_recipe_chains_its_stages():
             before = previous[1].model
             assert all(n >= o for n, o in zip(cfg.model.widths, before.widths, strict=True))
         previous = (name, cfg)
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"train": {"early_stopping_patience": 0}}, "early_stopping_patience must be >= 1"),
+        ({"train": {"label_smoothing": 2}}, r"label_smoothing must be in \[0, 1\)"),
+        ({"train": {"warmup_epochs": -1}}, "warmup_epochs must be >= 0"),
+        ({"data": {"val_fraction": 1.5}}, r"val_fraction must be in \(0, 1\)"),
+        ({"data": {"val_max_samples": 0}}, "val_max_samples must be >= 1"),
+        ({"crop_margin": -1}, "crop_margin must be >= 0"),
+    ],
+)
+def test_values_that_would_fail_mid_run_are_refused_when_the_config_is_read(data, message):
+    from liveaffect.training.config import config_from_dict
+
+    with pytest.raises(ValueError, match=message):
+        config_from_dict(data)

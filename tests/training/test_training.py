@@ -942,3 +942,18 @@ def test_bad_data_leaves_no_run_folder(tmp_path, sets, members):
         else:
             train_ensemble(cfg, run_dir, members, **QUIET)
     assert not run_dir.exists()
+
+
+def test_a_file_cache_left_by_another_start_is_not_read(sets, tmp_path):
+    """``data.cache: file``: a fresh start empties the run's cache folder (another run's
+    faces, or a write cut off whose lockfile made TensorFlow refuse to start)."""
+    cfg = make_cfg(sets["train"], sets["val"], epochs=1)
+    cfg.data.cache = "file"
+    run_dir = tmp_path / "run"
+    (run_dir / "cache").mkdir(parents=True)
+    (run_dir / "cache" / "train_0.lockfile").write_text("left by a killed run")
+    (run_dir / "cache" / "train.index").write_bytes(b"another run's faces")
+    train(cfg, run_dir, command="pytest file cache", **QUIET)
+    assert not (run_dir / "cache" / "train_0.lockfile").exists()
+    assert (run_dir / "cache" / "train.index").read_bytes() != b"another run's faces"
+    assert (run_dir / "bundle" / "model.keras").exists()
