@@ -7,6 +7,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -64,28 +65,54 @@ def evaluate_model(model, val: ValidationSet, spec, tta: TTA | bool, thresholds=
     )
 
 
-def selection_score(res, accuracy_weight: float = 0.0) -> float:
+HEAD_SCORES = {"va": ("va", "ccc_mean"), "expr": ("expr", "macro_f1"), "au": ("au", "mean_f1")}
+"""Head -> (metrics section, the number of it that enters the selection score)."""
+
+
+def trained_only(metrics: dict[str, Any], trained: set[str]) -> dict[str, Any]:
+    """``metrics`` (``EvaluationResult.to_dict()``) without the numbers of heads that were
+    not trained (random weights: their scores are noise), each replaced by a note; the
+    ABAW sums, which would include them, become None."""
+    out = dict(metrics)
+    for head in HEAD_SCORES:
+        if head not in trained and head in out:
+            out[head] = {"not_trained": True, "note": "head not trained: no numbers shown"}
+            out["mtl_score"] = out["mtl_partial"] = None
+    return out
+
+
+def selection_score(res, accuracy_weight: float = 0.0, trained: set[str] | None = None) -> float:
     """The validation score that picks epochs: VA mean CCC + expression macro-F1 + AU mean
-    F1 over the heads with labels, plus ``accuracy_weight`` x expression accuracy; -inf
-    when nothing could be scored.
+    F1 over the ``trained`` heads (None: every head) that have validation labels, plus
+    ``accuracy_weight`` x expression accuracy; -inf when nothing could be scored. An
+    untrained head's score is noise and would steer the choice of epoch.
 
     The macro-F1 is the one over the classes present in the validation labels
     (``expr.macro_f1``) and the AU F1 the mean over the AUs with labels (``au.mean_f1``),
     not the ABAW terms of ``res.mtl_partial`` (all 8 classes, an absent one counting 0;
     all 12 AUs or none): epochs are picked as they were when the shipped model was
     trained."""
-    terms = [t for t in (res.va.ccc_mean, res.expr.macro_f1, res.au.mean_f1) if t is not None]
+    heads = [h for h in HEAD_SCORES if trained is None or h in trained]
+    values = [getattr(getattr(res, HEAD_SCORES[h][0]), HEAD_SCORES[h][1]) for h in heads]
+    terms = [t for t in values if t is not None]
     if not terms:
         return -float("inf")
     score = float(sum(terms))
-    if accuracy_weight and res.expr.accuracy is not None:
+    if accuracy_weight and "expr" in heads and res.expr.accuracy is not None:
         score += accuracy_weight * res.expr.accuracy
     return float(score)
 
 
 def epoch_callbacks(
-    cfg: RunConfig, run_dir: Path, val: ValidationSet, spec: PreprocessSpec, state: TrainState
+    cfg: RunConfig,
+    run_dir: Path,
+    val: ValidationSet,
+    spec: PreprocessSpec,
+    state: TrainState,
+    trained: set[str] | None = None,
 ):
+    """Keras callbacks: validate, log, checkpoint and early-stop after each epoch, scoring
+    only the ``trained`` heads (None: every head)."""
     import keras
 
     ckpt_dir = run_dir / "checkpoints"
@@ -105,10 +132,11 @@ def epoch_callbacks(
             if self.engine is None:  # one traced function for the whole fit
                 self.engine = validation_engine(self.model, spec, cfg.train.select_tta)
             res = evaluate_model(self.model, val, spec, cfg.train.select_tta, engine=self.engine)
-            score = selection_score(res, cfg.train.select_accuracy_weight)
-            logs.update(_epoch_logs(res, score, self.model))
+            score = selection_score(res, cfg.train.select_accuracy_weight, trained)
+            logs.update(_epoch_logs(res, score, self.model, trained))
             eligible = epoch >= cfg.augment.degrade_from  # the robust phase only
-            improved = state.record_epoch(epoch + 1, score, res.to_dict(), eligible)
+            metrics = res.to_dict() if trained is None else trained_only(res.to_dict(), trained)
+            improved = state.record_epoch(epoch + 1, score, metrics, eligible)
             for name, due in (("best", improved), ("last", True)):  # whole or not at all
                 if due:
                     self.model.save(ckpt_dir / f"{name}.keras.tmp.keras")
@@ -139,15 +167,17 @@ def epoch_callbacks(
     ]
 
 
-def _epoch_logs(res, score: float, model) -> dict[str, float]:
+def _epoch_logs(res, score: float, model, trained: set[str] | None = None) -> dict[str, float]:
+    """The epoch's ``val_*`` numbers for log.csv and the console; NaN for untrained heads."""
     import keras
 
+    shown = lambda head, v: _nan(v if trained is None or head in trained else None)  # noqa: E731
     return {
         "val_score": score,
-        "val_expr_macro_f1": _nan(res.expr.macro_f1),
-        "val_expr_accuracy": _nan(res.expr.accuracy),
-        "val_va_ccc_mean": _nan(res.va.ccc_mean),
-        "val_au_mean_f1": _nan(res.au.mean_f1),
+        "val_expr_macro_f1": shown("expr", res.expr.macro_f1),
+        "val_expr_accuracy": shown("expr", res.expr.accuracy),
+        "val_va_ccc_mean": shown("va", res.va.ccc_mean),
+        "val_au_mean_f1": shown("au", res.au.mean_f1),
         "lr": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
     }
 

@@ -170,6 +170,12 @@ def _precision_name(policy: str) -> str:
     return "float32" if policy == "none" else f"mixed {policy} (float32 weights)"
 
 
+def _trained(run: _Run) -> set[str]:
+    """The heads this run trains (labels in its training data and a loss weight above 0)."""
+    info = head_info(run.train_records, run.cfg.train.loss_weights)
+    return {head for head, h in info.items() if h.trained}
+
+
 def _file_cache(folder: Path, resuming: bool) -> Path:
     """``data.cache: file``'s folder, emptied unless a resumed run left it whole: a fresh
     start must not read another run's faces, and TensorFlow refuses a cache whose writing
@@ -297,7 +303,7 @@ def _fit(run: _Run, strategy, ds, val: ValidationSet, verbose, extra_callbacks):
             callbacks=[
                 keras.callbacks.LambdaCallback(on_epoch_begin=clock),
                 *_ema_callbacks(run),
-                *epoch_callbacks(cfg, run.run_dir, val, run.spec, state),
+                *epoch_callbacks(cfg, run.run_dir, val, run.spec, state, _trained(run)),
                 *extra_callbacks,
             ],
             verbose=verbose,
@@ -365,19 +371,21 @@ def _card(run: _Run, model, val: ValidationSet) -> ModelCard:
     """The card of the finished run: heads, test-time views, metrics, how it was trained."""
     import tensorflow as tf
 
-    from liveaffect.training.monitor import evaluate_model
+    from liveaffect.training.monitor import evaluate_model, trained_only
 
     cfg, state = run.cfg, run.state
+    trained = _trained(run)
     if cfg.train.bundle_epoch == "last":  # scored again: the state keeps the best epoch's
         picked = evaluate_model(model, val, run.spec, cfg.train.select_tta).to_dict()
         note = "metrics of the last epoch (train.bundle_epoch: last) on the validation set"
     else:
         picked = state.best_metrics
         note = "metrics of the selected epoch on the validation set used for early stopping"
-    metrics = {"validation_during_training": picked, "note": note}
+    metrics = {"validation_during_training": trained_only(picked, trained), "note": note}
     if cfg.train.select_tta != cfg.train.tta:  # epochs were scored on fewer views
         metrics["note"] += f" ({cfg.train.select_tta.describe()})"
-        metrics["validation"] = evaluate_model(model, val, run.spec, cfg.train.tta).to_dict()
+        again = evaluate_model(model, val, run.spec, cfg.train.tta).to_dict()
+        metrics["validation"] = trained_only(again, trained)
         metrics["validation_note"] = (
             f"the bundle's epoch on the same validation set, {cfg.train.tta.describe()}"
         )

@@ -235,7 +235,9 @@ def test_bundle_epoch_last_ships_the_final_epoch_not_the_best(sets, tmp_path, mo
     from liveaffect.training import monitor
 
     scores = iter([3.0, 2.0, 1.0])  # epoch 1 scores best, so best and last differ
-    monkeypatch.setattr(monitor, "selection_score", lambda res, weight=0.0: next(scores))
+    monkeypatch.setattr(
+        monitor, "selection_score", lambda res, weight=0.0, trained=None: next(scores)
+    )
     cfg = make_cfg(sets["train"], sets["val"], epochs=3, bundle_epoch="last")
     run_dir = tmp_path / "run"
     bundle = train(cfg, run_dir, **QUIET)
@@ -295,6 +297,11 @@ def test_a_head_without_labels_is_marked_untrained(sets, tmp_path, monkeypatch):
     assert card["heads"]["au"]["data"] == "no action-unit labels"
     assert card["heads"]["expr"]["trained"] and card["heads"]["va"]["trained"]
     assert all(float(r["au_loss"]) == 0.0 for r in log_rows(tmp_path / "run"))
+    # the validation set has AU labels, but the untrained head's F1 is noise: not shown
+    shown = card["metrics"]["validation_during_training"]
+    assert shown["au"]["not_trained"] and shown["mtl_partial"] is None
+    assert shown["expr"]["accuracy"] is not None
+    assert all(r["val_au_mean_f1"] == "nan" for r in log_rows(tmp_path / "run"))
 
 
 # ------------------------------------------------------------------ masking
