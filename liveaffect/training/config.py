@@ -133,8 +133,13 @@ class DataConfig:
     weak_au_low: float = 0.10
 
     def __post_init__(self) -> None:
-        self.train = [s if isinstance(s, SourceSpec) else _source(s) for s in self.train]
-        self.validation = [s if isinstance(s, SourceSpec) else _source(s) for s in self.validation]
+        for name in ("train", "validation"):
+            sources = getattr(self, name)
+            if not isinstance(sources, list | tuple):
+                raise ValueError(f"data.{name} must be a list of sources (- PATH), got {sources!r}")
+            specs = [s if isinstance(s, SourceSpec) else _source(s, f"data.{name}[{i}]")
+                     for i, s in enumerate(sources)]  # fmt: skip
+            setattr(self, name, specs)
         if not 0.0 <= self.weak_au_low < self.weak_au_high <= 1.0:
             raise ValueError(
                 "data.weak_au_low and weak_au_high need 0 <= low < high <= 1, got "
@@ -174,8 +179,11 @@ class DataConfig:
             raise ValueError(f"data.recipe: {exc}") from exc
 
 
-def _source(value: Any) -> SourceSpec:
-    return SourceSpec(path=value) if isinstance(value, str) else SourceSpec(**value)
+def _source(value: Any, where: str) -> SourceSpec:
+    """A source from its YAML: a path, or a mapping of SourceSpec's keys."""
+    if isinstance(value, str):
+        return SourceSpec(path=value)
+    return _build(SourceSpec, value, where)
 
 
 @dataclass
@@ -368,16 +376,32 @@ class RunConfig:
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
 
 
+_PLAIN_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
+
+
 def _build(cls, data: dict[str, Any], where: str):
-    known = {f.name for f in fields(cls)}
-    unknown = set(data) - known
+    """``cls(**data)``, naming an unknown key, and a value of the wrong type for a field
+    typed plainly ``int``, ``float``, ``bool`` or ``str`` (YAML's ``"2"`` is a string;
+    unchecked, it fails far away with a message that names no key)."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{where} must be a mapping of keys to values, got {data!r}")
+    known = {f.name: f.type for f in fields(cls)}
+    unknown = set(data) - set(known)
     if unknown:
         raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(known)}")
+    for key, value in data.items():
+        types = _PLAIN_TYPES.get(str(known[key]))
+        if types is None:
+            continue
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise ValueError(f"{where}.{key} must be {known[key]}, got {value!r}")
     return cls(**data)
 
 
 def config_from_dict(data: dict[str, Any]) -> RunConfig:
     """Build a RunConfig from a (YAML) dict, naming any unknown key."""
+    if data is not None and not isinstance(data, dict):
+        raise ValueError(f"a config is a mapping of sections (model:, data:, ...), got {data!r}")
     data = dict(data or {})
     model = dict(data.pop("model", {}) or {})
     if "head" in model:

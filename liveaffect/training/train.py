@@ -127,6 +127,9 @@ def train(
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise TrainingError(f"{run_dir} is a file, not a run folder")
+    above = next((p for p in run_dir.parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise TrainingError(f"cannot make the run folder {run_dir}: {above} is a file")
     state, resuming = _resume_state(cfg, run_dir)
     if state.finished:
         print(f"{run_dir}: this run already finished; bundle in {run_dir / 'bundle'}")

@@ -123,3 +123,10 @@ def test_train_refuses_weights_for_a_backbone_without_them(capsys, tmp_path):
                  "--backbone", "tiny", "--weights", str(tmp_path / "w.h5")])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 2 and "backbone tiny always starts from random weights" in err, err
+
+
+def test_train_refuses_an_out_below_a_file(capsys, tmp_path):
+    (tmp_path / "f.jpg").write_text("x")
+    code = main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "f.jpg" / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and f"{tmp_path / 'f.jpg'} is a file" in err, err

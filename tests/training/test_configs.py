@@ -46,6 +46,16 @@ def test_the_from_scratch_recipe_chains_its_stages():
         ({"data": {"val_fraction": 1.5}}, r"val_fraction must be in \(0, 1\)"),
         ({"data": {"val_max_samples": 0}}, "val_max_samples must be >= 1"),
         ({"crop_margin": -1}, "crop_margin must be >= 0"),
+        ({"train": {"epochs": "2"}}, "train.epochs must be int, got '2'"),
+        ({"train": {"learning_rate": "1e-3"}}, "train.learning_rate must be float"),
+        ({"train": {"tta_flip": "no"}}, "train.tta_flip must be bool, got 'no'"),
+        ({"train": {"epochs": True}}, "train.epochs must be int, got True"),
+        ({"data": {"train": "/data/fer"}}, r"data.train must be a list of sources"),
+        ({"data": {"train": [{"path": "x", "holdut": 0.1}]}}, r"data.train\[0\]: unknown key"),
+        (
+            {"data": {"train": [{"path": "x", "repeat": 1.5}]}},
+            r"data.train\[0\].repeat must be int",
+        ),
     ],
 )
 def test_values_that_would_fail_mid_run_are_refused_when_the_config_is_read(data, message):
@@ -53,3 +63,10 @@ def test_values_that_would_fail_mid_run_are_refused_when_the_config_is_read(data
 
     with pytest.raises(ValueError, match=message):
         config_from_dict(data)
+
+
+def test_a_config_that_is_not_a_mapping_is_named():
+    from liveaffect.training.config import config_from_dict
+
+    with pytest.raises(ValueError, match="a config is a mapping of sections"):
+        config_from_dict(["model", "data"])
