@@ -88,7 +88,7 @@ def official_split(
     if unsplit:
         raise ValueError(
             f"records from {', '.join(unsplit)} carry no official split; "
-            "use split_by_recording for them"
+            "split them by recording (data.split: recording, or auto)"
         )
     train = [r for r in records if r.split == "train"]
     val = [r for r in records if r.split in held_out]

@@ -286,6 +286,12 @@ class TrainConfig:
                 f"train.mixed_precision must be {', '.join(MIXED_PRECISION)}, "
                 f"got {self.mixed_precision!r}"
             )
+        unknown = set(self.loss_weights) - {"expr", "va", "au"}
+        if unknown:
+            raise ValueError(f"train.loss_weights: unknown head(s) {sorted(unknown)}; "
+                             "the heads are expr, va, au")  # fmt: skip
+        if any(not isinstance(w, int | float) or w < 0 for w in self.loss_weights.values()):
+            raise ValueError(f"train.loss_weights must be numbers >= 0, got {self.loss_weights}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be >= 1")
         if self.learning_rate <= 0:

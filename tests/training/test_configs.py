@@ -47,6 +47,8 @@ def test_the_from_scratch_recipe_chains_its_stages():
         ({"data": {"val_max_samples": 0}}, "val_max_samples must be >= 1"),
         ({"crop_margin": -1}, "crop_margin must be >= 0"),
         ({"train": {"epochs": "2"}}, "train.epochs must be int, got '2'"),
+        ({"train": {"loss_weights": {"expr": 1, "vaa": 1}}}, r"unknown head\(s\) \['vaa'\]"),
+        ({"train": {"loss_weights": {"va": -1}}}, "loss_weights must be numbers >= 0"),
         ({"train": {"learning_rate": "1e-3"}}, "train.learning_rate must be float"),
         ({"train": {"tta_flip": "no"}}, "train.tta_flip must be bool, got 'no'"),
         ({"train": {"epochs": True}}, "train.epochs must be int, got True"),
