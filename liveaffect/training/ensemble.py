@@ -24,8 +24,9 @@ from pathlib import Path
 
 from liveaffect.bundle import HEADS, HeadInfo, ModelCard, load_bundle, save_bundle
 from liveaffect.data.records import Record
-from liveaffect.training.config import RunConfig
+from liveaffect.training.config import RunConfig, load_config
 from liveaffect.training.inputs import TrainingError
+from liveaffect.training.state import STATE_FILE
 
 ENSEMBLE_FILE = "ensemble.json"
 
@@ -74,12 +75,25 @@ def _head_names(model) -> list[str]:
 
 
 def _check_layout(run_dir: Path, k: int, cfg: RunConfig) -> None:
+    """Refuse a folder that holds another run (a single model, an ensemble of another
+    size or config) before anything in it is written; then mark it as this ensemble's."""
     path = run_dir / ENSEMBLE_FILE
+    if (run_dir / "checkpoints" / STATE_FILE).exists():
+        raise TrainingError(
+            f"{run_dir} holds a single model's run (trained without --members); "
+            "use a new --out folder"
+        )
     if path.exists():
         saved = json.loads(path.read_text())
         if saved.get("members") != k:
             raise TrainingError(
                 f"{run_dir} holds an ensemble of {saved.get('members')} members, not {k}; "
+                "use a new --out folder"
+            )
+        config = run_dir / "config.yaml"
+        if config.exists() and load_config(config).to_dict() != cfg.to_dict():
+            raise TrainingError(
+                f"{run_dir} holds an ensemble trained with a different config; "
                 "use a new --out folder"
             )
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -127,6 +127,11 @@ def train(
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise TrainingError(f"{run_dir} is a file, not a run folder")
+    if (run_dir / "ensemble.json").exists():  # training.ensemble.ENSEMBLE_FILE
+        raise TrainingError(
+            f"{run_dir} holds an ensemble (trained with --members); run the same command "
+            "with --members, or use a new --out folder"
+        )
     above = next((p for p in run_dir.parents if p.exists()), None)
     if above is not None and not above.is_dir():
         raise TrainingError(f"cannot make the run folder {run_dir}: {above} is a file")

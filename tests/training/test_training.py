@@ -583,6 +583,16 @@ def test_an_ensemble_bundle_averages_its_members(sets, tmp_path):
     assert (tmp_path / "ens" / "member_1" / "log.csv").read_text() == log
     with pytest.raises(TrainingError, match="2 members, not 3"):
         train_ensemble(cfg, tmp_path / "ens", 3, **QUIET)
+    # neither a single run nor an ensemble of another config writes into the folder
+    before = {p: p.read_bytes() for p in (tmp_path / "ens").glob("*") if p.is_file()}
+    with pytest.raises(TrainingError, match="holds an ensemble"):
+        train(cfg, tmp_path / "ens", **QUIET)
+    longer = make_cfg(sets["train"], sets["val"], epochs=2)
+    with pytest.raises(TrainingError, match="ensemble trained with a different config"):
+        train_ensemble(longer, tmp_path / "ens", 2, **QUIET)
+    assert {p: p.read_bytes() for p in (tmp_path / "ens").glob("*") if p.is_file()} == before
+    with pytest.raises(TrainingError, match="holds a single model's run"):
+        train_ensemble(cfg, tmp_path / "ens" / "member_0", 2, **QUIET)
 
 
 @pytest.mark.slow
