@@ -139,6 +139,8 @@ def train(
     if state.finished:
         print(f"{run_dir}: this run already finished; bundle in {run_dir / 'bundle'}")
         return run_dir / "bundle"
+    if not resuming:  # before the run folder is made: a wrong path leaves nothing behind
+        _check_bundle_paths(cfg)
     keras.utils.set_random_seed(cfg.train.seed + state.epoch_done)
     # the data is read before the run folder is made: bad data leaves no folder behind
     train_records, val_records = _run_records(cfg, run_dir, records)
@@ -176,6 +178,19 @@ def choose_precision(asked: str, gpu: bool) -> str:
 
 def _precision_name(policy: str) -> str:
     return "float32" if policy == "none" else f"mixed {policy} (float32 weights)"
+
+
+def _check_bundle_paths(cfg: RunConfig) -> None:
+    """``train.init_from`` and ``train.distill_from`` name a bundle or ``.keras`` file."""
+    from liveaffect.bundle import BundleError, resolve_model_path
+
+    for key in ("init_from", "distill_from"):
+        path = getattr(cfg.train, key)
+        if path:
+            try:
+                resolve_model_path(path)
+            except BundleError as exc:
+                raise TrainingError(f"train.{key}: {exc}") from exc
 
 
 def _trained(run: _Run) -> set[str]:

@@ -761,8 +761,9 @@ def test_init_from_starts_from_the_bundles_weights(tiny_run, sets, tmp_path):
     with pytest.raises(TrainingError, match="weight shapes differ"):
         train(other, tmp_path / "run2", **QUIET)
     missing = make_cfg(sets["train"], sets["val"], epochs=1, init_from=str(tmp_path / "nope"))
-    with pytest.raises(TrainingError, match="init_from"):
+    with pytest.raises(TrainingError, match=r"train\.init_from: .*nope: no such model"):
         train(missing, tmp_path / "run3", **QUIET)
+    assert not (tmp_path / "run3").exists()  # found before the run folder is made
 
 
 @pytest.mark.slow
