@@ -110,7 +110,7 @@ def read_class_folders(root: str, split: str | None = None, source: str = "") ->
         root: dataset folder (local or ``gs://``).
         split: keep only this split folder (``train``, ``validation``, ``test``); None = all.
             A root without split folders only accepts None.
-        source: Record.source; default the root folder's name.
+        source: Record.source; default :func:`source_name` of the root.
 
     Raises:
         DatasetError: missing root, no class folders, or ``split`` asked of an unsplit root.
@@ -118,7 +118,7 @@ def read_class_folders(root: str, split: str | None = None, source: str = "") ->
     _check_split(split)
     if not io.isdir(root):
         raise DatasetError(f"class-folder root {root} is not a folder")
-    source = source or io.basename(root)
+    source = source or source_name(root)
     dirs, _ = io.scan(root)
     split_dirs = [(d, split_name(d)) for d in dirs if split_name(d) and expression_index(d) is None]
     if not split_dirs:
@@ -151,6 +151,14 @@ def _number(text: str, what: str, where: str) -> float:
         return float(text)
     except ValueError:
         raise DatasetError(f"{where}: {what} {text!r} is not a number") from None
+
+
+def source_name(path: str) -> str:
+    """How a model card names a source: the last two parts of its path
+    (``fer2013/train``, ``ckplus_au/labels.csv``); the last alone is often ``train`` or
+    ``labels.csv``, which names no dataset and merges two CSVs of one folder."""
+    parts = [p for p in str(path).replace("\\", "/").rstrip("/").split("/") if p]
+    return "/".join(parts[-2:]) or str(path)
 
 
 def _row_record(row, cols, where, base, split_filter, source) -> tuple[Record | None, str]:
@@ -217,7 +225,7 @@ def read_csv_manifest(
     Args:
         path: the ``.csv`` file (local or ``gs://``).
         split: keep rows whose ``split`` column says this; needs a ``split`` column.
-        source: Record.source; default the name of the CSV's folder.
+        source: Record.source; default :func:`source_name` of the CSV.
         group_by: a column whose value becomes ``Record.group`` (what holdout splits keep
             together, e.g. ``subject``); None = split by ``video`` (or image).
 
@@ -230,7 +238,7 @@ def read_csv_manifest(
     if not io.exists(path):
         raise DatasetError(f"CSV manifest {path} does not exist")
     base = io.dirname(path)
-    source = source or io.basename(base)
+    source = source or source_name(path)
     rows = list(csv.reader(_stdio.StringIO(io.read_text(path))))
     if not rows:
         raise DatasetError(f"{path}:1: empty CSV, expected a header")

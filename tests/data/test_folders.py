@@ -41,7 +41,7 @@ def test_class_folders_with_aliases_and_unknown_class(tmp_path, caplog):
     assert counts["Anger"] == 2 and counts["Happiness"] == 3
     assert counts["Surprise"] == 1 and counts["Neutral"] == 1 and sum(counts.values()) == 7
     assert all(r.video == r.path and r.split == "" and r.va is None for r in records)
-    assert {r.source for r in records} == {tmp_path.name}
+    assert {r.source for r in records} == {f"{tmp_path.parent.name}/{tmp_path.name}"}
     with pytest.raises(DatasetError, match="no train/val/test folders"):
         folders.read_class_folders(str(tmp_path), split="train")
 
@@ -106,7 +106,7 @@ def test_csv_manifest_with_partial_columns(tmp_path, caplog):
     assert by_name["img2.jpg"].expr == -1 and by_name["img2.jpg"].va == (-0.5, 0.5)
     assert by_name["img3.jpg"].expr == -1 and by_name["img3.jpg"].has_va
     assert happy.path == str(tmp_path / "imgs" / "img0.jpg") and happy.video == happy.path
-    assert {r.source for r in records} == {tmp_path.name}
+    assert {r.source for r in records} == {f"{tmp_path.name}/labels.csv"}
     assert by_name["abs.jpg"].path == str(outside)
     assert by_name["abs.jpg"].expr == 1 and by_name["abs.jpg"].va is None
 
@@ -171,9 +171,9 @@ def test_sources_detection_errors_and_load_many(tmp_path):
     assert loaders.detect_kind(str(tmp_path / "vaset" / "labels.csv")) == "csv"
     records = loaders.load_many([str(tmp_path / "fer"), f"csv:{tmp_path / 'vaset'}"])
     assert [(r.source, r.expr, r.va) for r in records] == [
-        ("fer", 4, None),
-        ("fer", 4, None),
-        ("vaset", -1, (0.2, 0.3)),
+        (f"{tmp_path.name}/fer", 4, None),
+        (f"{tmp_path.name}/fer", 4, None),
+        ("vaset/labels.csv", -1, (0.2, 0.3)),
     ]
     assert loaders.parse_spec("gs://bucket/x") == ("auto", "gs://bucket/x")
     assert loaders.parse_spec("folders:/data/x") == ("folders", "/data/x")
@@ -185,7 +185,7 @@ def test_real_diffusionfer_csv():
     assert len(records) == 1285
     assert all(r.has_va and r.has_expr and r.au is None for r in records)
     assert class_counts(records)["Happiness"] == 339
-    assert {r.source for r in records} == {"diffusionfer"}
+    assert {r.source for r in records} == {"diffusionfer/labels.csv"}
 
 
 @pytest.mark.skipif(not FER.is_dir(), reason="../shared/data/fer2013 is absent")
@@ -198,3 +198,16 @@ def test_real_fer2013_train_lists_fast():
     assert counts["Anger"] == 3995 and counts["Disgust"] == 436 and counts["Other"] == 0
     assert {r.split for r in records} == {"train"}
     assert elapsed < 5.0, f"listing FER2013 train took {elapsed:.1f} s"
+
+
+def test_sources_are_named_by_their_last_two_path_parts(tmp_path):
+    """A card names a source: ``train`` or ``labels.csv`` alone names no dataset."""
+    touch(tmp_path / "fer" / "train" / "happy", 1)
+    touch(tmp_path / "ck", 1)
+    for name in ("a.csv", "b.csv"):
+        write_csv(tmp_path / "ck" / name, "path,expression\nimg0.jpg,happy\n")
+    records = folders.read_class_folders(str(tmp_path / "fer" / "train"))
+    assert {r.source for r in records} == {"fer/train"}
+    a = folders.read_csv_manifest(str(tmp_path / "ck" / "a.csv"))
+    b = folders.read_csv_manifest(str(tmp_path / "ck" / "b.csv"))
+    assert (a[0].source, b[0].source) == ("ck/a.csv", "ck/b.csv")
