@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from liveaffect.runtime.tracker import iou_matrix
 from liveaffect.types import Detection
 
 NMS_IOU = 0.3
@@ -70,13 +71,7 @@ def same_face(boxes: np.ndarray, others: np.ndarray) -> np.ndarray:
     their IoU is above :data:`NMS_IOU`, or each one's centre lies inside the other."""
     a = np.asarray(boxes, np.float64).reshape(-1, 4)[:, None, :]
     b = np.asarray(others, np.float64).reshape(-1, 4)[None, :, :]
-    iw = np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0])
-    ih = np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1])
-    inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
-    area_a = np.clip(a[..., 2] - a[..., 0], 0, None) * np.clip(a[..., 3] - a[..., 1], 0, None)
-    area_b = np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)
-    union = area_a + area_b - inter
-    iou = np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+    iou = iou_matrix(boxes, others)
     return (iou > NMS_IOU) | (_centre_inside(a, b) & _centre_inside(b, a))
 
 
