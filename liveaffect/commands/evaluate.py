@@ -312,20 +312,14 @@ def _score_degraded(result, clean, bundle, records, tta, detector, thresholds, k
     return preds
 
 
-def _faces_found(preds) -> tuple[int, int]:
-    """(images with a face found, readable images) of a ``--detect`` run."""
-    readable = preds.n_total - len(preds.unreadable)
-    return readable - len(preds.misses), readable
-
-
 def _note_copy_detection(result, entry: dict, kind: str, clean, preds) -> None:
     """A degraded copy's detection rate in its entry, and a note when the detector found
     faces in other images than on the clean ones: the drop is then partly the detector's."""
-    found, readable = _faces_found(preds)
+    found, readable = preds.faces_found()
     entry["detection_rate"] = found / readable if readable else 0.0
-    clean_found, _ = _faces_found(clean)
-    if [r.path for r in preds.records] == [r.path for r in clean.records]:
+    if _same_images(clean, preds):
         return
+    clean_found, _ = clean.faces_found()
     result.notes.append(
         f"Degraded copy '{kind}': the detector found a face in {found} of {readable} images "
         f"(clean: {clean_found}); its accuracy drop is partly the detector's (--no-face "

@@ -196,10 +196,14 @@ class Predictions:
         au = None if au is None else np.concatenate([au, np.zeros((n_missed, au.shape[1]))])
         return [*self.records, *self.missed_records], expr, va, au
 
+    def faces_found(self) -> tuple[int, int]:
+        """(images in which the detector found a face, readable images)."""
+        readable = self.n_total - len(self.unreadable)
+        return readable - len(self.misses), readable
+
     def _detection_meta(self, result: EvaluationResult) -> None:
         """The detection rate and what happened to the misses, in meta and notes."""
-        readable = self.n_total - len(self.unreadable)
-        found = readable - len(self.misses)
+        found, readable = self.faces_found()
         rate = found / readable if readable else 0.0
         result.meta.update(
             detection_misses=len(self.misses), detection_rate=rate, no_face=self.no_face
