@@ -25,6 +25,7 @@ from liveaffect.hardware import native_bfloat16
 from liveaffect.labels import AU_MISSING
 from liveaffect.preprocess import PreprocessSpec
 from liveaffect.training.config import RunConfig, mixed_precision_policy
+from liveaffect.training.ensemble import ENSEMBLE_FILE
 from liveaffect.training.inputs import (
     TrainingError,
     au_pos_weights,
@@ -127,7 +128,7 @@ def train(
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise TrainingError(f"{run_dir} is a file, not a run folder")
-    if (run_dir / "ensemble.json").exists():  # training.ensemble.ENSEMBLE_FILE
+    if (run_dir / ENSEMBLE_FILE).exists():
         raise TrainingError(
             f"{run_dir} holds an ensemble (trained with --members); run the same command "
             "with --members, or use a new --out folder"
@@ -193,10 +194,10 @@ def _check_bundle_paths(cfg: RunConfig) -> None:
                 raise TrainingError(f"train.{key}: {exc}") from exc
 
 
-def _trained(run: _Run) -> set[str]:
-    """The heads this run trains (labels in its training data and a loss weight above 0)."""
-    info = head_info(run.train_records, run.cfg.train.loss_weights)
-    return {head for head, h in info.items() if h.trained}
+def _trained(heads: dict) -> set[str]:
+    """The heads of :func:`head_info`'s ``heads`` that learn (labels in the training data
+    and a loss weight above 0)."""
+    return {head for head, info in heads.items() if info.trained}
 
 
 def _file_cache(folder: Path, resuming: bool) -> Path:
@@ -319,6 +320,7 @@ def _fit(run: _Run, strategy, ds, val: ValidationSet, verbose, extra_callbacks):
         run.clock.epoch = epoch
 
     if state.epoch_done < cfg.train.epochs and state.wait < cfg.train.early_stopping_patience:
+        trained = _trained(head_info(run.train_records, cfg.train.loss_weights))
         model.fit(
             ds,
             epochs=cfg.train.epochs,
@@ -326,7 +328,7 @@ def _fit(run: _Run, strategy, ds, val: ValidationSet, verbose, extra_callbacks):
             callbacks=[
                 keras.callbacks.LambdaCallback(on_epoch_begin=clock),
                 *_ema_callbacks(run),
-                *epoch_callbacks(cfg, run.run_dir, val, run.spec, state, _trained(run)),
+                *epoch_callbacks(cfg, run.run_dir, val, run.spec, state, trained),
                 *extra_callbacks,
             ],
             verbose=verbose,
@@ -397,7 +399,8 @@ def _card(run: _Run, model, val: ValidationSet) -> ModelCard:
     from liveaffect.training.monitor import evaluate_model, trained_only
 
     cfg, state = run.cfg, run.state
-    trained = _trained(run)
+    heads = head_info(run.train_records, cfg.train.loss_weights)
+    trained = _trained(heads)
     if cfg.train.bundle_epoch == "last":  # scored again: the state keeps the best epoch's
         picked = evaluate_model(model, val, run.spec, cfg.train.select_tta).to_dict()
         note = "metrics of the last epoch (train.bundle_epoch: last) on the validation set"
@@ -416,7 +419,7 @@ def _card(run: _Run, model, val: ValidationSet) -> ModelCard:
         name=cfg.name,
         backbone=cfg.model.backbone,
         preprocess=run.spec,
-        heads=head_info(run.train_records, cfg.train.loss_weights),
+        heads=heads,
         tta=cfg.train.tta.card_entry(),
         metrics=metrics,
         training={
