@@ -440,22 +440,20 @@ def open_source(
 
 def _open_capture(kind: str, target, open_timeout_s: float, camera_size, decode_threads):
     """The ``cv2.VideoCapture`` for a parsed source, and what to say if it did not open."""
-    if kind == "file" and str(target).lower().endswith(IMAGE_SUFFIXES):
-        path = Path(target)
-        check_video_file(path)
-        with _quiet_opencv():
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)  # upright by its EXIF orientation
-            # a format imread lacks may still be one FFmpeg's image reader decodes
-            if image is not None:
-                capture = StillCapture(image, jpeg_cut_short(path))
-            else:
-                capture = _open_file(path, None)
-        return capture, (
-            f"cannot read {path} as an image (corrupt, or a format OpenCV cannot decode)"
-        )
     if kind == "file":
         path = Path(target)
         check_video_file(path)
+        if path.name.lower().endswith(IMAGE_SUFFIXES):
+            with _quiet_opencv():
+                image = cv2.imread(str(path), cv2.IMREAD_COLOR)  # upright by its EXIF tag
+                # a format imread lacks may still be one FFmpeg's image reader decodes
+                if image is not None:
+                    capture = StillCapture(image, jpeg_cut_short(path))
+                else:
+                    capture = _open_file(path, None)
+            return capture, (
+                f"cannot read {path} as an image (corrupt, or a format OpenCV cannot decode)"
+            )
         with _quiet_opencv():
             capture = _open_file(path, decode_threads)
         return capture, (
