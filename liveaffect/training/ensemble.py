@@ -26,9 +26,7 @@ from liveaffect.bundle import HEADS, HeadInfo, ModelCard, load_bundle, save_bund
 from liveaffect.data.records import Record
 from liveaffect.training.config import RunConfig, load_config
 from liveaffect.training.inputs import TrainingError
-from liveaffect.training.state import STATE_FILE
-
-ENSEMBLE_FILE = "ensemble.json"
+from liveaffect.training.state import ENSEMBLE_FILE, STATE_FILE
 
 
 def member_records(

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 STATE_FILE = "state.json"
+ENSEMBLE_FILE = "ensemble.json"  # in the run folder of an ensemble (training.ensemble)
 
 
 @dataclass

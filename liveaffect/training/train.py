@@ -25,7 +25,6 @@ from liveaffect.hardware import native_bfloat16
 from liveaffect.labels import AU_MISSING
 from liveaffect.preprocess import PreprocessSpec
 from liveaffect.training.config import RunConfig, mixed_precision_policy
-from liveaffect.training.ensemble import ENSEMBLE_FILE
 from liveaffect.training.inputs import (
     TrainingError,
     au_pos_weights,
@@ -37,7 +36,7 @@ from liveaffect.training.inputs import (
     warn_unlearned_heads,
 )
 from liveaffect.training.monitor import ValidationSet, epoch_callbacks
-from liveaffect.training.state import STATE_FILE, TrainState
+from liveaffect.training.state import ENSEMBLE_FILE, STATE_FILE, TrainState
 
 
 # ---------------------------------------------------------------- training
