@@ -15,6 +15,8 @@ from liveaffect.model.mtl import HeadConfig, ModelConfig
 from liveaffect.tta import TTA
 
 MIXED_PRECISION = ("auto", "none", "bfloat16", "float16")
+# Per-head loss weights of a config that names none; a head a config leaves out keeps its own.
+DEFAULT_LOSS_WEIGHTS = {"expr": 1.0, "va": 1.0, "au": 5.0}
 
 
 def mixed_precision_policy(
@@ -205,7 +207,8 @@ class TrainConfig:
             frames, repeated) otherwise gets 7-13x the common classes' weight and the mean-1
             normalisation pushes the others down (with CK+ x2: 0.34-0.49, where stage 1 has
             0.62-0.93), which weakens the expression loss against the other heads'.
-        loss_weights: per-head loss weights (expr, va, au). The AU loss is a mean over
+        loss_weights: per-head loss weights (expr, va, au; a head left out keeps its
+            default, ``DEFAULT_LOSS_WEIGHTS``). The AU loss is a mean over
             12 binary tasks, so each AU weighs 1/12 of the expression task at weight 1;
             with the seed's head (dropout 0.7) the AU head then stayed at its prior on a
             learnable synthetic set, while 5 let all three heads learn (see
@@ -263,9 +266,7 @@ class TrainConfig:
     class_weights: str = "balanced_sqrt"
     class_boost: dict[str, float] = field(default_factory=dict)
     class_weight_max: float = 0.0
-    loss_weights: dict[str, float] = field(
-        default_factory=lambda: {"expr": 1.0, "va": 1.0, "au": 5.0}
-    )
+    loss_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_LOSS_WEIGHTS))
     au_pos_weight: str = "auto"
     early_stopping_patience: int = 8
     tta_flip: bool = True
@@ -292,6 +293,8 @@ class TrainConfig:
                              "the heads are expr, va, au")  # fmt: skip
         if any(not isinstance(w, int | float) or w < 0 for w in self.loss_weights.values()):
             raise ValueError(f"train.loss_weights must be numbers >= 0, got {self.loss_weights}")
+        # A head the config leaves out keeps its default weight (not 1.0, nor 0).
+        self.loss_weights = {**DEFAULT_LOSS_WEIGHTS, **self.loss_weights}
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be >= 1")
         if self.learning_rate <= 0:

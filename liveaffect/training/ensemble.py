@@ -183,18 +183,27 @@ def _save_ensemble(cfg, run_dir: Path, bundles: list[Path], parts, command: str)
                         "path": str(path.parent.relative_to(run_dir)),
                         "faces": len(records[0]),
                         "best_epoch": b.card.training.get("best_epoch"),
+                        "train_seconds": b.card.training.get("train_seconds"),
                     }
                     for path, b, records in zip(bundles, loaded, parts, strict=True)
                 ],
                 "sampling": cfg.data.sampling,
                 "combine": "mean of the members' outputs per head",
             },
+            "train_seconds": _total_seconds(loaded),
+            "faces": {"train": [len(r[0]) for r in parts], "validation": len(val_records)},
         },
         notes=f"Ensemble of {len(bundles)} members (averaged outputs).",
     )
     bundle = save_bundle(model, card, run_dir / "bundle")
     print(f"ensemble bundle written to {bundle}")
     return bundle
+
+
+def _total_seconds(loaded) -> float | None:
+    """The members' training time added up; None when a member's card does not say."""
+    seconds = [b.card.training.get("train_seconds") for b in loaded]
+    return None if None in seconds else round(sum(seconds), 1)
 
 
 def _class_order(name: str) -> int:

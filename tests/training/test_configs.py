@@ -72,3 +72,11 @@ def test_a_config_that_is_not_a_mapping_is_named():
 
     with pytest.raises(ValueError, match="a config is a mapping of sections"):
         config_from_dict(["model", "data"])
+
+
+def test_a_head_left_out_of_loss_weights_keeps_its_default_weight():
+    from liveaffect.training.config import DEFAULT_LOSS_WEIGHTS, config_from_dict
+
+    cfg = config_from_dict({"train": {"loss_weights": {"expr": 2.0}}})
+    assert cfg.train.loss_weights == {**DEFAULT_LOSS_WEIGHTS, "expr": 2.0}
+    assert cfg.train.loss_weights["au"] == 5.0  # not the 1.0 a missing key used to get

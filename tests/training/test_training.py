@@ -574,6 +574,10 @@ def test_an_ensemble_bundle_averages_its_members(sets, tmp_path):
     assert [m["path"] for m in listed] == ["member_0", "member_1"]
     n_train = len(load_records(str(sets["train"] / "labels.csv")))
     assert sum(m["faces"] for m in listed) == n_train  # disjoint and complete
+    seconds = [m["train_seconds"] for m in listed]
+    assert all(t > 0 for t in seconds)
+    assert card["training"]["train_seconds"] == pytest.approx(sum(seconds), abs=0.11)
+    assert card["training"]["faces"]["train"] == [m["faces"] for m in listed]
     assert all(card["heads"][h]["trained"] for h in ("expr", "va", "au"))
     assert card["metrics"]["validation"]["expr"]["macro_f1"] is not None
 
