@@ -23,6 +23,7 @@ SHARED_NAMED = 5
 """How many shared recordings :func:`warn_shared_recordings` names."""
 
 STRATEGIES = ("recording", "official", "random")
+"""Named splits; ``auto`` (:func:`auto_split`) chooses between the first two."""
 PARTS = ("rest", "holdout", "holdout_val", "holdout_test")
 
 
@@ -147,17 +148,38 @@ def random_split(
     return train, val
 
 
+def auto_split(
+    records: Sequence[Record], val_fraction: float = 0.1, seed: int = 0
+) -> tuple[list[Record], list[Record]]:
+    """The sources' own held-out split when they have one, else :func:`split_by_recording`.
+
+    The records marked ``validation`` (or, when none is, ``test``: FER2013's test folder)
+    are validation and every other record trains, including records with no split
+    (unlike :func:`official_split`, which refuses those).
+    """
+    for held in ("validation", "test"):
+        if any(r.split == held for r in records):
+            train = [r for r in records if r.split != held]
+            val = [r for r in records if r.split == held]
+            warn_shared_recordings(train, val)
+            return train, val
+    return split_by_recording(records, val_fraction, seed)
+
+
 def make_split(
     records: Sequence[Record], strategy: str = "recording", val_fraction: float = 0.1, seed: int = 0
 ) -> tuple[list[Record], list[Record]]:
-    """Dispatch to one of :data:`STRATEGIES` by name (for command-line options)."""
+    """Dispatch to ``auto`` or one of :data:`STRATEGIES` by name (for command-line options
+    and ``data.split``)."""
+    if strategy == "auto":
+        return auto_split(records, val_fraction, seed)
     if strategy == "recording":
         return split_by_recording(records, val_fraction, seed)
     if strategy == "official":
         return official_split(records)
     if strategy == "random":
         return random_split(records, val_fraction, seed)
-    raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+    raise ValueError(f"strategy must be auto or one of {STRATEGIES}, got {strategy!r}")
 
 
 def holdout_part(

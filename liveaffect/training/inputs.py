@@ -81,25 +81,17 @@ def _with_weak_au(sources: list[list[Record]], cfg: RunConfig) -> list[list[Reco
 
 def _split(records: list[Record], cfg: RunConfig) -> tuple[list[Record], list[Record]]:
     """Cut validation from the training records as ``data.split`` says."""
-    from liveaffect.data.splits import make_split, split_by_recording, warn_shared_recordings
+    from liveaffect.data.splits import make_split
 
-    if cfg.data.split != "auto":
-        if cfg.data.split == "random":
-            print(
-                "warning: data.split: random puts frames of one recording on both sides; "
-                "validation scores will read high (the seed's split, for reproducing it)"
-            )
-        try:
-            return make_split(records, cfg.data.split, cfg.data.val_fraction, cfg.train.seed)
-        except ValueError as exc:
-            raise TrainingError(f"data.split: {exc}") from exc
-    for held in ("validation", "test"):  # the source's own split, when it has one
-        if any(r.split == held for r in records):
-            train = [r for r in records if r.split != held]
-            val = [r for r in records if r.split == held]
-            warn_shared_recordings(train, val)
-            return train, val
-    return split_by_recording(records, cfg.data.val_fraction, cfg.train.seed)
+    if cfg.data.split == "random":
+        print(
+            "warning: data.split: random puts frames of one recording on both sides; "
+            "validation scores will read high (the seed's split, for reproducing it)"
+        )
+    try:
+        return make_split(records, cfg.data.split, cfg.data.val_fraction, cfg.train.seed)
+    except ValueError as exc:
+        raise TrainingError(f"data.split: {exc}") from exc
 
 
 def class_weights(records: Sequence[Record], cfg: RunConfig) -> list[float]:

@@ -173,6 +173,22 @@ def test_official_and_random_splits():
         splits.make_split(many, "by_magic")
 
 
+def test_the_auto_split_takes_the_sources_own_held_out_part_else_cuts_by_recording():
+    records = [
+        Record("a.jpg", 1, source="s", video="a", split="train"),
+        Record("b.jpg", 1, source="s", video="b", split="validation"),
+        Record("c.jpg", 1, source="s", video="c", split="test"),
+        Record("d.jpg", 1, source="csv", video="d"),  # no split: trains
+    ]
+    train, val = splits.make_split(records, "auto")
+    assert paths(val) == ["b.jpg"] and paths(train) == ["a.jpg", "c.jpg", "d.jpg"]
+    no_validation = [r for r in records if r.split != "validation"]
+    train, val = splits.auto_split(no_validation)
+    assert paths(val) == ["c.jpg"] and paths(train) == ["a.jpg", "d.jpg"]
+    unsplit = [Record(f"{i}.jpg", 1, video=f"v{i % 10}") for i in range(100)]
+    assert splits.auto_split(unsplit, 0.2, 3) == splits.split_by_recording(unsplit, 0.2, 3)
+
+
 def _two_people_across_the_split(n_shared: int) -> list[Record]:
     """One person of each of ``n_shared`` two-person recordings in Train_Set, the other
     in Validation_Set (a Record's video is the name as a reader may hand it over)."""
