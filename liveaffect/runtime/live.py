@@ -261,21 +261,25 @@ class _Drawing:
     def hold_last(self, frame: Frame, result: FrameResult, fps: float, stop) -> None:
         """After a still image: show its frame again to every sink that ``holds`` (a
         window, whose keys still work) until each asks to stop or ``stop()`` gives a reason."""
-        holding = [s for s in self.sinks if s.holds and not s.stop_requested]
-        while holding and not (stop is not None and stop()):
-            for sink in holding:
-                sink.write(self.canvas(sink, frame, result, fps, {}), result)
-            holding = [s for s in holding if not s.stop_requested]
+
+        def holding() -> list[Sink]:
+            if stop is not None and stop():
+                return []
+            return [s for s in self.sinks if s.holds and not s.stop_requested]
+
+        self._redraw_while(frame, result, fps, holding)
 
     def hold(self, frame: Frame, result: FrameResult, fps: float) -> float:
         """While a sink is paused, show it the same frame again (its view may change);
         returns the seconds spent paused."""
         t0 = time.perf_counter()
-        while True:
-            paused = [s for s in self.sinks if s.paused]
-            if not paused:
-                return time.perf_counter() - t0
-            for sink in paused:
+        self._redraw_while(frame, result, fps, lambda: [s for s in self.sinks if s.paused])
+        return time.perf_counter() - t0
+
+    def _redraw_while(self, frame: Frame, result: FrameResult, fps: float, waiting) -> None:
+        """Write the same frame again to the sinks ``waiting()`` names until it names none."""
+        while sinks := waiting():
+            for sink in sinks:
                 sink.write(self.canvas(sink, frame, result, fps, {}), result)
 
 
