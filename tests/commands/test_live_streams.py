@@ -88,6 +88,16 @@ def test_port_in_use_fails_before_capture_and_touches_no_file(
     assert kept_csv.read_text() == "keep me\n" and kept_jsonl.read_text() == "keep me too\n"
 
 
+def test_a_camera_that_does_not_open_leaves_an_existing_jsonl_file_as_it_was(
+    capsys, tmp_path, fake_bundle_dir
+):
+    kept = tmp_path / "old.jsonl"
+    kept.write_text("keep me\n")
+    argv = ["7", "--no-display", "--model", str(fake_bundle_dir), "--stream", f"jsonl:{kept}"]
+    assert "camera 7" in one_error_line(capsys, argv)  # the outlets opened, the camera did not
+    assert kept.read_text() == "keep me\n"
+
+
 def _osc_server():
     from pythonosc.dispatcher import Dispatcher
     from pythonosc.osc_server import ThreadingOSCUDPServer

@@ -126,6 +126,17 @@ def test_jsonl_file_one_flushed_line_per_frame_and_close_twice(tmp_path):
     assert [r["frame"] for r in lines] == [0, 1] and lines[1]["faces"] == []
 
 
+def test_jsonl_file_is_emptied_by_the_first_frame_not_when_opened(tmp_path):
+    path = tmp_path / "faces.jsonl"
+    path.write_text("an earlier run\n")
+    JsonlSink(StreamMeta(), path).close()  # the start failed after the outlets opened
+    assert path.read_text() == "an earlier run\n"
+    with JsonlSink(StreamMeta(), path) as sink:
+        sink.write(IMAGE, frame(0, [face()]))
+        sink.write(IMAGE, frame(1))
+    assert [json.loads(line)["frame"] for line in path.read_text().splitlines()] == [0, 1]
+
+
 def test_jsonl_stdout(capsys):
     with JsonlSink(StreamMeta(), None) as sink:
         sink.write(IMAGE, frame(5, [face()]))

@@ -1,8 +1,11 @@
 """JSON lines: the WebSocket's JSON object, one line per frame, flushed per line.
 
-``jsonl:PATH`` writes a file (created or truncated when the run starts); ``jsonl:-``
-writes standard output, so another program can read it through a pipe. A reader that
-goes away (a closed pipe) ends the outlet quietly instead of the run.
+``jsonl:PATH`` writes a file: it is opened (created if missing) with the other outlets,
+before the source, the model and the window, but an existing file is emptied only when the
+first frame is written, so a start that fails (a camera that does not open, a corrupt
+model) leaves it as it was. ``jsonl:-`` writes standard output, so another program can
+read it through a pipe. A reader that goes away (a closed pipe) ends the outlet quietly
+instead of the run.
 """
 
 from __future__ import annotations
@@ -37,11 +40,12 @@ class JsonlSink(StreamSink):
         if self.path is None:
             self._file, self._owned = sys.stdout, False
         else:
-            try:
-                self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115
+            try:  # appending: nothing is cut until the first frame (see the module docstring)
+                self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
             except OSError as exc:
                 raise StreamError(f"jsonl:{self.path}: cannot write ({exc.strerror})") from None
             self._owned = True
+        self._emptied = not self._owned
         self.lines = 0
 
     def describe(self) -> str:
@@ -51,6 +55,10 @@ class JsonlSink(StreamSink):
         """Write this frame's line and flush it."""
         if self.closed:
             return
+        if not self._emptied:
+            self._emptied = True
+            with contextlib.suppress(OSError):  # a pipe or a device cannot be truncated
+                self._file.truncate(0)
         try:
             self._file.write(packet.json_text + "\n")
             self._file.flush()
