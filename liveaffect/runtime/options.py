@@ -190,10 +190,14 @@ def _check_streams(opts: LiveOptions, video: Path | None) -> None:
     if opts.stream_faces < 1:
         raise ValueError(f"--stream-faces must be 1 or more, got {opts.stream_faces}")
     others = [p for p in (opts.output, opts.output_raw, opts.csv) if p is not None]
+    jsonl_paths: list[Path] = []
     for target in opts.streams:
         path = target.path
         if target.scheme != "jsonl" or path is None:
             continue
+        if any(_same_file(path, other) for other in jsonl_paths):  # a/x.jsonl, ./a/x.jsonl
+            raise ValueError(f"--stream {target.text} names the file of another jsonl target")
+        jsonl_paths.append(path)
         if not path.parent.is_dir():
             raise ValueError(f"--stream {target.text}: folder {path.parent} does not exist")
         if path.is_dir():

@@ -67,6 +67,15 @@ def test_bad_targets_are_one_line(capsys, tmp_path, video, fake_bundle_dir, targ
     assert needle in one_error_line(capsys, argv)
 
 
+def test_one_jsonl_file_spelled_two_ways_is_one_line(capsys, tmp_path, video, fake_bundle_dir):
+    same = [f"jsonl:{tmp_path}/x.jsonl", f"jsonl:{tmp_path}/sub/../x.jsonl"]
+    (tmp_path / "sub").mkdir()
+    argv = [str(video), "--no-display", "--model", str(fake_bundle_dir)]
+    line = one_error_line(capsys, [*argv, "--stream", same[0], "--stream", same[1]])
+    assert "names the file of another jsonl target" in line
+    assert not (tmp_path / "x.jsonl").exists()
+
+
 def test_stream_faces_must_be_positive(capsys, video, fake_bundle_dir):
     argv = [str(video), "--no-display", "--model", str(fake_bundle_dir), "--stream-faces", "0"]
     assert "--stream-faces" in one_error_line(capsys, argv)
