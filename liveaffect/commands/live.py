@@ -329,7 +329,7 @@ def _loop(opts: LiveOptions, stack: ExitStack, parts, outlets, out, stop):
     from liveaffect.runtime.smoothing import PredictionSmoother
 
     dashboard = Dashboard(bundle.card)
-    sinks = _open_sinks(opts, stack, source, bundle.card, dashboard) + stream_sinks
+    sinks = _open_sinks(opts, stack, source, bundle.card, dashboard, out) + stream_sinks
     pipeline = Pipeline(
         detector, engine, bundle.card.preprocess, smoother=PredictionSmoother(opts.smooth)
     )
@@ -347,8 +347,10 @@ def _loop(opts: LiveOptions, stack: ExitStack, parts, outlets, out, stop):
     return close_sinks(sinks, summary)  # every file finished; an unreadable video is an error
 
 
-def _open_sinks(opts: LiveOptions, stack: ExitStack, source, card, dashboard) -> list:
-    """The window first, then the output files: nothing is truncated until all else opened."""
+def _open_sinks(opts: LiveOptions, stack: ExitStack, source, card, dashboard, out) -> list:
+    """The window first, then the output files: nothing is truncated until all else opened.
+
+    ``out``: where the window's snapshot paths are printed (the status lines' stream)."""
     from liveaffect.runtime.controls import Controls
     from liveaffect.runtime.dashboard import RAW_VIEW
     from liveaffect.runtime.sinks import CsvSink, VideoSink
@@ -358,7 +360,10 @@ def _open_sinks(opts: LiveOptions, stack: ExitStack, source, card, dashboard) ->
     if opts.display:
         pace = None if opts.fast or source.is_live else source.fps
         window = WindowSink(
-            "liveaffect", Controls(opts.snapshot_dir), size=opts.window_size, pace_fps=pace
+            "liveaffect",
+            Controls(opts.snapshot_dir, out=out),
+            size=opts.window_size,
+            pace_fps=pace,
         )
         sinks.append(stack.enter_context(window))
         known = min(source.frame_size) > 0

@@ -8,9 +8,11 @@ it is tested without a display. The keys are listed in
 
 from __future__ import annotations
 
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import TextIO
 
 import cv2
 import numpy as np
@@ -31,6 +33,8 @@ class Controls:
         snapshot_dir: where ``s`` saves PNG snapshots (made if missing).
         help_line_s: seconds the key summary shows after the first frame.
         clock: seconds, monotonic (tests pass a fake one).
+        out: where a snapshot's path is printed (None: standard output; the live app
+            passes standard error when ``--stream jsonl:-`` writes standard output).
     """
 
     def __init__(
@@ -38,8 +42,10 @@ class Controls:
         snapshot_dir: str | Path = ".",
         help_line_s: float = HELP_LINE_S,
         clock=time.monotonic,
+        out: TextIO | None = None,
     ) -> None:
         self.snapshot_dir = Path(snapshot_dir)
+        self.out = out
         self.help_line_s = float(help_line_s)
         self.clock = clock
         self.paused = False
@@ -92,8 +98,8 @@ class Controls:
             k += 1
             path = self.snapshot_dir / f"liveaffect-{stamp}-{k}.png"
         if not cv2.imwrite(str(path), image):
-            print(f"warning: could not write the snapshot {path}", flush=True)
+            print(f"warning: could not write the snapshot {path}", file=sys.stderr, flush=True)
             return path
         self.snapshots.append(path)
-        print(f"snapshot: {path.resolve()}", flush=True)
+        print(f"snapshot: {path.resolve()}", file=self.out, flush=True)
         return path

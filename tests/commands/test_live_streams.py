@@ -3,6 +3,7 @@ file; a real run feeds every outlet; SIGTERM closes them all cleanly."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import socket
@@ -105,6 +106,37 @@ def test_a_camera_that_does_not_open_leaves_an_existing_jsonl_file_as_it_was(
     argv = ["7", "--no-display", "--model", str(fake_bundle_dir), "--stream", f"jsonl:{kept}"]
     assert "camera 7" in one_error_line(capsys, argv)  # the outlets opened, the camera did not
     assert kept.read_text() == "keep me\n"
+
+
+def test_with_jsonl_stdout_the_window_prints_snapshot_paths_to_stderr(monkeypatch, tmp_path):
+    from types import SimpleNamespace
+
+    from liveaffect.commands import live
+
+    made = []
+
+    class FakeWindow:
+        def __init__(self, name, controls, **kwargs):
+            made.append(controls)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+        def open(self, size):
+            pass
+
+    monkeypatch.setattr("liveaffect.runtime.window.WindowSink", FakeWindow)
+    opts = SimpleNamespace(
+        display=True, fast=False, snapshot_dir=tmp_path, window_size=None,
+        output=None, output_raw=None, csv=None,
+    )  # fmt: skip
+    source = SimpleNamespace(is_live=False, fps=25.0, frame_size=(0, 0))
+    with contextlib.ExitStack() as stack:
+        live._open_sinks(opts, stack, source, None, None, sys.stderr)
+    assert made[0].out is sys.stderr
 
 
 def _osc_server():

@@ -329,6 +329,18 @@ def test_keys_toggle_the_view_pause_quit_and_save_snapshots(tmp_path, capsys):
     assert controls.quit
 
 
+def test_a_snapshot_path_goes_where_the_status_lines_go(tmp_path, capsys):
+    import sys
+
+    from liveaffect.runtime.controls import Controls
+
+    controls = Controls(tmp_path, out=sys.stderr)  # --stream jsonl:- owns standard output
+    controls.handle_key(ord("s"), np.zeros((8, 8, 3), np.uint8))
+    (shot,) = controls.snapshots
+    captured = capsys.readouterr()
+    assert captured.out == "" and str(shot.resolve()) in captured.err
+
+
 def cv2_read(path):
     import cv2
 
