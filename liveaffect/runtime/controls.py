@@ -1,7 +1,7 @@
 """The live window's keys: what each does to the view, pausing, snapshots, quitting.
 
 :class:`Controls` holds the window's interactive state and turns key codes (as
-``cv2.waitKey`` returns them) into changes of it; it has no window of its own, so
+``cv2.waitKeyEx`` returns them) into changes of it; it has no window of its own, so
 it is tested without a display. The keys are listed in
 :data:`liveaffect.runtime.hud.KEYS`.
 """
@@ -77,7 +77,9 @@ class Controls:
         """Act on one key code (``-1``: no key); ``shown`` is what the window shows (for ``s``)."""
         if key < 0:
             return
-        key &= 0xFF
+        key &= 0xFFFF  # GTK and Qt add modifier flags (Shift, Caps Lock, Num Lock) above
+        if key > 0xFF:  # arrows, F keys (X keysyms 0xFFxx): cv2.waitKey's low byte made
+            return  # Left 'Q' (quit) and Right 'S' (snapshot); such keys do nothing
         if key in QUIT_KEYS:
             self.quit = True
         elif key == ord(" "):

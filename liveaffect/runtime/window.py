@@ -176,7 +176,8 @@ class WindowSink(ClosingSink):
         cv2.imshow(self.name, shown)
         again = result.index == self._shown_index  # paused, or a still image held
         self._shown_index = result.index
-        key = cv2.waitKey(PAUSED_POLL_MS if self.controls.paused or again else self._delay_ms())
+        # waitKeyEx: the whole code, so an arrow key is not read as a letter (handle_key)
+        key = cv2.waitKeyEx(PAUSED_POLL_MS if self.controls.paused or again else self._delay_ms())
         self.controls.handle_key(key, frame_bgr)
         if self.controls.quit or not self.is_visible():
             self.stop_requested = True

@@ -329,6 +329,20 @@ def test_keys_toggle_the_view_pause_quit_and_save_snapshots(tmp_path, capsys):
     assert controls.quit
 
 
+def test_arrow_and_function_keys_are_not_read_as_letters(tmp_path):
+    from liveaffect.runtime.controls import Controls
+
+    controls = Controls(tmp_path)
+    image = np.zeros((8, 8, 3), np.uint8)
+    # cv2.waitKeyEx under X11 (GTK, Qt): Left, Up, Right, Down, Home, F1; whose low bytes
+    # are 'Q' (quit), 'R', 'S' (snapshot), 'T', 'P', 0xBE
+    for key in (0xFF51, 0xFF52, 0xFF53, 0xFF54, 0xFF50, 0xFFBE, 0x4FF53):  # last: Ctrl+Right
+        controls.handle_key(key, image)
+    assert not controls.quit and controls.snapshots == [] and controls.view == Controls().view
+    controls.handle_key(0x100071)  # 'q' with Num Lock on (GTK's modifier flag above 16 bits)
+    assert controls.quit
+
+
 def test_a_snapshot_path_goes_where_the_status_lines_go(tmp_path, capsys):
     import sys
 
