@@ -65,6 +65,21 @@ def test_every_client_gets_one_json_per_frame_and_may_leave():
         socket.create_connection(("127.0.0.1", sink.port), timeout=2).close()
 
 
+def test_what_a_client_sends_is_read_and_dropped_so_its_pongs_still_arrive():
+    from websockets.sync.client import connect
+
+    sink = WebSocketSink(StreamMeta(), "127.0.0.1", 0)
+    with sink, connect(f"ws://127.0.0.1:{sink.port}") as client:
+        wait_for(lambda: len(sink.clients) == 1)
+        for i in range(100):  # more than the connection's incoming queue (16) holds
+            client.send(f"subscribe {i}")
+        # a server that stopped reading never answers: its keepalive ping then times out
+        # and it closes the connection (1011) about 40 s later
+        assert client.ping().wait(5), "the server stopped reading the connection"
+        sink.write(IMAGE, result(0))
+        assert json.loads(client.recv(timeout=10))["frame"] == 0
+
+
 def test_messages_are_not_compressed_even_when_the_client_offers_deflate():
     from websockets.sync.client import connect
 

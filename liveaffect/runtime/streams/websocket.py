@@ -40,7 +40,15 @@ class _Client:
         self.gone = False
 
     async def watch(self) -> None:
-        """Wake the sender when the client leaves (it is otherwise only noticed on a send)."""
+        """Read and drop what the client sends, and wake the sender when it leaves (it is
+        otherwise only noticed on a send). Unread messages would fill the connection's
+        incoming queue (16), after which it stops reading the socket, the client's pongs
+        included, and the keepalive closes it about 40 s later (1011 ping timeout)."""
+        from websockets.exceptions import ConnectionClosed
+
+        with contextlib.suppress(ConnectionClosed):
+            async for _ in self.ws:
+                pass
         await self.ws.wait_closed()
         self.gone = True
         self.ready.set()
