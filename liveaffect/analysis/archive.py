@@ -11,10 +11,10 @@ rename) at the end, also after Ctrl-C, with the interrupted video and those not 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from liveaffect.analysis.inputs import VideoJob
+from liveaffect.analysis.inputs import VideoJob, hashed_name, plain_name
 from liveaffect.analysis.job import SKIPPED_REASON, failure, process_video
 from liveaffect.analysis.runner import AnalysisSettings, VideoAnalyzer
 from liveaffect.analysis.storage import SUMMARY_CSV, OutputStore, source_stamp
@@ -66,6 +66,25 @@ def write_summary(store: OutputStore, videos: list[dict[str, Any]]) -> str:
     return store.write_text(SUMMARY_CSV, summary_csv(videos))
 
 
+def claim_folders(jobs: list[VideoJob], store: OutputStore) -> list[VideoJob]:
+    """The jobs with folder names that keep every video's results its own across runs
+    into the same ``--out``: a video whose stem folder holds the results of another file
+    (``a/clip.mp4`` from an earlier run, now ``b/clip.mp4``) gets the hashed name instead
+    of replacing them, and a video whose stem folder holds its own results keeps it."""
+    claimed = []
+    for job in jobs:
+        plain = plain_name(job.path)
+        owner = store.source_path(plain)
+        if owner == job.path:
+            name = plain
+        elif job.name == plain and owner is not None:
+            name = hashed_name(job.path)
+        else:
+            name = job.name
+        claimed.append(replace(job, name=name))
+    return claimed
+
+
 def pending_jobs(
     jobs: list[VideoJob], store: OutputStore, force: bool
 ) -> tuple[dict[str, dict], list[VideoJob]]:
@@ -106,6 +125,7 @@ def analyze_archive(
         Errors of ``make_analyzer`` (a model or detector that cannot be built).
     """
     store = OutputStore(out)
+    jobs = claim_folders(jobs, store)
     done, todo = pending_jobs(jobs, store, force)
     records: dict[str, dict] = dict(done)
     result = ArchiveResult()

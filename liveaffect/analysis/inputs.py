@@ -98,15 +98,24 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     return list(seen.values())
 
 
+def plain_name(video: str | os.PathLike) -> str:
+    """A video's folder name when no other video claims it: the file stem (``clip``)."""
+    return Path(video).stem or Path(video).name
+
+
+def hashed_name(video: str | os.PathLike) -> str:
+    """A video's folder name when its stem is shared: the stem plus a short hash of the
+    path (``clip-3f2a9c1d``)."""
+    return plain_name(video) + "-" + hashlib.sha1(str(video).encode()).hexdigest()[:8]
+
+
 def make_jobs(videos: list[Path]) -> list[VideoJob]:
     """Give each video its output folder name: the stem, plus a short hash of the path
     for stems that several videos share (``clip`` and ``clip-3f2a9c1d``)."""
     stems = Counter(v.stem for v in videos)
     jobs = []
     for video in videos:
-        name = video.stem or video.name
-        if stems[video.stem] > 1:
-            name += "-" + hashlib.sha1(str(video).encode()).hexdigest()[:8]
+        name = hashed_name(video) if stems[video.stem] > 1 else plain_name(video)
         jobs.append(VideoJob(path=str(video), name=name))
     return jobs
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from liveaffect.analysis.archive import (
     ArchiveResult,
+    claim_folders,
     pending_jobs,
     progress_bar,
     write_summary,
@@ -135,6 +136,7 @@ def analyze_on_ray(
     store = OutputStore(out)
     out = store.root  # absolute: workers do not share the driver's working directory
     settings = replace(settings, model=Path(settings.model).absolute())
+    jobs = claim_folders(jobs, store)
     done, todo = pending_jobs(jobs, store, force)
     records: dict[str, dict] = dict(done)
     result = ArchiveResult()

@@ -74,6 +74,12 @@ class OutputStore:
         except Exception:  # a bucket's own errors
             return None
 
+    def source_path(self, name: str) -> str | None:
+        """The path of the video whose ``summary.json`` is in folder ``name``, or None."""
+        summary = self.load_summary(name)
+        source = summary.get("source") if isinstance(summary, dict) else None
+        return source.get("path") if isinstance(source, dict) else None
+
     def completed(self, name: str, stamp: dict[str, Any]) -> dict[str, Any] | None:
         """The summary of a complete earlier run on the same source file, else None."""
         summary = self.load_summary(name)

@@ -258,6 +258,30 @@ def test_ctrl_c_leaves_no_half_file(tmp_path, bundle_no_au, monkeypatch, stop, r
     assert row["status"] == "interrupted" and row["reason"] == reason
 
 
+@pytest.mark.slow
+@pytest.mark.shared
+def test_a_later_run_keeps_an_earlier_videos_folder_of_the_same_name(tmp_path, bundle_no_au):
+    """a/clip.mp4, then b/clip.mp4 into the same --out: b gets its own folder, a's results
+    stay, and re-running a skips it."""
+    clip = shared_path("videos", CLIPS[0])
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "clip.mp4").write_bytes(clip.read_bytes())
+    out = tmp_path / "out"
+    a, b = (str((tmp_path / f / "clip.mp4").resolve()) for f in ("a", "b"))
+    model = ["--out", str(out), "--model", str(bundle_no_au)]
+    assert analyze(a, *model) == 0
+    assert analyze(b, *model) == 0
+    sources = {
+        p.parent.name: json.loads(p.read_text())["source"]["path"]
+        for p in out.glob("*/summary.json")
+    }
+    assert sources["clip"] == a  # not replaced by b's results
+    assert sorted(sources.values()) == [a, b] and len(sources) == 2
+    assert analyze(a, *model) == 0
+    assert read_rows(out / "summary.csv")[0]["reason"].startswith("complete from an earlier")
+
+
 def test_inputs_folders_patterns_and_names(tmp_path):
     for rel in ("a/clip.mp4", "b/clip.mp4", "b/deep/other.MOV", "b/notes.txt", "c.avi"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
