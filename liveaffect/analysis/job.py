@@ -91,11 +91,12 @@ def process_video(
         done = store.completed(job.name, stamp)
         if done is not None:
             return {**done, "reason": SKIPPED_REASON, "skipped": True}
-    scratch = store.begin(job.name)
-    csv_tmp = store.scratch_file(scratch, FACES_CSV)
-    png_tmp = store.scratch_file(scratch, REPORT_PNG)
-    json_tmp = store.scratch_file(scratch, SUMMARY_JSON)
+    scratch = None
     try:
+        scratch = store.begin(job.name)  # its folder cannot be made: this video fails
+        csv_tmp = store.scratch_file(scratch, FACES_CSV)
+        png_tmp = store.scratch_file(scratch, REPORT_PNG)
+        json_tmp = store.scratch_file(scratch, SUMMARY_JSON)
         stats = analyzer.analyze(job.path, csv_tmp, progress)
         table = read_faces_csv(csv_tmp)
         faces = summarize_faces(table, analyzer.trained_heads)
@@ -115,5 +116,6 @@ def process_video(
     except Exception as exc:  # one bad video must not stop the archive
         return failure(job, f"{type(exc).__name__}: {exc}")
     finally:
-        store.discard(scratch)
-        store.finish(scratch)
+        if scratch is not None:
+            store.discard(scratch)
+            store.finish(scratch)

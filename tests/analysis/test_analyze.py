@@ -282,6 +282,24 @@ def test_a_later_run_keeps_an_earlier_videos_folder_of_the_same_name(tmp_path, b
     assert read_rows(out / "summary.csv")[0]["reason"].startswith("complete from an earlier")
 
 
+@pytest.mark.slow
+@pytest.mark.shared
+def test_a_video_folder_that_cannot_be_made_fails_that_video_only(tmp_path, bundle_no_au):
+    """A file where a video's folder goes: that video is recorded as failed, naming the
+    path, and the next video is still analysed (exit 1, summary.csv written)."""
+    clip = shared_path("videos", CLIPS[0])
+    other = tmp_path / "other.mp4"
+    other.write_bytes(clip.read_bytes())
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "pyfeat_single_face").write_text("in the way")
+    assert analyze(str(clip), str(other), "--out", str(out), "--model", str(bundle_no_au)) == 1
+    rows = {r["video"]: r for r in read_rows(out / "summary.csv")}
+    assert rows["pyfeat_single_face"]["status"] == "failed"
+    assert str(out / "pyfeat_single_face") in rows["pyfeat_single_face"]["reason"]
+    assert rows["other"]["status"] == "ok" and (out / "other" / "summary.json").exists()
+
+
 def test_inputs_folders_patterns_and_names(tmp_path):
     for rel in ("a/clip.mp4", "b/clip.mp4", "b/deep/other.MOV", "b/notes.txt", "c.avi"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
