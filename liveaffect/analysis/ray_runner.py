@@ -10,7 +10,8 @@ temporary names and renamed when complete, so a death leaves nothing that looks 
 and the retry cleans up what it left. A video that keeps killing workers is recorded as
 failed and the others go on.
 
-Without an address a local cluster is started on this machine (one worker per core);
+Without an address a local cluster is started on this machine (one worker per
+``--threads`` cores, default one per core);
 with ``auto`` or ``ray://host:10001`` an existing cluster is joined, and ``--out`` must
 then be a path every node can write (NFS, or ``gs://`` through ``tf.io.gfile``).
 """
@@ -96,8 +97,9 @@ class VideoWorker:
         return {**result, "worker_pid": os.getpid()}
 
 
-def _connect(ray, address: str | None, workers: int | None, quiet: bool) -> int:
-    """Start or join a cluster; returns how many workers it can hold."""
+def _connect(ray, address: str | None, workers: int | None, threads: int, quiet: bool) -> int:
+    """Start or join a cluster; returns how many workers of ``threads`` CPUs each it can
+    hold (a worker that does not fit would wait for CPUs forever, and its video with it)."""
     common = {
         "runtime_env": {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "3"}},
         "ignore_reinit_error": True,
@@ -107,9 +109,9 @@ def _connect(ray, address: str | None, workers: int | None, quiet: bool) -> int:
     if address:
         ray.init(address=address, **common)
     else:
-        cpus = int(workers or os.cpu_count() or 1)
+        cpus = workers * threads if workers else max(os.cpu_count() or 1, threads)
         ray.init(num_cpus=cpus, include_dashboard=False, **common)
-    return int(workers or ray.cluster_resources().get("CPU", 1))
+    return int(workers or max(1, ray.cluster_resources().get("CPU", 1) // threads))
 
 
 def analyze_on_ray(
@@ -126,7 +128,8 @@ def analyze_on_ray(
 
     Args:
         address: None to start a local cluster, else ``auto`` or ``ray://host:port``.
-        workers: actors to start (default: one per CPU of the cluster, at most one per video).
+        workers: actors to start (default: one per `settings.threads` CPUs of the cluster,
+            at most one per video).
         on_workers: called with the workers' process ids once they are up (tests use it).
 
     Raises:
@@ -135,7 +138,10 @@ def analyze_on_ray(
     ray = import_ray()
     store = OutputStore(out)
     out = store.root  # absolute: workers do not share the driver's working directory
-    settings = replace(settings, model=Path(settings.model).absolute())
+    # a worker uses --threads cores (default 1: one model copy beside its detector)
+    settings = replace(
+        settings, model=Path(settings.model).absolute(), threads=settings.threads or 1
+    )
     jobs = claim_folders(jobs, store)
     done, todo = pending_jobs(jobs, store, force)
     records: dict[str, dict] = dict(done)
@@ -143,7 +149,7 @@ def analyze_on_ray(
     if todo:
         started_here = not ray.is_initialized()
         try:
-            capacity = _connect(ray, address, workers, quiet)
+            capacity = _connect(ray, address, workers, settings.threads, quiet)
             n = max(1, min(capacity, len(todo)))
             _run(ray, todo, settings, out, force, quiet, n, on_workers, records, result)
         finally:
@@ -155,8 +161,6 @@ def analyze_on_ray(
 
 
 def _run(ray, todo, settings, out, force, quiet, n, on_workers, records, result):
-    # a worker uses --threads cores (default 1: one model copy beside its detector)
-    settings = replace(settings, threads=settings.threads or 1)
     options = {"max_restarts": MAX_RESTARTS, "max_task_retries": MAX_TASK_RETRIES}
     remote = ray.remote(num_cpus=settings.threads, **options)(VideoWorker)
     actors = [remote.remote(settings, out, not quiet) for _ in range(n)]

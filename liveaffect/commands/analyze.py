@@ -67,7 +67,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--workers",
         default=None,
         metavar="N",
-        help="with --ray: workers (one model copy each; default: one per CPU of the cluster)",
+        help="with --ray: workers (one model copy each, --threads CPUs each; default: as many "
+        "as the cluster's CPUs hold, at most one per video)",
     )
 
 

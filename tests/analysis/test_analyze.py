@@ -300,6 +300,34 @@ def test_a_video_folder_that_cannot_be_made_fails_that_video_only(tmp_path, bund
     assert rows["other"]["status"] == "ok" and (out / "other" / "summary.json").exists()
 
 
+@pytest.mark.parametrize(
+    ("address", "workers", "threads", "cluster_cpus", "local_cpus", "expected"),
+    [
+        (None, None, 1, 2, 2, 2),  # --ray: one worker per core
+        (None, None, 2, 2, 2, 1),  # --ray --threads 2 on 2 cores: one 2-core worker
+        (None, 3, 2, 6, 6, 3),  # --workers 3 --threads 2: a local cluster of 6 CPUs
+        (None, None, 4, 4, 4, 1),  # more threads than cores: one worker still fits
+        ("auto", None, 2, 8, None, 4),  # a cluster of 8 CPUs: four 2-core workers
+    ],
+)
+def test_ray_workers_fit_the_cluster(
+    monkeypatch, address, workers, threads, cluster_cpus, local_cpus, expected
+):
+    """Each worker reserves --threads CPUs: as many workers as fit, never one that waits
+    for CPUs forever (before, --ray --threads 2 on 2 cores hung on the second video)."""
+    from liveaffect.analysis import ray_runner
+
+    monkeypatch.setattr(ray_runner.os, "cpu_count", lambda: 2)
+    calls = []
+    fake = SimpleNamespace(
+        init=lambda **kw: calls.append(kw),
+        cluster_resources=lambda: {"CPU": float(cluster_cpus)},
+    )
+    assert ray_runner._connect(fake, address, workers, threads, quiet=True) == expected
+    assert calls[0].get("num_cpus") == local_cpus
+    assert expected * threads <= cluster_cpus or expected == 1
+
+
 def test_inputs_folders_patterns_and_names(tmp_path):
     for rel in ("a/clip.mp4", "b/clip.mp4", "b/deep/other.MOV", "b/notes.txt", "c.avi"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
