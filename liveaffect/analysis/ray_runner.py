@@ -182,6 +182,7 @@ def _run(ray, todo, settings, out, force, quiet, n, on_workers, records, result)
                 records[job.name] = ray.get(ready[0])
             except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as exc:
                 records[job.name] = failure(job, f"worker died {MAX_TASK_RETRIES + 1} times: {exc}")
+                OutputStore(out).abandon(job.name)
                 actors = [a for a in actors if a is not actor] or [
                     remote.remote(settings, out, not quiet)
                 ]
@@ -197,3 +198,9 @@ def _run(ray, todo, settings, out, force, quiet, n, on_workers, records, result)
         overall.close()
         for actor in actors:
             ray.kill(actor, no_restart=True)
+    if result.interrupted and running:
+        # the killed workers' calls end before their videos' temporary files are removed
+        ray.wait(list(running), num_returns=len(running), timeout=30)
+        store = OutputStore(out)
+        for _, job in running.values():
+            store.abandon(job.name)

@@ -95,12 +95,26 @@ class OutputStore:
         return a local scratch folder where its files are written before publishing."""
         folder = self.video_dir(name)
         io.makedirs(folder)
-        for entry in io.listdir(folder):
-            if entry.startswith(".") and _PARTIAL in entry:
-                io.remove(io.join(folder, entry))
+        self._drop_partials(folder)
         if self.remote:
             return tempfile.mkdtemp(prefix=f"liveaffect-{name}-")
         return folder
+
+    def _drop_partials(self, folder: str) -> None:
+        for entry in io.listdir(folder):
+            if entry.startswith(".") and _PARTIAL in entry:
+                io.remove(io.join(folder, entry))
+
+    def abandon(self, name: str) -> None:
+        """Remove the temporary files a stopped or killed run on this video left in its
+        folder (and the folder too when that leaves a local one empty)."""
+        folder = self.video_dir(name)
+        if not io.isdir(folder):
+            return
+        self._drop_partials(folder)
+        if not self.remote:
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)  # only when empty
 
     def scratch_file(self, scratch: str, filename: str) -> str:
         """A temporary local path for ``filename`` inside ``scratch``."""

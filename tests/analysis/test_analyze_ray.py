@@ -113,3 +113,29 @@ def test_a_killed_worker_still_gives_complete_outputs(cluster, setup, tmp_path):
             "summary.json",
         ]
         assert_same_rows(reference / job.name / "faces.csv", folder / "faces.csv")
+
+
+def test_ctrl_c_removes_the_running_videos_temporary_files(cluster, setup, tmp_path, monkeypatch):
+    """Ctrl-C while the workers write their videos: the workers are stopped and their
+    videos' temporary files removed, as in a single-process run; summary.csv says so."""
+    settings, jobs, _ = setup
+    out = tmp_path / "out"
+    real_wait = ray.wait
+    interrupted = []
+
+    def wait_then_interrupt(refs, **kw):
+        if not interrupted:
+            deadline = time.monotonic() + 120
+            while not list(out.glob("*/.*.partial-*")) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            interrupted.append(list(out.glob("*/.*.partial-*")))
+            raise KeyboardInterrupt
+        return real_wait(refs, **kw)
+
+    monkeypatch.setattr(ray, "wait", wait_then_interrupt)
+    result = analyze_on_ray(jobs, settings, str(out), quiet=True, workers=2)
+    assert interrupted[0], "no worker started writing"
+    assert result.interrupted
+    assert not list(out.rglob(".*.partial-*"))
+    statuses = {r["status"] for r in rows(out / "summary.csv")}
+    assert statuses <= {"interrupted", "not started", "ok"} and "interrupted" in statuses
