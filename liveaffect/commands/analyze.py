@@ -43,7 +43,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "DIR/summary.csv; with --ray on a cluster, a path every node can write "
         "(NFS, or gs://bucket/path)",
     )
-    add_model_arguments(parser)
+    add_model_arguments(
+        parser,
+        threads_help="CPU cores for the model: as many model copies score faces side by side, "
+        "beside the detecting thread; OpenCV runs on one thread (default: all cores; with "
+        "--ray: 1 per worker)",
+    )
     parser.add_argument(
         "--force", action="store_true", help="redo videos whose results are already complete"
     )

@@ -31,8 +31,12 @@ def number(text, name: str, kind: type):
         raise ValueError(f"{flag} must be {what}, got {text!r}") from None
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the shared model, detector, smoothing, engine and thread options to ``parser``."""
+def add_model_arguments(
+    parser: argparse.ArgumentParser,
+    threads_help: str = "CPU threads for the model and OpenCV (default: all cores)",
+) -> None:
+    """Add the shared model, detector, smoothing, engine and thread options to ``parser``
+    (``threads_help``: what ``--threads`` means to this command)."""
     parser.add_argument(
         "--model",
         default=None,
@@ -118,7 +122,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "--threads",
         default=None,
         metavar="N",
-        help="CPU threads for the model and OpenCV (default: all cores)",
+        help=threads_help,
     )
     parser.add_argument(
         "--verbose",

@@ -328,6 +328,17 @@ def test_ray_workers_fit_the_cluster(
     assert expected * threads <= cluster_cpus or expected == 1
 
 
+def test_help_says_what_threads_does_in_analyze(capsys):
+    """analyze runs one model copy per --threads core and OpenCV on one thread; with --ray
+    a worker takes 1 core unless --threads says otherwise."""
+    with pytest.raises(SystemExit):
+        main(["analyze", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    threads = text.split("--threads N", 2)[-1].split("--verbose")[0]
+    assert "model copies" in threads and "OpenCV runs on one thread" in threads
+    assert "with --ray: 1 per worker" in threads
+
+
 def test_inputs_folders_patterns_and_names(tmp_path):
     for rel in ("a/clip.mp4", "b/clip.mp4", "b/deep/other.MOV", "b/notes.txt", "c.avi"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
