@@ -129,11 +129,11 @@ def analyze_archive(
     done, todo = pending_jobs(jobs, store, force)
     records: dict[str, dict] = dict(done)
     result = ArchiveResult()
-    analyzer = make_analyzer(settings) if todo else None
     overall = progress_bar(quiet, total=len(jobs), unit="video", desc="videos", position=0)
     overall.update(len(done))
     current = None
     try:
+        analyzer = make_analyzer(settings) if todo else None  # a stop while it loads counts
         for job in todo:
             current = job
             bar = progress_bar(quiet, unit="frame", desc=job.name[:30], position=1, leave=False)

@@ -152,6 +152,10 @@ def analyze_on_ray(
             capacity = _connect(ray, address, workers, settings.threads, quiet)
             n = max(1, min(capacity, len(todo)))
             _run(ray, todo, settings, out, force, quiet, n, on_workers, records, result)
+        except KeyboardInterrupt as exc:  # while the cluster or its workers start
+            result.interrupted = True
+            for job in todo:
+                records.setdefault(job.name, failure(job, interrupt_reason(exc), "not started"))
         finally:
             if started_here and ray.is_initialized():
                 ray.shutdown()

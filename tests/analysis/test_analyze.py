@@ -339,6 +339,28 @@ def test_help_says_what_threads_does_in_analyze(capsys):
     assert "with --ray: 1 per worker" in threads
 
 
+@pytest.mark.slow
+@pytest.mark.shared
+def test_sigterm_while_the_model_loads(tmp_path, bundle_no_au, monkeypatch):
+    """SIGTERM before the first video starts: exit 143 and a summary.csv that says no
+    video was started (it was 130, as for Ctrl-C, and no summary.csv)."""
+    import time
+
+    from liveaffect.analysis import runner
+
+    def load_slowly(self, settings):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(10)
+        raise AssertionError("the signal did not stop the load")
+
+    monkeypatch.setattr(runner.VideoAnalyzer, "__init__", load_slowly)
+    out = tmp_path / "out"
+    clip = str(shared_path("videos", CLIPS[0]))
+    assert analyze(clip, "--out", str(out), "--model", str(bundle_no_au)) == 143
+    row = read_rows(out / "summary.csv")[0]
+    assert row["status"] == "not started" and row["reason"] == "SIGTERM"
+
+
 def test_inputs_folders_patterns_and_names(tmp_path):
     for rel in ("a/clip.mp4", "b/clip.mp4", "b/deep/other.MOV", "b/notes.txt", "c.avi"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)

@@ -139,3 +139,18 @@ def test_ctrl_c_removes_the_running_videos_temporary_files(cluster, setup, tmp_p
     assert not list(out.rglob(".*.partial-*"))
     statuses = {r["status"] for r in rows(out / "summary.csv")}
     assert statuses <= {"interrupted", "not started", "ok"} and "interrupted" in statuses
+
+
+def test_ctrl_c_while_the_cluster_starts(setup, tmp_path, monkeypatch):
+    """Ctrl-C before any worker is up still writes summary.csv: every video not started."""
+    from liveaffect.analysis import ray_runner
+
+    def interrupt(*args):
+        raise KeyboardInterrupt
+
+    settings, jobs, _ = setup
+    monkeypatch.setattr(ray_runner, "_connect", interrupt)
+    result = analyze_on_ray(jobs, settings, str(tmp_path / "out"), quiet=True)
+    assert result.interrupted and result.exit_code == 130
+    statuses = [r["status"] for r in rows(tmp_path / "out" / "summary.csv")]
+    assert statuses == ["not started"] * len(jobs)
