@@ -166,8 +166,14 @@ def _quiet_analyzer(verbose: bool):
 
 def _analyze(args, settings, jobs, workers):
     from liveaffect.bundle import BundleError
+    from liveaffect.data.io import is_url
     from liveaffect.engines import EngineError
     from liveaffect.runtime.detectors import DetectorError
+    from liveaffect.runtime.quiet import quiet_native_stderr
+
+    if is_url(args.out):  # --out goes through tf.io.gfile: TensorFlow loads now, quietly
+        with quiet_native_stderr(not getattr(args, "verbose", False)):
+            import tensorflow  # noqa: F401
 
     try:
         if args.ray is not None:

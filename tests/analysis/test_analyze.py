@@ -361,6 +361,25 @@ def test_sigterm_while_the_model_loads(tmp_path, bundle_no_au, monkeypatch):
     assert row["status"] == "not started" and row["reason"] == "SIGTERM"
 
 
+@pytest.mark.slow
+@pytest.mark.shared
+def test_tensorflows_start_up_lines_hidden_with_a_bucket_out(bundle_no_au):
+    """--out on a bucket (ram:// stands in for gs://) loads TensorFlow for tf.io.gfile
+    before the model: its start-up lines stay hidden there too, as the README says."""
+    clip = str(shared_path("videos", CLIPS[0]))
+    out = f"ram://liveaffect-quiet-{os.getpid()}/out"
+    command = ["analyze", clip, "--out", out, "--model", str(bundle_no_au), "--threads", "1"]
+    done = subprocess.run(
+        [sys.executable, "-m", "liveaffect", *command, "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "", done.stderr
+
+
 def test_inputs_folders_patterns_and_names(tmp_path):
     for rel in ("a/clip.mp4", "b/clip.mp4", "b/deep/other.MOV", "b/notes.txt", "c.avi"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
