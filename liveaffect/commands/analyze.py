@@ -99,6 +99,9 @@ def _check_out(out: str) -> None:
     parent = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(parent):
         raise CliError(f"--out: folder {parent} does not exist")
+    folder = out if os.path.isdir(out) else parent
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CliError(f"--out: no permission to write in folder {os.path.abspath(folder)}")
 
 
 def _jobs(inputs: list[str], out: str):

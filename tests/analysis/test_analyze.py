@@ -452,6 +452,24 @@ def test_bad_options_one_error_line(tmp_path, capsys, args, expected):
     assert len(err) == 1 and err[0].startswith("error: ") and expected in err[0], err
 
 
+@pytest.mark.parametrize("existing", [True, False])
+def test_an_unwritable_out_is_bad_input(tmp_path, capsys, monkeypatch, existing):
+    """--out in a folder this user cannot write: one error line, exit 2, before the model
+    loads (the model path here does not exist, so any later check would say that)."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda p, mode, **kw: str(p) != str(locked) and real_access(p, mode, **kw)
+    )
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"x")
+    out = locked if existing else locked / "out"
+    assert main(["analyze", str(video), "--out", str(out), "--model", "/no/model"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: --out: no permission to write in folder {locked}"]
+
+
 def test_summary_and_report_with_every_head(tmp_path):
     """AU rates and the AU heat map appear when the card marks the AU head trained."""
     from liveaffect.analysis.report import render_report
