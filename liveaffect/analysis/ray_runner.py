@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
@@ -47,6 +48,11 @@ MAX_TASK_RETRIES = 2
 
 class RayUnavailable(RuntimeError):
     """Ray is not installed (it is an optional extra)."""
+
+
+class WorkerStartError(RuntimeError):
+    """A worker could not be built (the model or detector does not load on its node);
+    the message is the worker's error."""
 
 
 def import_ray():
@@ -164,16 +170,36 @@ def analyze_on_ray(
     return result
 
 
+def _started(ray, actors) -> list[int]:
+    """Wait for the workers to load the model; their process ids.
+
+    Raises:
+        WorkerStartError: a worker's model or detector does not load (every worker would
+            fail the same way, so no video is handed out).
+    """
+    pids = []
+    for ref in [a.pid.options(max_task_retries=0).remote() for a in actors]:
+        try:
+            pids.append(ray.get(ref))
+        except ray.exceptions.RayActorError as exc:
+            if not getattr(exc, "actor_init_failed", False):
+                continue  # died for another reason: Ray restarts it
+            lines = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip().splitlines()
+            raise WorkerStartError(lines[-1] if lines else "?") from None  # the error's line
+    return pids
+
+
 def _run(ray, todo, settings, out, force, quiet, n, on_workers, records, result):
     options = {"max_restarts": MAX_RESTARTS, "max_task_retries": MAX_TASK_RETRIES}
     remote = ray.remote(num_cpus=settings.threads, **options)(VideoWorker)
     actors = [remote.remote(settings, out, not quiet) for _ in range(n)]
-    if on_workers is not None:
-        on_workers(ray.get([a.pid.remote() for a in actors]))
     queue: deque[VideoJob] = deque(todo)
     running: dict[Any, tuple[Any, VideoJob]] = {}
     overall = progress_bar(quiet, total=len(todo), unit="video", desc="videos")
     try:
+        pids = _started(ray, actors)
+        if on_workers is not None:
+            on_workers(pids)
         while queue or running:
             idle = [a for a in actors if all(a is not b for b, _ in running.values())]
             for actor in idle:

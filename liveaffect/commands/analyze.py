@@ -180,7 +180,11 @@ def _analyze(args, settings, jobs, workers):
 
     try:
         if args.ray is not None:
-            from liveaffect.analysis.ray_runner import RayUnavailable, analyze_on_ray
+            from liveaffect.analysis.ray_runner import (
+                RayUnavailable,
+                WorkerStartError,
+                analyze_on_ray,
+            )
 
             address = None if args.ray == LOCAL_RAY else args.ray
             try:
@@ -189,6 +193,8 @@ def _analyze(args, settings, jobs, workers):
                 )
             except RayUnavailable as exc:
                 raise CliError(str(exc)) from None
+            except WorkerStartError as exc:
+                raise CliError(f"a Ray worker could not start: {exc}") from None
         from liveaffect.analysis.archive import analyze_archive
 
         make = _quiet_analyzer(bool(getattr(args, "verbose", False)))

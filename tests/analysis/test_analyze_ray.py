@@ -154,3 +154,19 @@ def test_ctrl_c_while_the_cluster_starts(setup, tmp_path, monkeypatch):
     assert result.interrupted and result.exit_code == 130
     statuses = [r["status"] for r in rows(tmp_path / "out" / "summary.csv")]
     assert statuses == ["not started"] * len(jobs)
+
+
+def test_a_model_the_workers_cannot_load_is_one_error(cluster, setup, tmp_path):
+    """A corrupt model.keras: the workers fail to start, and the run stops with the model's
+    error (exit 2 in the command) before any video, instead of every video 'failed' with
+    'worker died 3 times' and the workers' tracebacks."""
+    from liveaffect.analysis.ray_runner import WorkerStartError
+
+    settings, jobs, _ = setup
+    bad = tmp_path / "bad_bundle"
+    bad.mkdir()
+    (bad / "card.json").write_bytes((Path(settings.model) / "card.json").read_bytes())
+    (bad / "model.keras").write_bytes(b"not a zip archive" * 100)
+    bad_settings = AnalysisSettings(model=bad, threads=1)
+    with pytest.raises(WorkerStartError, match="cannot load the model"):
+        analyze_on_ray(jobs, bad_settings, str(tmp_path / "out"), quiet=True, workers=2)
