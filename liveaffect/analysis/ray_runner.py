@@ -47,7 +47,7 @@ MAX_TASK_RETRIES = 2
 
 
 class RayUnavailable(RuntimeError):
-    """Ray is not installed (it is an optional extra)."""
+    """Ray is not installed (it is an optional extra), or the cluster cannot be reached."""
 
 
 class WorkerStartError(RuntimeError):
@@ -113,7 +113,12 @@ def _connect(ray, address: str | None, workers: int | None, threads: int, quiet:
         "log_to_driver": not quiet,  # the workers' output (their progress bars)
     }
     if address:
-        ray.init(address=address, **common)
+        try:
+            ray.init(address=address, **common)
+        except ConnectionError as exc:  # Ray's own text names its CLI's --address flag
+            said = str(exc).split(". ")[0].rstrip(".")
+            msg = f"--ray {address}: cannot connect to a Ray cluster: {said}"
+            raise RayUnavailable(msg) from None
     else:
         cpus = workers * threads if workers else max(os.cpu_count() or 1, threads)
         ray.init(num_cpus=cpus, include_dashboard=False, **common)

@@ -380,6 +380,25 @@ def test_tensorflows_start_up_lines_hidden_with_a_bucket_out(bundle_no_au):
     assert done.stderr == "", done.stderr
 
 
+def test_a_ray_cluster_that_cannot_be_reached_is_named_as_such():
+    """--ray auto with no cluster running: the error names --ray, not --out (ray.init's
+    ConnectionError is an OSError, which the command reported as an --out problem)."""
+    from liveaffect.analysis import ray_runner
+
+    def init(**kw):
+        raise ConnectionError(
+            "Could not find any running Ray instance. Please specify the one to connect to "
+            "by setting `--address` flag or `RAY_ADDRESS` environment variable."
+        )
+
+    fake = SimpleNamespace(init=init)
+    with pytest.raises(ray_runner.RayUnavailable) as caught:
+        ray_runner._connect(fake, "auto", None, 1, quiet=True)
+    assert str(caught.value) == (
+        "--ray auto: cannot connect to a Ray cluster: Could not find any running Ray instance"
+    )
+
+
 def test_inputs_folders_patterns_and_names(tmp_path):
     for rel in ("a/clip.mp4", "b/clip.mp4", "b/deep/other.MOV", "b/notes.txt", "c.avi"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
