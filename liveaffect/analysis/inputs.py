@@ -111,11 +111,16 @@ def hashed_name(video: str | os.PathLike) -> str:
 
 def make_jobs(videos: list[Path]) -> list[VideoJob]:
     """Give each video its output folder name: the stem, plus a short hash of the path
-    for stems that several videos share (``clip`` and ``clip-3f2a9c1d``)."""
+    for stems that several videos share (``clip`` and ``clip-3f2a9c1d``) and for a stem that
+    would hide the folder (``.clip``) or take the name of ``--out``'s own ``summary.csv``."""
+    from liveaffect.analysis.storage import SUMMARY_CSV
+
     stems = Counter(v.stem for v in videos)
     jobs = []
     for video in videos:
-        name = hashed_name(video) if stems[video.stem] > 1 else plain_name(video)
+        plain = plain_name(video)
+        clash = stems[video.stem] > 1 or plain == SUMMARY_CSV or plain.startswith(".")
+        name = hashed_name(video) if clash else plain
         jobs.append(VideoJob(path=str(video), name=name))
     return jobs
 

@@ -111,9 +111,9 @@ def _jobs(inputs: list[str], out: str):
         jobs = find_jobs(inputs)
     except InputError as exc:
         raise CliError(str(exc)) from None
-    out_abs = os.path.abspath(out)
+    out_real = os.path.realpath(out)  # the inputs are resolved too: a symlink is seen through
     for job in jobs:
-        if os.path.abspath(job.path).startswith(out_abs + os.sep):
+        if os.path.realpath(job.path).startswith(out_real + os.sep):
             raise CliError(f"input {job.path} lies inside --out {out}; choose another --out")
     return jobs
 

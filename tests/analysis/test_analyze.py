@@ -409,6 +409,10 @@ def test_inputs_folders_patterns_and_names(tmp_path):
     assert len(set(names)) == 4 and names[2:] == ["other", "c"]
     assert all(n.startswith("clip-") for n in names[:2])  # same stem: made unique
     assert len(find_jobs([str(tmp_path / "c.avi"), str(tmp_path / "*.avi")])) == 1
+    for odd in ("summary.csv.mp4", ".hidden.mp4"):  # out/summary.csv is the run's table
+        (tmp_path / odd).write_bytes(b"x")
+        (job,) = find_jobs([str(tmp_path / odd)])
+        assert job.name.startswith(Path(odd).stem + "-"), job.name
     with pytest.raises(InputError, match="no such file"):
         find_jobs([str(tmp_path / "missing.mp4")])
     with pytest.raises(InputError, match="matches"):
@@ -469,6 +473,17 @@ def test_bad_options_one_error_line(tmp_path, capsys, args, expected):
     assert main(["analyze", *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and expected in err[0], err
+
+
+def test_an_input_inside_out_is_refused_also_through_a_symlink(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "v.mp4").write_bytes(b"x")
+    (tmp_path / "link").symlink_to(out)
+    for video, target in ((out / "v.mp4", tmp_path / "link"), (tmp_path / "link" / "v.mp4", out)):
+        assert main(["analyze", str(video), "--out", str(target)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "lies inside --out" in err[0], err
 
 
 @pytest.mark.parametrize("existing", [True, False])
