@@ -6,11 +6,12 @@
 #   stage 1a  configs/fast_stage1a.yaml  FER2013 + DiffusionFER at 32x32, 40 epochs
 #   stage 1b  configs/fast_stage1b.yaml  the same at 48x48, 34 epochs, from stage 1a
 #   stage 2   configs/fast_stage2.yaml   configs/default_model.yaml's stage 2 (CK+ AUs,
-#             degradations, four views) from stage 1b, its last stage widened 256 -> 384
+#             degradations, four views) plus weak AU labels on half of FER2013's faces
+#             (weak_au: 0.5), from stage 1b, its last stage widened 256 -> 384
 #             by train.init_from (liveaffect/model/widen.py)
 #   bash final_model/train_progressive.sh             # runs/fast/{stage1a,stage1b,stage2}
 # Measured for the default (2026-12-05, alone on 2 AMD EPYC Zen 4 cores): 1,892 + 3,504 +
-# 1,500 s = 114.9 min. final_model/reproduce.sh runs this script, then measures the result.
+# 1,473 s = 114.5 min (final_model/training_times.log). final_model/reproduce.sh runs this script, then measures the result.
 set -euo pipefail
 OUT=runs/fast  # the configs' train.init_from name these run folders
 mkdir -p "$OUT"
