@@ -11,7 +11,8 @@
 #             by train.init_from (liveaffect/model/widen.py)
 #   bash final_model/train_progressive.sh             # runs/fast/{stage1a,stage1b,stage2}
 # Measured for the default (2026-12-05, alone on 2 AMD EPYC Zen 4 cores): 1,892 + 3,504 +
-# 1,473 s = 114.5 min (final_model/training_times.log). final_model/reproduce.sh runs this script, then measures the result.
+# 1,473 s = 114.5 min (final_model/training_times.log). final_model/reproduce.sh runs this
+# script, then measures the result.
 set -euo pipefail
 OUT=runs/fast  # the configs' train.init_from name these run folders
 mkdir -p "$OUT"
