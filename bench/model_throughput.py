@@ -122,7 +122,7 @@ def _training_row(config: str, batch: int | None, steps: int, precision: str) ->
             "va": MaskedCCCLoss(),
             "au": MaskedAULoss(),
         }
-        weights = {k: float(cfg.train.loss_weights.get(k, 1.0)) for k in losses}
+        weights = {k: float(cfg.train.loss_weights[k]) for k in losses}
         model.compile(optimizer=opt, loss=losses, loss_weights=weights)
         n = int(batch or cfg.train.batch_size)
         rng = np.random.default_rng(0)

@@ -12,7 +12,7 @@ from liveaffect.bundle import HeadInfo
 from liveaffect.data.records import Record
 from liveaffect.labels import EXPRESSIONS, NUM_AUS, NUM_EXPRESSIONS
 from liveaffect.preprocess import PreprocessSpec
-from liveaffect.training.config import RunConfig, SourceSpec
+from liveaffect.training.config import DEFAULT_LOSS_WEIGHTS, RunConfig, SourceSpec
 
 
 class TrainingError(Exception):
@@ -162,7 +162,7 @@ def head_info(
         c = Counter(r.source or "data" for r in records if pred(r))
         return ", ".join(f"{k} ({v} faces)" for k, v in sorted(c.items()))
 
-    weights = {"expr": 1.0, "va": 1.0, "au": 1.0, **(loss_weights or {})}
+    weights = {**DEFAULT_LOSS_WEIGHTS, **(loss_weights or {})}
     counts = Counter(r.expr for r in records if r.has_expr)
     seen = [EXPRESSIONS[c] for c in range(NUM_EXPRESSIONS) if counts.get(c, 0)]
     labelled = {

@@ -77,7 +77,7 @@ def _compile(model, cfg: RunConfig, train_records, steps_per_epoch: int) -> None
         "va": MaskedCCCLoss(),
         "au": MaskedAULoss(au_pos_weights(train_records, cfg)),
     }
-    weights = {k: float(cfg.train.loss_weights.get(k, 1.0)) for k in losses}
+    weights = {k: float(cfg.train.loss_weights[k]) for k in losses}  # every head (config)
     model.compile(optimizer=optimizer, loss=losses, loss_weights=weights)
 
 
