@@ -147,8 +147,7 @@ def analyze_on_ray(
         RayUnavailable: Ray is not installed.
     """
     ray = import_ray()
-    store = OutputStore(out)
-    out = store.root  # absolute: workers do not share the driver's working directory
+    store = OutputStore(out)  # its root is absolute: workers do not share the driver's cwd
     # a worker uses --threads cores (default 1: one model copy beside its detector)
     settings = replace(
         settings, model=Path(settings.model).absolute(), threads=settings.threads or 1
@@ -162,7 +161,7 @@ def analyze_on_ray(
         try:
             capacity = _connect(ray, address, workers, settings.threads, quiet)
             n = max(1, min(capacity, len(todo)))
-            _run(ray, todo, settings, out, force, quiet, n, on_workers, records, result)
+            _run(ray, todo, settings, store, force, quiet, n, on_workers, records, result)
         except KeyboardInterrupt as exc:  # while the cluster or its workers start
             result.interrupted = True
             for job in todo:
@@ -194,7 +193,8 @@ def _started(ray, actors) -> list[int]:
     return pids
 
 
-def _run(ray, todo, settings, out, force, quiet, n, on_workers, records, result):
+def _run(ray, todo, settings, store, force, quiet, n, on_workers, records, result):
+    out = store.root
     options = {"max_restarts": MAX_RESTARTS, "max_task_retries": MAX_TASK_RETRIES}
     remote = ray.remote(num_cpus=settings.threads, **options)(VideoWorker)
     actors = [remote.remote(settings, out, not quiet) for _ in range(n)]
@@ -217,7 +217,7 @@ def _run(ray, todo, settings, out, force, quiet, n, on_workers, records, result)
                 records[job.name] = ray.get(ready[0])
             except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as exc:
                 records[job.name] = failure(job, f"worker died {MAX_TASK_RETRIES + 1} times: {exc}")
-                OutputStore(out).abandon(job.name)
+                store.abandon(job.name)
                 actors = [a for a in actors if a is not actor] or [
                     remote.remote(settings, out, not quiet)
                 ]
@@ -236,6 +236,5 @@ def _run(ray, todo, settings, out, force, quiet, n, on_workers, records, result)
     if result.interrupted and running:
         # the killed workers' calls end before their videos' temporary files are removed
         ray.wait(list(running), num_returns=len(running), timeout=30)
-        store = OutputStore(out)
         for _, job in running.values():
             store.abandon(job.name)
