@@ -250,6 +250,16 @@ def resolve_model_path(path: str | os.PathLike) -> tuple[Path, Path | None]:
     raise BundleError(f"{p}: no such model file or bundle folder")
 
 
+def model_files(path: str | os.PathLike) -> list[Path]:
+    """The files a model path is read from (its ``.keras`` file and card), which no output
+    may overwrite; empty when ``path`` is not a model (that is reported elsewhere)."""
+    try:
+        model_file, card = resolve_model_path(path)
+    except BundleError:
+        return []
+    return [model_file] if card is None else [model_file, card]
+
+
 def map_outputs(model: Any) -> dict[str, int]:
     """Find which model output is expr/va/au: by layer name first, then by width."""
     names = [str(n).split("/")[0] for n in model.output_names]

@@ -18,7 +18,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from liveaffect.commands.outputs import check_output_file
+from liveaffect.bundle import model_files
+from liveaffect.commands.outputs import check_not_an_input, check_output_file
 from liveaffect.errors import CliError, OptionError
 from liveaffect.runtime.detectors import FULL_RANGE_EVERY
 from liveaffect.runtime.detectors.base import BLAZEFACE_MODES as BLAZEFACE_MODELS
@@ -142,6 +143,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> None:
     check_output_file(args.json, "--json")
+    from liveaffect.runtime.options import DEFAULT_MODEL_DIR
+
+    model = args.model or (None if args.random_model else DEFAULT_MODEL_DIR)
+    reads = [args.source, *(model_files(model) if model else [])]
+    check_not_an_input(args.json, "--json", reads)
     for name in ("frames", "warmup", "baseline_frames", "threads"):
         if getattr(args, name) < 0:
             raise CliError(f"--{name.replace('_', '-')} must be >= 0")

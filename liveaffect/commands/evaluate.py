@@ -13,8 +13,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from liveaffect.bundle import WEAK_AU_F1
-from liveaffect.commands.outputs import check_output_file
+from liveaffect.bundle import WEAK_AU_F1, model_files
+from liveaffect.commands.outputs import check_not_an_input, check_output_file
 from liveaffect.data.degrade import DESCRIPTIONS, KINDS
 from liveaffect.errors import CliError, OptionError
 from liveaffect.evaluation.robustness import with_copies
@@ -448,8 +448,12 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     split = None if args.split == "all" else args.split
     kinds = _degrade_kinds(args.degrade)
-    check_output_file(args.json, "--json")
-    check_output_file(args.report, "--report")
+    data = [part for d in args.data for part in (d, d.partition(":")[2])]  # csv:/x.csv
+    inputs = [*data, *model_files(args.model)]
+    inputs += model_files(args.baseline) if args.baseline else []
+    for path, flag in ((args.json, "--json"), (args.report, "--report")):
+        check_output_file(path, flag)
+        check_not_an_input(path, flag, inputs)
     records, notes = _load_records(list(args.data), split, args.group_by)
     if args.holdout:  # the part a config held out: scoring it is the point
         records, notes = _holdout(records, args.holdout), []

@@ -41,3 +41,14 @@ def check_output_file(path: str | os.PathLike | None, flag: str) -> None:
             pass
     except OSError as exc:
         raise CliError(f"{flag} {path}: cannot write in {folder} ({exc.strerror})") from None
+
+
+def check_not_an_input(path: str | os.PathLike | None, flag: str, inputs) -> None:
+    """Raise :class:`CliError` now if the output ``path`` is one of the files the command
+    reads (``inputs``: paths; folders and missing paths among them are ignored)."""
+    if path is None or "://" in str(path):
+        return
+    target = Path(path).resolve()
+    for item in inputs:
+        if item is not None and Path(item).is_file() and Path(item).resolve() == target:
+            raise CliError(f"{flag} {path} would overwrite a file this command reads")

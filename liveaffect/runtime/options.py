@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from liveaffect.bundle import model_files
 from liveaffect.errors import OptionError
 from liveaffect.runtime.detectors import DEFAULT_MIN_SCORE, FULL_RANGE_EVERY
 
@@ -136,6 +137,7 @@ class LiveOptions:
                 raise ValueError(f"{_flag(name)}: {path} is a folder, not a file")
             if video is not None and _same_file(path, video):
                 raise ValueError(f"{_flag(name)} would overwrite the input video {path}")
+            _check_not_an_input(path, _flag(name), self)
         written = [(n, getattr(self, n)) for n in ("output", "output_raw", "csv")]
         for (a, path_a), (b, path_b) in itertools.combinations(written, 2):
             if path_a is not None and path_b is not None and _same_file(path_a, path_b):
@@ -204,8 +206,18 @@ def _check_streams(opts: LiveOptions, video: Path | None) -> None:
             raise ValueError(f"--stream {target.text}: {path} is a folder, not a file")
         if video is not None and _same_file(path, video):
             raise ValueError(f"--stream {target.text} would overwrite the input video {path}")
+        _check_not_an_input(path, f"--stream {target.text}", opts)
         if any(_same_file(path, other) for other in others):
             raise ValueError(f"--stream {target.text} names the file of another output")
+
+
+def _check_not_an_input(path: Path, flag: str, opts: LiveOptions) -> None:
+    """An output must not overwrite what the run reads: the model's ``.keras`` file or card,
+    or the detector's weights file."""
+    if any(_same_file(path, f) for f in model_files(opts.model)):
+        raise ValueError(f"{flag} would overwrite the model's file {path}")
+    if opts.detector_weights is not None and _same_file(path, opts.detector_weights):
+        raise ValueError(f"{flag} would overwrite the detector weights {path}")
 
 
 def _same_file(path: Path, other: str | Path) -> bool:

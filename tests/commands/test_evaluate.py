@@ -643,3 +643,23 @@ def test_tensorflows_start_up_lines_are_hidden_while_the_model_loads(capfd, monk
     with pytest.raises(CliError, match=r"not a \.keras zip archive"):
         evaluate_cli._load_bundle("bad")
     assert "cuInit" not in capfd.readouterr().err
+
+
+def test_cli_outputs_never_overwrite_what_it_reads(bundle_dir, tmp_path):
+    root = write_manifest(tmp_path / "m", n=6)
+    manifest = root / "labels.csv"
+    card, data = (bundle_dir / "card.json").read_bytes(), manifest.read_bytes()
+    argv = ["--model", str(bundle_dir), "--data", f"csv:{manifest}", "--split", "all"]
+    for flag, path in (
+        ("--json", bundle_dir / "card.json"),
+        ("--report", bundle_dir / "model.keras"),
+        ("--json", manifest),
+    ):
+        with pytest.raises(CliError, match=rf"{flag} .* would overwrite a file this command reads"):
+            run_cli([*argv, flag, str(path)])
+    assert (bundle_dir / "card.json").read_bytes() == card and manifest.read_bytes() == data
+    (tmp_path / "other").mkdir()
+    other = shutil.copytree(bundle_dir, tmp_path / "other" / "b")
+    baseline = ["--baseline", str(other), "--bootstrap", "10"]  # its card is read too
+    with pytest.raises(CliError, match=r"--json .* would overwrite"):
+        run_cli([*argv, *baseline, "--json", str(other / "card.json")])

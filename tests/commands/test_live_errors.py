@@ -87,6 +87,13 @@ OPTION_CASES = [
     _case("output-no-folder", ["{video}", "--output", "{tmp}/no/dir/a.mp4"], "--output"),
     _case("csv-no-folder", ["{video}", "--csv", "{tmp}/no/dir/a.csv"], "--csv", "does not exist"),
     _case("csv-overwrites-input", ["{video}", "--csv", "{video}"], "overwrite"),
+    _case("csv-over-bundle", ["{video}", "--csv", "{bundle}/model.keras"], "--csv", "model's file"),
+    _case(
+        "csv-over-model-file",
+        ["{video}", "--model", "{bundle}/model.keras", "--csv", "{bundle}/model.keras"],
+        "--csv",
+        "overwrite the model's file",
+    ),
     _case("camera-index-huge", ["99999999999999999999"], "camera index must be at most"),
     _case("window-too-big", ["{video}", "--window-size", "100000x100000"], "at most 16384x16384"),
     _case("output-unwritable", ["{video}", "--output", "/proc/x.mp4"], "--output", "cannot write"),
@@ -119,6 +126,19 @@ def test_bad_input_before_tensorflow(
         args += ["--model", str(fake_bundle_dir)]
     code, err = run_cli(capsys, *args, "--no-display")
     assert_one_line_error(code, err, *needles)
+
+
+def test_outputs_never_overwrite_the_models_card(capsys, tmp_path, video):
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "model.keras").write_bytes(b"never loaded")
+    (bundle / "card.json").write_text("{}")
+    for flag in ("--csv", "--stream"):
+        target = bundle / "card.json"
+        value = f"jsonl:{target}" if flag == "--stream" else str(target)
+        code, err = run_cli(capsys, str(video), "--no-display", "--model", str(bundle), flag, value)
+        assert_one_line_error(code, err, flag, "overwrite the model's file", "card.json")
+        assert (bundle / "card.json").read_text() == "{}"
 
 
 @pytest.mark.skipif(

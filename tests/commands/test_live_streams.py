@@ -60,12 +60,14 @@ def one_error_line(capsys, argv) -> str:
         ("ws://192.0.2.1:0", "not an address of this machine"),
         ("jsonl:{tmp}/no/dir/x.jsonl", "does not exist"),
         ("jsonl:{video}", "overwrite the input video"),
+        ("jsonl:{bundle}/model.keras", "overwrite the model's file"),
     ],
 )
 def test_bad_targets_are_one_line(capsys, tmp_path, video, fake_bundle_dir, target, needle):
-    target = target.format(tmp=tmp_path, video=video)
+    target = target.format(tmp=tmp_path, video=video, bundle=fake_bundle_dir)
     argv = [str(video), "--no-display", "--model", str(fake_bundle_dir), "--stream", target]
     assert needle in one_error_line(capsys, argv)
+    assert sorted(p.name for p in fake_bundle_dir.iterdir()) == ["model.keras"]
 
 
 def test_one_jsonl_file_spelled_two_ways_is_one_line(capsys, tmp_path, video, fake_bundle_dir):

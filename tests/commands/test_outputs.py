@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from liveaffect.cli import main
-from liveaffect.commands.outputs import check_output_file
+from liveaffect.commands.outputs import check_not_an_input, check_output_file
 from liveaffect.errors import CliError
 
 
@@ -65,6 +65,23 @@ def test_export_checks_out_and_samples_before_writing(capsys, tmp_path, tiny_bun
     code = main(["export", "--model", str(tiny_bundle), "--out", str(tmp_path / "f" / "m.tflite")])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: --out ") and "is a file, not a folder" in err
+
+
+def test_an_output_over_an_input_is_refused(tmp_path):
+    (tmp_path / "in.csv").write_text("x")
+    inputs = [tmp_path / "in.csv", tmp_path, None, tmp_path / "missing.csv"]
+    check_not_an_input(tmp_path / "out.json", "--json", inputs)
+    check_not_an_input(None, "--json", inputs)
+    with pytest.raises(CliError, match=r"^--json .*in\.csv would overwrite a file this command"):
+        check_not_an_input(tmp_path / "sub" / ".." / "in.csv", "--json", inputs)
+
+
+def test_bench_refuses_a_json_over_the_video_or_the_model(capsys, tmp_path, video, tiny_bundle):
+    for target in (video, tiny_bundle / "model.keras"):
+        code = main(["bench", "--source", str(video), "--model", str(tiny_bundle),
+                     "--json", str(target)])  # fmt: skip
+        err = capsys.readouterr().err
+        assert code == 2 and "would overwrite a file this command reads" in err, err
 
 
 @pytest.mark.parametrize(
