@@ -141,6 +141,16 @@ def test_outputs_never_overwrite_the_models_card(capsys, tmp_path, video):
         assert (bundle / "card.json").read_text() == "{}"
 
 
+def test_outputs_never_overwrite_the_detector_weights(capsys, tmp_path, video, fake_bundle_dir):
+    weights = tmp_path / "short.tflite"
+    weights.write_bytes(b"weights")
+    argv = [str(video), "--no-display", "--model", str(fake_bundle_dir)]
+    argv += ["--detector-weights", str(weights), "--blazeface-model", "short"]
+    code, err = run_cli(capsys, *argv, "--csv", str(weights))
+    assert_one_line_error(code, err, "--csv would overwrite the detector weights")
+    assert weights.read_bytes() == b"weights"
+
+
 @pytest.mark.skipif(
     not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root can read any file"
 )
