@@ -40,6 +40,8 @@ from liveaffect.analysis.runner import AnalysisSettings
 from liveaffect.analysis.storage import OutputStore
 from liveaffect.runtime.signals import interrupt_reason
 
+log = logging.getLogger(__name__)
+
 MAX_RESTARTS = 4
 """Times Ray restarts a dead worker (each restart reloads the model)."""
 MAX_TASK_RETRIES = 2
@@ -122,7 +124,16 @@ def _connect(ray, address: str | None, workers: int | None, threads: int, quiet:
     else:
         cpus = workers * threads if workers else max(os.cpu_count() or 1, threads)
         ray.init(num_cpus=cpus, include_dashboard=False, **common)
-    return int(workers or max(1, ray.cluster_resources().get("CPU", 1) // threads))
+    fit = int(max(1, ray.cluster_resources().get("CPU", 1) // threads))
+    if workers and workers > fit:  # a cluster that was already running: it may be smaller
+        log.warning(
+            "--workers %d: the Ray cluster has CPUs for %d worker(s) of %d thread(s); starting %d",
+            workers,
+            fit,
+            threads,
+            fit,
+        )
+    return min(workers, fit) if workers else fit
 
 
 def analyze_on_ray(

@@ -7,6 +7,7 @@ Needs Ray (``pip install -r requirements-ray.txt``; CI installs it); skipped wit
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import signal
 import threading
@@ -18,6 +19,7 @@ from conftest import make_tiny_bundle, shared_path
 
 ray = pytest.importorskip("ray")
 
+from liveaffect.analysis import ray_runner  # noqa: E402
 from liveaffect.analysis.archive import analyze_archive  # noqa: E402
 from liveaffect.analysis.inputs import find_jobs  # noqa: E402
 from liveaffect.analysis.ray_runner import analyze_on_ray  # noqa: E402
@@ -64,6 +66,15 @@ def setup(tmp_path_factory):
     result = analyze_archive(jobs, settings, str(reference), quiet=True)
     assert result.exit_code == 0
     return settings, jobs, reference
+
+
+def test_more_workers_than_a_running_cluster_holds_start_what_fits(cluster, caplog):
+    # before, the extra workers waited for CPUs forever, and their videos with them
+    with caplog.at_level(logging.WARNING, logger=ray_runner.__name__):
+        assert ray_runner._connect(ray, None, 5, 1, quiet=True) == 2
+    assert "--workers 5: the Ray cluster has CPUs for 2 worker(s)" in caplog.text
+    assert ray_runner._connect(ray, None, 1, 1, quiet=True) == 1
+    assert ray_runner._connect(ray, None, None, 2, quiet=True) == 1
 
 
 def test_two_workers_give_the_single_process_rows(cluster, setup, tmp_path):
