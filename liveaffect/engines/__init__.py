@@ -147,14 +147,23 @@ def build_engine(bundle: Bundle, options: EngineOptions) -> Engine:
     return TTAEngine(engine, views) if views.active else engine
 
 
+_FALLBACKS_TOLD: set[str] = set()
+
+
 def _create_plain(bundle: Bundle, name: str, kw: dict) -> Engine:
     if name == "auto":
         reasons = []
         for candidate in auto_order():
             try:
-                return ENGINES[candidate](bundle, **kw)
+                engine = ENGINES[candidate](bundle, **kw)
             except EngineError as exc:
                 reasons.append(f"{candidate}: {exc}")
+                continue
+            for reason in reasons:  # say why, once: e.g. a cached .tflite LiteRT cannot read
+                if reason not in _FALLBACKS_TOLD:
+                    _FALLBACKS_TOLD.add(reason)
+                    print(f"warning: engine {reason}; using {candidate}", file=sys.stderr)
+            return engine
         raise EngineError("no engine could be built (" + "; ".join(reasons) + ")")
     return ENGINES[name](bundle, **kw)
 
