@@ -181,3 +181,40 @@ def test_no_import_cycles():
 def test_the_checks_catch_what_they_should(edges, bad, cyclic):
     assert len(forbidden_edges(edges)) == bad
     assert len(cycles(edges)) == cyclic
+
+
+def test_imports_reads_every_import_in_the_source(tmp_path):
+    """``imports`` sees an import wherever it stands -- module level, in a function, in a
+    method, under an ``if`` -- and resolves relative and ``from package import module``
+    forms, so an edge cannot hide from the checks above by moving into a function."""
+    source = tmp_path / "shotcut.py"
+    source.write_text(
+        "import liveaffect.errors\n"
+        "def f():\n"
+        "    from liveaffect.data import io\n"
+        "class C:\n"
+        "    def m(self):\n"
+        "        from ..commands import live\n"
+        "if True:\n"
+        "    from . import tracker\n"
+        "def g():\n"
+        "    def h():\n"
+        "        from ..training.state import TrainState\n"
+    )
+    known = {
+        "liveaffect.errors",
+        "liveaffect.data",
+        "liveaffect.data.io",
+        "liveaffect.commands",
+        "liveaffect.commands.live",
+        "liveaffect.runtime",
+        "liveaffect.runtime.tracker",
+        "liveaffect.training.state",
+    }
+    assert imports("liveaffect.runtime.shotcut", source, known) == {
+        "liveaffect.errors",
+        "liveaffect.data.io",
+        "liveaffect.commands.live",
+        "liveaffect.runtime.tracker",
+        "liveaffect.training.state",
+    }
