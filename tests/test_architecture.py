@@ -1,7 +1,8 @@
 """The house rules of docs/ARCHITECTURE.md, checked by reading the source (``ast``).
 
 Every ``import`` in ``liveaffect/`` -- at module level or inside a function -- is an edge
-from one part (a subpackage or top-level module) to another. An edge must point down
+from one part (a subpackage or top-level module) to another, and so is
+``importlib.import_module("liveaffect...")`` with a literal name. An edge must point down
 the allowed directions below, and the module graph must have no cycle.
 """
 
@@ -81,11 +82,24 @@ def imports(name: str, path: Path, known: set[str]) -> set[str]:
             targets = [
                 f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names
             ]
+        elif isinstance(node, ast.Call) and (named := _imported_by_name(node)):
+            targets = [named]
         else:
             continue
         found.update(t for t in targets if t == "liveaffect" or t.startswith("liveaffect."))
     found.discard(name)
     return found
+
+
+def _imported_by_name(call: ast.Call) -> str | None:
+    """The module that ``importlib.import_module("liveaffect.x")`` or ``__import__(...)``
+    names as a literal string (an import all the same); None for any other call."""
+    func = call.func
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+    if name not in ("import_module", "__import__") or not call.args:
+        return None
+    first = call.args[0]
+    return first.value if isinstance(first, ast.Constant) and isinstance(first.value, str) else None
 
 
 def part(module: str) -> str:
@@ -186,7 +200,8 @@ def test_the_checks_catch_what_they_should(edges, bad, cyclic):
 def test_imports_reads_every_import_in_the_source(tmp_path):
     """``imports`` sees an import wherever it stands -- module level, in a function, in a
     method, under an ``if`` -- and resolves relative and ``from package import module``
-    forms, so an edge cannot hide from the checks above by moving into a function."""
+    forms and modules imported by a literal name, so an edge cannot hide from the checks
+    above by moving into a function."""
     source = tmp_path / "shotcut.py"
     source.write_text(
         "import liveaffect.errors\n"
@@ -200,6 +215,10 @@ def test_imports_reads_every_import_in_the_source(tmp_path):
         "def g():\n"
         "    def h():\n"
         "        from ..training.state import TrainState\n"
+        "def by_name():\n"
+        "    import importlib\n"
+        "    importlib.import_module('liveaffect.evaluation.metrics')\n"
+        "    __import__('liveaffect.model')\n"
     )
     known = {
         "liveaffect.errors",
@@ -210,6 +229,8 @@ def test_imports_reads_every_import_in_the_source(tmp_path):
         "liveaffect.runtime",
         "liveaffect.runtime.tracker",
         "liveaffect.training.state",
+        "liveaffect.evaluation.metrics",
+        "liveaffect.model",
     }
     assert imports("liveaffect.runtime.shotcut", source, known) == {
         "liveaffect.errors",
@@ -217,4 +238,6 @@ def test_imports_reads_every_import_in_the_source(tmp_path):
         "liveaffect.commands.live",
         "liveaffect.runtime.tracker",
         "liveaffect.training.state",
+        "liveaffect.evaluation.metrics",
+        "liveaffect.model",
     }
