@@ -43,6 +43,29 @@ def check_output_file(path: str | os.PathLike | None, flag: str) -> None:
         raise CliError(f"{flag} {path}: cannot write in {folder} ({exc.strerror})") from None
 
 
+def check_output_folder(path: str | os.PathLike | None, flag: str) -> None:
+    """Raise :class:`CliError` now if ``path`` cannot be made or written as a folder.
+
+    As :func:`check_output_file`, for a folder the command fills (``train --out``): an
+    existing folder must take new files, a missing one must have as its nearest existing
+    parent a folder this process can create files in.
+    """
+    if path is None or "://" in str(path):
+        return
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise CliError(f"{flag} {path} is a file, not a folder")
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise CliError(f"{flag} {path}: {folder} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise CliError(f"{flag} {path}: cannot write in {folder} ({exc.strerror})") from None
+
+
 def check_not_an_input(path: str | os.PathLike | None, flag: str, inputs) -> None:
     """Raise :class:`CliError` now if the output ``path`` is one of the files the command
     reads (``inputs``: paths; folders and missing paths among them are ignored)."""

@@ -13,6 +13,7 @@ import argparse
 import dataclasses
 import os
 
+from liveaffect.commands.outputs import check_output_folder
 from liveaffect.errors import CliError
 from liveaffect.hardware import prefer_onednn
 
@@ -83,6 +84,7 @@ def _config(args: argparse.Namespace):
             raise CliError(f"dataset root {source.path} does not exist")
     if args.members < 1:
         raise CliError(f"--members must be >= 1, got {args.members}")
+    check_output_folder(args.out, "--out")  # before the data is read and TensorFlow starts
     return cfg
 
 

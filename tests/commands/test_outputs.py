@@ -147,3 +147,14 @@ def test_train_refuses_an_out_below_a_file(capsys, tmp_path):
     code = main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "f.jpg" / "run")])
     err = capsys.readouterr().err
     assert code == 2 and f"{tmp_path / 'f.jpg'} is a file" in err, err
+
+
+@pytest.mark.parametrize("out", ["/proc/liveaffect/run", "/proc/liveaffect"])
+def test_train_refuses_an_unwritable_out_before_reading_data(capsys, tmp_path, out):
+    """An --out nothing can be written in is one line naming --out, before the data is read
+    (here a folder that is no dataset: reading it would be a different error) or TensorFlow
+    starts; not a traceback once the data has been read."""
+    code = main(["train", "--data", str(tmp_path), "--out", out])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(f"error: --out {out}: cannot write in /proc"), err
+    assert len(err.splitlines()) == 1 and os.listdir(tmp_path) == []
