@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -291,14 +292,20 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"train.loss_weights: unknown head(s) {sorted(unknown)}; "
                              "the heads are expr, va, au")  # fmt: skip
-        if any(not isinstance(w, int | float) or w < 0 for w in self.loss_weights.values()):
+        if any(
+            not isinstance(w, int | float) or not 0 <= w < math.inf
+            for w in self.loss_weights.values()
+        ):
             raise ValueError(f"train.loss_weights must be numbers >= 0, got {self.loss_weights}")
         # A head the config leaves out keeps its default weight (not 1.0, nor 0).
         self.loss_weights = {**DEFAULT_LOSS_WEIGHTS, **self.loss_weights}
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be >= 1")
-        if self.learning_rate <= 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        # NaN and inf pass a plain "<= 0": the run then trains NaN weights for every epoch
+        if not 0 < self.learning_rate < math.inf:
+            raise ValueError(f"learning_rate must be > 0 and finite, got {self.learning_rate}")
+        if not 0 <= self.weight_decay < math.inf:
+            raise ValueError(f"train.weight_decay must be >= 0 and finite, got {self.weight_decay}")
         if self.early_stopping_patience < 1:
             raise ValueError(
                 "train.early_stopping_patience must be >= 1 (set it to train.epochs for no "
@@ -306,7 +313,7 @@ class TrainConfig:
             )
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"train.label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        if self.warmup_epochs < 0:
+        if not 0 <= self.warmup_epochs < math.inf:
             raise ValueError(f"train.warmup_epochs must be >= 0, got {self.warmup_epochs}")
         if self.class_weights not in ("balanced_sqrt", "balanced", "none"):
             raise ValueError("class_weights must be balanced_sqrt, balanced or none")
