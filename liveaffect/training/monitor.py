@@ -128,6 +128,7 @@ def epoch_callbacks(
 
         def on_epoch_end(self, epoch, logs=None):
             logs = logs if logs is not None else {}
+            _stop_if_diverged(self.model, epoch, logs, run_dir, state, cfg)
             t0 = time.time()
             if self.engine is None:  # one traced function for the whole fit
                 self.engine = validation_engine(self.model, spec, cfg.train.select_tta)
@@ -165,6 +166,27 @@ def epoch_callbacks(
         keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=True),
         Curves(),
     ]
+
+
+def _stop_if_diverged(model, epoch: int, logs: dict, run_dir: Path, state, cfg) -> None:
+    """Raise :class:`~liveaffect.training.inputs.TrainingError` when epoch ``epoch`` (0-based)
+    left weights that are not finite (the loss went NaN or infinite): before anything of it
+    is saved, so the checkpoints, ``state.json`` and ``log.csv`` keep the last good epoch
+    and the bundle never holds NaN weights."""
+    if all(np.isfinite(np.asarray(v)).all() for v in model.trainable_weights):
+        return
+    from liveaffect.training.inputs import TrainingError
+
+    kept = (
+        f"{run_dir} keeps epoch {state.epoch_done}"
+        if state.epoch_done
+        else "no epoch of it was saved"
+    )
+    raise TrainingError(
+        f"training diverged in epoch {epoch + 1}: the weights are NaN or infinite (loss "
+        f"{logs.get('loss')}); {kept}. Lower train.learning_rate "
+        f"({cfg.train.learning_rate}) and train into a new --out folder"
+    )
 
 
 def _epoch_logs(res, score: float, model, trained: set[str] | None = None) -> dict[str, float]:
