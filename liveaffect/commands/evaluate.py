@@ -169,6 +169,19 @@ def _engine_name(text: str) -> str:
         raise CliError(exc.for_flag("--engine")) from None
 
 
+def _check_model(path: str | None) -> None:
+    """A model path that names no model (None: none given) stops here, as loading it would
+    (:func:`_load_bundle`'s message), without TensorFlow."""
+    from liveaffect.bundle import BundleError, resolve_model_path
+
+    if path is None:
+        return
+    try:
+        resolve_model_path(path)
+    except BundleError as exc:
+        raise CliError(str(exc)) from None
+
+
 def _load_bundle(path: str) -> Any:
     """The bundle with its Keras model; TensorFlow's start-up lines (CUDA probes that read
     as errors on a CPU-only machine) hidden as ``live`` hides them."""
@@ -454,6 +467,8 @@ def run(args: argparse.Namespace) -> int:
     for path, flag in ((args.json, "--json"), (args.report, "--report")):
         check_output_file(path, flag)
         check_not_an_input(path, flag, inputs)
+    for path in (args.model, args.baseline):  # before the data is read, which can take long
+        _check_model(path)
     records, notes = _load_records(list(args.data), split, args.group_by)
     if args.holdout:  # the part a config held out: scoring it is the point
         records, notes = _holdout(records, args.holdout), []

@@ -158,3 +158,18 @@ def test_train_refuses_an_unwritable_out_before_reading_data(capsys, tmp_path, o
     err = capsys.readouterr().err
     assert code == 2 and err.startswith(f"error: --out {out}: cannot write in /proc"), err
     assert len(err.splitlines()) == 1 and os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("flag", ["--model", "--baseline"])
+def test_evaluate_names_a_missing_model_before_reading_data(capsys, tmp_path, flag):
+    """A misspelt --model (or --baseline) is named before the data is read, which for
+    Aff-Wild2 means listing every frame; here the data is no dataset at all, and reading it
+    first gave that error instead."""
+    (tmp_path / "m.keras").write_text("not read: the data is not a dataset either")
+    models = {"--model": str(tmp_path / "m.keras"), "--baseline": str(tmp_path / "m.keras")}
+    models[flag] = str(tmp_path / "no_bundle")
+    code = main(["evaluate", "--model", models["--model"], "--baseline", models["--baseline"],
+                 "--data", str(tmp_path)])  # fmt: skip
+    err = capsys.readouterr().err
+    missing = f"error: {tmp_path / 'no_bundle'}: no such model file or bundle folder\n"
+    assert code == 2 and err == missing, err
