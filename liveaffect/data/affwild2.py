@@ -40,6 +40,8 @@ SOURCE_MTL = "affwild2-mtl"
 SPLITS = (None, "train", "validation")
 _FIELDS = {"EXPR": 1, "VA": 2, "AU": NUM_AUS}
 _SLOT = {"EXPR": 1, "VA": 2, "AU": 3}
+_NAMED = 5
+"""How many videos without an image folder :meth:`ReadStats.summary` names."""
 
 
 @dataclass
@@ -53,6 +55,8 @@ class ReadStats:
         missing_images: labelled lines whose image file does not exist (skipped).
         labels: per task, labels kept (the image exists).
         records: records returned (one per image, tasks joined).
+        videos_without_images: labelled videos whose image folder is in none of the image
+            folders (all their frames are in ``missing_images``), sorted.
     """
 
     files: int = 0
@@ -61,15 +65,23 @@ class ReadStats:
     missing_images: int = 0
     labels: dict[str, int] = field(default_factory=lambda: {"EXPR": 0, "VA": 0, "AU": 0})
     records: int = 0
+    videos_without_images: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         """One line for the log."""
         per_task = ", ".join(f"{task} {n}" for task, n in self.labels.items())
-        return (
+        line = (
             f"{self.records} records from {self.files} files, {self.lines} label lines "
             f"({per_task} kept; {self.unlabelled} unlabelled, "
             f"{self.missing_images} without an image, skipped)"
         )
+        missing = self.videos_without_images
+        if missing:  # a whole folder missing is an install problem, not a frame without a face
+            named = ", ".join(missing[:_NAMED]) + (
+                f" and {len(missing) - _NAMED} more" if len(missing) > _NAMED else ""
+            )
+            line += f"; {len(missing)} labelled video(s) have no image folder: {named}"
+        return line
 
 
 def _parse(task: str, fields: list[str], where: str):
@@ -152,7 +164,7 @@ def _read_task_file(path, task, video, split, images, joined, stats, cache) -> N
         joined.setdefault((split, video, k), [image, -1, None, None])[slot] = value
 
 
-def _records(joined: dict, source: str, stats: ReadStats) -> list[Record]:
+def _records(joined: dict, source: str, stats: ReadStats, images) -> list[Record]:
     records = [
         Record(
             path=image,
@@ -167,6 +179,7 @@ def _records(joined: dict, source: str, stats: ReadStats) -> list[Record]:
         for (split, video, frame), (image, expr, va, au) in sorted(joined.items())
     ]
     stats.records = len(records)
+    stats.videos_without_images = sorted(images.missing_videos)
     log = logger.warning if stats.missing_images else logger.info
     log("Aff-Wild2 (%s): %s", source, stats.summary())
     return records
@@ -228,7 +241,7 @@ def read_affwild2_with_stats(
                     _read_task_file(
                         path, task, name[:-4], this_split, images, joined, stats, caches[task]
                     )
-    return _records(joined, SOURCE, stats), stats
+    return _records(joined, SOURCE, stats, images), stats
 
 
 def read_affwild2(root: str, split: str | None = None, **kwargs) -> list[Record]:
@@ -285,7 +298,7 @@ def read_mtl_with_stats(
                 if value is not None:
                     stats.labels[task] += 1
                     slots[_SLOT[task]] = value
-    return _records(joined, SOURCE_MTL, stats), stats
+    return _records(joined, SOURCE_MTL, stats, images), stats
 
 
 def read_mtl(root: str, split: str | None = None, **kwargs) -> list[Record]:

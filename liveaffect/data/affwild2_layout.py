@@ -136,6 +136,8 @@ class _Images:
                 dirs, _ = io.scan(base)
             self._bases.append((base, set(dirs)))
         self._videos: dict[str, tuple[str, set[str]]] = {}
+        self.missing_videos: set[str] = set()
+        """Videos asked for that have no folder in any image folder."""
 
     def path(self, video: str, name: str) -> str | None:
         entry = self._videos.get(video)
@@ -146,6 +148,8 @@ class _Images:
                     folder = io.join(base, video)
                     entry = (io.join(folder, ""), set(io.listdir(folder)))  # prefix ends in /
                     break
+            else:
+                self.missing_videos.add(video)
             self._videos[video] = entry
         prefix, names = entry
         return prefix + name if name in names else None

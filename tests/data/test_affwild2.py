@@ -122,6 +122,26 @@ def test_left_right_videos_share_the_recording_but_keep_their_folders(tmp_path):
     ]
 
 
+def test_a_video_without_an_image_folder_is_named(tmp_path, caplog):
+    """A labelled video whose folder is in no image folder (cropped_aligned_new_50_vids not
+    unpacked, say) is named in the read's summary, not only counted with the frames that
+    have no face."""
+    ann = tmp_path / "6th_ABAW_Annotations"
+    images(tmp_path, "here", [1, 2])
+    images(tmp_path, "partly", [1])
+    for video in ("here", "partly", "gone_left", "gone_right"):
+        task_file(ann, "EXPR_Recognition_Challenge", "Train_Set", video, ["1", "2"])
+    task_file(ann, "EXPR_Recognition_Challenge", "Train_Set", "unlabelled", ["-1"])
+    with caplog.at_level("WARNING", logger="liveaffect.data.affwild2"):
+        records, stats = read_affwild2_with_stats(str(tmp_path))
+    assert len(records) == 3 and stats.missing_images == 5
+    assert stats.videos_without_images == ["gone_left", "gone_right"]  # not "partly"
+    assert stats.summary().endswith(
+        "2 labelled video(s) have no image folder: gone_left, gone_right"
+    )
+    assert "gone_left, gone_right" in caplog.text
+
+
 def test_image_folder_variants_and_fallback(tmp_path):
     ann = tmp_path / "8th_ABAW_Annotations"
     images(tmp_path, "a", [1])
