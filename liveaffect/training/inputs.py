@@ -51,10 +51,18 @@ def resolve_records(cfg: RunConfig) -> tuple[list[Record], list[Record]]:
     val: list[Record] = []
     for spec in cfg.data.validation:
         val.extend(_read_source(spec))
+    read = len(train)
     if not cfg.data.validation:
         train, val = _split(train, cfg)
     if not train:
-        raise TrainingError("no training records found in the given data")
+        where = ", ".join(spec.path for spec in cfg.data.train)
+        why = (
+            f"the {read} labelled images read all went to validation (data.split: "
+            f"{cfg.data.split} holds a source's own validation or test split out)"
+            if read
+            else "no labelled images were read there (no image files, or every label missing)"
+        )
+        raise TrainingError(f"no training records in {where}: {why}")
     if len(val) > cfg.data.val_max_samples:
         rng = np.random.default_rng(cfg.train.seed)
         val = [val[i] for i in sorted(rng.choice(len(val), cfg.data.val_max_samples, False))]

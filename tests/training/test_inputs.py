@@ -44,3 +44,21 @@ def test_the_sources_own_split_warns_of_recordings_on_both_sides(caplog):
         (warning,) = caplog.records
         assert "2 recording(s) in both training and validation" in warning.getMessage()
         assert "r0, r1;" in warning.getMessage()
+
+
+def test_no_training_records_names_the_sources_and_why(tmp_path):
+    """Before: 'no training records found in the given data', naming neither."""
+    from liveaffect.training.inputs import TrainingError, resolve_records
+
+    for i in range(3):
+        (tmp_path / f"f{i}.png").write_bytes(b"not decoded here")
+    manifest = tmp_path / "labels.csv"
+    manifest.write_text("path,expression,split\n" + "".join(
+        f"f{i}.png,{i},validation\n" for i in range(3)))  # fmt: skip
+    cfg = config_from_dict({"data": {"train": [str(manifest)]}})
+    with pytest.raises(TrainingError, match=rf"^no training records in {manifest}: the 3 .*"
+                       r"went to validation \(data.split: auto"):  # fmt: skip
+        resolve_records(cfg)
+    manifest.write_text("path,expression\nf0.png,\n")
+    with pytest.raises(TrainingError, match=rf"^no training records in {manifest}: no labelled"):
+        resolve_records(cfg)
