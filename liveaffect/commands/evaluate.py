@@ -509,6 +509,22 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_finite(preds) -> None:
+    """A model whose outputs are NaN or infinite (a training run that diverged, a damaged
+    file) must not be scored: an argmax over NaN reads as the first class."""
+    import numpy as np
+
+    for head, out in (("expr", preds.expr_probs), ("va", preds.va), ("au", preds.au_probs)):
+        if out is None:
+            continue
+        bad = int((~np.isfinite(out)).any(axis=1).sum())
+        if bad:
+            raise CliError(
+                f"the model's {head} outputs are NaN or infinite on {bad} of {len(out)} "
+                "images: its weights are broken (a training run that diverged?)"
+            )
+
+
 def _evaluate(args: argparse.Namespace, bundle, records, tta, detector):
     """Score the clean images (tuning AU thresholds when asked); returns (result,
     thresholds, the predictions)."""
@@ -519,6 +535,7 @@ def _evaluate(args: argparse.Namespace, bundle, records, tta, detector):
         raise CliError(
             f"none of the {preds.n_total} images could be scored (unreadable, or no face found)"
         )
+    _check_finite(preds)
     thresholds = list(bundle.card.au_thresholds)
     result = preds.evaluate(au_thresholds=thresholds)
     if not args.tune_au_thresholds:

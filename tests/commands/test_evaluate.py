@@ -663,3 +663,19 @@ def test_cli_outputs_never_overwrite_what_it_reads(bundle_dir, tmp_path):
     baseline = ["--baseline", str(other), "--bootstrap", "10"]  # its card is read too
     with pytest.raises(CliError, match=r"--json .* would overwrite"):
         run_cli([*argv, *baseline, "--json", str(other / "card.json")])
+
+
+def test_cli_refuses_a_model_whose_outputs_are_nan(bundle_dir, tmp_path):
+    from liveaffect.bundle import load_bundle, save_bundle
+
+    bundle = load_bundle(bundle_dir)
+    layer = bundle.model.get_layer("va")
+    kernel, bias = layer.get_weights()
+    layer.set_weights([kernel, np.full_like(bias, np.nan)])  # as a diverged run leaves it
+    save_bundle(bundle.model, bundle.card, bundle_dir)
+    root = write_manifest(tmp_path / "m", n=4)
+    out = tmp_path / "e.json"
+    argv = ["--model", str(bundle_dir), "--data", str(root), "--split", "all"]
+    with pytest.raises(CliError, match="va outputs are NaN or infinite on 4 of 4 images"):
+        run_cli([*argv, "--json", str(out)])
+    assert not out.exists()
