@@ -31,16 +31,7 @@ def check_output_file(path: str | os.PathLike | None, flag: str) -> None:
         raise CliError(f"{flag} {path} is a folder, not a file")
     if path.exists() and not os.access(path, os.W_OK):
         raise CliError(f"{flag} {path}: the file is read-only")
-    folder = path.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir():
-        raise CliError(f"{flag} {path}: {folder} is a file, not a folder")
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as exc:
-        raise CliError(f"{flag} {path}: cannot write in {folder} ({exc.strerror})") from None
+    _check_nearest_folder(path, path.parent, flag)
 
 
 def check_output_folder(path: str | os.PathLike | None, flag: str) -> None:
@@ -55,6 +46,12 @@ def check_output_folder(path: str | os.PathLike | None, flag: str) -> None:
     folder = Path(path)
     if folder.exists() and not folder.is_dir():
         raise CliError(f"{flag} {path} is a file, not a folder")
+    _check_nearest_folder(path, folder, flag)
+
+
+def _check_nearest_folder(path, folder: Path, flag: str) -> None:
+    """``folder`` or, if it does not exist yet, its nearest existing parent must be a folder
+    this process can create files in (the writers make the missing ones)."""
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
     if not folder.is_dir():
