@@ -118,10 +118,12 @@ def summarize_face(table: FaceTable, face_id: int, heads) -> dict[str, Any]:
         "last_s": _r(face.timestamp_ms.max() / 1000.0),
     }
     if "expr" in heads:
-        for name in face.expressions:
-            out[f"share_{name}"] = _r(np.mean(face.expression == name))
-        shares = [out[f"share_{e}"] for e in face.expressions]
-        out["top_expression"] = face.expressions[int(np.argmax(shares))]
+        counts = [int(np.sum(face.expression == name)) for name in face.expressions]
+        for name, count in zip(face.expressions, counts, strict=True):
+            out[f"share_{name}"] = _r(count / n)
+        # from the counts, not the rounded shares: shares 1/n apart round alike past
+        # 10,000 frames; a tie goes to the first class in the card's order
+        out["top_expression"] = face.expressions[int(np.argmax(counts))]
     if "va" in heads:
         for k, name in enumerate(("valence", "arousal")):
             out[f"{name}_mean"] = _r(np.mean(face.va[:, k]))

@@ -717,3 +717,31 @@ def test_opencv_honours_the_ffmpeg_log_level(tmp_path):
         said[level] = done.stderr
     assert "moov atom not found" in said[None]
     assert said[FFMPEG_QUIET] == ""
+
+
+def test_top_expression_from_counts_not_rounded_shares():
+    """Shares are rounded to 4 decimals; two classes 3 frames apart in 100,000 frames round
+    alike (0.3333), and the top expression is still the one with more frames."""
+    from liveaffect.analysis.summary import FaceTable, summarize_face
+
+    names = ("Neutral", "Anger", "Happiness")
+    counts = {"Neutral": 33_331, "Anger": 33_335, "Happiness": 33_334}
+    n = sum(counts.values())
+    table = FaceTable(
+        frame=np.arange(n),
+        timestamp_ms=np.arange(n) * 40.0,
+        face_id=np.ones(n, np.int64),
+        expression=np.array([e for e in names for _ in range(counts[e])], dtype=object),
+        probs=np.zeros((n, 3)),
+        va=np.zeros((n, 2)),
+        au=np.zeros((n, 0)),
+        au_active=np.zeros((n, 0)),
+        expressions=names,
+    )
+    face = summarize_face(table, 1, ("expr",))
+    assert face["share_Neutral"] == face["share_Anger"] == face["share_Happiness"] == 0.3333
+    assert face["top_expression"] == "Anger"
+    # an exact tie goes to the first class in the card's order
+    table.expression[:] = np.array(["Happiness", "Anger"] * (n // 2), dtype=object)
+    tie = summarize_face(table, 1, ("expr",))
+    assert tie["top_expression"] == "Anger"
