@@ -155,10 +155,14 @@ class VideoStats:
 
     @property
     def duration_s(self) -> float:
-        """Length of the video: frames / fps (or the last frame's time stamp)."""
+        """Length of the video: frames / fps, the end of the last frame. Without an fps, the
+        last frame's time stamp plus one average frame interval (the stamps start at 0, so
+        that is last stamp x frames / (frames - 1)); 0 for a single frame."""
         if self.fps > 0:
             return self.frames / self.fps
-        return self.last_timestamp_ms / 1000.0
+        if self.frames < 2:
+            return 0.0
+        return self.last_timestamp_ms / 1000.0 * self.frames / (self.frames - 1)
 
     @property
     def processing_fps(self) -> float:

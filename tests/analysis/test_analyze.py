@@ -429,6 +429,14 @@ def test_decoding_that_stops_early_is_a_failure():
         _check_complete(VideoStats(frames=0), None)
 
 
+def test_duration_is_the_end_of_the_last_frame_with_or_without_an_fps():
+    assert VideoStats(frames=250, fps=25.0).duration_s == pytest.approx(10.0)
+    # no fps: 250 frames stamped 0, 40, ..., 9960 ms last 10 s, not 9.96 s
+    assert VideoStats(frames=250, last_timestamp_ms=9960.0).duration_s == pytest.approx(10.0)
+    assert VideoStats(frames=1, last_timestamp_ms=0.0).duration_s == 0.0
+    assert VideoStats(frames=0).duration_s == 0.0
+
+
 def test_store_on_a_url_through_gfile(tmp_path):
     """gs:// goes through tf.io.gfile; its in-memory ram:// file system stands in here."""
     store = OutputStore(f"ram://liveaffect-test-{os.getpid()}/out")
