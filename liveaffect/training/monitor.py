@@ -4,7 +4,11 @@ checkpoints (best and last, written atomically), early stopping, training curves
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,6 +107,26 @@ def selection_score(res, accuracy_weight: float = 0.0, trained: set[str] | None 
     return float(score)
 
 
+@contextmanager
+def held_interrupts() -> Iterator[None]:
+    """Ctrl-C (SIGINT) inside the block is held until the block ends, then raised as
+    ``KeyboardInterrupt``: an epoch's checkpoints and ``state.json`` are written together or
+    not at all (before, a Ctrl-C between them left ``last.keras`` an epoch ahead of the
+    state, so a resume trained that epoch twice). Outside the main thread, where Python
+    cannot set signal handlers, the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
 def epoch_callbacks(
     cfg: RunConfig,
     run_dir: Path,
@@ -138,14 +162,15 @@ def epoch_callbacks(
             eligible = epoch >= cfg.augment.degrade_from  # the robust phase only
             metrics = res.to_dict() if trained is None else trained_only(res.to_dict(), trained)
             improved = state.record_epoch(epoch + 1, score, metrics, eligible)
-            for name, due in (("best", improved), ("last", True)):  # whole or not at all
-                if due:
-                    self.model.save(ckpt_dir / f"{name}.keras.tmp.keras")
-                    os.replace(ckpt_dir / f"{name}.keras.tmp.keras", ckpt_dir / f"{name}.keras")
-            now = time.time()  # saved with the epoch: a session stopped later keeps it
-            state.train_seconds += now - self.since
-            self.since = now
-            state.save(run_dir)
+            with held_interrupts():  # the checkpoints and state.json name the same epoch
+                for name, due in (("best", improved), ("last", True)):  # whole or not at all
+                    if due:
+                        self.model.save(ckpt_dir / f"{name}.keras.tmp.keras")
+                        os.replace(ckpt_dir / f"{name}.keras.tmp.keras", ckpt_dir / f"{name}.keras")
+                now = time.time()  # saved with the epoch: a session stopped later keeps it
+                state.train_seconds += now - self.since
+                self.since = now
+                state.save(run_dir)
             print(
                 f"\nepoch {epoch + 1}: val score {score:.4f} (expr macro-F1 "
                 f"{logs['val_expr_macro_f1']:.4f}, acc {logs['val_expr_accuracy']:.4f}, "

@@ -1,4 +1,5 @@
-"""The score that picks epochs (``training.monitor.selection_score``)."""
+"""The score that picks epochs (``training.monitor.selection_score``), and an epoch's
+checkpoints and state written together even when Ctrl-C comes between them."""
 
 from __future__ import annotations
 
@@ -44,3 +45,68 @@ def test_an_untrained_head_neither_picks_epochs_nor_shows_numbers():
     assert shown["expr"] == {"not_trained": True, "note": "head not trained: no numbers shown"}
     assert shown["va"] == res.to_dict()["va"] and shown["mtl_score"] is None
     assert trained_only(res.to_dict(), {"expr", "va", "au"}) == res.to_dict()
+
+
+def test_ctrl_c_while_saving_an_epoch_waits_for_the_save_to_end():
+    """A SIGINT inside held_interrupts() lets the block finish, then stops; the handler
+    that was there before is back afterwards."""
+    import signal
+
+    from liveaffect.training.monitor import held_interrupts
+
+    before = signal.getsignal(signal.SIGINT)
+    written = []
+    with pytest.raises(KeyboardInterrupt), held_interrupts():
+        written.append("last.keras")
+        signal.raise_signal(signal.SIGINT)
+        written.append("state.json")
+    assert written == ["last.keras", "state.json"]
+    assert signal.getsignal(signal.SIGINT) is before
+    with held_interrupts():  # no signal: nothing raised
+        written.append("again")
+    assert written[-1] == "again"
+
+
+def test_ctrl_c_between_the_checkpoints_and_the_state_keeps_them_in_step(tmp_path, monkeypatch):
+    """A training run interrupted while its first epoch is being saved: state.json still
+    says epoch 1 is done, next to that epoch's last.keras (before, state.json was never
+    written, so a resume would have trained epoch 1 again on top of its own weights)."""
+    import json
+    import signal
+
+    from synthetic import write_synthetic_set
+
+    from liveaffect.data.dataset import AugmentConfig
+    from liveaffect.model.mtl import HeadConfig, ModelConfig
+    from liveaffect.training.config import DataConfig, RunConfig, SourceSpec, TrainConfig
+    from liveaffect.training.state import TrainState
+    from liveaffect.training.train import train
+
+    write_synthetic_set(tmp_path / "set", n=16, size=32, seed=0)
+    source = [SourceSpec(path=str(tmp_path / "set" / "labels.csv"))]
+    cfg = RunConfig(
+        name="interrupt-test",
+        model=ModelConfig(
+            backbone="tiny",
+            input_size=32,
+            widths=(8, 8, 8, 8),
+            head=HeadConfig(attention_heads=0, shared_units=8, branch_units=0),
+        ),
+        data=DataConfig(train=source, validation=source),
+        train=TrainConfig(epochs=2, batch_size=8, tta_flip=False),
+        augment=AugmentConfig(
+            flip=False, rotation_deg=0, zoom=0, shift=0, brightness=0, contrast=0
+        ),
+    )
+    save = TrainState.save
+
+    def interrupted_save(self, run_dir):
+        signal.raise_signal(signal.SIGINT)  # Ctrl-C after the checkpoints, before the state
+        save(self, run_dir)
+
+    monkeypatch.setattr(TrainState, "save", interrupted_save)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "run", verbose=0, progress=False)
+    checkpoints = tmp_path / "run" / "checkpoints"
+    assert (checkpoints / "last.keras").exists()
+    assert json.loads((checkpoints / "state.json").read_text())["epoch_done"] == 1
