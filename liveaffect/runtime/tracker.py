@@ -93,13 +93,24 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
 
 
-def center_distance_matrix(tracks: np.ndarray, dets: np.ndarray) -> np.ndarray:
-    """Centre distance of every (track, detection) pair in units of the track's box size."""
+def box_size(boxes: np.ndarray) -> np.ndarray:
+    """The larger side of each ``xyxy`` box, at least 1 pixel."""
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    return np.maximum(np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]), 1.0)
+
+
+def center_distance_matrix(
+    tracks: np.ndarray, dets: np.ndarray, size: np.ndarray | None = None
+) -> np.ndarray:
+    """Centre distance of every (track, detection) pair in units of the track's box size.
+
+    ``size``: one length per track to measure in (default: :func:`box_size` of ``tracks``).
+    """
     t = np.asarray(tracks, np.float64).reshape(-1, 4)
     d = np.asarray(dets, np.float64).reshape(-1, 4)
     tc = (t[:, :2] + t[:, 2:]) / 2.0
     dc = (d[:, :2] + d[:, 2:]) / 2.0
-    size = np.maximum(np.maximum(t[:, 2] - t[:, 0], t[:, 3] - t[:, 1]), 1.0)
+    size = box_size(t) if size is None else np.maximum(np.asarray(size, np.float64), 1.0)
     dist = np.linalg.norm(tc[:, None, :] - dc[None, :, :], axis=-1)
     return dist / size[:, None]
 
@@ -154,6 +165,9 @@ class IouTracker:
         dets = list(detections)
         det_boxes = np.array([d.xyxy for d in dets], np.float64).reshape(-1, 4)
         trk_boxes = np.array([t.predicted_box() for t in self._tracks], np.float64).reshape(-1, 4)
+        # gate sizes from the boxes last seen: a predicted box carries the velocity's size
+        # change too, and a few frames of detector jitter can shrink it to nothing
+        trk_sizes = box_size([t.detection.xyxy for t in self._tracks])
         matches: dict[int, int] = {}  # detection index -> track index
 
         # 1) overlap with every live track's predicted box (recently lost ones included).
@@ -165,7 +179,7 @@ class IouTracker:
         free_t = [i for i in range(len(self._tracks)) if i not in matches.values()]
         free_d = [i for i in range(len(dets)) if i not in matches]
         if free_t and free_d and opts.max_center_distance > 0:
-            dist = center_distance_matrix(trk_boxes[free_t], det_boxes[free_d])
+            dist = center_distance_matrix(trk_boxes[free_t], det_boxes[free_d], trk_sizes[free_t])
             for r, c in _assign(dist, dist <= opts.max_center_distance):
                 matches[free_d[c]] = free_t[r]
 

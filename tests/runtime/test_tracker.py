@@ -127,3 +127,14 @@ def test_reset_ends_every_track_so_faces_after_a_cut_get_new_ids():
     assert ids(tracker.update([det(100, 100, 200, 200)])) == [1]
     tracker.reset()
     assert ids(tracker.update([det(100, 100, 200, 200)])) == [2]
+
+
+def test_centre_gate_is_measured_in_the_last_seen_box_not_the_predicted_one():
+    """Detector jitter shrinks a box 100 -> 80 px in one frame; extrapolated over a missed
+    frame the predicted box is 40 px. The face comes back 42 px from the predicted centre:
+    0.53 of the 80 px box last seen (within the 0.6 gate), 1.06 of the predicted box."""
+    tracker = IouTracker()
+    tracker.update([det(0, 0, 100, 100)])
+    tracker.update([det(0, 0, 80, 80)])
+    tracker.update([])
+    assert ids(tracker.update([det(20, 20, 80, 80)])) == [1]
