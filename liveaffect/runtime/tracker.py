@@ -7,9 +7,11 @@ back near where it was: lost tracks also match by centre distance relative to th
 box size. Each track keeps a constant-velocity estimate of its box (a running mean of how
 far the box moved per frame), and matching compares detections with where each track is
 *predicted* to be, so a face that crosses the frame fast, or is missed for a frame or two
-while it moves, keeps its id. Ids are never reused, so per-face state (smoothing) can
-never mix people. :meth:`IouTracker.reset` ends every track (the live loop calls it at a
-shot cut, see :mod:`liveaffect.runtime.shotcut`).
+while it moves, keeps its id, and with where it was last seen (whichever is closer), so a
+face that barely moved keeps its id when noise in the velocity (a head bobbing as its
+owner walks, box jitter) extrapolated over missed frames points elsewhere. Ids are never
+reused, so per-face state (smoothing) can never mix people. :meth:`IouTracker.reset` ends
+every track (the live loop calls it at a shot cut, see :mod:`liveaffect.runtime.shotcut`).
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ class TrackerOptions:
         iou_threshold: minimum IoU for a detection to continue a track.
         max_lost: frames a track survives without a detection before its id retires.
         max_center_distance: a detection whose centre lies within this many box sizes
-            (the larger side of the track's last box) of a track's predicted centre may
-            also continue it when the boxes barely overlap (fast motion, a missed frame).
+            (the larger side of the track's last box) of a track's predicted or last centre
+            may also continue it when the boxes barely overlap (fast motion, a missed frame).
         velocity_weight: how much each new step counts in a track's velocity estimate
             (an exponential moving average of the per-frame box motion); 0 turns motion
             prediction off (a track is expected where it was last seen).
@@ -165,13 +167,18 @@ class IouTracker:
         dets = list(detections)
         det_boxes = np.array([d.xyxy for d in dets], np.float64).reshape(-1, 4)
         trk_boxes = np.array([t.predicted_box() for t in self._tracks], np.float64).reshape(-1, 4)
+        last_boxes = np.array([t.detection.xyxy for t in self._tracks], np.float64).reshape(-1, 4)
         # gate sizes from the boxes last seen: a predicted box carries the velocity's size
         # change too, and a few frames of detector jitter can shrink it to nothing
-        trk_sizes = box_size([t.detection.xyxy for t in self._tracks])
+        trk_sizes = box_size(last_boxes)
         matches: dict[int, int] = {}  # detection index -> track index
 
-        # 1) overlap with every live track's predicted box (recently lost ones included).
-        iou = iou_matrix(trk_boxes, det_boxes)
+        # Each track is compared with where it is predicted to be and with where it was last
+        # seen, whichever is closer: the velocity (a few frames of a head bobbing as its
+        # owner walks, and of box jitter) extrapolated over missed frames can point away from
+        # a face that barely moved, and the last box alone loses a fast walker.
+        # 1) overlap with every live track's box (recently lost ones included).
+        iou = np.maximum(iou_matrix(trk_boxes, det_boxes), iou_matrix(last_boxes, det_boxes))
         for ti, di in _assign(-iou, iou >= opts.iou_threshold):
             matches[di] = ti
 
@@ -179,7 +186,11 @@ class IouTracker:
         free_t = [i for i in range(len(self._tracks)) if i not in matches.values()]
         free_d = [i for i in range(len(dets)) if i not in matches]
         if free_t and free_d and opts.max_center_distance > 0:
-            dist = center_distance_matrix(trk_boxes[free_t], det_boxes[free_d], trk_sizes[free_t])
+            sizes = trk_sizes[free_t]
+            dist = np.minimum(
+                center_distance_matrix(trk_boxes[free_t], det_boxes[free_d], sizes),
+                center_distance_matrix(last_boxes[free_t], det_boxes[free_d], sizes),
+            )
             for r, c in _assign(dist, dist <= opts.max_center_distance):
                 matches[free_d[c]] = free_t[r]
 

@@ -138,3 +138,15 @@ def test_centre_gate_is_measured_in_the_last_seen_box_not_the_predicted_one():
     tracker.update([det(0, 0, 80, 80)])
     tracker.update([])
     assert ids(tracker.update([det(20, 20, 80, 80)])) == [1]
+
+
+def test_face_missed_after_a_jitter_keeps_its_id_where_it_was():
+    """A still face whose box jumps 12 px up for one frame (detector jitter, a nod) has a
+    velocity of -12 px a frame; missed for 4 frames it is predicted 60 px higher, a box
+    size away. It comes back where it was: the last box it was seen in still overlaps."""
+    tracker = IouTracker()
+    tracker.update([det(100, 100, 160, 160)])
+    tracker.update([det(100, 88, 160, 148)])
+    for _ in range(4):
+        tracker.update([])
+    assert ids(tracker.update([det(100, 104, 160, 164)])) == [1]
