@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
@@ -79,8 +80,10 @@ class VideoWorker:
 
     def __init__(self, settings: AnalysisSettings, out: str, show_progress: bool = True) -> None:
         from liveaffect.analysis.runner import VideoAnalyzer
+        from liveaffect.runtime.quiet import quiet_native_stderr
 
-        self.analyzer = VideoAnalyzer(settings)
+        with quiet_native_stderr():  # LiteRT's and TensorFlow's start-up lines, as locally
+            self.analyzer = VideoAnalyzer(settings)
         self.store = OutputStore(out)
         self.show_progress = show_progress
 
@@ -185,6 +188,23 @@ def analyze_on_ray(
     return result
 
 
+def _let_bars_close(ray, timeout_s: float = 3.0) -> None:
+    """Wait (at most ``timeout_s``) until the driver has drawn the workers' per-video bars
+    to their end. A worker's last bar state reaches the driver through its log lines, a
+    moment after its video's result; the workers were killed before that, so the last
+    video's bar stayed at its previous update (86% of the frames, say). Ray has no public
+    call that waits for those lines, so this polls its bar manager."""
+    from ray.experimental import tqdm_ray
+
+    manager = tqdm_ray.instance()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with manager.lock:
+            if not any(group.bars_by_uuid for group in manager.bar_groups.values()):
+                return
+        time.sleep(0.05)
+
+
 def _started(ray, actors) -> list[int]:
     """Wait for the workers to load the model; their process ids.
 
@@ -233,6 +253,8 @@ def _run(ray, todo, settings, store, force, quiet, n, on_workers, records, resul
                     remote.remote(settings, out, not quiet)
                 ]
             overall.update(1)
+        if not quiet:
+            _let_bars_close(ray)
     except KeyboardInterrupt as exc:
         result.interrupted = True
         reason = interrupt_reason(exc)

@@ -181,3 +181,26 @@ def test_a_model_the_workers_cannot_load_is_one_error(cluster, setup, tmp_path):
     bad_settings = AnalysisSettings(model=bad, threads=1)
     with pytest.raises(WorkerStartError, match="cannot load the model"):
         analyze_on_ray(jobs, bad_settings, str(tmp_path / "out"), quiet=True, workers=2)
+
+
+def test_the_command_draws_each_video_bar_to_its_end_without_native_chatter(tmp_path):
+    """``analyze --ray`` as a user runs it (its own local cluster, bars on): the last
+    video's bar reaches all its frames (before, the workers were killed before the bar's
+    last state reached the driver, and it stayed at its previous update), and the
+    workers' LiteRT/TensorFlow start-up lines ("Created TensorFlow Lite XNNPACK delegate",
+    oneDNN notes) are hidden as in a local run."""
+    import subprocess
+    import sys
+
+    bundle = make_tiny_bundle(tmp_path / "bundle", trained=("expr", "va"))
+    clip = shared_path("videos", "pyfeat_single_face.mp4")  # 72 frames
+    run = subprocess.run(
+        [sys.executable, "-m", "liveaffect", "analyze", str(clip), "--out", str(tmp_path / "out"),
+         "--model", str(bundle), "--ray", "--workers", "1"],
+        capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    err = run.stderr
+    assert "pyfeat_single_face" in err and "72.0/72.0" in err, err[-2000:]
+    for chatter in ("XNNPACK", "oneDNN", "cuda drivers"):
+        assert chatter not in err, err[-2000:]
