@@ -370,9 +370,15 @@ def _stop_reason(sinks, frames: int, max_frames: int | None, stop) -> str | None
 
 def close_sinks(sinks: Sequence[Sink], summary: RunSummary) -> RunSummary:
     """Close every sink (safe twice); one that reports an ``error`` on closing (a video
-    that cannot be read back whole) turns the summary into an error."""
+    that cannot be read back whole), or raises :class:`SinkError` from ``close`` (a
+    ``--stream`` outlet that failed on the last frames), turns the summary into an error."""
     for sink in sinks:
-        sink.close()
+        try:
+            sink.close()
+        except SinkError as exc:
+            if not summary.error:
+                summary.stopped, summary.error = "error", str(exc)
+            continue
         if sink.error and not summary.error:
             summary.stopped, summary.error = "error", sink.error
     return summary

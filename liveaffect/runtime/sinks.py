@@ -63,6 +63,10 @@ class SinkError(Exception):
         super().__init__(message)
         self.exit_status = exit_status
 
+    def __reduce__(self):
+        # pickled with its exit status (the streaming process sends its errors pickled)
+        return type(self), (str(self), self.exit_status)
+
 
 DISK_FULL_ERRNOS = frozenset(
     {errno.ENOSPC, errno.EFBIG, *(getattr(errno, n) for n in ("EDQUOT",) if hasattr(errno, n))}
@@ -71,7 +75,7 @@ MIN_FREE_BYTES = 1 << 20
 """A video stops being written when its disk has less than this left (1 MiB)."""
 
 
-def write_failed(path: Path, exc: OSError, kept: str) -> SinkError:
+def write_failed(path: Path | str, exc: OSError, kept: str) -> SinkError:
     """The one-line error for a failed write; ``kept`` says what the file still holds."""
     what = "disk full" if exc.errno in DISK_FULL_ERRNOS else "write failed"
     return SinkError(f"{what}: cannot write {path} ({exc.strerror}); {kept}", exit_status=1)

@@ -474,6 +474,27 @@ def test_full_disk_at_the_csv_is_one_line_exit_1(capsys, monkeypatch, tiny_bundl
     assert_no_traceback(err)
 
 
+def test_full_disk_at_a_jsonl_stream_names_the_file_and_keeps_the_summary(
+    capsys, monkeypatch, tiny_bundle
+):
+    """--stream jsonl:/dev/full: the summary, one error line naming the file, exit 1 (it
+    was 'disk full: cannot write No space left on device', no file, no summary)."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full")
+    _fake_world(monkeypatch, frames=200)
+    argv = ["--no-display", "--model", str(tiny_bundle), "--engine", "keras"]
+    code = main(["live", str(REPO / "README.md"), *argv, "--stream", "jsonl:/dev/full"])
+    captured = capsys.readouterr()
+    assert code == 1, captured.err
+    lines = [line for line in captured.err.splitlines() if line.startswith("error:")]
+    assert lines == [
+        "error: disk full: cannot write /dev/full (No space left on device); "
+        "its 0 lines written before are kept"
+    ]
+    assert "stop=error" in captured.out
+    assert_no_traceback(captured.err)
+
+
 _LIMITED_RUN = """
 import resource, sys
 from liveaffect.cli import main

@@ -3,7 +3,10 @@ JSON lines, a pylsl inlet and a python-osc server."""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import pickle
 import threading
 import time
 import uuid
@@ -12,6 +15,7 @@ import numpy as np
 import pytest
 
 from liveaffect.labels import AU_COLUMNS, EXPRESSIONS
+from liveaffect.runtime.sinks import SinkError
 from liveaffect.runtime.streams import StreamMeta, StreamTarget, parse_target, parse_targets
 from liveaffect.runtime.streams.jsonl import JsonlSink
 from liveaffect.runtime.streams.lsl import SLOT_FIELDS, LslSink, SlotMap
@@ -135,6 +139,45 @@ def test_jsonl_file_is_emptied_by_the_first_frame_not_when_opened(tmp_path):
         sink.write(IMAGE, frame(0, [face()]))
         sink.write(IMAGE, frame(1))
     assert [json.loads(line)["frame"] for line in path.read_text().splitlines()] == [0, 1]
+
+
+class _FullDisk:
+    """A file that takes ``room`` more bytes, then fails as a full disk does (part of a
+    write, then ENOSPC)."""
+
+    def __init__(self, file, room):
+        self.file, self.room = file, room
+
+    def write(self, data):
+        if self.room <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        n = self.file.write(bytes(data[: self.room]))
+        self.room -= n
+        return n
+
+    def __getattr__(self, name):
+        return getattr(self.file, name)
+
+
+def test_a_full_disk_keeps_the_whole_lines_and_names_the_file(tmp_path):
+    path = tmp_path / "faces.jsonl"
+    sink = JsonlSink(StreamMeta(), path)
+    sink.write(IMAGE, frame(0, [face()]))
+    sink.write(IMAGE, frame(1, [face()]))
+    sink._file = _FullDisk(sink._file, room=100)  # the third line fits only in part
+    with pytest.raises(SinkError) as caught:
+        sink.write(IMAGE, frame(2, [face()]))
+    assert caught.value.exit_status == 1
+    assert str(caught.value) == (
+        f"disk full: cannot write {path} (No space left on device); "
+        "its 2 lines written before are kept"
+    )
+    assert pickle.loads(pickle.dumps(caught.value)).exit_status == 1  # sent by the process
+    assert [json.loads(line)["frame"] for line in path.read_text().splitlines()] == [0, 1]
+    assert path.read_text().endswith("\n")  # no torn line
+    assert sink.closed
+    sink.write(IMAGE, frame(3))  # ignored once failed
+    sink.close()
 
 
 def test_jsonl_stdout(capsys):

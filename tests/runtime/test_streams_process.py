@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from pythonosc.osc_bundle import OscBundle
 
-from liveaffect.runtime.live import run_loop
+from liveaffect.runtime.live import close_sinks, run_loop
+from liveaffect.runtime.sinks import SinkError
 from liveaffect.runtime.streams import StreamError, StreamMeta, parse_targets
 from liveaffect.runtime.streams.osc import MAX_DATAGRAM, frame_bundles
 from liveaffect.runtime.streams.process import StreamProcess, pack_frame, unpack_frame
@@ -138,18 +139,19 @@ def test_a_stopped_process_makes_write_wait_instead_of_dropping(tmp_path):
 
 
 def test_an_outlet_error_is_raised_by_the_next_write_and_stops_sending():
-    sender = streams("jsonl:/dev/full")  # every flush fails: no space left on device
-    with pytest.raises(OSError, match="No space left"):
+    sender = streams("jsonl:/dev/full")  # every write fails: no space left on device
+    with pytest.raises(SinkError, match="disk full: cannot write /dev/full") as caught:
         for i in range(1000):
             sender.write(IMAGE, frame(i))
             time.sleep(0.002)
+    assert caught.value.exit_status == 1  # the run's error, not a bad option
     sender.close()  # reported once
 
 
 def test_an_outlet_error_on_the_last_frames_is_raised_by_close():
     sender = streams("jsonl:/dev/full")
     sender.write(IMAGE, frame(0))
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(SinkError, match="No space left"):
         sender.close()
     sender.close()
 
@@ -170,11 +172,20 @@ class _Pipeline:
         return FrameResult(index=f.index, timestamp_ms=f.timestamp_ms, faces=(face(),))
 
 
-def test_an_outlet_error_still_ends_the_live_loop():
+def test_an_outlet_error_ends_the_live_loop_with_the_error_naming_the_file():
     sender = streams("jsonl:/dev/full")
-    with pytest.raises(OSError, match="No space left"):
-        run_loop(_Source(100_000), _Pipeline(), [sender])
+    summary = run_loop(_Source(100_000), _Pipeline(), [sender])
+    assert summary.stopped == "error"
+    assert summary.error.startswith("disk full: cannot write /dev/full (No space left")
     sender.close()
+
+
+def test_an_outlet_error_on_the_last_frames_still_gives_the_summary():
+    sender = streams("jsonl:/dev/full")
+    summary = run_loop(_Source(1), _Pipeline(), [sender])
+    assert summary.stopped == "end"
+    summary = close_sinks([sender], summary)  # the error arrives when the outlets close
+    assert summary.stopped == "error" and "cannot write /dev/full" in summary.error
 
 
 def test_a_killed_process_ends_the_live_loop_with_an_error_and_keeps_what_was_sent(tmp_path):

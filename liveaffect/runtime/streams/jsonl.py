@@ -5,12 +5,15 @@ before the source, the model and the window, but an existing file is emptied onl
 first frame is written, so a start that fails (a camera that does not open, a corrupt
 model) leaves it as it was. ``jsonl:-`` writes standard output, so another program can
 read it through a pipe. A reader that goes away (a closed pipe) ends the outlet quietly
-instead of the run.
+instead of the run. A write that fails (disk full, file-size limit) cuts the file back to
+its last whole line and raises :class:`~liveaffect.runtime.sinks.SinkError` (exit status 1)
+naming the file, as the CSV does.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import sys
@@ -41,33 +44,68 @@ class JsonlSink(StreamSink):
             self._file, self._owned = sys.stdout, False
         else:
             try:  # appending: nothing is cut until the first frame (see the module docstring)
-                self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+                self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115
             except OSError as exc:
                 raise StreamError(f"jsonl:{self.path}: cannot write ({exc.strerror})") from None
             self._owned = True
         self._emptied = not self._owned
+        self._good: int | None = None  # bytes of whole lines in a file that was emptied
         self.lines = 0
 
     def describe(self) -> str:
         return f"jsonl:{self.path if self.path is not None else '- (stdout)'}"
 
     def send(self, packet: FramePacket) -> None:
-        """Write this frame's line and flush it."""
+        """Write this frame's line and flush it.
+
+        Raises:
+            liveaffect.runtime.sinks.SinkError: the write failed (disk full ...): the file
+                keeps its whole lines, and the outlet is closed.
+        """
         if self.closed:
             return
         if not self._emptied:
             self._emptied = True
             with contextlib.suppress(OSError):  # a pipe or a device cannot be truncated
                 self._file.truncate(0)
+                self._good = 0
+        line = packet.json_text + "\n"
         try:
-            self._file.write(packet.json_text + "\n")
-            self._file.flush()
+            if self._owned:
+                self._write_all(line.encode("utf-8"))
+            else:
+                self._file.write(line)
+                self._file.flush()
         except BrokenPipeError:
             log.warning("%s: the reader went away; no more lines are written", self.describe())
             self._abandon_stdout()
             self.closed = True
             return
+        except OSError as exc:
+            raise self._failed(exc) from None
         self.lines += 1
+
+    def _write_all(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            n = self._file.write(view)
+            if not n:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            view = view[n:]
+        if self._good is not None:
+            self._good += len(data)
+
+    def _failed(self, exc: OSError):
+        """Cut a torn last line, close the outlet and say what failed (SinkError)."""
+        from liveaffect.runtime.sinks import write_failed
+
+        if self._owned and self._good is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._file.fileno(), self._good)
+        self._abandon_stdout()  # its unwritten rest would fail again at exit
+        self.close()
+        where = self.path if self.path is not None else "standard output"
+        return write_failed(where, exc, f"its {self.lines} lines written before are kept")
 
     def _abandon_stdout(self) -> None:
         # Python flushes stdout again at exit; point it at /dev/null so that does not fail.
@@ -80,5 +118,5 @@ class JsonlSink(StreamSink):
         if self._owned:
             self._file.close()
         else:
-            with contextlib.suppress(BrokenPipeError, ValueError):
+            with contextlib.suppress(OSError, ValueError):
                 self._file.flush()
