@@ -5,7 +5,9 @@ only hands the frame's JSON text over, so a client can never slow the analysis. 
 are sent uncompressed (no permessage-deflate: on a frame's half-kilobyte per face it
 costs both ends more CPU than it saves). Each client has a
 small queue: when it cannot keep up, its oldest messages are dropped and counted (one
-warning when the first is dropped, the total when the server closes). Clients may
+warning when the first is dropped, the total when the server closes). That queue only fills
+once the sockets' buffers (send and receive, hundreds of KB) are full: until then a slow
+client gets every message, later and later. Clients may
 connect and leave at any time; what they send is ignored. The JSON is
 :func:`liveaffect.runtime.streams.records.frame_record`.
 """
