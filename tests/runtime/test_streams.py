@@ -280,6 +280,11 @@ def test_osc_server_receives_frame_and_face_messages():
     assert "/liveaffect/face/4/va" in got and "/liveaffect/face/4/au" not in got
 
 
+def test_osc_ipv6_receiver_is_named_with_brackets():
+    with OscSink(StreamMeta(), "::1", 9000) as sink:
+        assert sink.describe() == "osc://[::1]:9000"  # as --stream takes it back
+
+
 def test_osc_bad_host_is_a_clean_error():
     from liveaffect.runtime.streams import StreamError
 

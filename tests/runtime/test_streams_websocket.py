@@ -162,3 +162,25 @@ def test_port_in_use_and_bad_host_are_clean_errors():
         WebSocketSink(StreamMeta(), "no-such-host.invalid", 0)
     with pytest.raises(StreamError, match="not an address of this machine"):
         WebSocketSink(StreamMeta(), "192.0.2.1", 0)  # TEST-NET-1: never local
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback")
+def test_an_ipv6_server_is_named_by_a_url_a_client_can_use():
+    from websockets.sync.client import connect
+
+    with WebSocketSink(StreamMeta(), "::1", 0) as sink:
+        url = sink.describe()
+        assert url == f"ws://[::1]:{sink.port}"  # it was ws://::1:PORT
+        with connect(url) as ws:
+            wait_for(lambda: sink.clients)
+            sink.write(IMAGE, result(0))
+            assert json.loads(ws.recv(timeout=10))["frame"] == 0

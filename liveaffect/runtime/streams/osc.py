@@ -30,6 +30,7 @@ import numpy as np
 from liveaffect.runtime.streams.base import StreamError, StreamSink
 from liveaffect.runtime.streams.meta import StreamMeta
 from liveaffect.runtime.streams.records import FramePacket, clipped_box
+from liveaffect.runtime.streams.targets import host_port
 from liveaffect.types import FaceResult
 
 PREFIX = "/liveaffect"
@@ -111,7 +112,7 @@ class OscSink(StreamSink):
         except (socket.gaierror, OSError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
             raise StreamError(
-                f"osc://{host}:{port}: cannot resolve host {host!r} ({reason})"
+                f"osc://{host_port(host, port)}: cannot resolve host {host!r} ({reason})"
             ) from None
         self._address = address
         self._socket = socket.socket(family, kind, proto)
@@ -119,7 +120,7 @@ class OscSink(StreamSink):
         self.send_errors = 0
 
     def describe(self) -> str:
-        return f"osc://{self.host}:{self.port}"
+        return f"osc://{host_port(self.host, self.port)}"
 
     def send(self, packet: FramePacket) -> None:
         """Send this frame's bundle (a failed send is counted and logged once)."""
@@ -133,15 +134,12 @@ class OscSink(StreamSink):
                 self.send_errors += 1
                 if self.send_errors == 1:
                     log.warning(
-                        "osc://%s:%s: sending failed (%s); counting further failures",
-                        self.host,
-                        self.port,
+                        "%s: sending failed (%s); counting further failures",
+                        self.describe(),
                         exc,
                     )
 
     def _close(self) -> None:
         if self.send_errors:
-            log.warning(
-                "osc://%s:%s: %d bundles could not be sent", self.host, self.port, self.send_errors
-            )
+            log.warning("%s: %d bundles could not be sent", self.describe(), self.send_errors)
         self._socket.close()

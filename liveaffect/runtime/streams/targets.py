@@ -97,6 +97,11 @@ def _host_port(raw: str, netloc: str, allow_zero: bool) -> tuple[str, int]:
     return host, port
 
 
+def host_port(host: str, port: int) -> str:
+    """``HOST:PORT`` as a URL writes it: an IPv6 address in brackets (``[::1]:9000``)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def parse_targets(texts) -> tuple[StreamTarget, ...]:
     """Parse every ``--stream`` value; at most one may write to standard output.
 

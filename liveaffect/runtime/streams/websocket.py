@@ -25,6 +25,7 @@ import threading
 from liveaffect.runtime.streams.base import StreamError, StreamSink
 from liveaffect.runtime.streams.meta import StreamMeta
 from liveaffect.runtime.streams.records import FramePacket
+from liveaffect.runtime.streams.targets import host_port
 
 log = logging.getLogger(__name__)
 START_TIMEOUT_S = 10.0
@@ -64,7 +65,7 @@ def bind_error(url: str, host: str, port: int, exc: OSError) -> str:
         return f"{url}: not allowed to listen on port {port} (ports below 1024 need privileges)"
     if exc.errno == errno.EADDRNOTAVAIL:
         return f"{url}: {host} is not an address of this machine"
-    return f"{url}: cannot listen on {host}:{port} ({exc.strerror or exc})"
+    return f"{url}: cannot listen on {host_port(host, port)} ({exc.strerror or exc})"
 
 
 class WebSocketSink(StreamSink):
@@ -101,7 +102,7 @@ class WebSocketSink(StreamSink):
             raise StreamError(self._error)
 
     def _url(self) -> str:
-        return f"ws://{self.host}:{self.port}"
+        return f"ws://{host_port(self.host, self.port)}"
 
     def describe(self) -> str:
         return self._url()
