@@ -270,3 +270,15 @@ def test_osc_many_faces_are_split_between_faces_under_the_size_limit():
     assert addresses == expected
     for messages in decoded[1:]:  # a face's four messages are never split
         assert messages[0][0].endswith("/box") and len(messages) % 4 == 0
+
+
+def test_the_outlets_warnings_are_warning_lines_on_stderr(capfd):
+    """The streaming process's warnings read like the app's (Python's fallback printed the
+    bare message, which a script looking for 'warning:' missed)."""
+    sender = streams("osc://255.255.255.255:9000")  # a broadcast without SO_BROADCAST
+    for i in range(3):
+        sender.write(IMAGE, frame(i, [face()]))
+    sender.close()
+    err = capfd.readouterr().err.splitlines()
+    assert "warning: osc://255.255.255.255:9000: sending failed (" in err[0]
+    assert err[1] == "warning: osc://255.255.255.255:9000: 3 bundles could not be sent"

@@ -42,6 +42,7 @@ between the detector, OpenCV and the model. Priority (``--stream-priority``):
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import pickle
 import select
@@ -366,8 +367,27 @@ def _serve(conn) -> None:
         conn.send(("closed",))
 
 
+class _StatusFormatter(logging.Formatter):
+    """``warning: ...`` / ``error: ...``, as the app writes its own status lines."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
+
+
+def log_to_stderr() -> logging.Handler:
+    """Send the outlets' warnings (a slow WebSocket client, a reader that went away, a
+    failed OSC send) to standard error as ``warning: ...`` lines (Python's fallback
+    printed the bare message); returns the handler."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_StatusFormatter())
+    handler.setLevel(logging.WARNING)
+    logging.getLogger("liveaffect").addHandler(handler)
+    return handler
+
+
 def main(argv: list[str]) -> int:
     """The child's entry point: ``FD`` is its end of the socket pair."""
+    log_to_stderr()
     with Connection(int(argv[0])) as conn:
         _serve(conn)
     return 0
