@@ -180,6 +180,24 @@ def test_a_full_disk_keeps_the_whole_lines_and_names_the_file(tmp_path):
     sink.close()
 
 
+def test_a_named_pipe_without_a_reader_is_a_stream_error_not_a_hang(tmp_path):
+    from liveaffect.runtime.streams import StreamError
+
+    fifo = tmp_path / "faces.fifo"
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    with pytest.raises(StreamError, match="a named pipe with no reader"):
+        JsonlSink(StreamMeta(), fifo)  # it waited for a reader for good
+    assert time.monotonic() - started < 5
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # with one, lines go through
+    try:
+        with JsonlSink(StreamMeta(), fifo) as sink:
+            sink.write(IMAGE, frame(4))
+        assert json.loads(os.read(reader, 65536))["frame"] == 4
+    finally:
+        os.close(reader)
+
+
 def test_jsonl_stdout(capsys):
     with JsonlSink(StreamMeta(), None) as sink:
         sink.write(IMAGE, frame(5, [face()]))

@@ -26,6 +26,14 @@ from liveaffect.runtime.streams.records import FramePacket
 log = logging.getLogger(__name__)
 
 
+def _open_append(path: Path):
+    """``path`` opened to append bytes, unbuffered. Non-blocking open, so a named pipe
+    without a reader fails (ENXIO) instead of waiting for one; writes then block again."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o666)
+    os.set_blocking(fd, True)
+    return open(fd, "ab", buffering=0)
+
+
 class JsonlSink(StreamSink):
     """Writes one JSON object per frame and flushes it.
 
@@ -44,8 +52,12 @@ class JsonlSink(StreamSink):
             self._file, self._owned = sys.stdout, False
         else:
             try:  # appending: nothing is cut until the first frame (see the module docstring)
-                self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115
+                self._file = _open_append(self.path)
             except OSError as exc:
+                if exc.errno == errno.ENXIO:  # waiting would hang the start for good
+                    raise StreamError(
+                        f"jsonl:{self.path}: a named pipe with no reader; start the reader first"
+                    ) from None
                 raise StreamError(f"jsonl:{self.path}: cannot write ({exc.strerror})") from None
             self._owned = True
         self._emptied = not self._owned
