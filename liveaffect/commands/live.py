@@ -143,7 +143,7 @@ def _add_stream_arguments(group) -> None:
         "--stream-faces",
         default="4",
         metavar="N",
-        help="face slots in the LSL outlet (faces beyond N are not sent over LSL)",
+        help="face slots in the LSL outlet, 1 to 64 (faces beyond N are not sent over LSL)",
     )
     group.add_argument(
         "--stream-priority",

@@ -187,10 +187,18 @@ DETECTOR_FLAGS = {
 ENGINE_FLAGS = {"name": "--engine"}
 
 
+MAX_STREAM_FACES = 64
+"""Most LSL face slots (28 channels each: 1,792 channels); 100,000 made an outlet of 2.8
+million channels without a word."""
+
+
 def _check_streams(opts: LiveOptions, video: Path | None) -> None:
     """``--stream-faces`` and the files of ``jsonl:PATH`` targets (ports bind later)."""
-    if opts.stream_faces < 1:
-        raise ValueError(f"--stream-faces must be 1 or more, got {opts.stream_faces}")
+    if not 1 <= opts.stream_faces <= MAX_STREAM_FACES:
+        raise ValueError(
+            f"--stream-faces must be 1 to {MAX_STREAM_FACES} (28 LSL channels each), "
+            f"got {opts.stream_faces}"
+        )
     others = [p for p in (opts.output, opts.output_raw, opts.csv) if p is not None]
     jsonl_paths: list[Path] = []
     for target in opts.streams:

@@ -79,9 +79,13 @@ def test_one_jsonl_file_spelled_two_ways_is_one_line(capsys, tmp_path, video, fa
     assert not (tmp_path / "x.jsonl").exists()
 
 
-def test_stream_faces_must_be_positive(capsys, video, fake_bundle_dir):
-    argv = [str(video), "--no-display", "--model", str(fake_bundle_dir), "--stream-faces", "0"]
-    assert "--stream-faces" in one_error_line(capsys, argv)
+@pytest.mark.parametrize("n", ["0", "65"])
+def test_stream_faces_must_be_1_to_64(capsys, video, fake_bundle_dir, n):
+    # 100000 used to make an LSL outlet of 2.8 million channels without a word
+    argv = [str(video), "--no-display", "--model", str(fake_bundle_dir), "--stream-faces", n]
+    assert f"--stream-faces must be 1 to 64 (28 LSL channels each), got {n}" in one_error_line(
+        capsys, argv
+    )
 
 
 def test_port_in_use_fails_before_capture_and_touches_no_file(
