@@ -52,7 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     prefer_onednn()  # before TensorFlow loads, as train and evaluate do
     from liveaffect.bundle import BundleError, load_bundle
-    from liveaffect.model.export import ExportError, convert_tflite, max_differences
+    from liveaffect.model.export import ExportError, convert_tflite, max_differences, write_tflite
 
     base = Path(args.model) if Path(args.model).is_dir() else Path(args.model).parent
     out = Path(args.out) if args.out else base / f"model.{args.tflite}.tflite"
@@ -82,8 +82,7 @@ def run(args: argparse.Namespace) -> int:
         data = convert_tflite(bundle.model, args.tflite)
     except ExportError as exc:
         raise CliError(str(exc)) from exc
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(data)
+    write_tflite(data, out)  # whole or not at all; a full disk: one line naming --out, exit 1
     print(f"wrote {out} ({len(data) / 1e6:.1f} MB, {args.tflite})")
     with quiet_native_stderr():
         diffs = max_differences(bundle.model, out, x)

@@ -50,6 +50,29 @@ def convert_tflite(model: Any, mode: str = "fp32") -> bytes:
         raise ExportError(f"TFLite conversion failed: {str(exc).splitlines()[0][:200]}") from exc
 
 
+def write_tflite(data: bytes, path: str | os.PathLike) -> Path:
+    """Write a converted model to ``path`` whole or not at all (missing folders are made).
+
+    The bytes go to a temporary file beside ``path`` that replaces it only once complete,
+    so a full disk or a crash never leaves a cut-off ``.tflite`` (nor clobbers an older
+    whole one) for a later run to trust; the temporary file is removed on failure.
+
+    Raises:
+        OSError: the file cannot be written, with ``path`` as its ``filename``.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # processes may race here
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
+    return path
+
+
 def _cache_dirs(bundle_path: Path, digest: str) -> list[Path]:
     here = bundle_path if bundle_path.is_dir() else bundle_path.parent
     home = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "liveaffect"

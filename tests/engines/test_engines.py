@@ -190,6 +190,75 @@ def test_export_cli_writes_tflite_and_reports_differences(tmp_path):
     assert "largest |Keras - TFLite|" in proc.stdout and "expr" in proc.stdout
 
 
+_FILE_SIZE_LIMITED = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))  # every write past 4 KiB: EFBIG
+from liveaffect.model.export import write_tflite
+try:
+    write_tflite(b"x" * 100_000, sys.argv[1])
+except OSError as exc:
+    print(exc.errno, exc.filename)
+    sys.exit(3)
+"""
+
+
+def _file_size_limited(*args, timeout=60):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run(
+        [sys.executable, "-c", _FILE_SIZE_LIMITED, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=REPO,
+    )
+
+
+def test_a_tflite_that_cannot_be_written_whole_is_not_left_cut_off(tmp_path):
+    """A full disk mid-write: the error names the file, no partial file is left behind and
+    an older whole file at that path is kept."""
+    import errno
+
+    out = tmp_path / "m.tflite"
+    proc = _file_size_limited(str(out))
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    assert proc.stdout.split() == [str(errno.EFBIG), str(out)]
+    assert list(tmp_path.iterdir()) == []
+    out.write_bytes(b"older")
+    assert _file_size_limited(str(out)).returncode == 3
+    assert [p.name for p in tmp_path.iterdir()] == ["m.tflite"] and out.read_bytes() == b"older"
+
+
+@pytest.mark.slow
+def test_export_on_a_full_disk_names_the_file_and_leaves_no_partial_tflite(
+    tmp_path, monkeypatch, capsys
+):
+    """The disk fills while ``export`` writes the .tflite: one line naming --out, exit 1,
+    and no cut-off file left for a later run to load."""
+    import errno
+    import pathlib
+
+    from liveaffect.cli import main
+
+    bundle = make_tiny_bundle(tmp_path / "b")
+    out = tmp_path / "out" / "m.tflite"
+    write_bytes = pathlib.Path.write_bytes
+
+    def fill_up(self, data):  # half the bytes reach the disk, then it is full
+        if "tflite" not in self.name:
+            return write_bytes(self, data)
+        write_bytes(self, data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(pathlib.Path, "write_bytes", fill_up)
+    code = main(["export", "--model", str(bundle), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: disk full: cannot write {out}: {os.strerror(errno.ENOSPC)}"]
+    assert list(out.parent.iterdir()) == []
+
+
 @pytest.mark.slow
 def test_bench_cli_reports_every_stage(tmp_path):
     video = shared_path("videos", "pyfeat_single_face.mp4")
