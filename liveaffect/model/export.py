@@ -134,9 +134,7 @@ def cached_tflite(bundle: Any, mode: str = "fp32") -> Path:
         try:
             folder.mkdir(parents=True, exist_ok=True)
             data = data if data is not None else convert_tflite(bundle.model, mode)
-            tmp = target.with_suffix(f".{os.getpid()}.tmp")  # processes may race here
-            tmp.write_bytes(data)
-            os.replace(tmp, target)
+            write_tflite(data, target)  # a full disk leaves no cut-off temporary file
             stamp = {"sha256": digest, "source": str(model_file), "format": CACHE_FORMAT}
             stamp["bytes"] = len(data)
             (folder / f"model.{mode}.json").write_text(json.dumps(stamp))

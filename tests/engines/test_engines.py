@@ -162,6 +162,28 @@ def test_a_cut_off_cache_is_rebuilt_and_a_garbled_one_is_named(tmp_path, crops):
         create_engine(open_bundle(path), "tflite", tta=False)
 
 
+def test_a_full_disk_beside_the_bundle_leaves_no_partial_cache_file(tmp_path, monkeypatch):
+    """The bundle's disk fills while the cache is written there: the cache goes to
+    ~/.cache/liveaffect instead and the cut-off bytes do not stay to fill that disk."""
+    import errno
+    import pathlib
+
+    path = make_tiny_bundle(tmp_path / "b", seed=6)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home"))
+    write_bytes = pathlib.Path.write_bytes
+
+    def fill_up(self, data):  # half the bytes reach the bundle's disk, then it is full
+        if path not in self.parents:
+            return write_bytes(self, data)
+        write_bytes(self, data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(pathlib.Path, "write_bytes", fill_up)
+    engine = create_engine(load_bundle(path), "tflite", tta=False)
+    assert (tmp_path / "home" / "liveaffect") in engine.model_path.parents
+    assert list((path / ".tflite-cache").iterdir()) == []
+
+
 def test_wrong_crop_shape_is_refused(bundle_dir):
     engine = create_engine(load_bundle(bundle_dir), "tflite")
     with pytest.raises(ValueError, match="crops must have shape"):
