@@ -93,7 +93,13 @@ def _random_bundle(spec: str, out: Path):
     from liveaffect.preprocess import PreprocessSpec
 
     backbone, _, size = spec.partition(":")
-    size_px = int(size or 224)
+    try:
+        size_px = int(size or 224)
+    except ValueError:
+        raise CliError(
+            f"--random-model {spec}: SIZE must be a whole number of pixels "
+            "(BACKBONE:SIZE, e.g. efficientnetv2s:224)"
+        ) from None
     try:
         cfg = ModelConfig(backbone=backbone, input_size=size_px)
     except ValueError as exc:

@@ -358,3 +358,12 @@ def test_bench_rejects_an_unknown_engine_to_compare_before_loading(tmp_path):
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "--compare: unknown engine 'tflite-int'; choose from:" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_bench_rejects_a_random_model_size_that_is_not_a_number(tmp_path):
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"")
+    proc = _cli("bench", "--source", str(video), "--random-model", "cnn:big", timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "--random-model cnn:big: SIZE must be a whole number of pixels" in proc.stderr
+    assert "Traceback" not in proc.stderr
