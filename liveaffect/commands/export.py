@@ -23,7 +23,8 @@ from liveaffect.model.export import MODES
 def sample_faces(
     spec: Any, source: str | None, n: int = 64, seed: int = 0
 ) -> tuple[np.ndarray, str]:
-    """Up to ``n`` real face images from a dataset root, prepared for the model."""
+    """Up to ``n`` real face images from a dataset root, prepared for the model; images
+    that cannot be decoded are skipped (as ``evaluate`` skips them) and counted."""
     from liveaffect.data.dataset import load_face
     from liveaffect.data.loaders import load_records
     from liveaffect.preprocess import normalize
@@ -32,9 +33,20 @@ def sample_faces(
     if not records:
         raise CliError(f"no face images found in {source}")
     rng = np.random.default_rng(seed)
-    pick = rng.choice(len(records), min(n, len(records)), replace=False)
-    faces = np.stack([load_face(records[i].path, spec) for i in pick]).astype(np.float32)
-    return normalize(faces, spec), f"{len(pick)} faces from {source}"
+    faces, unreadable = [], 0
+    for i in rng.permutation(len(records)):
+        try:
+            faces.append(load_face(records[i].path, spec))
+        except ValueError:  # not a decodable image
+            unreadable += 1
+            continue
+        if len(faces) == n:
+            break
+    if not faces:
+        raise CliError(f"--samples {source}: none of its {len(records)} images can be read")
+    skipped = f" ({unreadable} unreadable skipped)" if unreadable else ""
+    x = np.stack(faces).astype(np.float32)
+    return normalize(x, spec), f"{len(faces)} faces from {source}{skipped}"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -367,3 +367,23 @@ def test_bench_rejects_a_random_model_size_that_is_not_a_number(tmp_path):
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "--random-model cnn:big: SIZE must be a whole number of pixels" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_export_samples_skip_unreadable_images_and_name_a_root_with_none(tmp_path):
+    """--samples: an image that cannot be decoded is skipped and counted, not a traceback;
+    a root with no readable image at all is one error naming it."""
+    import cv2
+
+    from liveaffect.commands.export import sample_faces
+    from liveaffect.errors import CliError
+    from liveaffect.preprocess import PreprocessSpec
+
+    spec = PreprocessSpec(input_size=(32, 32), color="gray")
+    (tmp_path / "happy").mkdir()
+    (tmp_path / "happy" / "bad.png").write_bytes(b"not an image")
+    with pytest.raises(CliError, match=r"--samples .*: none of its 1 images can be read"):
+        sample_faces(spec, str(tmp_path))
+    face = np.random.default_rng(0).integers(0, 255, (48, 48), np.uint8)
+    cv2.imwrite(str(tmp_path / "happy" / "good.png"), face)
+    x, what = sample_faces(spec, str(tmp_path))
+    assert x.shape == (1, 32, 32, 1) and "1 faces from" in what and "1 unreadable" in what
