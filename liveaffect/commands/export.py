@@ -49,6 +49,15 @@ def sample_faces(
     return normalize(x, spec), f"{len(faces)} faces from {source}{skipped}"
 
 
+def random_faces(spec: Any, n: int = 16, seed: int = 0) -> tuple[np.ndarray, str]:
+    """``n`` random-pixel images, normalised as the card says (as real faces would be)."""
+    from liveaffect.preprocess import normalize
+
+    pixels = np.random.default_rng(seed).uniform(0, 255, (n, *spec.input_shape))
+    x = np.asarray(normalize(pixels.astype(np.float32), spec), np.float32)
+    return x, f"{n} random-pixel images (pass --samples ROOT to compare on real faces)"
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, metavar="BUNDLE", help="bundle folder or .keras")
     p.add_argument("--tflite", choices=MODES, default="fp32", help="TFLite precision")
@@ -87,9 +96,7 @@ def run(args: argparse.Namespace) -> int:
         except DatasetError as exc:
             raise CliError(str(exc)) from exc
     else:
-        rng = np.random.default_rng(0)
-        x = rng.uniform(0, 255, (16, *spec.input_shape)).astype(np.float32)
-        what = "16 random-pixel images (pass --samples ROOT to compare on real faces)"
+        x, what = random_faces(spec)
     try:
         data = convert_tflite(bundle.model, args.tflite)
     except ExportError as exc:

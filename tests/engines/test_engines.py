@@ -387,3 +387,17 @@ def test_export_samples_skip_unreadable_images_and_name_a_root_with_none(tmp_pat
     cv2.imwrite(str(tmp_path / "happy" / "good.png"), face)
     x, what = sample_faces(spec, str(tmp_path))
     assert x.shape == (1, 32, 32, 1) and "1 faces from" in what and "1 unreadable" in what
+
+
+def test_export_random_pixels_are_normalised_as_the_card_says():
+    """Without --samples, export compares on random pixels prepared as real faces are: a
+    card that scales to 0..1 gets 0..1, not 0..255 (differences far out of range)."""
+    from liveaffect.commands.export import random_faces
+    from liveaffect.preprocess import PreprocessSpec
+
+    unit = PreprocessSpec(input_size=(32, 32), color="gray", normalization="unit")
+    x, what = random_faces(unit)
+    assert x.shape == (16, 32, 32, 1) and x.dtype == np.float32
+    assert x.min() >= 0.0 and x.max() <= 1.0 and x.max() > 0.9
+    raw, _ = random_faces(PreprocessSpec(input_size=(32, 32), color="gray"))
+    assert raw.max() > 200 and "16 random-pixel images" in what
