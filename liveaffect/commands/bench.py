@@ -11,7 +11,6 @@ reports how many frames the shown one lags behind the newest captured.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import tempfile
@@ -139,8 +138,9 @@ def run(args: argparse.Namespace) -> int:
     report["model"] = args.random_model or str(model_path)
     _print(report)
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        from liveaffect.runtime.benchmark import save_report
+
+        save_report(report, args.json)  # whole or not at all; a full disk: one line, exit 1
         print(f"wrote {args.json}")
     if tmp is not None:
         tmp.cleanup()

@@ -9,9 +9,13 @@ step, and summarise what was measured. Stages are timed with the loop's own
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -311,3 +315,25 @@ def compare_engines(bundle, crops: np.ndarray, names: list[str]) -> dict[str, An
             )
         out[name] = entry
     return out
+
+
+def save_report(report: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write ``report`` as JSON to ``path``, whole or not at all (missing folders are made).
+
+    The text goes to a temporary file beside ``path`` that replaces it only once complete:
+    a full disk leaves neither a cut-off JSON nor an emptied older one.
+
+    Raises:
+        OSError: the file cannot be written, with ``path`` as its ``filename``.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(report, indent=2) + "\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
+    return path

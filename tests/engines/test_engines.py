@@ -401,3 +401,28 @@ def test_export_random_pixels_are_normalised_as_the_card_says():
     assert x.min() >= 0.0 and x.max() <= 1.0 and x.max() > 0.9
     raw, _ = random_faces(PreprocessSpec(input_size=(32, 32), color="gray"))
     assert raw.max() > 200 and "16 random-pixel images" in what
+
+
+def test_bench_json_on_a_full_disk_names_the_file_and_leaves_no_partial_json(tmp_path, monkeypatch):
+    """bench --json is written whole or not at all: a full disk names the file (the CLI's
+    'disk full: cannot write FILE' line) and leaves an older report as it was."""
+    import errno
+    import pathlib
+
+    from liveaffect.runtime.benchmark import save_report
+
+    out = tmp_path / "bench.json"
+    save_report({"fps": 1.0}, out)
+    assert json.loads(out.read_text()) == {"fps": 1.0}
+    write_text = pathlib.Path.write_text
+
+    def fill_up(self, data, *args, **kwargs):  # half the text reaches the disk
+        write_text(self, data[: len(data) // 2], *args, **kwargs)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(pathlib.Path, "write_text", fill_up)
+    with pytest.raises(OSError) as caught:
+        save_report({"fps": 2.0, "pipeline": {"stages": {}}}, out)
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(out)
+    assert [p.name for p in tmp_path.iterdir()] == ["bench.json"]
+    assert json.loads(out.read_text()) == {"fps": 1.0}
