@@ -157,6 +157,11 @@ def _check(args: argparse.Namespace) -> None:
     for name in ("frames", "warmup", "baseline_frames", "threads"):
         if getattr(args, name) < 0:
             raise CliError(f"--{name.replace('_', '-')} must be >= 0")
+    if args.frames and args.frames <= args.warmup:
+        raise CliError(
+            f"--frames {args.frames} leaves no frame to time after the --warmup {args.warmup} "
+            "left out of the statistics; time more frames or lower --warmup"
+        )
     if args.memory_every < 1:
         raise CliError("--memory-every must be >= 1")
     if args.full_range_every < 1:

@@ -426,3 +426,12 @@ def test_bench_json_on_a_full_disk_names_the_file_and_leaves_no_partial_json(tmp
     assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(out)
     assert [p.name for p in tmp_path.iterdir()] == ["bench.json"]
     assert json.loads(out.read_text()) == {"fps": 1.0}
+
+
+def test_bench_rejects_frames_that_leave_nothing_to_time_after_warmup(tmp_path):
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"")
+    proc = _cli("bench", "--source", str(video), "--frames", "5", timeout=60)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "--frames 5 leaves no frame to time after the --warmup 10" in proc.stderr
+    assert "Traceback" not in proc.stderr
