@@ -79,11 +79,19 @@ def _cache_dirs(bundle_path: Path, digest: str) -> list[Path]:
     return [here / ".tflite-cache", home / digest[:16]]
 
 
-def _is_fresh(folder: Path, mode: str, digest: str) -> bool:
-    """Whether ``folder`` holds the ``mode`` conversion of the model with SHA-256 ``digest``."""
+def _cache_name(bundle: Any, mode: str) -> str:
+    """``STEM.MODE`` of the cache files for the bundle's ``.keras`` file (``model.fp32`` for a
+    bundle's ``model.keras``): two models in one folder (``best.keras`` and ``last.keras``
+    in a run's ``checkpoints/``) keep a conversion each instead of converting over each
+    other's on every start, or, running side by side, stamping the other's file as theirs."""
+    return f"{Path(bundle.model_file).stem}.{mode}"
+
+
+def _is_fresh(folder: Path, name: str, digest: str) -> bool:
+    """Whether ``folder`` holds the conversion ``name`` of the model with SHA-256 ``digest``."""
     try:
-        stamp = json.loads((folder / f"model.{mode}.json").read_text())
-        size = (folder / f"model.{mode}.tflite").stat().st_size
+        stamp = json.loads((folder / f"{name}.json").read_text())
+        size = (folder / f"{name}.tflite").stat().st_size
     except (OSError, ValueError):
         return False
     return (
@@ -94,10 +102,10 @@ def _is_fresh(folder: Path, mode: str, digest: str) -> bool:
     )
 
 
-def _find_fresh(folders: list[Path], mode: str, digest: str) -> Path | None:
+def _find_fresh(folders: list[Path], name: str, digest: str) -> Path | None:
     for folder in folders:  # every folder first: a warm one elsewhere needs no conversion
-        if _is_fresh(folder, mode, digest):
-            return folder / f"model.{mode}.tflite"
+        if _is_fresh(folder, name, digest):
+            return folder / f"{name}.tflite"
     return None
 
 
@@ -105,7 +113,7 @@ def fresh_tflite(bundle: Any, mode: str = "fp32") -> Path | None:
     """The bundle's cached TFLite model in ``mode`` if one is up to date, else None
     (:func:`cached_tflite` would convert it first); converts nothing, loads no Keras."""
     digest = bundle.model_sha256()
-    return _find_fresh(_cache_dirs(Path(bundle.path), digest), mode, digest)
+    return _find_fresh(_cache_dirs(Path(bundle.path), digest), _cache_name(bundle, mode), digest)
 
 
 def cached_tflite(bundle: Any, mode: str = "fp32") -> Path:
@@ -123,21 +131,22 @@ def cached_tflite(bundle: Any, mode: str = "fp32") -> Path:
     model_file = Path(bundle.model_file)
     digest = bundle.model_sha256()
     folders = _cache_dirs(Path(bundle.path), digest)
-    found = _find_fresh(folders, mode, digest)
+    name = _cache_name(bundle, mode)
+    found = _find_fresh(folders, name, digest)
     if found is not None:
         return found
     if bundle.model is None:  # an opened bundle loads its Keras model here, and only here
         raise ExportError("the bundle holds no Keras model to convert")
     data = None
     for folder in folders:
-        target = folder / f"model.{mode}.tflite"
+        target = folder / f"{name}.tflite"
         try:
             folder.mkdir(parents=True, exist_ok=True)
             data = data if data is not None else convert_tflite(bundle.model, mode)
             write_tflite(data, target)  # a full disk leaves no cut-off temporary file
             stamp = {"sha256": digest, "source": str(model_file), "format": CACHE_FORMAT}
             stamp["bytes"] = len(data)
-            (folder / f"model.{mode}.json").write_text(json.dumps(stamp))
+            (folder / f"{name}.json").write_text(json.dumps(stamp))
             return target
         except OSError:
             continue

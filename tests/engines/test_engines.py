@@ -435,3 +435,24 @@ def test_bench_rejects_frames_that_leave_nothing_to_time_after_warmup(tmp_path):
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "--frames 5 leaves no frame to time after the --warmup 10" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_two_models_in_one_folder_keep_a_tflite_cache_each(tmp_path, crops):
+    """checkpoints/best.keras and last.keras share a folder: each keeps its own conversion
+    (they converted over each other's on every start), and each runs its own weights."""
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    for name, seed in (("best", 7), ("last", 8)):
+        made = make_tiny_bundle(tmp_path / name, seed=seed)
+        shutil.copy(made / "model.keras", folder / f"{name}.keras")
+    best = create_engine(load_bundle(folder / "best.keras"), "tflite", tta=False)
+    stamp = best.model_path.stat().st_mtime_ns
+    last = create_engine(load_bundle(folder / "last.keras"), "tflite", tta=False)
+    assert best.model_path != last.model_path
+    again = create_engine(load_bundle(folder / "best.keras"), "tflite", tta=False)
+    assert again.model_path == best.model_path and best.model_path.stat().st_mtime_ns == stamp
+    for name, engine in (("best", again), ("last", last)):
+        ref = create_engine(load_bundle(folder / f"{name}.keras"), "keras", tta=False)
+        np.testing.assert_allclose(
+            engine.predict_heads(crops)["expr"], ref.predict_heads(crops)["expr"], atol=1e-4
+        )
