@@ -220,6 +220,7 @@ def _measure(args: argparse.Namespace, bundle, engine, detector) -> dict[str, An
     from liveaffect.runtime import benchmark
     from liveaffect.runtime.dashboard import Dashboard, View
     from liveaffect.runtime.live import Pipeline
+    from liveaffect.runtime.quiet import quiet_native_stderr
 
     settings = benchmark.ReplaySettings(
         args.source, args.frames, args.loop, args.camera_sim, args.warmup, args.memory_every
@@ -247,16 +248,19 @@ def _measure(args: argparse.Namespace, bundle, engine, detector) -> dict[str, An
         label=getattr(engine, "name", ""),
     )
     report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    if args.baseline_frames:
-        base = benchmark.baseline_predict_per_face(settings, bundle, detector, args.baseline_frames)
-        report["baseline_keras_predict_per_face"] = base
-        ours = report["pipeline"]["fps"]
-        speedup = round(ours / base["fps"], 2) if base["fps"] and ours else None
-        report["speedup_vs_baseline"] = speedup
     names = _compare_names(args)
-    if names:
-        crops = benchmark.face_crops(args.source, bundle, detector)
-        report["engine_differences_vs_keras"] = benchmark.compare_engines(bundle, crops, names)
+    with quiet_native_stderr():  # TensorFlow loads here when the engine did not need it
+        if args.baseline_frames:
+            base = benchmark.baseline_predict_per_face(
+                settings, bundle, detector, args.baseline_frames
+            )
+            report["baseline_keras_predict_per_face"] = base
+            ours = report["pipeline"]["fps"]
+            speedup = round(ours / base["fps"], 2) if base["fps"] and ours else None
+            report["speedup_vs_baseline"] = speedup
+        if names:
+            crops = benchmark.face_crops(args.source, bundle, detector)
+            report["engine_differences_vs_keras"] = benchmark.compare_engines(bundle, crops, names)
     return report
 
 

@@ -456,3 +456,24 @@ def test_two_models_in_one_folder_keep_a_tflite_cache_each(tmp_path, crops):
         np.testing.assert_allclose(
             engine.predict_heads(crops)["expr"], ref.predict_heads(crops)["expr"], atol=1e-4
         )
+
+
+@pytest.mark.slow
+def test_bench_keeps_tensorflow_start_up_lines_off_stderr_on_a_warm_cache(tmp_path):
+    """With a warm cache TensorFlow first loads for the baseline and --compare: its start-up
+    chatter (oneDNN notes, 'could not find cuda drivers', a cuInit error) is not shown."""
+    video = shared_path("videos", "pyfeat_single_face.mp4")
+    bundle = make_tiny_bundle(tmp_path / "b")
+    create_engine(open_bundle(bundle), "tflite", tta=False)  # warms the cache
+    common = ["--frames", "12", "--warmup", "2", "--baseline-frames", "2"]
+    proc = _cli(
+        "bench", "--source", str(video), "--model", str(bundle), *common, "--compare", "tflite"
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "max |tflite - keras|" in proc.stdout and "original design" in proc.stdout
+    chatter = [
+        line
+        for line in proc.stderr.splitlines()
+        if "cuda" in line.lower() or line.startswith(("I0000", "E0000", "W0000", "WARNING: All"))
+    ]
+    assert chatter == []
