@@ -103,6 +103,11 @@ class TFLiteEngine:
         except ExportError as exc:
             raise EngineError(str(exc)) from exc
         self._Interpreter = Interpreter
+        try:  # read once: every batch shape's interpreter runs these bytes, even when another
+            # process converts a newer model.keras into the same cache file meanwhile
+            self._model_bytes = self.model_path.read_bytes()
+        except OSError as exc:
+            raise EngineError(f"{self.model_path}: cannot read ({exc.strerror or exc})") from None
         self.trained = self._check_model(bundle)
         self._runners: OrderedDict[int, tuple] = OrderedDict()
         self._max = int(max_interpreters)
@@ -113,7 +118,7 @@ class TFLiteEngine:
         """The converted model's trained heads (its outputs are named by head), after
         checking its input against the card: the bundle's own ``outputs`` would need Keras."""
         try:
-            it = self._Interpreter(model_path=str(self.model_path), num_threads=1)
+            it = self._Interpreter(model_content=self._model_bytes, num_threads=1)
         except (ValueError, RuntimeError) as exc:  # LiteRT: "not a valid Flatbuffer" ...
             raise EngineError(
                 f"{self.model_path}: LiteRT cannot read this cached model ({exc}); delete "
@@ -131,7 +136,7 @@ class TFLiteEngine:
         if n in self._runners:
             self._runners.move_to_end(n)
             return self._runners[n]
-        it = self._Interpreter(model_path=str(self.model_path), num_threads=self.threads)
+        it = self._Interpreter(model_content=self._model_bytes, num_threads=self.threads)
         inp = it.get_input_details()[0]
         it.resize_tensor_input(inp["index"], [n, *self.input_shape], strict=False)
         it.allocate_tensors()

@@ -477,3 +477,19 @@ def test_bench_keeps_tensorflow_start_up_lines_off_stderr_on_a_warm_cache(tmp_pa
         if "cuda" in line.lower() or line.startswith(("I0000", "E0000", "W0000", "WARNING: All"))
     ]
     assert chatter == []
+
+
+def test_a_running_tflite_engine_keeps_its_model_when_the_cache_is_rebuilt(tmp_path, crops):
+    """Another process converting a new model.keras into the same cache file must not reach
+    an engine already running: its interpreters for new batch sizes run the model it began
+    with, not a mix of two models."""
+    path = make_tiny_bundle(tmp_path / "b", seed=9)
+    bundle = load_bundle(path)
+    engine = create_engine(bundle, "tflite", tta=False)
+    engine.predict_heads(crops[:1])  # one batch shape in use
+    shutil.copy(make_tiny_bundle(tmp_path / "other", seed=10) / "model.keras", path / "model.keras")
+    rebuilt = create_engine(open_bundle(path), "tflite", tta=False)  # "another process"
+    assert rebuilt.model_path == engine.model_path
+    ref = create_engine(bundle, "keras", tta=False).predict_heads(crops[:4])
+    got = engine.predict_heads(crops[:4])  # a batch of 4: a new interpreter
+    np.testing.assert_allclose(got["expr"], ref["expr"], atol=1e-4)
