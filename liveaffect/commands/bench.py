@@ -239,6 +239,7 @@ def _measure(args: argparse.Namespace, bundle, engine, detector) -> dict[str, An
         "full_range_every": getattr(detector, "full_range_every", None),
         "input": list(bundle.card.preprocess.input_shape),
         "cpu_threads": os.cpu_count(),
+        "threads": args.threads or None,  # --threads: inference threads (None: all cores)
         "cpu": cpu_info(),
     }
     report["pipeline"] = benchmark.replay_pipeline(

@@ -306,6 +306,8 @@ def test_bench_cli_reports_every_stage(tmp_path):
         "auto",
         "--full-range-every",
         "2",
+        "--threads",
+        "1",
         "--json",
         str(out),
     )
@@ -313,6 +315,7 @@ def test_bench_cli_reports_every_stage(tmp_path):
     report = json.loads(out.read_text())
     assert report["detector"] == "blazeface" and report["blazeface_model"] == "auto"
     assert report["full_range_every"] == 2
+    assert report["threads"] == 1  # --threads, beside the machine's cpu_threads
     p = report["pipeline"]
     assert p["frames"] == 30 and p["frames_timed"] == 25
     for stage in ("read", "detect", "track", "preprocess", "infer", "smooth", "draw"):
