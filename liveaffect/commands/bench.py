@@ -248,6 +248,11 @@ def _measure(args: argparse.Namespace, bundle, engine, detector) -> dict[str, An
         draw,
         label=getattr(engine, "name", ""),
     )
+    if not report["pipeline"]["frames_timed"]:
+        raise CliError(
+            f"{args.source}: its {report['pipeline']['frames']} frames leave none to time after "
+            f"--warmup {args.warmup}; lower --warmup or add --loop --frames N"
+        )
     report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     names = _compare_names(args)
     with quiet_native_stderr():  # TensorFlow loads here when the engine did not need it

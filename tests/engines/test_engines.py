@@ -496,3 +496,15 @@ def test_a_running_tflite_engine_keeps_its_model_when_the_cache_is_rebuilt(tmp_p
     ref = create_engine(bundle, "keras", tta=False).predict_heads(crops[:4])
     got = engine.predict_heads(crops[:4])  # a batch of 4: a new interpreter
     np.testing.assert_allclose(got["expr"], ref["expr"], atol=1e-4)
+
+
+@pytest.mark.slow
+def test_bench_says_so_when_the_clip_is_no_longer_than_the_warmup(tmp_path):
+    video = shared_path("videos", "pyfeat_single_face.mp4")  # 72 frames
+    bundle = make_tiny_bundle(tmp_path / "b")
+    out = tmp_path / "bench.json"
+    args = ["--warmup", "100", "--baseline-frames", "0", "--compare", "", "--json", str(out)]
+    proc = _cli("bench", "--source", str(video), "--model", str(bundle), *args)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "its 72 frames leave none to time after --warmup 100" in proc.stderr
+    assert "Traceback" not in proc.stderr and not out.exists()
