@@ -301,4 +301,7 @@ def _print(r: dict[str, Any]) -> None:
         )
     for name, d in r.get("engine_differences_vs_keras", {}).items():
         if isinstance(d, dict):
-            print(f"max |{name} - keras|: " + ", ".join(f"{k} {v:.2e}" for k, v in d.items()))
+            heads = ", ".join(f"{k} {v:.2e}" for k, v in d.items() if k != "expr_top1_agreement")
+            agree = d.get("expr_top1_agreement")
+            same = "" if agree is None else f" (top expression as keras's on {agree:.0%} of faces)"
+            print(f"max |{name} - keras|: {heads}{same}")

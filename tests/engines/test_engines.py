@@ -508,3 +508,35 @@ def test_bench_says_so_when_the_clip_is_no_longer_than_the_warmup(tmp_path):
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "its 72 frames leave none to time after --warmup 100" in proc.stderr
     assert "Traceback" not in proc.stderr and not out.exists()
+
+
+def test_bench_prints_the_top_expression_agreement_as_a_share(capsys):
+    from liveaffect.commands.bench import _print
+
+    stats = {"median_ms": None, "p95_ms": None}
+    report = {
+        "source": "clip.mp4",
+        "model": "m",
+        "engine": "tflite",
+        "input": [48, 48, 1],
+        "peak_rss_mb": 100.0,
+        "pipeline": {
+            "stages": {"read": stats},
+            "fps": 50.0,
+            "faces_per_s": 50.0,
+            "frames_timed": 10,
+            "faces_per_frame_mean": 1.0,
+            "faces_per_frame_max": 1,
+            "capture_to_display_ms": stats,
+        },
+        "engine_differences_vs_keras": {
+            "faces": 64,
+            "tflite-int8": {"expr": 0.014, "va": 0.017, "expr_top1_agreement": 0.96875},
+        },
+    }
+    _print(report)
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert line == (
+        "max |tflite-int8 - keras|: expr 1.40e-02, va 1.70e-02 "
+        "(top expression as keras's on 97% of faces)"
+    )
