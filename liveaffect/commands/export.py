@@ -61,7 +61,12 @@ def random_faces(spec: Any, n: int = 16, seed: int = 0) -> tuple[np.ndarray, str
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, metavar="BUNDLE", help="bundle folder or .keras")
     p.add_argument("--tflite", choices=MODES, default="fp32", help="TFLite precision")
-    p.add_argument("--out", metavar="FILE", help="output file (default: BUNDLE/model.MODE.tflite)")
+    p.add_argument(
+        "--out",
+        metavar="FILE",
+        help="output file (default: BUNDLE/model.MODE.tflite; beside a .keras file NAME.keras: "
+        "NAME.MODE.tflite)",
+    )
     p.add_argument(
         "--samples",
         metavar="ROOT",
@@ -75,8 +80,9 @@ def run(args: argparse.Namespace) -> int:
     from liveaffect.bundle import BundleError, load_bundle
     from liveaffect.model.export import ExportError, convert_tflite, max_differences, write_tflite
 
-    base = Path(args.model) if Path(args.model).is_dir() else Path(args.model).parent
-    out = Path(args.out) if args.out else base / f"model.{args.tflite}.tflite"
+    model = Path(args.model)
+    default = model / "model" if model.is_dir() else model.with_suffix("")  # best.keras: best
+    out = Path(args.out) if args.out else default.with_name(f"{default.name}.{args.tflite}.tflite")
     if out.suffix.lower() != ".tflite":
         raise CliError(f"--out must end in .tflite: {out}")
     check_output_file(out, "--out")

@@ -540,3 +540,17 @@ def test_bench_prints_the_top_expression_agreement_as_a_share(capsys):
         "max |tflite-int8 - keras|: expr 1.40e-02, va 1.70e-02 "
         "(top expression as keras's on 97% of faces)"
     )
+
+
+@pytest.mark.slow
+def test_export_of_a_keras_file_is_named_after_it(tmp_path, capsys):
+    """export --model checkpoints/best.keras writes best.MODE.tflite beside it, so that
+    last.keras's export does not overwrite it under one 'model.MODE.tflite'."""
+    from liveaffect.cli import main
+
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    shutil.copy(make_tiny_bundle(tmp_path / "b") / "model.keras", folder / "best.keras")
+    assert main(["export", "--model", str(folder / "best.keras"), "--tflite", "fp16"]) == 0
+    assert f"wrote {folder / 'best.fp16.tflite'}" in capsys.readouterr().out
+    assert sorted(p.name for p in folder.iterdir()) == ["best.fp16.tflite", "best.keras"]
