@@ -166,6 +166,8 @@ def _check(args: argparse.Namespace) -> None:
         raise CliError("--memory-every must be >= 1")
     if args.full_range_every < 1:
         raise CliError("--full-range-every must be >= 1")
+    if Path(args.source).is_dir():
+        raise CliError(f"--source {args.source} is a folder; bench replays one video file")
     if not Path(args.source).is_file():
         raise CliError(f"video not found: {args.source}")
 

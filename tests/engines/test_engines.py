@@ -554,3 +554,9 @@ def test_export_of_a_keras_file_is_named_after_it(tmp_path, capsys):
     assert main(["export", "--model", str(folder / "best.keras"), "--tflite", "fp16"]) == 0
     assert f"wrote {folder / 'best.fp16.tflite'}" in capsys.readouterr().out
     assert sorted(p.name for p in folder.iterdir()) == ["best.fp16.tflite", "best.keras"]
+
+
+def test_bench_says_a_folder_source_is_a_folder(tmp_path):
+    proc = _cli("bench", "--source", str(tmp_path), timeout=60)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert f"--source {tmp_path} is a folder; bench replays one video file" in proc.stderr
