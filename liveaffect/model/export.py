@@ -137,7 +137,7 @@ def cached_tflite(bundle: Any, mode: str = "fp32") -> Path:
         return found
     if bundle.model is None:  # an opened bundle loads its Keras model here, and only here
         raise ExportError("the bundle holds no Keras model to convert")
-    data = None
+    data, failed = None, []
     for folder in folders:
         target = folder / f"{name}.tflite"
         try:
@@ -148,9 +148,10 @@ def cached_tflite(bundle: Any, mode: str = "fp32") -> Path:
             stamp["bytes"] = len(data)
             (folder / f"{name}.json").write_text(json.dumps(stamp))
             return target
-        except OSError:
+        except OSError as exc:
+            failed.append(f"{folder} ({exc.strerror or exc})")
             continue
-    raise ExportError(f"cannot write a TFLite cache for {model_file}")
+    raise ExportError(f"cannot write a TFLite cache for {model_file} in " + " or ".join(failed))
 
 
 def run_tflite(path_or_bytes: str | os.PathLike | bytes, x: np.ndarray, threads: int | None = None):

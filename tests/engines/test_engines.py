@@ -560,3 +560,18 @@ def test_bench_says_a_folder_source_is_a_folder(tmp_path):
     proc = _cli("bench", "--source", str(tmp_path), timeout=60)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert f"--source {tmp_path} is a folder; bench replays one video file" in proc.stderr
+
+
+def test_a_cache_that_cannot_be_written_anywhere_names_each_folder_and_why(tmp_path, monkeypatch):
+    from liveaffect.engines import EngineError
+
+    path = make_tiny_bundle(tmp_path / "b", seed=11)
+    (path / ".tflite-cache").write_text("")  # a file where the folder would go
+    (tmp_path / "home").write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home"))
+    with pytest.raises(EngineError) as caught:
+        create_engine(load_bundle(path), "tflite", tta=False)
+    message = str(caught.value)
+    assert message.startswith(f"cannot write a TFLite cache for {path / 'model.keras'} in ")
+    assert f"{path / '.tflite-cache'} (File exists) or {tmp_path / 'home'}" in message
+    assert "(Not a directory)" in message
