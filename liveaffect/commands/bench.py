@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -302,7 +303,9 @@ def _print(r: dict[str, Any]) -> None:
             f" -> speed-up x{r['speedup_vs_baseline']}"
         )
     for name, d in r.get("engine_differences_vs_keras", {}).items():
-        if isinstance(d, dict):
+        if isinstance(d, dict) and "error" in d:
+            print(f"warning: --compare {name}: not compared ({d['error']})", file=sys.stderr)
+        elif isinstance(d, dict):
             heads = ", ".join(f"{k} {v:.2e}" for k, v in d.items() if k != "expr_top1_agreement")
             agree = d.get("expr_top1_agreement")
             same = "" if agree is None else f" (top expression as keras's on {agree:.0%} of faces)"

@@ -292,8 +292,12 @@ def face_crops(path: str, bundle, detector, limit: int = 64) -> np.ndarray:
 
 
 def compare_engines(bundle, crops: np.ndarray, names: list[str]) -> dict[str, Any]:
-    """Largest |engine - Keras float| per trained head, one view per face, on ``crops``."""
-    from liveaffect.engines import ENGINES, create_engine
+    """Largest |engine - Keras float| per trained head, one view per face, on ``crops``.
+
+    An engine that cannot be built (no TFLite cache can be written, say) gets
+    ``{"error": why}`` instead, so that the rest of the report is kept.
+    """
+    from liveaffect.engines import ENGINES, EngineError, create_engine
 
     if not len(crops):
         return {"note": "no faces found to compare on"}
@@ -307,7 +311,12 @@ def compare_engines(bundle, crops: np.ndarray, names: list[str]) -> dict[str, An
             )
         if name == "keras":
             continue
-        got = create_engine(bundle, name, batch_size=len(x), tta=False).predict_heads(x)
+        try:
+            engine = create_engine(bundle, name, batch_size=len(x), tta=False)
+        except EngineError as exc:
+            out[name] = {"error": str(exc)}
+            continue
+        got = engine.predict_heads(x)
         entry = {head: float(np.abs(ref[head] - got[head]).max()) for head in ref}
         if "expr" in ref:
             entry["expr_top1_agreement"] = float(

@@ -575,3 +575,19 @@ def test_a_cache_that_cannot_be_written_anywhere_names_each_folder_and_why(tmp_p
     assert message.startswith(f"cannot write a TFLite cache for {path / 'model.keras'} in ")
     assert f"{path / '.tflite-cache'} (File exists) or {tmp_path / 'home'}" in message
     assert "(Not a directory)" in message
+
+
+def test_bench_compare_notes_an_engine_it_cannot_build_and_keeps_the_others(tmp_path, monkeypatch):
+    """--compare with an engine that cannot be built (no cache folder can be written) records
+    why in the report instead of ending the run with a traceback after its work."""
+    from liveaffect.runtime.benchmark import compare_engines
+
+    path = make_tiny_bundle(tmp_path / "b", seed=12, input_size=32)
+    bundle = load_bundle(path)
+    (tmp_path / "home").write_text("")  # files where the cache folders would go
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home"))
+    (path / ".tflite-cache").write_text("")
+    crops = np.random.default_rng(0).uniform(0, 255, (3, 32, 32, 3)).astype(np.float32)
+    report = compare_engines(bundle, crops, ["tflite-int8"])
+    assert report["faces"] == 3
+    assert report["tflite-int8"]["error"].startswith("cannot write a TFLite cache for")
