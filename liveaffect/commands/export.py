@@ -71,7 +71,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--samples",
         metavar="ROOT",
         help="faces to compare Keras and TFLite on (any dataset root the trainer reads); "
-        "default: random pixels, with a warning",
+        "default: 16 random-pixel images, which the printed comparison names as such",
     )
 
 
