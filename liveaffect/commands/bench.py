@@ -171,6 +171,12 @@ def _check(args: argparse.Namespace) -> None:
         raise CliError(f"--source {args.source} is a folder; bench replays one video file")
     if not Path(args.source).is_file():
         raise CliError(f"video not found: {args.source}")
+    if not args.model and not args.random_model:
+        from liveaffect.commands.model_options import default_model_error
+
+        missing = default_model_error()
+        if missing:
+            raise CliError(missing)
 
 
 def _load(args: argparse.Namespace, model_path: Path):

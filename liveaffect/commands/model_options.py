@@ -160,6 +160,28 @@ def model_error(path: Path, exc: Exception) -> str:
     return f"model: {message}" if path.name in message else f"model {path}: {message}"
 
 
+def default_model_error() -> str | None:
+    """Why the default bundle (``final_model/`` beside the package) cannot be used, in one
+    line, or None when it holds a ``.keras`` file.
+
+    The bundle lives in the source repository, not in the package: ``pip install -e .``
+    from a clone finds it, a plain ``pip install`` (a wheel in site-packages) has none."""
+    if not DEFAULT_MODEL_DIR.is_dir():
+        return (
+            f"no default model: this liveaffect is installed in {DEFAULT_MODEL_DIR.parent} "
+            f"without the repository's {DEFAULT_MODEL_DIR.name}/ beside it (the model ships "
+            "with the source repository, not with a non-editable install); pass --model PATH "
+            f"(e.g. a clone's {DEFAULT_MODEL_DIR.name}/), or install from a clone with "
+            "`pip install -e .`"
+        )
+    if not any(DEFAULT_MODEL_DIR.glob("*.keras")):
+        return (
+            f"no model found in {DEFAULT_MODEL_DIR}; train one with "
+            "`python -m liveaffect train ...` or pass --model PATH"
+        )
+    return None
+
+
 def check_model_path(model: Path) -> None:
     """Fail fast (before TensorFlow loads) on a missing model.
 
@@ -168,11 +190,10 @@ def check_model_path(model: Path) -> None:
     """
     from liveaffect.bundle import BundleError, resolve_model_path
 
-    if model == DEFAULT_MODEL_DIR and not any(DEFAULT_MODEL_DIR.glob("*.keras")):
-        raise CliError(
-            f"no model found in {DEFAULT_MODEL_DIR}; train one with "
-            "`python -m liveaffect train ...` or pass --model PATH"
-        )
+    if model == DEFAULT_MODEL_DIR:
+        missing = default_model_error()
+        if missing:
+            raise CliError(missing)
     try:
         resolve_model_path(model)
     except BundleError as exc:

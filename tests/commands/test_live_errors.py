@@ -169,6 +169,32 @@ def test_no_model_at_all_says_how_to_get_one(capsys, monkeypatch, tmp_path, vide
     assert_one_line_error(code, err, "no model found", "python -m liveaffect train", "--model")
 
 
+@pytest.mark.parametrize("command", ["live", "analyze", "bench"])
+def test_an_installed_package_without_the_repository_model_says_what_to_pass(
+    capsys, monkeypatch, tmp_path, video, command
+):
+    """A non-editable ``pip install`` puts the package in site-packages with no
+    ``final_model/`` beside it: the error says so and names --model and ``pip install -e .``,
+    not only "train one" (before: "no model found in .../site-packages/final_model")."""
+    site = tmp_path / "site-packages"
+    monkeypatch.setattr(model_options, "DEFAULT_MODEL_DIR", site / "final_model")
+    argv = {
+        "live": ["live", str(video), "--no-display"],
+        "analyze": ["analyze", str(video), "--out", str(tmp_path / "out")],
+        "bench": ["bench", "--source", str(video)],
+    }[command]
+    if command == "bench":  # bench reads the default from runtime.options
+        from liveaffect.runtime import options
+
+        monkeypatch.setattr(options, "DEFAULT_MODEL_DIR", site / "final_model")
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert_one_line_error(
+        code, err, "no default model", str(site), "--model PATH", "pip install -e ."
+    )
+    assert not (tmp_path / "out").exists()
+
+
 def test_no_display_without_no_display_flag(capsys, monkeypatch, video, fake_bundle_dir):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
