@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from liveaffect.engines.base import Engine, to_predictions
+from liveaffect.engines.base import Engine, check_crops, to_predictions
 from liveaffect.tta import TTA
 from liveaffect.types import AffectPrediction
 
@@ -55,8 +55,13 @@ class TTAEngine:
         return self.inner.calls
 
     def predict_heads(self, crops: np.ndarray) -> dict[str, np.ndarray]:
-        """Score ``crops`` (N, H, W, C) as ``n_views * N`` rows; returns head -> (N, width)."""
-        crops = np.asarray(crops, np.float32)
+        """Score ``crops`` (N, H, W, C) as ``n_views * N`` rows; returns head -> (N, width).
+
+        Raises:
+            ValueError: ``crops`` is not (N, *input_shape), named as the caller passed it
+                (not after the views multiplied N).
+        """
+        crops = check_crops(crops, self.input_shape)
         n = len(crops)
         views = self.inner.predict_heads(self.tta.views(crops))
         return {h: self.tta.merge(v, n) for h, v in views.items()}

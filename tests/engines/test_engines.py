@@ -190,6 +190,19 @@ def test_wrong_crop_shape_is_refused(bundle_dir):
         engine.predict(np.zeros((1, 16, 16, 3), np.float32))
 
 
+def test_wrong_crop_shape_with_views_names_the_shape_passed(bundle_dir):
+    """With test-time views the error named the shape after the views multiplied the
+    faces ((4, 16, 16, 3) for one face and four views), not what the caller passed."""
+    from liveaffect.tta import TTA
+
+    engine = create_engine(
+        load_bundle(bundle_dir), "tflite", tta=TTA(flip=True, scales=(1.0, 0.92))
+    )
+    with pytest.raises(ValueError, match=r"got \(1, 16, 16, 3\)$"):
+        engine.predict(np.zeros((1, 16, 16, 3), np.float32))
+    assert engine.predict(np.zeros((0, 32, 32, 3), np.float32)) == []
+
+
 def _cli(*args, timeout=300):
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
     return subprocess.run(
