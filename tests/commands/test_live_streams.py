@@ -147,12 +147,14 @@ def test_with_jsonl_stdout_the_window_prints_snapshot_paths_to_stderr(monkeypatc
 
 def _osc_server():
     from pythonosc.dispatcher import Dispatcher
-    from pythonosc.osc_server import ThreadingOSCUDPServer
+    from pythonosc.osc_server import BlockingOSCUDPServer
 
     received: list[tuple] = []
     dispatcher = Dispatcher()
     dispatcher.set_default_handler(lambda address, *args: received.append((address, args)))
-    server = ThreadingOSCUDPServer(("127.0.0.1", 0), dispatcher)
+    # one thread, datagrams in arrival order: the threading server handled each in its own
+    # thread, and on a busy machine frame 1 was appended after frame 6
+    server = BlockingOSCUDPServer(("127.0.0.1", 0), dispatcher)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, received
 
