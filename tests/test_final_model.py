@@ -184,6 +184,9 @@ def test_the_int8_engine_reproduces_the_cards_int8_numbers_close_to_float(tmp_pa
     )  # fmt: skip
     card = cards[CK_TEST_KEY + INT8]
     assert ck["au"]["mean_f1"] == pytest.approx(card["au"]["mean_f1"], abs=2e-3)
+    # the card's int8 table also quotes the expression accuracy on these subjects (99
+    # faces: one answer moves it by 0.0101, so this allows one face to differ)
+    assert ck["expr"]["accuracy"] == pytest.approx(card["expr"]["accuracy"], abs=1.1e-2)
     assert card["au"]["mean_f1"] == pytest.approx(cards[CK_TEST_KEY]["au"]["mean_f1"], abs=5e-3)
     assert ck["au"]["thresholds"] == card_json()["au_thresholds"]  # the card's, not re-tuned
 
