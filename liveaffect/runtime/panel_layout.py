@@ -133,15 +133,16 @@ def _columns(
     heads: Sequence[str],
     expressions: Sequence[str],
     aus: Sequence[str],
-    body: int,
+    side: int,
     weak_aus: Collection[str],
 ) -> list[tuple[str, int]]:
-    """Each shown head's column in a card, left to right, with its width."""
+    """Each shown head's column in a card, left to right, with its width (``side``: the
+    circumplex's)."""
     columns: list[tuple[str, int]] = []
     if "expr" in heads:
         columns.append(("expr", _expr_width(style, expressions)))
     if "va" in heads:
-        columns.append(("va", body))  # the circumplex is square
+        columns.append(("va", side))  # the circumplex is square
     if "au" in heads:
         columns.append(("au", 2 * _au_col_width(style, aus, weak_aus) + style.pad))
     return columns
@@ -155,7 +156,11 @@ def _card(style: Style, columns: Sequence[tuple[str, int]], slot: Box, body: int
     areas: dict[str, Box] = {}
     x = rect[0] + pad
     for name, w in columns:
-        areas[name] = (x, top, x + w, top + body)
+        if name == "va":  # square, in the middle of a taller body
+            y = top + max(0, body - w) // 2
+            areas[name] = (x, y, x + w, y + min(w, body))
+        else:
+            areas[name] = (x, top, x + w, top + body)
         x += w + 2 * pad
     return CardLayout(
         rect=rect,
@@ -192,8 +197,11 @@ def panel_layout(
     slot_min = title_h + body + 3 * pad
     n = max(1, min(MAX_CARDS, avail // max(1, slot_min)))
     slot_h = avail // n
+    # the circumplex is as large as with MAX_CARDS cards, so fewer, taller cards do not
+    # make the panel wider (its width must grow with the height: Dashboard's fit search)
+    side = max(body, avail // MAX_CARDS - title_h - 3 * pad)
     body = max(body, slot_h - title_h - 3 * pad)
-    columns = _columns(style, heads, expressions, aus, body, weak_aus)
+    columns = _columns(style, heads, expressions, aus, side, weak_aus)
     inner = sum(w for _, w in columns) + 2 * pad * max(0, len(columns) - 1)
     title_w = text_size("#000 Happiness 0.00  V +0.00 A +0.00", style.font)[0]
     header_w = text_size(f"faces 00 | {note or ''}", style.font)[0]

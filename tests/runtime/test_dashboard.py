@@ -262,6 +262,40 @@ def test_canvas_fitted_to_a_window_is_the_tallest_that_fits(fit, panel):
     assert (np.abs(edge.astype(int) - id_color(0)).sum(-1) <= 30).any()
 
 
+@pytest.mark.parametrize("weak", [False, True])
+def test_fewer_taller_cards_do_not_widen_the_panel_so_small_windows_get_the_tallest_fit(weak):
+    """Under 540 px the panel holds fewer cards; their circumplex stays as large as with four,
+    so a shorter canvas is never wider (it was: one card at 240 px made the panel 566 px wide
+    against 470 px for two at 261, and the fit search then drew a 950x300 window's canvas at
+    240 px, 993 px wide and shrunk, where one 270 px tall fits)."""
+    from liveaffect.runtime.dashboard import MIN_FIT_HEIGHT
+
+    card = card_with()
+    if weak:  # the default model's marks widen the AU columns and the header
+        card.au_f1 = dict.fromkeys(card.aus, 0.8) | {"AU10": 0.0, "AU15": 0.27, "AU26": 0.0}
+    dash = Dashboard(card)
+    widths = {h: dash.panel.width_for(h) for h in range(MIN_FIT_HEIGHT, 560)}
+    for h in range(MIN_FIT_HEIGHT + 1, 560):
+        assert widths[h] >= widths[h - 1] - 3, (h, widths[h - 1], widths[h])  # pad rounding
+    layout = dash.panel.layout(MIN_FIT_HEIGHT)
+    assert layout.max_cards == 1
+    va, expr = layout.cards[0].va, layout.cards[0].expr
+    assert va[2] - va[0] == va[3] - va[1] < expr[3] - expr[1]  # square, in a taller card
+    assert expr[1] <= va[1] and va[3] <= expr[3]
+
+    def width(h: int) -> int:
+        return round(1920 * h / 1080) + widths[h]
+
+    for fit_w in range(880, 1100, 10):
+        view = View(fit=(fit_w, 420))
+        w, h = dash.canvas_size((1920, 1080), view)
+        fitting = [k for k in range(MIN_FIT_HEIGHT, 421) if width(k) <= fit_w]
+        if fitting:
+            assert w <= fit_w and h >= max(fitting) - 3, (fit_w, h, max(fitting))
+        else:
+            assert h == MIN_FIT_HEIGHT
+
+
 def test_panel_shows_only_the_faces_present_and_hides_untrained_heads():
     dash = Dashboard(card_with(au=False))
     frame = np.zeros((720, 1280, 3), np.uint8)
