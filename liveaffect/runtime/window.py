@@ -115,7 +115,10 @@ class WindowSink(ClosingSink):
         if self._opened:
             return
         _point_qt_at_system_fonts()
-        flags = cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL
+        # FREERATIO: the picture area is the whole window, whatever shape it is dragged to
+        # (write letterboxes every canvas to it); KEEPRATIO held it at the first canvas's
+        # aspect ratio for good, Qt's grey filling the rest
+        flags = cv2.WINDOW_NORMAL | cv2.WINDOW_FREERATIO | cv2.WINDOW_GUI_NORMAL
         cv2.namedWindow(self.name, flags)
         self._opened = True
         if self.size is None and canvas_size is not None and min(canvas_size) > 0:

@@ -444,6 +444,34 @@ def test_1080p_window_fits_the_screen_and_can_be_resized(laptop_xvfb):
         app.wait(10)
 
 
+def test_a_window_resized_to_another_shape_is_filled(laptop_xvfb):
+    """A window dragged to another shape than the canvas's gets canvases of its new shape
+    (the app letterboxes them itself, never stretched): Qt used to keep the picture area
+    at the first canvas's aspect ratio, so a 16:9 window made 700x600 showed a 700x394
+    picture between two bands of Qt's grey, and the view was drawn for that."""
+    import json
+
+    xvfb = laptop_xvfb
+    app = _script(xvfb, "resize")
+    try:
+        (window, *_) = wait_for_window(xvfb, app)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # Qt applies the first size a few frames late
+            if json.loads(app.stdout.readline())["rect"][0] < 1000:
+                break
+        x(xvfb, "xdotool", "windowsize", window, "700", "600")
+        now = None
+        while time.monotonic() < deadline:
+            now = json.loads(app.stdout.readline())
+            if abs(now["rect"][0] - 700) <= 4 and abs(now["rect"][1] - 600) <= 4:
+                break
+        else:
+            pytest.fail(f"the picture area is not the window's 700x600: {now}")
+    finally:
+        app.kill()
+        app.wait(10)
+
+
 def test_a_file_plays_at_its_frame_rate_with_a_window(xvfb):
     import json
 
