@@ -85,7 +85,13 @@ def test_new_face_next_to_existing_one_gets_its_own_id():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"iou_threshold": 0.0}, {"iou_threshold": 1.5}, {"max_lost": -1}, {"max_center_distance": -1}],
+    [
+        {"iou_threshold": 0.0},
+        {"iou_threshold": 1.5},
+        {"max_lost": -1},
+        {"max_center_distance": -1},
+        {"lost_gate_growth": -0.1},
+    ],
 )
 def test_bad_options_raise(kwargs):
     with pytest.raises(ValueError, match=next(iter(kwargs))):
@@ -150,3 +156,47 @@ def test_face_missed_after_a_jitter_keeps_its_id_where_it_was():
     for _ in range(4):
         tracker.update([])
     assert ids(tracker.update([det(100, 104, 160, 164)])) == [1]
+
+
+def _walker_missed_13_frames(tracker: IouTracker) -> None:
+    """A 60 px face walking 10 px a frame, seen 6 frames (x = 100..150), then missed by the
+    detector for 13 frames: at the next frame it is predicted at x = 290 (140 px on)."""
+    for i in range(6):
+        assert ids(tracker.update([det(100 + 10 * i, 100, 160 + 10 * i, 160)])) == [1]
+    for _ in range(13):
+        tracker.update([])
+
+
+def test_face_missed_13_frames_keeps_its_id_a_little_past_the_fixed_gate():
+    """It comes back 42 px (0.7 box sizes) below where it is predicted (IoU 0.18 there, none
+    with the box last seen): past the fixed 0.6 gate, inside the gate widened by 13 missed
+    frames (0.6 x 1.65 = 0.99), as the woman in the shared crowd clip was (0.68 after 13)."""
+    back = det(290, 142, 350, 202)
+    tracker = IouTracker()
+    _walker_missed_13_frames(tracker)
+    assert ids(tracker.update([back])) == [1]
+    fixed = IouTracker(TrackerOptions(lost_gate_growth=0.0))
+    _walker_missed_13_frames(fixed)
+    assert ids(fixed.update([back])) == [2]
+
+
+@pytest.mark.parametrize(
+    "box",
+    [
+        (290, 172, 350, 232),  # 72 px (1.2 box sizes) below the prediction: past 0.99
+        (600, 400, 660, 460),  # another face far away
+        (100, 300, 160, 360),  # below where the walker was last seen, 2.2 box sizes off
+    ],
+)
+def test_other_face_appearing_while_a_track_is_lost_13_frames_gets_a_new_id(box):
+    tracker = IouTracker()
+    _walker_missed_13_frames(tracker)
+    assert ids(tracker.update([det(*box)])) == [2]
+
+
+def test_track_seen_last_frame_keeps_the_fixed_gate():
+    """The gate widens only while a track is missed: a face 0.7 box sizes from a track seen
+    in the previous frame (an abrupt jump, not a missed walker) is someone else."""
+    tracker = IouTracker()
+    tracker.update([det(100, 100, 160, 160)])
+    assert ids(tracker.update([det(100, 142, 160, 202)])) == [2]
