@@ -86,6 +86,7 @@ class MeanEngine:
     """Fake engine: expression = softmax-free stand-in from left/right brightness."""
 
     name = "fake"
+    input_shape = (24, 24, 1)  # square_faces()'s (the Engine protocol's attribute)
 
     def __init__(self) -> None:
         self.calls: list[int] = []
