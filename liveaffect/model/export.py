@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from liveaffect.files import write_whole
+
 MODES = ("fp32", "fp16", "int8")
 CACHE_FORMAT = 2  # 2: outputs keyed by head name (list-output models are wrapped first)
 
@@ -51,26 +53,14 @@ def convert_tflite(model: Any, mode: str = "fp32") -> bytes:
 
 
 def write_tflite(data: bytes, path: str | os.PathLike) -> Path:
-    """Write a converted model to ``path`` whole or not at all (missing folders are made).
-
-    The bytes go to a temporary file beside ``path`` that replaces it only once complete,
-    so a full disk or a crash never leaves a cut-off ``.tflite`` (nor clobbers an older
-    whole one) for a later run to trust; the temporary file is removed on failure.
+    """Write a converted model to ``path`` whole or not at all (:func:`liveaffect.files.
+    write_whole`): a full disk or a crash never leaves a cut-off ``.tflite`` (nor clobbers an
+    older whole one) for a later run to trust.
 
     Raises:
         OSError: the file cannot be written, with ``path`` as its ``filename``.
     """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # processes may race here
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise OSError(exc.errno, exc.strerror, str(path)) from exc
-    return path
+    return write_whole(path, data)
 
 
 def _cache_dirs(bundle_path: Path, digest: str) -> list[Path]:

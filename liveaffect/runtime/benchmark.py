@@ -9,7 +9,6 @@ step, and summarise what was measured. Stages are timed with the loop's own
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import time
@@ -20,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from liveaffect.files import write_whole
 from liveaffect.runtime.timing import STAGES, StageTimer
 from liveaffect.runtime.video import SourceError, VideoSource, open_source
 
@@ -335,14 +335,4 @@ def save_report(report: dict[str, Any], path: str | os.PathLike) -> Path:
     Raises:
         OSError: the file cannot be written, with ``path`` as its ``filename``.
     """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(report, indent=2) + "\n")
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise OSError(exc.errno, exc.strerror, str(path)) from exc
-    return path
+    return write_whole(path, (json.dumps(report, indent=2) + "\n").encode("utf-8"))

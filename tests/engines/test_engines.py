@@ -430,13 +430,13 @@ def test_bench_json_on_a_full_disk_names_the_file_and_leaves_no_partial_json(tmp
     out = tmp_path / "bench.json"
     save_report({"fps": 1.0}, out)
     assert json.loads(out.read_text()) == {"fps": 1.0}
-    write_text = pathlib.Path.write_text
+    write_bytes = pathlib.Path.write_bytes
 
-    def fill_up(self, data, *args, **kwargs):  # half the text reaches the disk
-        write_text(self, data[: len(data) // 2], *args, **kwargs)
+    def fill_up(self, data):  # half the report reaches the disk
+        write_bytes(self, data[: len(data) // 2])
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(pathlib.Path, "write_text", fill_up)
+    monkeypatch.setattr(pathlib.Path, "write_bytes", fill_up)
     with pytest.raises(OSError) as caught:
         save_report({"fps": 2.0, "pipeline": {"stages": {}}}, out)
     assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(out)
