@@ -149,7 +149,9 @@ def markdown_section(robustness: dict[str, Any]) -> list[str]:
         ]
         for kind, e in copies.items():
             share = e["prediction_share"]
-            ratio = f"{f(share.get('max_ratio'), 2)} ({share.get('max_ratio_class', '')})"
+            ratio = f(share.get("max_ratio"), 2)
+            if share.get("max_ratio") is not None:
+                ratio += f" ({share.get('max_ratio_class', '')})"
             drop = f(e["accuracy_drop"])
             span = e.get("accuracy_drop_interval")
             if span and None not in span:
@@ -166,10 +168,16 @@ def markdown_section(robustness: dict[str, Any]) -> list[str]:
         out += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for name in names:
             cells = [name, f(clean["true"][name]), f(clean["predicted"][name])]
-            cells += [f(e["prediction_share"]["predicted"][name]) for e in copies.values()]
+            cells += [f(_predicted(e).get(name)) for e in copies.values()]
             out.append("| " + " | ".join(cells) + " |")
         out.append("")
     return out
+
+
+def _predicted(entry: dict[str, Any]) -> dict[str, float]:
+    """A copy's predicted share per class; empty when no face of it was scored (with
+    ``--detect`` the detector can find none in a degraded copy)."""
+    return entry["prediction_share"].get("predicted") or {}
 
 
 def plot_shares(robustness: dict[str, Any], path) -> Any:
@@ -185,7 +193,8 @@ def plot_shares(robustness: dict[str, Any], path) -> Any:
     names = list(clean["predicted"])
     series = {"true": clean["true"], "clean": clean["predicted"]}
     for kind, e in (robustness.get("copies") or {}).items():
-        series[kind] = e["prediction_share"]["predicted"]
+        if _predicted(e):  # a copy with no face scored (--detect found none) has no bars
+            series[kind] = _predicted(e)
     width = 0.8 / len(series)
     fig, ax = plt.subplots(figsize=(max(7, 1.1 * len(names)), 3.6))
     x = np.arange(len(names))

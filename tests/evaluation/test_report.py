@@ -123,3 +123,24 @@ def test_share_bars_leave_room_for_the_legend(tmp_path, kept_figures):
     _, ax = kept_figures[0]
     assert ax.get_ylim()[1] >= 1.25 * 0.7  # the legend sits over empty space
     assert [t.get_text() for t in ax.get_xticklabels()] == names
+
+
+def test_report_with_a_degraded_copy_in_which_no_face_was_found(tmp_path):
+    """With --detect the detector can find no face in a degraded copy (a strong blur of a
+    full image): its share is ``{"n": 0}``, and the report must still be written, the copy's
+    shares n/a and no bars for it."""
+    from liveaffect.evaluation.robustness import copy_entry
+
+    result = evaluate_arrays(**_arrays())
+    share = {"Neutral": 0.5, "Happiness": 0.5}
+    result.robustness["clean"] = {"n": 10, "predicted": share, "true": share}
+    empty = evaluate_arrays(**{k: v[:0] for k, v in _arrays().items()})
+    entry = copy_entry("blur", "Gaussian blur", result, empty, {"n": 0})
+    result.robustness["copies"] = {"blur": entry}
+    files = write_report(result, tmp_path / "r.md")
+    assert files["shares"].read_bytes().startswith(PNG_MAGIC)
+    text = (tmp_path / "r.md").read_text()
+    assert "| Neutral | 0.500 | 0.500 | n/a |" in text
+    row = next(line for line in text.splitlines() if line.startswith("| blur |"))
+    assert row.endswith("| n/a | n/a | n/a |") and "()" not in row  # share ratio, AU, VA
+    assert str(result)  # the printout too
