@@ -195,6 +195,17 @@ def _load_bundle(path: str) -> Any:
         raise CliError(str(exc)) from exc
 
 
+def _check_label_space(bundle: Any) -> None:
+    """A card whose classes or AUs are not the labels' (in their order) stops here,
+    before anything is scored."""
+    from liveaffect.evaluation.predict import LabelSpaceError, check_label_space
+
+    try:
+        check_label_space(bundle)
+    except LabelSpaceError as exc:
+        raise CliError(str(exc)) from None
+
+
 def _load_records(
     specs: list[str], split: str | None, group_by: str | None = None
 ) -> tuple[list, list[str]]:
@@ -477,6 +488,7 @@ def run(args: argparse.Namespace) -> int:
         if asked and not any(r.has_au for r in records):
             raise CliError(f"{flag} needs AU labels, and this data has none")
     bundle = _load_bundle(args.model)
+    _check_label_space(bundle)
     saves = args.tune_au_thresholds or args.save_to_card or args.save_au_f1
     card_file = _card_file(bundle) if saves else None
     if (args.tune_au_thresholds or args.save_au_f1) and not bundle.card.trained("au"):
@@ -485,6 +497,8 @@ def run(args: argparse.Namespace) -> int:
     tta = _tta(bundle, args)
     detector = _detector() if args.detect else None
     baseline = _load_bundle(args.baseline) if args.baseline else None
+    if baseline is not None:
+        _check_label_space(baseline)
     result, thresholds, clean = _evaluate(args, bundle, records, tta, detector)
     result.notes[:0] = notes
     copies = {}

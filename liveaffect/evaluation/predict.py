@@ -29,7 +29,7 @@ from liveaffect.data.records import Record
 from liveaffect.engines import create_engine
 from liveaffect.evaluation.metrics import NO_PREDICTION
 from liveaffect.evaluation.result import EvaluationResult, evaluate_arrays
-from liveaffect.labels import EXPRESSIONS
+from liveaffect.labels import AUS, EXPRESSIONS
 from liveaffect.preprocess import PreprocessSpec, crop_face, decode_image, prepare_face
 from liveaffect.tta import TTA
 from liveaffect.types import FaceDetector
@@ -219,6 +219,35 @@ class Predictions:
         )
 
 
+class LabelSpaceError(ValueError):
+    """A model whose card names other expression classes or AUs, or another order, than
+    the labels it would be scored against (:mod:`liveaffect.labels`)."""
+
+
+def check_label_space(bundle: Bundle) -> None:
+    """Refuse a model whose trained heads' outputs (as its card names them) are not the
+    labels' classes and AUs in the labels' order: output ``k`` is scored against label
+    ``k``, so another order would compare different classes without a sign of it.
+
+    Raises:
+        LabelSpaceError: naming the bundle and the first output that differs.
+    """
+    card = bundle.card
+    for head, names, labels in (("expr", card.expressions, EXPRESSIONS), ("au", card.aus, AUS)):
+        if not card.trained(head) or list(names) == list(labels):
+            continue
+        what = "expressions" if head == "expr" else "aus"
+        pairs = enumerate(zip(names, labels, strict=False))
+        differ = next(
+            (f"output {k} is {a!r}, the labels' {b!r}" for k, (a, b) in pairs if a != b),
+            f"it names {len(names)} outputs, the labels have {len(labels)}",
+        )
+        raise LabelSpaceError(
+            f"{bundle.path}: the card's {what} are not the labels' ({differ}); evaluate "
+            f"scores output k against label k, in the order {', '.join(labels)}"
+        )
+
+
 def label_arrays(records: Sequence[Record]) -> dict[str, np.ndarray]:
     """Stack records' labels: ``expr`` (N,), ``va`` (N, 2), ``au`` (N, 12), missing masked.
 
@@ -299,6 +328,7 @@ def predict_records(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if no_face not in NO_FACE_MODES:
         raise ValueError(f"no_face must be one of {', '.join(NO_FACE_MODES)}, got {no_face!r}")
+    check_label_space(bundle)
     active = [h for h in HEADS if h in bundle.outputs and bundle.card.trained(h)]
     outputs: dict[str, list[np.ndarray]] = {h: [] for h in active}
     tta = tta if tta is not None else TTA(flip=bool(tta_flip))

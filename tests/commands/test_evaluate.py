@@ -624,6 +624,29 @@ def test_cli_baseline_paired_comparison(bundle_dir, tiny_bundle_factory, tmp_pat
         run_cli([*argv, "--baseline", str(tmp_path / "nothing")])
 
 
+def test_cli_refuses_a_model_or_baseline_whose_card_names_other_classes(bundle_dir, tmp_path):
+    """Output k is scored against label k: a card listing its expressions (or AUs) in
+    another order, as the live app would show them, must not be scored as if it listed
+    the labels' order, nor compared with a baseline that does."""
+    data = write_class_folders(tmp_path / "fer")
+    other = shutil.copytree(bundle_dir, tmp_path / "reordered")
+    card = json.loads((other / "card.json").read_text())
+    card["expressions"] = [*card["expressions"][1:], card["expressions"][0]]
+    (other / "card.json").write_text(json.dumps(card))
+    out = tmp_path / "e.json"
+    argv = ["--data", str(data), "--no-tta-flip", "--bootstrap", "20", "--json", str(out)]
+    with pytest.raises(CliError, match=r"reordered: the card's expressions .*output 0 is 'Anger'"):
+        run_cli(["--model", str(other), *argv])
+    with pytest.raises(CliError, match=r"reordered: the card's expressions"):
+        run_cli(["--model", str(bundle_dir), "--baseline", str(other), *argv])
+    assert not out.exists()
+    card["expressions"] = json.loads((bundle_dir / "card.json").read_text())["expressions"]
+    card["aus"] = card["aus"][:11]
+    (other / "card.json").write_text(json.dumps(card))
+    with pytest.raises(CliError, match=r"card's aus .*names 11 outputs, the labels have 12"):
+        run_cli(["--model", str(other), *argv])
+
+
 def test_tensorflows_start_up_lines_are_hidden_while_the_model_loads(capfd, monkeypatch):
     """TensorFlow prints CUDA probes from C++ while it loads ("failed call to cuInit" on a
     CPU-only machine); evaluate hides them as live does, and still reports a bad model."""
