@@ -155,6 +155,14 @@ def au_pos_weights(records: Sequence[Record], cfg: RunConfig) -> list[float]:
     return [float(v) for v in np.clip(out, 1.0, 20.0)]
 
 
+# A card's ``data`` for a head whose training faces carry none of its labels.
+NO_LABELS = {
+    "expr": "no expression labels",
+    "va": "no valence/arousal labels",
+    "au": "no action-unit labels",
+}
+
+
 def head_info(
     records: Sequence[Record], loss_weights: dict[str, float] | None = None
 ) -> dict[str, HeadInfo]:
@@ -182,7 +190,7 @@ def head_info(
     info = {}
     for head, present in labelled.items():
         if not present:
-            data = "no action-unit labels" if head == "au" else sources(has[head])
+            data = NO_LABELS[head]
         elif weights[head] <= 0:
             data = f"{sources(has[head])}; loss weight 0, so not trained"
         else:

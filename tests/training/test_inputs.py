@@ -7,7 +7,7 @@ import pytest
 
 from liveaffect.data.records import Record
 from liveaffect.training.config import RunConfig, config_from_dict
-from liveaffect.training.inputs import _split, class_weights
+from liveaffect.training.inputs import _split, class_weights, head_info
 
 
 def test_a_capped_class_weight_no_longer_pushes_the_others_down():
@@ -62,3 +62,15 @@ def test_no_training_records_names_the_sources_and_why(tmp_path):
     manifest.write_text("path,expression\nf0.png,\n")
     with pytest.raises(TrainingError, match=rf"^no training records in {manifest}: no labelled"):
         resolve_records(cfg)
+
+
+def test_a_head_without_labels_says_which_labels_it_lacked():
+    # the card's data line of an untrained head names the labels, for every head (the VA
+    # and expression heads had "" there, only the AU head a sentence)
+    only_expr = head_info([Record("a.jpg", 1, source="fer")])
+    assert only_expr["expr"].trained and only_expr["expr"].data == "fer (1 faces)"
+    assert not only_expr["va"].trained and only_expr["va"].data == "no valence/arousal labels"
+    assert not only_expr["au"].trained and only_expr["au"].data == "no action-unit labels"
+    only_va = head_info([Record("a.jpg", va=(0.1, 0.2), source="va")])
+    assert not only_va["expr"].trained and only_va["expr"].data == "no expression labels"
+    assert only_va["va"].data == "va (1 faces)"
