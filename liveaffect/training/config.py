@@ -16,6 +16,8 @@ from liveaffect.model.mtl import HeadConfig, ModelConfig
 from liveaffect.tta import TTA
 
 MIXED_PRECISION = ("auto", "none", "bfloat16", "float16")
+# A source's ``split``: the part of it to read (None: all of it).
+SOURCE_SPLITS = (None, "train", "validation", "test")
 # Per-head loss weights of a config that names none; a head a config leaves out keeps its own.
 DEFAULT_LOSS_WEIGHTS = {"expr": 1.0, "va": 1.0, "au": 5.0}
 
@@ -80,6 +82,11 @@ class SourceSpec:
     weak_au: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.split not in SOURCE_SPLITS:
+            raise ValueError(
+                f"split must be train, validation or test (or left out for all of the "
+                f"source), got {self.split!r} for {self.path}"
+            )
         if not 0.0 <= self.holdout < 1.0:
             raise ValueError(f"holdout must be in [0, 1), got {self.holdout} for {self.path}")
         if self.part not in PARTS:

@@ -65,6 +65,15 @@ def test_the_from_scratch_recipe_chains_its_stages():
             {"data": {"train": [{"path": "x", "repeat": 1.5}]}},
             r"data.train\[0\].repeat must be int",
         ),
+        # read mid-run by the loader, whose message named neither the key nor the source
+        (
+            {"data": {"train": [{"path": "fer", "split": "val"}]}},
+            r"split must be train, validation or test .*got 'val' for fer",
+        ),
+        (
+            {"data": {"validation": [{"path": "ck.csv", "split": 3}]}},
+            "got 3 for ck.csv",
+        ),
     ],
 )
 def test_values_that_would_fail_mid_run_are_refused_when_the_config_is_read(data, message):
