@@ -402,21 +402,32 @@ class RunConfig:
 _PLAIN_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
 
 
+def _has_type(value: Any, type_name: str) -> bool:
+    """Whether ``value`` fits a field typed ``type_name`` (a plain ``int``, ``float``,
+    ``bool`` or ``str``, or one of them ``| None``); True for any other type (not checked
+    here)."""
+    if type_name.endswith(" | None"):
+        if value is None:
+            return True
+        type_name = type_name.removesuffix(" | None")
+    types = _PLAIN_TYPES.get(type_name)
+    if types is None:
+        return True
+    return isinstance(value, types) and (not isinstance(value, bool) or bool in types)
+
+
 def _build(cls, data: dict[str, Any], where: str):
     """``cls(**data)``, naming an unknown key, and a value of the wrong type for a field
-    typed plainly ``int``, ``float``, ``bool`` or ``str`` (YAML's ``"2"`` is a string;
-    unchecked, it fails far away with a message that names no key)."""
+    typed plainly ``int``, ``float``, ``bool`` or ``str``, or one of them ``| None`` (YAML's
+    ``"2"`` is a string; unchecked, it fails far away with a message that names no key)."""
     if not isinstance(data, dict):
         raise ValueError(f"{where} must be a mapping of keys to values, got {data!r}")
-    known = {f.name: f.type for f in fields(cls)}
+    known = {f.name: str(f.type) for f in fields(cls)}
     unknown = set(data) - set(known)
     if unknown:
         raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(known)}")
     for key, value in data.items():
-        types = _PLAIN_TYPES.get(str(known[key]))
-        if types is None:
-            continue
-        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+        if not _has_type(value, known[key]):
             raise ValueError(f"{where}.{key} must be {known[key]}, got {value!r}")
     return cls(**data)
 

@@ -65,6 +65,13 @@ def test_the_from_scratch_recipe_chains_its_stages():
             {"data": {"train": [{"path": "x", "repeat": 1.5}]}},
             r"data.train\[0\].repeat must be int",
         ),
+        # optional fields: None or the type (group_by: 5 was a traceback in the CSV reader)
+        (
+            {"data": {"train": [{"path": "ck.csv", "group_by": 5, "holdout": 0.2}]}},
+            r"data.train\[0\].group_by must be str \| None, got 5",
+        ),
+        ({"train": {"init_from": 1}}, r"train.init_from must be str \| None, got 1"),
+        ({"model": {"trainable_layers": "all"}}, r"model.trainable_layers must be int \| None"),
         # read mid-run by the loader, whose message named neither the key nor the source
         (
             {"data": {"train": [{"path": "fer", "split": "val"}]}},
@@ -72,7 +79,7 @@ def test_the_from_scratch_recipe_chains_its_stages():
         ),
         (
             {"data": {"validation": [{"path": "ck.csv", "split": 3}]}},
-            "got 3 for ck.csv",
+            r"data.validation\[0\].split must be str \| None, got 3",
         ),
     ],
 )
