@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -403,13 +404,22 @@ _PLAIN_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (s
 
 
 def _has_type(value: Any, type_name: str) -> bool:
-    """Whether ``value`` fits a field typed ``type_name`` (a plain ``int``, ``float``,
-    ``bool`` or ``str``, or one of them ``| None``); True for any other type (not checked
-    here)."""
+    """Whether ``value`` fits a field typed ``type_name``: a plain ``int``, ``float``,
+    ``bool`` or ``str``, a ``list[...]`` / ``Sequence[...]`` of one of them, a
+    ``dict[str, ...]`` of one of them, any of these ``| None``; True for any other type (not
+    checked here)."""
     if type_name.endswith(" | None"):
         if value is None:
             return True
         type_name = type_name.removesuffix(" | None")
+    items = re.fullmatch(r"(?:list|Sequence)\[(\w+)\]", type_name)
+    if items and items[1] in _PLAIN_TYPES:  # a YAML list of them
+        return isinstance(value, list | tuple) and all(_has_type(v, items[1]) for v in value)
+    values = re.fullmatch(r"dict\[str, (\w+)\]", type_name)
+    if values and values[1] in _PLAIN_TYPES:  # a YAML mapping of names to them
+        return isinstance(value, dict) and all(
+            isinstance(k, str) and _has_type(v, values[1]) for k, v in value.items()
+        )
     types = _PLAIN_TYPES.get(type_name)
     if types is None:
         return True
@@ -418,8 +428,9 @@ def _has_type(value: Any, type_name: str) -> bool:
 
 def _build(cls, data: dict[str, Any], where: str):
     """``cls(**data)``, naming an unknown key, and a value of the wrong type for a field
-    typed plainly ``int``, ``float``, ``bool`` or ``str``, or one of them ``| None`` (YAML's
-    ``"2"`` is a string; unchecked, it fails far away with a message that names no key)."""
+    typed plainly (``int``, ``float``, ``bool``, ``str``, a list or a mapping of them, any of
+    these ``| None``; :func:`_has_type`). YAML's ``"2"`` is a string and ``[16]`` written
+    ``16`` a number; unchecked, they fail far away with a message that names no key."""
     if not isinstance(data, dict):
         raise ValueError(f"{where} must be a mapping of keys to values, got {data!r}")
     known = {f.name: str(f.type) for f in fields(cls)}

@@ -72,6 +72,14 @@ def test_the_from_scratch_recipe_chains_its_stages():
         ),
         ({"train": {"init_from": 1}}, r"train.init_from must be str \| None, got 1"),
         ({"model": {"trainable_layers": "all"}}, r"model.trainable_layers must be int \| None"),
+        # lists and mappings: "'int' object is not iterable" named no key
+        ({"model": {"widths": 16}}, r"model.widths must be Sequence\[int\], got 16"),
+        ({"model": {"widths": [16, "x"]}}, r"model.widths must be Sequence\[int\]"),
+        ({"train": {"tta_scales": 1.0}}, r"train.tta_scales must be list\[float\], got 1.0"),
+        ({"train": {"select_scales": 1}}, r"train.select_scales must be list\[float\] \| None"),
+        ({"train": {"loss_weights": [1, 2]}}, r"train.loss_weights must be dict\[str, float\]"),
+        ({"train": {"class_boost": {"Fear": "x"}}}, r"train.class_boost must be dict\[str, float"),
+        ({"augment": {"degrade_kinds": ["blur"]}}, r"augment.degrade_kinds must be dict"),
         # read mid-run by the loader, whose message named neither the key nor the source
         (
             {"data": {"train": [{"path": "fer", "split": "val"}]}},
