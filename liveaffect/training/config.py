@@ -13,6 +13,7 @@ import yaml
 from liveaffect.data.dataset import AugmentConfig
 from liveaffect.data.sampling import SeedRecipe
 from liveaffect.data.splits import PARTS, STRATEGIES
+from liveaffect.labels import EXPRESSIONS
 from liveaffect.model.mtl import HeadConfig, ModelConfig
 from liveaffect.tta import TTA
 
@@ -330,6 +331,12 @@ class TrainConfig:
         if not self.select_accuracy_weight >= 0:
             raise ValueError(
                 f"train.select_accuracy_weight must be >= 0, got {self.select_accuracy_weight}"
+            )
+        unknown = [name for name in self.class_boost if name not in EXPRESSIONS]
+        if unknown:  # else found only after TensorFlow loaded and the faces were decoded
+            raise ValueError(
+                f"train.class_boost: unknown class(es) {unknown}; the classes are "
+                f"{', '.join(EXPRESSIONS)}"
             )
         if self.bundle_epoch not in ("best", "last"):
             raise ValueError(f"train.bundle_epoch must be best or last, got {self.bundle_epoch!r}")

@@ -80,6 +80,11 @@ def test_the_from_scratch_recipe_chains_its_stages():
         ({"train": {"loss_weights": [1, 2]}}, r"train.loss_weights must be dict\[str, float\]"),
         ({"train": {"class_boost": {"Fear": "x"}}}, r"train.class_boost must be dict\[str, float"),
         ({"augment": {"degrade_kinds": ["blur"]}}, r"augment.degrade_kinds must be dict"),
+        # found only after the faces were decoded, without the names it takes
+        (
+            {"train": {"class_boost": {"happy": 0.5}}},
+            r"train.class_boost: unknown class\(es\) \['happy'\]; the classes are Neutral, ",
+        ),
         # read mid-run by the loader, whose message named neither the key nor the source
         (
             {"data": {"train": [{"path": "fer", "split": "val"}]}},
