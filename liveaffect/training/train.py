@@ -324,6 +324,7 @@ def _fit(run: _Run, strategy, ds, val: ValidationSet, verbose, extra_callbacks):
             ds,
             epochs=cfg.train.epochs,
             initial_epoch=state.epoch_done,
+            shuffle=False,  # ds shuffles itself; Keras' default True only prints a warning
             callbacks=[
                 keras.callbacks.LambdaCallback(on_epoch_begin=clock),
                 *_ema_callbacks(run),

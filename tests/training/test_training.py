@@ -304,6 +304,18 @@ def test_a_head_without_labels_is_marked_untrained(sets, tmp_path, monkeypatch):
     assert all(r["val_au_mean_f1"] == "nan" for r in log_rows(tmp_path / "run"))
 
 
+def test_training_prints_no_keras_warning_about_shuffle(sets, tmp_path):
+    # fit's default shuffle=True cannot apply to a tf.data.Dataset (which shuffles itself);
+    # Keras said so in a UserWarning on every run and every resume
+    import warnings
+
+    cfg = make_cfg(sets["train"], sets["val"], epochs=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train(cfg, tmp_path / "run", **QUIET)
+    assert not [w for w in caught if "shuffle" in str(w.message)]
+
+
 # ------------------------------------------------------------------ masking
 def _leak_masks(monkeypatch) -> None:
     """Make the losses forget their masks: a missing class becomes class 0 (Neutral),
